@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from django.db import models
+from django.urls import reverse
+
+
+class StoragePool(models.Model):
+    """A libvirt storage pool as last seen by a sync, plus the team's capacity policy."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Running"
+        INACTIVE = "inactive", "Stopped"
+
+    host = models.ForeignKey("hosts.Host", on_delete=models.CASCADE, related_name="pools")
+    name = models.CharField(max_length=255)
+    uuid = models.CharField(max_length=36, blank=True)
+    type = models.CharField(max_length=32, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.INACTIVE)
+    autostart = models.BooleanField(default=False)
+    persistent = models.BooleanField(default=True)
+    capacity = models.BigIntegerField(default=0)
+    allocation = models.BigIntegerField(default=0)
+    available = models.BigIntegerField(default=0)
+    target_path = models.CharField(max_length=4096, blank=True)
+    xml = models.TextField(blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    # Kept by the sync so lists never aggregate volumes per pool.
+    volume_count = models.PositiveIntegerField(default=0)
+    volume_capacity_total = models.BigIntegerField(default=0)
+    # Capacity policy (issue: pool lifecycle). None means no limit.
+    max_overcommit = models.DecimalField(
+        max_digits=6, decimal_places=2, null=True, blank=True,
+        help_text="Largest allowed sum of volume capacities / pool capacity, e.g. 1.50.",
+    )
+    reserve_bytes = models.BigIntegerField(default=0, help_text="Free space that volumes may not use.")
+
+    class Meta:
+        ordering = ["host__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["host", "name"], name="unique_pool_name_per_host")]
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.host}" if self.host_id else self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("pools:detail", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == self.State.ACTIVE
+
+    @property
+    def overcommit(self) -> float | None:
+        """Sum of volume capacities (virtual sizes) over pool capacity."""
+        if not self.capacity:
+            return None
+        return self.volume_capacity_total / self.capacity
+
+    @property
+    def used_percent(self) -> float:
+        return 100.0 * self.allocation / self.capacity if self.capacity else 0.0

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs and starts everything virtstorage needs on a Debian/Ubuntu host.
+# Idempotent: a second run only checks. Works with systemd and without it
+# (containers, CI), where daemons are started directly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+APT_PACKAGES="libvirt-daemon-system libvirt-clients libvirt-dev qemu-utils qemu-system-x86 \
+redis-server pkg-config python3-venv python3-dev gcc scrub"
+if [ "${WITH_TEST_TOOLS:-0}" = "1" ]; then
+  APT_PACKAGES="$APT_PACKAGES chromium"
+fi
+
+missing=""
+for pkg in $APT_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  echo "==> Installing system packages:$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
+
+have_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
+
+start_daemon() {  # start_daemon NAME CHECK_CMD START_CMD...
+  local name=$1 check=$2; shift 2
+  if eval "$check" >/dev/null 2>&1; then return 0; fi
+  echo "==> Starting $name"
+  if have_systemd; then
+    $SUDO systemctl start "$name" || "$@"
+  else
+    "$@"
+  fi
+  for _ in $(seq 1 50); do eval "$check" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "error: $name did not start" >&2; exit 1
+}
+
+start_daemon redis-server "redis-cli ping" $SUDO redis-server --daemonize yes --bind 127.0.0.1 --save '' --appendonly no
+start_daemon virtlogd "pgrep -x virtlogd" $SUDO virtlogd -d
+start_daemon libvirtd "virsh -c qemu:///system version" $SUDO libvirtd -d
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "==> Creating .venv"
+  $PY -m venv .venv
+fi
+REQ=requirements.txt
+[ "${WITH_TEST_TOOLS:-0}" = "1" ] && REQ=requirements-dev.txt
+stamp=".venv/.installed-$(sha256sum requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)-$REQ"
+if [ ! -f "$stamp" ]; then
+  echo "==> Installing Python requirements ($REQ)"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r "$REQ"
+  touch "$stamp"
+fi
+mkdir -p var

@@ -1,0 +1,324 @@
+"""Fixtures on real services: libvirtd, Redis, a Celery worker and the ASGI server.
+
+Nothing here is mocked and nothing is skipped: a missing service fails the run
+with a message that says what to start (`make test` starts all of them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Tests get their own Celery queue so a `make run` worker on the same Redis never takes their jobs.
+os.environ.setdefault("CELERY_QUEUE", f"virtstorage-test-{os.getpid()}")
+os.environ.setdefault("JOB_STALE_SECONDS", "15")
+LIBVIRT_URI = os.environ.get("TEST_LIBVIRT_URI", "qemu:///system")
+TEST_POOL_PREFIX = "vstest-"
+
+
+def virsh(*args: str, check: bool = True) -> str:
+    """Run virsh against the test libvirtd: the independent witness of what libvirt holds."""
+    proc = subprocess.run(["virsh", "-q", "-c", LIBVIRT_URI, *args], capture_output=True, text=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"virsh {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def _require_services() -> None:
+    problems = []
+    if shutil.which("virsh") is None:
+        problems.append("virsh is not installed (apt-get install libvirt-clients), run `make test`")
+    else:
+        proc = subprocess.run(["virsh", "-c", LIBVIRT_URI, "version"], capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            problems.append(f"libvirtd is not answering at {LIBVIRT_URI}: start it with `libvirtd -d` "
+                            f"(or `systemctl start libvirtd`): {proc.stderr.strip()}")
+    import redis
+    from django.conf import settings
+
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        problems.append(f"Redis is not answering at {settings.REDIS_URL}: start it with "
+                        f"`redis-server --daemonize yes` (or `systemctl start redis-server`): {exc}")
+    if problems:
+        pytest.exit("Required services are missing:\n  - " + "\n  - ".join(problems), returncode=3)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def services() -> None:
+    _require_services()
+
+
+def _cleanup_pool(name: str) -> None:
+    names = virsh("vol-list", name, check=False)
+    for line in names.splitlines():
+        vol = line.split()[0] if line.split() else ""
+        if vol:
+            virsh("vol-delete", "--pool", name, vol, check=False)
+    virsh("pool-destroy", name, check=False)
+    virsh("pool-undefine", name, check=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_leftover_test_pools(services) -> Iterator[None]:
+    """Pools of an earlier, killed run would otherwise pile up on the host."""
+    def sweep() -> None:
+        for line in virsh("pool-list", "--all", "--name", check=False).splitlines():
+            if line.strip().startswith(TEST_POOL_PREFIX):
+                _cleanup_pool(line.strip())
+    sweep()
+    yield
+    sweep()
+
+
+class ScratchPool:
+    """A throwaway `dir` pool in a temp directory, on the real libvirtd."""
+
+    def __init__(self, name: str, path: Path) -> None:
+        self.name = name
+        self.path = path
+
+    def create_volume(self, name: str, size: str, fmt: str = "raw", *, prealloc: bool = False,
+                      backing: str | None = None) -> str:
+        args = ["vol-create-as", self.name, name, size, "--format", fmt]
+        if prealloc:
+            args += ["--allocation", size]
+            if fmt == "qcow2":
+                args += ["--prealloc-metadata"]
+        else:
+            args += ["--allocation", "0"]
+        if backing:
+            args += ["--backing-vol", backing, "--backing-vol-format", "qcow2" if backing.endswith("qcow2") else "raw"]
+        virsh(*args)
+        return str(self.path / name)
+
+    def vol_info(self, name: str) -> dict[str, str]:
+        out = virsh("vol-info", "--bytes", "--pool", self.name, name)
+        return {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in out.splitlines() if ":" in line)}
+
+
+def make_scratch_pool(base: Path) -> ScratchPool:
+    name = f"{TEST_POOL_PREFIX}{uuid.uuid4().hex[:10]}"
+    path = base / name
+    path.mkdir(parents=True)
+    virsh("pool-define-as", name, "dir", "--target", str(path))
+    virsh("pool-build", name)
+    virsh("pool-start", name)
+    return ScratchPool(name, path)
+
+
+@pytest.fixture
+def scratch_pool(tmp_path_factory) -> Iterator[ScratchPool]:
+    pool = make_scratch_pool(tmp_path_factory.mktemp("pools"))
+    try:
+        yield pool
+    finally:
+        _cleanup_pool(pool.name)
+        shutil.rmtree(pool.path, ignore_errors=True)
+
+
+@pytest.fixture
+def filled_pool(scratch_pool: ScratchPool) -> ScratchPool:
+    """Raw and qcow2 volumes, thin and preallocated, and a qcow2 overlay on a base."""
+    scratch_pool.create_volume("raw-thin.img", "64M", "raw")
+    scratch_pool.create_volume("raw-prealloc.img", "16M", "raw", prealloc=True)
+    base = scratch_pool.create_volume("base.qcow2", "128M", "qcow2")
+    scratch_pool.create_volume("qcow2-thin.qcow2", "1G", "qcow2")
+    scratch_pool.create_volume("overlay.qcow2", "128M", "qcow2", backing=base)
+    return scratch_pool
+
+
+# -- Django objects ---------------------------------------------------------
+
+@pytest.fixture
+def local_host(transactional_db):
+    from virtstorage.hosts.models import Host
+
+    return Host.objects.create(name="local", uri=LIBVIRT_URI)
+
+
+def _user(username: str, role: str):
+    from django.contrib.auth import get_user_model
+
+    from virtstorage.accounts.roles import grant
+
+    user = get_user_model().objects.create_user(username=username, password="correct-horse-battery")
+    grant(user, role)
+    return user
+
+
+@pytest.fixture
+def member(transactional_db):
+    return _user("mia", "member")
+
+
+@pytest.fixture
+def admin_user(transactional_db):
+    return _user("ada", "admin")
+
+
+@pytest.fixture
+def member_client(client, member):
+    client.force_login(member)
+    return client
+
+
+@pytest.fixture
+def synced(local_host, filled_pool):
+    """The filled pool, synced into the inventory; returns (pool row, scratch pool)."""
+    from pools.models import StoragePool
+    from virtstorage.hosts.inventory import sync_host
+
+    assert sync_host(local_host, pool_names=[filled_pool.name]) is not None
+    return StoragePool.objects.get(host=local_host, name=filled_pool.name), filled_pool
+
+
+# -- Processes: Celery worker and ASGI server on the test database ----------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _process_env() -> dict[str, str]:
+    from django.conf import settings
+
+    env = dict(os.environ)
+    env["DATABASE_URL"] = f"sqlite:///{settings.DATABASES['default']['NAME']}"
+    env["DJANGO_SETTINGS_MODULE"] = "virtstorage.settings"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class ManagedProcess:
+    def __init__(self, name: str, args: list[str], log_path: Path) -> None:
+        self.name = name
+        self.args = args
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=_process_env(), stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def stop(self, sig: int = 15) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait(10)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class CeleryWorker(ManagedProcess):
+    def wait_ready(self, timeout: float = 60) -> None:
+        from virtstorage.celery import app
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"Celery worker exited:\n{self.log_tail()}")
+            if "ready." in self.log_tail(200):
+                replies = app.control.ping(timeout=1.0)
+                if replies:
+                    return
+            time.sleep(0.3)
+        raise AssertionError(f"Celery worker did not become ready:\n{self.log_tail()}")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+        self.wait_ready()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[CeleryWorker]:
+    """A real Celery worker (prefork, 2 processes) on the test database and a test-only queue."""
+    queue = os.environ["CELERY_QUEUE"]
+    worker = CeleryWorker(
+        "celery",
+        [sys.executable, "-m", "celery", "-A", "virtstorage", "worker", "--loglevel=INFO", "--concurrency=2",
+         f"--queues={queue}", f"--hostname=test-{queue}@%h", "--without-mingle", "--without-gossip"],
+        tmp_path_factory.mktemp("logs") / "celery.log",
+    )
+    worker.start()
+    try:
+        worker.wait_ready()
+        yield worker
+    finally:
+        worker.stop()
+
+
+class AsgiServer(ManagedProcess):
+    def __init__(self, port: int, log_path: Path) -> None:
+        super().__init__("uvicorn", [sys.executable, "-m", "uvicorn", "virtstorage.asgi:application",
+                                     "--host", "127.0.0.1", "--port", str(port)], log_path)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"uvicorn exited:\n{self.log_tail()}")
+            try:
+                httpx.get(self.url + "/accounts/login/", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise AssertionError(f"uvicorn did not start:\n{self.log_tail()}")
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup, tmp_path_factory) -> Iterator[AsgiServer]:
+    """The real ASGI server as `make run` starts it (Django's live_server cannot stream)."""
+    server = AsgiServer(_free_port(), tmp_path_factory.mktemp("logs") / "uvicorn.log")
+    server.start()
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message: str = "condition"):
+    """Poll predicate until it returns a truthy value; fail with message after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+def wait_for_job(job_id: int, timeout: float = 120):
+    """Wait until the job is in a final state; return it."""
+    from virtstorage.jobs.models import Job
+
+    def done():
+        job = Job.objects.get(pk=job_id)
+        return job if not job.is_active else None
+
+    return wait_for(done, timeout=timeout, message=f"job {job_id} to finish")

@@ -1,0 +1,8 @@
+"""ASGI entry point: served by uvicorn so job progress can stream as server-sent events."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "virtstorage.settings")
+application = get_asgi_application()

@@ -1,0 +1,165 @@
+"""Mirror a host's pools and volumes into the database. libvirt is the source of truth."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from pools.models import StoragePool
+from virtstorage.virt import HostUnreachable, LibvirtHost, ObjectNotFound, VirtError, open_host
+from virtstorage.virt.types import PoolInfo, VolumeInfo
+from volumes.models import Volume
+
+from .models import Host
+
+log = logging.getLogger(__name__)
+
+_POOL_FIELDS = ["uuid", "type", "state", "autostart", "persistent", "capacity", "allocation",
+                "available", "target_path", "xml", "synced_at"]
+_VOLUME_FIELDS = ["key", "path", "type", "format", "capacity", "allocation", "physical",
+                  "backing_path", "backing_format", "xml", "synced_at"]
+
+
+@dataclass
+class SyncResult:
+    pools: int = 0
+    volumes: int = 0
+    removed_pools: int = 0
+    removed_volumes: int = 0
+
+    def __str__(self) -> str:
+        return (f"{self.pools} pools, {self.volumes} volumes "
+                f"({self.removed_pools} pools and {self.removed_volumes} volumes gone)")
+
+
+def record_reachable(host: Host, facts=None) -> None:
+    now = timezone.now()
+    host.status = Host.Status.ONLINE
+    host.last_error = ""
+    host.last_checked_at = now
+    host.last_seen_at = now
+    fields = ["status", "last_error", "last_checked_at", "last_seen_at"]
+    if facts is not None:
+        for name in ("hostname", "libvirt_version", "hypervisor", "hypervisor_version", "cpu_model",
+                     "cpus", "memory_bytes"):
+            setattr(host, name, getattr(facts, name))
+            fields.append(name)
+    host.save(update_fields=fields)
+
+
+def record_unreachable(host: Host, error: Exception) -> None:
+    host.status = Host.Status.UNREACHABLE
+    host.last_error = str(error)
+    host.last_checked_at = timezone.now()
+    host.save(update_fields=["status", "last_error", "last_checked_at"])
+
+
+def check_host(host: Host) -> bool:
+    """Test the connection and store the host's facts or the error. Never raises VirtError."""
+    try:
+        with open_host(host.uri) as lv:
+            facts = lv.facts()
+    except VirtError as exc:
+        record_unreachable(host, exc)
+        return False
+    record_reachable(host, facts)
+    return True
+
+
+def sync_host(host: Host, *, refresh: bool = False, pool_names: list[str] | None = None) -> SyncResult | None:
+    """Sync one host, or only the named pools. Returns None when the host is unreachable.
+
+    One round trip per pool and per volume (its XML holds every field we keep):
+    listing 10,000 volumes is cheap, asking each for info() and XML is not.
+    """
+    try:
+        with open_host(host.uri) as lv:
+            facts = lv.facts()
+            pools = _fetch_pools(lv, pool_names)
+            if refresh:
+                for info in pools:
+                    if info.active:
+                        _ignore_gone(lv.refresh_pool, info.name)
+                pools = _fetch_pools(lv, [p.name for p in pools])
+            listings: dict[str, list[VolumeInfo]] = {}
+            for info in pools:
+                if info.active:
+                    volumes = _ignore_gone(lv.volumes, info.name)
+                    if volumes is not None:
+                        listings[info.name] = volumes
+    except HostUnreachable as exc:
+        record_unreachable(host, exc)
+        return None
+    record_reachable(host, facts)
+    result = SyncResult()
+    _store(host, pools, listings, result, scope=pool_names)
+    return result
+
+
+def _ignore_gone(call, *args):
+    """call(*args), or None when the pool vanished meanwhile (the next sync removes it)."""
+    try:
+        return call(*args)
+    except ObjectNotFound:
+        return None
+
+
+def _fetch_pools(lv: LibvirtHost, names: list[str] | None) -> list[PoolInfo]:
+    if names is None:
+        return lv.pools()
+    found = (_ignore_gone(lv.pool, name) for name in names)
+    return [info for info in found if info is not None]
+
+
+@transaction.atomic
+def _store(host: Host, pools: list[PoolInfo], listings: dict[str, list[VolumeInfo]],
+           result: SyncResult, *, scope: list[str] | None) -> None:
+    """Write what libvirt said; rows in scope (None: the whole host) it no longer has go."""
+    now = timezone.now()
+    rows = StoragePool.objects.filter(host=host)
+    if scope is not None:
+        rows = rows.filter(name__in=scope)
+    existing = {p.name: p for p in rows}
+    for info in pools:
+        pool = existing.pop(info.name, None) or StoragePool(host=host, name=info.name)
+        pool.uuid = info.uuid
+        pool.type = info.type
+        pool.state = StoragePool.State.ACTIVE if info.active else StoragePool.State.INACTIVE
+        pool.autostart = info.autostart
+        pool.persistent = info.persistent
+        pool.capacity = info.capacity
+        pool.allocation = info.allocation
+        pool.available = info.available
+        pool.target_path = info.target_path
+        pool.xml = info.xml
+        pool.synced_at = now
+        pool.save()
+        result.pools += 1
+        if info.name in listings:
+            # A stopped pool keeps its rows: its data is intact, libvirt just cannot list it.
+            _store_volumes(pool, listings[info.name], now, result)
+    if existing:
+        result.removed_pools = len(existing)
+        StoragePool.objects.filter(pk__in=[p.pk for p in existing.values()]).delete()
+    host.last_synced_at = now
+    host.save(update_fields=["last_synced_at"])
+
+
+def _store_volumes(pool: StoragePool, volumes: list[VolumeInfo], now, result: SyncResult) -> None:
+    rows = [
+        Volume(pool=pool, name=v.name, key=v.key, path=v.path, type=v.type, format=v.format,
+               capacity=v.capacity, allocation=v.allocation, physical=v.physical,
+               backing_path=v.backing_path, backing_format=v.backing_format, xml=v.xml, synced_at=now)
+        for v in volumes
+    ]
+    Volume.objects.bulk_create(rows, batch_size=500, update_conflicts=True,
+                               unique_fields=["pool", "name"], update_fields=_VOLUME_FIELDS)
+    removed, _ = Volume.objects.filter(pool=pool).exclude(synced_at=now).delete()
+    result.volumes += len(rows)
+    result.removed_volumes += removed
+    pool.volume_count = len(rows)
+    pool.volume_capacity_total = sum(v.capacity for v in volumes)
+    pool.save(update_fields=["volume_count", "volume_capacity_total"])

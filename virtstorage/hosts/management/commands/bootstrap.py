@@ -1,0 +1,66 @@
+"""Set up a working installation on embedded defaults. Safe to run again: it reuses what exists."""
+
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from virtstorage.accounts.roles import ADMIN, ensure_role_groups, grant
+from virtstorage.hosts.inventory import sync_host
+from virtstorage.hosts.models import Host
+from virtstorage.virt import ObjectNotFound, VirtError, open_host
+
+
+class Command(BaseCommand):
+    help = "Migrate, create roles, register the local libvirt host with a demo dir pool, and an admin login."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-demo-pool", action="store_true")
+        parser.add_argument("--admin-user", default="admin")
+
+    def handle(self, no_demo_pool=False, admin_user="admin", **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        ensure_role_groups()
+        self._admin(admin_user)
+        host, _ = Host.objects.get_or_create(uri=settings.LOCAL_LIBVIRT_URI, defaults={"name": "local"})
+        if not no_demo_pool:
+            self._demo_pool(host)
+        result = sync_host(host, refresh=True)
+        if result is None:
+            self.stderr.write(f"warning: {host.uri} is unreachable: {host.last_error}")
+        else:
+            self.stdout.write(f"Host {host.name} ({host.uri}): {result}")
+
+    def _admin(self, username: str) -> None:
+        User = get_user_model()
+        password_file = Path(settings.VAR_DIR) / "admin-password"
+        if User.objects.filter(username=username).exists():
+            self.stdout.write(f"Admin login: {username} (password printed on first run; "
+                              f"reset with: manage.py changepassword {username})")
+            return
+        password = secrets.token_urlsafe(12)
+        user = User.objects.create_superuser(username=username, email="", password=password)
+        grant(user, ADMIN)
+        password_file.write_text(password + "\n")
+        password_file.chmod(0o600)
+        self.stdout.write(self.style.SUCCESS(f"Created admin login: {username} / {password}"))
+
+    def _demo_pool(self, host: Host) -> None:
+        path = Path(settings.VAR_DIR, "pools", settings.DEMO_POOL_NAME).resolve()
+        try:
+            with open_host(host.uri) as lv:
+                try:
+                    pool = lv.pool(settings.DEMO_POOL_NAME)
+                except ObjectNotFound:
+                    path.mkdir(parents=True, exist_ok=True)
+                    lv.define_dir_pool(settings.DEMO_POOL_NAME, str(path), build=True, start=True, autostart=True)
+                    self.stdout.write(f"Defined and started demo pool {settings.DEMO_POOL_NAME} at {path}")
+                    return
+                if not pool.active:
+                    path.mkdir(parents=True, exist_ok=True)
+                    lv.start_pool(settings.DEMO_POOL_NAME)
+        except VirtError as exc:
+            self.stderr.write(f"warning: could not set up the demo pool: {exc}")

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from django.db import models
+from django.urls import reverse
+
+
+class Host(models.Model):
+    """A libvirt host the team manages, by connection URI."""
+
+    class Status(models.TextChoices):
+        UNKNOWN = "unknown", "Not checked yet"
+        ONLINE = "online", "Online"
+        UNREACHABLE = "unreachable", "Unreachable"
+
+    name = models.CharField(max_length=100, unique=True)
+    uri = models.CharField("libvirt URI", max_length=500, unique=True)
+    description = models.CharField(max_length=500, blank=True)
+    enabled = models.BooleanField(default=True, help_text="Disabled hosts are neither synced nor changed.")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.UNKNOWN)
+    last_error = models.TextField(blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True, help_text="Last time libvirtd answered.")
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    # Facts from the last successful check
+    hostname = models.CharField(max_length=255, blank=True)
+    libvirt_version = models.CharField(max_length=32, blank=True)
+    hypervisor = models.CharField(max_length=64, blank=True)
+    hypervisor_version = models.CharField(max_length=32, blank=True)
+    cpu_model = models.CharField(max_length=64, blank=True)
+    cpus = models.PositiveIntegerField(null=True, blank=True)
+    memory_bytes = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("hosts:detail", args=[self.pk])
+
+    @property
+    def is_online(self) -> bool:
+        return self.status == self.Status.ONLINE

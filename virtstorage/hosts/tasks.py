@@ -1,0 +1,47 @@
+"""Celery tasks for hosts: checking and syncing run here, never in a request."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from virtstorage.jobs.runner import job_task
+
+from .inventory import check_host, sync_host
+from .models import Host
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=True)
+def check_host_task(host_id: int) -> None:
+    host = Host.objects.filter(pk=host_id).first()
+    if host is not None:
+        check_host(host)
+
+
+@shared_task(ignore_result=True)
+def sync_host_task(host_id: int, refresh: bool = False, pool_names: list[str] | None = None) -> None:
+    """A quiet sync (periodic, or after an operation): no job record."""
+    host = Host.objects.filter(pk=host_id, enabled=True).first()
+    if host is not None:
+        sync_host(host, refresh=refresh, pool_names=pool_names)
+
+
+@shared_task(ignore_result=True)
+def sync_all_hosts() -> None:
+    for host_id in Host.objects.filter(enabled=True).values_list("pk", flat=True):
+        sync_host_task.delay(host_id)
+
+
+@job_task("sync")
+def sync_job(job) -> str:
+    """An on-demand sync a user asked for: tracked as a job so its outcome shows."""
+    host = job.host
+    job.step(f"Connecting to {host.uri}")
+    result = sync_host(host, refresh=True, pool_names=job.params.get("pools"))
+    if result is None:
+        host.refresh_from_db()
+        raise RuntimeError(f"{host.name} is unreachable: {host.last_error}")
+    return f"Synced {result}"

@@ -1,0 +1,68 @@
+"""Job progress over Redis pub/sub: the worker publishes, the SSE view relays.
+
+Each message is the job's snapshot (a small JSON dict), so a browser that
+connects late gets the whole state from the first event it sees.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+from django.conf import settings
+
+from .models import Job
+
+
+def channel(job_id: int) -> str:
+    return f"virtstorage:job:{job_id}"
+
+
+_client: redis.Redis | None = None
+
+
+def client() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
+    return _client
+
+
+def snapshot(job: Job) -> dict[str, Any]:
+    """Everything the progress partial shows, as JSON-safe values."""
+    return {
+        "id": job.pk,
+        "kind": job.get_kind_display(),
+        "state": job.state,
+        "state_label": job.get_state_display(),
+        "active": job.is_active,
+        "message": job.message,
+        "error": job.error,
+        "result": job.result,
+        "done": job.progress_done,
+        "total": job.progress_total,
+        "percent": job.percent,
+        "rate": job.rate,
+        "eta": job.eta_seconds,
+        "elapsed": job.elapsed.total_seconds() if job.elapsed else None,
+        "cancellable": job.cancellable and job.is_active and not job.cancel_requested,
+        "cancel_requested": job.cancel_requested,
+        "url": job.get_absolute_url(),
+        "log_tail": job.log.splitlines()[-5:],
+    }
+
+
+def publish(job: Job) -> None:
+    """Tell anyone watching; a Redis hiccup never fails the job itself."""
+    try:
+        client().publish(channel(job.pk), json.dumps(snapshot(job)))
+    except redis.RedisError:
+        pass
+
+
+def broker_available() -> bool:
+    try:
+        return bool(client().ping())
+    except redis.RedisError:
+        return False

@@ -1,0 +1,219 @@
+"""Running jobs: launch from a view, run in a worker, report progress, never hang.
+
+A view calls ``launch(task, ...)``; it creates the Job row and queues the task
+when the transaction commits. The worker side is a function decorated with
+``@job_task(kind)`` that receives a ``JobContext`` and returns a result line.
+While it runs, a thread heartbeats the row; ``reap_stale_jobs`` fails jobs
+whose heartbeat stopped (the worker was killed).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from . import progress
+from .models import Job
+
+log = logging.getLogger(__name__)
+
+PUBLISH_INTERVAL = 0.2  # seconds between progress messages: fast streams do not flood Redis
+SAVE_INTERVAL = 1.0  # seconds between progress writes to the database
+
+
+class JobError(Exception):
+    """A job could not be started; the message is meant for the user."""
+
+
+class QueueUnavailable(JobError):
+    pass
+
+
+class JobConflict(JobError):
+    pass
+
+
+class JobCancelled(Exception):
+    """Raised inside a job when its owner asked to cancel at a safe point."""
+
+
+# Kinds that may run side by side on the same volume; everything else excludes the others.
+SHARED_KINDS = frozenset({"download", "sync"})
+
+
+def launch(task, *, kind: str, user, host, pool=None, volume_name: str = "", params: dict | None = None,
+           cancellable: bool = False, pool_name: str = "") -> Job:
+    """Create a job and queue it. Raises QueueUnavailable or JobConflict with a clear message."""
+    if not progress.broker_available():
+        raise QueueUnavailable(
+            "The job queue (Redis) is not reachable, so nothing was started. "
+            "Ask an admin to start Redis and the Celery worker, then try again."
+        )
+    with transaction.atomic():
+        if volume_name and pool is not None:
+            busy = Job.objects.active().filter(pool=pool, volume_name=volume_name)
+            if kind in SHARED_KINDS:
+                busy = busy.exclude(kind__in=SHARED_KINDS)
+            other = busy.first()
+            if other is not None:
+                raise JobConflict(
+                    f"“{volume_name}” is busy with job #{other.pk} ({other.get_kind_display().lower()}, "
+                    f"{other.get_state_display().lower()}); wait for it to finish."
+                )
+        job = Job.objects.create(
+            kind=kind, host=host, pool=pool, pool_name=pool_name or (pool.name if pool else ""),
+            volume_name=volume_name, created_by=user if user and user.is_authenticated else None,
+            params=params or {}, cancellable=cancellable,
+        )
+        transaction.on_commit(functools.partial(_enqueue, task, job.pk), robust=False)
+    return job
+
+
+def _enqueue(task, job_id: int) -> None:
+    try:
+        task.apply_async(args=[job_id], retry=False)
+    except Exception as exc:  # kombu raises several types for a dead broker
+        Job.objects.filter(pk=job_id).update(
+            state=Job.State.FAILED, error=f"Could not queue the job: {exc}", finished_at=timezone.now()
+        )
+        raise QueueUnavailable(f"The job queue (Redis) refused the job: {exc}") from exc
+
+
+class JobContext:
+    """What a running job uses to talk to its record and its watchers."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self._last_publish = 0.0
+        self._last_save = 0.0
+
+    # Convenience accessors so job functions read naturally.
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.job.params
+
+    @property
+    def host(self):
+        return self.job.host
+
+    @property
+    def pool(self):
+        return self.job.pool
+
+    def step(self, message: str) -> None:
+        """A new phase: logged, saved and published at once."""
+        stamp = timezone.localtime().strftime("%H:%M:%S")
+        self.job.message = message[:500]
+        self.job.log += f"{stamp} {message}\n"
+        self.job.save(update_fields=["message", "log"])
+        self._publish(force=True)
+
+    def report(self, done: int, total: int | None = None) -> None:
+        """Bytes done (of total): published at most every 0.2 s, saved every second."""
+        self.job.progress_done = done
+        if total is not None:
+            self.job.progress_total = total
+        now = time.monotonic()
+        if now - self._last_save >= SAVE_INTERVAL:
+            self._last_save = now
+            self.job.save(update_fields=["progress_done", "progress_total"])
+        self._publish()
+
+    def check_cancel(self) -> None:
+        """Raise JobCancelled if the owner asked; call at points where stopping is safe."""
+        if Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
+            raise JobCancelled()
+
+    def _publish(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_publish >= PUBLISH_INTERVAL:
+            self._last_publish = now
+            progress.publish(self.job)
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, job_id: int) -> None:
+        super().__init__(name=f"job-{job_id}-heartbeat", daemon=True)
+        self.job_id = job_id
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(settings.JOB_HEARTBEAT_SECONDS):
+                Job.objects.filter(pk=self.job_id, state=Job.State.RUNNING).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+
+def _finish(job: Job, state: str, *, error: str = "", result: str = "") -> None:
+    job.state = state
+    job.error = error
+    job.result = result[:500]
+    job.finished_at = timezone.now()
+    if state == Job.State.SUCCEEDED and job.progress_total:
+        job.progress_done = job.progress_total
+    job.save(update_fields=["state", "error", "result", "finished_at", "progress_done"])
+    progress.publish(job)
+
+
+def run_job(job_id: int, body: Callable[[JobContext], str | None]) -> None:
+    """Claim a queued job, run body, and leave the job in a final state whatever happens."""
+    close_old_connections()
+    claimed = Job.objects.filter(pk=job_id, state=Job.State.QUEUED).update(
+        state=Job.State.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(),
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+    )
+    if not claimed:
+        log.info("job %s is not queued any more (cancelled, reaped or redelivered); skipping", job_id)
+        return
+    job = Job.objects.select_related("host", "pool").get(pk=job_id)
+    ctx = JobContext(job)
+    progress.publish(job)
+    heartbeat = _Heartbeat(job_id)
+    heartbeat.start()
+    try:
+        if job.cancel_requested:
+            raise JobCancelled()
+        result = body(ctx) or ""
+    except JobCancelled:
+        ctx.step("Cancelled at the owner's request")
+        _finish(job, Job.State.CANCELLED, error="Cancelled by the user.")
+    except Exception as exc:  # every failure must end the job, with its reason
+        log.exception("job %s failed", job_id)
+        message = str(exc) or exc.__class__.__name__
+        try:
+            ctx.step(f"Failed: {message}")
+        except Exception:
+            pass
+        _finish(job, Job.State.FAILED, error=message)
+    else:
+        ctx.step(result or "Done")
+        _finish(job, Job.State.SUCCEEDED, result=result)
+    finally:
+        heartbeat.stopped.set()
+
+
+def job_task(kind: str) -> Callable[[Callable[[JobContext], str | None]], Any]:
+    """Turn ``body(ctx) -> result line`` into a Celery task that takes a job id."""
+
+    def decorate(body: Callable[[JobContext], str | None]):
+        @shared_task(name=f"{body.__module__}.{body.__name__}", ignore_result=True, acks_late=True)
+        @functools.wraps(body)
+        def task(job_id: int) -> None:
+            run_job(job_id, body)
+
+        task.job_kind = kind
+        return task
+
+    return decorate

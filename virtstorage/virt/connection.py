@@ -1,0 +1,266 @@
+"""libvirt connections, opened lazily per process.
+
+Facts this module respects (measured on libvirt 9.0):
+- a connection inherited across fork() and closed in the child breaks the
+  parent's, so connections are cached per process id and opened on first use,
+  never before a Celery prefork worker forks;
+- one long call (a clone) stalls other calls on the same connection, so long
+  operations ask for a dedicated connection (``open_host(uri, shared=False)``);
+- keepalive needs a running event loop, so one is started per process before
+  the first connection; a dead peer is then noticed within seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import libvirt
+
+from . import xmlio
+from .errors import HostUnreachable, ObjectNotFound, translated
+from .types import HostFacts, PoolInfo, VolumeInfo
+
+CONNECT_TIMEOUT_SECONDS = 15.0
+KEEPALIVE_INTERVAL = 5
+KEEPALIVE_COUNT = 3
+
+_lock = threading.Lock()
+_event_loop_pid: int | None = None
+_shared: dict[tuple[int, str], libvirt.virConnect] = {}
+
+
+def _quiet_error_handler(_ctx: object, _err: object) -> None:
+    """libvirt prints every error to stderr by default; we raise them instead."""
+
+
+def _ensure_event_loop() -> None:
+    """Register libvirt's default event loop and run it in a thread of this process."""
+    global _event_loop_pid
+    pid = os.getpid()
+    if _event_loop_pid == pid:
+        return
+    if _event_loop_pid is None:
+        libvirt.registerErrorHandler(_quiet_error_handler, None)
+        libvirt.virEventRegisterDefaultImpl()
+
+    def run() -> None:
+        while True:
+            libvirt.virEventRunDefaultImpl()
+
+    threading.Thread(target=run, name="libvirt-event-loop", daemon=True).start()
+    _event_loop_pid = pid
+
+
+def _non_interactive(uri: str) -> str:
+    """Make ssh transports fail instead of prompting on a terminal nobody watches."""
+    parts = urlsplit(uri)
+    if "+ssh" not in parts.scheme and "+libssh" not in parts.scheme:
+        return uri
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("no_tty", "1")
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _open(uri: str, timeout: float) -> libvirt.virConnect:
+    """Open a connection, giving up after ``timeout`` seconds (ssh can hang for minutes)."""
+    _ensure_event_loop()
+    result: dict[str, object] = {}
+
+    def connect() -> None:
+        try:
+            result["conn"] = libvirt.openAuth(_non_interactive(uri), [[], None, None], 0)
+        except libvirt.libvirtError as exc:
+            result["error"] = exc
+
+    worker = threading.Thread(target=connect, name=f"libvirt-open {uri}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise HostUnreachable(f"no answer from {uri} within {timeout:.0f} s")
+    if "error" in result:
+        exc = result["error"]
+        assert isinstance(exc, libvirt.libvirtError)
+        raise HostUnreachable(exc.get_error_message() or str(exc), exc.get_error_code())
+    conn = result["conn"]
+    assert isinstance(conn, libvirt.virConnect)
+    try:
+        conn.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
+    except libvirt.libvirtError:
+        pass  # local drivers (test:///) have no keepalive; nothing to watch
+    return conn
+
+
+def _shared_connection(uri: str, timeout: float) -> libvirt.virConnect:
+    key = (os.getpid(), uri)
+    with _lock:
+        conn = _shared.get(key)
+        if conn is not None:
+            try:
+                if conn.isAlive():
+                    return conn
+            except libvirt.libvirtError:
+                pass
+            _shared.pop(key, None)
+        conn = _open(uri, timeout)
+        _shared[key] = conn
+        return conn
+
+
+def forget_connection(uri: str) -> None:
+    """Drop this process's cached connection to uri (after libvirtd restarted, say)."""
+    with _lock:
+        conn = _shared.pop((os.getpid(), uri), None)
+    if conn is not None:
+        try:
+            conn.close()
+        except libvirt.libvirtError:
+            pass
+
+
+class LibvirtHost:
+    """One libvirt host as the app sees it: plain data in, plain data out."""
+
+    def __init__(self, uri: str, conn: libvirt.virConnect, *, dedicated: bool) -> None:
+        self.uri = uri
+        self._conn = conn
+        self._dedicated = dedicated
+
+    def close(self) -> None:
+        if self._dedicated:
+            try:
+                self._conn.close()
+            except libvirt.libvirtError:
+                pass
+
+    # -- facts ---------------------------------------------------------------
+    def facts(self) -> HostFacts:
+        with translated():
+            model, memory_mib, cpus, *_ = self._conn.getInfo()
+            return HostFacts(
+                hostname=self._conn.getHostname(),
+                libvirt_version=_version(self._conn.getLibVersion()),
+                hypervisor=self._conn.getType(),
+                hypervisor_version=_version(self._conn.getVersion()),
+                cpu_model=model,
+                cpus=cpus,
+                memory_bytes=memory_mib * 1024 * 1024,
+            )
+
+    # -- pools ---------------------------------------------------------------
+    def _pool(self, name: str) -> libvirt.virStoragePool:
+        with translated():
+            return self._conn.storagePoolLookupByName(name)
+
+    def pools(self) -> list[PoolInfo]:
+        with translated():
+            return [self._pool_info(p) for p in self._conn.listAllStoragePools()]
+
+    def pool(self, name: str) -> PoolInfo:
+        return self._pool_info(self._pool(name))
+
+    @staticmethod
+    def _pool_info(pool: libvirt.virStoragePool) -> PoolInfo:
+        with translated():
+            return xmlio.parse_pool(
+                pool.XMLDesc(0),
+                active=bool(pool.isActive()),
+                autostart=bool(pool.autostart()),
+                persistent=bool(pool.isPersistent()),
+            )
+
+    def refresh_pool(self, name: str) -> None:
+        """Ask libvirt to rescan the pool (finds files added behind its back)."""
+        with translated():
+            pool = self._pool(name)
+            if pool.isActive():
+                pool.refresh(0)
+
+    def start_pool(self, name: str) -> None:
+        """Start (libvirt: create) a defined pool: its volumes become usable again."""
+        with translated():
+            self._pool(name).create(0)
+
+    def define_dir_pool(self, name: str, path: str, *, build: bool = True, start: bool = True,
+                        autostart: bool = False) -> PoolInfo:
+        with translated():
+            pool = self._conn.storagePoolDefineXML(xmlio.dir_pool_xml(name, path), 0)
+            if build:
+                pool.build(0)
+            if start:
+                pool.create(0)
+            if autostart:
+                pool.setAutostart(1)
+        return self._pool_info(pool)
+
+    # -- volumes -------------------------------------------------------------
+    def volumes(self, pool_name: str) -> list[VolumeInfo]:
+        """Every volume of an active pool, with one round trip per volume (its XML)."""
+        with translated():
+            pool = self._pool(pool_name)
+            result = []
+            for vol in pool.listAllVolumes(0):
+                try:
+                    result.append(xmlio.parse_volume(vol.XMLDesc(0)))
+                except libvirt.libvirtError as exc:
+                    # deleted between the listing and the lookup: it is gone, skip it
+                    if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+                        raise
+            return result
+
+    def volume(self, pool_name: str, name: str) -> VolumeInfo:
+        with translated():
+            return xmlio.parse_volume(self._pool(pool_name).storageVolLookupByName(name).XMLDesc(0))
+
+    def create_volume_xml(self, pool_name: str, xml: str, flags: int = 0) -> VolumeInfo:
+        with translated():
+            vol = self._pool(pool_name).createXML(xml, flags)
+            return xmlio.parse_volume(vol.XMLDesc(0))
+
+    def delete_volume(self, pool_name: str, name: str) -> None:
+        with translated():
+            self._pool(pool_name).storageVolLookupByName(name).delete(0)
+
+    # -- domains -------------------------------------------------------------
+    def domain_disks(self) -> list[tuple[str, dict[str, str]]]:
+        """(domain name, disk source) for every disk of every defined domain."""
+        with translated():
+            result = []
+            for dom in self._conn.listAllDomains(0):
+                for disk in xmlio.domain_disk_sources(dom.XMLDesc(0)):
+                    result.append((dom.name(), disk))
+            return result
+
+    # -- raw access for operations in this package ----------------------------
+    @property
+    def raw(self) -> libvirt.virConnect:
+        """The libvirt connection, for operation modules of this package only."""
+        return self._conn
+
+
+def _version(number: int) -> str:
+    return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
+
+
+@contextmanager
+def open_host(uri: str, *, shared: bool = True, timeout: float = CONNECT_TIMEOUT_SECONDS) -> Iterator[LibvirtHost]:
+    """A LibvirtHost for uri: the process's shared connection, or a dedicated one for long work."""
+    if shared:
+        conn = _shared_connection(uri, timeout)
+    else:
+        conn = _open(uri, timeout)
+    host = LibvirtHost(uri, conn, dedicated=not shared)
+    try:
+        yield host
+    except HostUnreachable:
+        if shared:
+            forget_connection(uri)
+        raise
+    finally:
+        host.close()
+
+
+__all__ = ["LibvirtHost", "ObjectNotFound", "forget_connection", "open_host"]

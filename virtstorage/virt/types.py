@@ -1,0 +1,46 @@
+"""Plain data the libvirt layer hands to the rest of the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    hostname: str
+    libvirt_version: str
+    hypervisor: str
+    hypervisor_version: str
+    cpu_model: str
+    cpus: int
+    memory_bytes: int
+
+
+@dataclass(frozen=True)
+class PoolInfo:
+    name: str
+    uuid: str
+    type: str
+    active: bool
+    autostart: bool
+    persistent: bool
+    capacity: int
+    allocation: int
+    available: int
+    target_path: str
+    xml: str
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    name: str
+    key: str
+    path: str
+    type: str
+    format: str
+    capacity: int  # virtual size: what the guest sees
+    allocation: int  # disk size: what the host holds
+    physical: int  # size of the file or device on the host
+    backing_path: str = ""
+    backing_format: str = ""
+    xml: str = field(default="", repr=False)

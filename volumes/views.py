@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from virtstorage.accounts.roles import member_required
+from virtstorage.jobs.models import Job
+
+from .models import Volume
+
+MAX_CHAIN = 16  # qemu refuses deeper chains long before this; it also stops loops
+
+
+def backing_chain(volume: Volume) -> list[dict]:
+    """The backing chain from the inventory: each link a managed Volume or an unmanaged path."""
+    chain: list[dict] = []
+    path, fmt = volume.backing_path, volume.backing_format
+    seen = {volume.path}
+    while path and len(chain) < MAX_CHAIN and path not in seen:
+        seen.add(path)
+        link = Volume.objects.select_related("pool").filter(path=path, pool__host_id=volume.pool.host_id).first()
+        chain.append({"path": path, "format": fmt, "volume": link})
+        if link is None:
+            break
+        path, fmt = link.backing_path, link.backing_format
+    return chain
+
+
+@member_required
+def volume_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    volume = get_object_or_404(Volume.objects.select_related("pool", "pool__host"), pk=pk)
+    context = {
+        "volume": volume,
+        "pool": volume.pool,
+        "chain": backing_chain(volume),
+        "active_jobs": Job.objects.active().filter(pool=volume.pool, volume_name=volume.name),
+    }
+    return render(request, "volumes/volume_detail.html", context)
