@@ -103,8 +103,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    # Tests share one file database with the Celery worker they start.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-virtstorage.sqlite3")}
+    # Tests share a file database with the Celery worker and web server they start;
+    # one per test run, so runs side by side do not meet.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-virtstorage-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,8 +1,12 @@
 from django.urls import path
 
 from . import views
+from .urls_ops import urlpatterns as operation_urls
+from .urls_transfer import urlpatterns as transfer_urls
 
 app_name = "volumes"
 urlpatterns = [
     path("<int:pk>/", views.volume_detail, name="detail"),
+    *operation_urls,
+    *transfer_urls,
 ]

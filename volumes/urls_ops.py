@@ -1,0 +1,3 @@
+"""URLs of volume operations: create, clone, resize, delete, wipe."""
+
+urlpatterns: list = []

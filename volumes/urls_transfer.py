@@ -1,0 +1,3 @@
+"""URLs of uploads and downloads."""
+
+urlpatterns: list = []
