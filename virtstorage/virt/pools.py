@@ -1,0 +1,473 @@
+"""Storage pool lifecycle on a LibvirtHost: define, build, start, stop, delete, undefine.
+
+Pure parts (validators, XML builders, capability parsing) take and return plain
+values and are unit tested without libvirt; operations take a ``LibvirtHost``
+and wrap every libvirt call in ``translated()``.
+
+libvirt words vs ours: "destroy" stops a pool (data intact, start undoes it);
+"delete" destroys the pool's underlying storage (a dir pool's directory);
+"undefine" forgets the pool's configuration and keeps its storage.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+import re
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import libvirt
+
+from . import xmlio
+from .connection import LibvirtHost
+from .errors import InvalidRequest, translated
+from .types import PoolInfo
+
+# The types the app offers a form for, in the order the form lists them.
+POOL_TYPES = ("dir", "fs", "netfs", "logical", "disk", "iscsi", "iscsi-direct", "rbd", "zfs")
+
+MAX_POOL_NAME = 100
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+_SAFE_PATH_CHAR = re.compile(r"[A-Za-z0-9._+\-/@:]")
+_DNS_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+_IQN = re.compile(r"iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[A-Za-z0-9.-]+(:[A-Za-z0-9.:_-]+)?")
+_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*")
+
+# A pool may never be (or live inside) these: it would write volumes among system files.
+SYSTEM_TREES = ("/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/dev",
+                "/proc", "/sys", "/run", "/root")
+# These may hold a pool in a subdirectory, but are never a pool themselves.
+SYSTEM_DIRS = frozenset({"/", "/var", "/var/lib", "/var/lib/libvirt", "/home", "/tmp", "/opt", "/srv",
+                         "/mnt", "/media", "/var/tmp"})
+
+# Fixed target paths libvirt expects for device-backed pools.
+DISK_TARGET = "/dev"
+ISCSI_TARGET = "/dev/disk/by-path"
+
+_STATES = {
+    libvirt.VIR_STORAGE_POOL_INACTIVE: "inactive",
+    libvirt.VIR_STORAGE_POOL_BUILDING: "building",
+    libvirt.VIR_STORAGE_POOL_RUNNING: "running",
+    libvirt.VIR_STORAGE_POOL_DEGRADED: "degraded",
+    libvirt.VIR_STORAGE_POOL_INACCESSIBLE: "inaccessible",
+}
+
+
+class PoolNotEmpty(InvalidRequest):
+    """Deleting the pool would delete volumes nobody confirmed."""
+
+
+# -- validators: ValueError with a message a person can act on ----------------
+
+def _bad_chars(text: str, allowed: re.Pattern[str]) -> str:
+    bad = sorted({ch for ch in text if not allowed.fullmatch(ch)})
+    return " ".join(repr(ch) for ch in bad[:8])
+
+
+def validate_pool_name(text: str) -> str:
+    """The name if it is a safe pool name: letters, digits and . _ + -, starting with a letter or digit."""
+    if not text:
+        raise ValueError("Enter a pool name.")
+    if len(text) > MAX_POOL_NAME:
+        raise ValueError(f"A pool name can have at most {MAX_POOL_NAME} characters.")
+    if not _SAFE_NAME.fullmatch(text):
+        bad = _bad_chars(text, re.compile(r"[A-Za-z0-9._+-]"))
+        if bad:
+            raise ValueError(f"A pool name may only use letters, digits and . _ + -; not allowed: {bad}.")
+        raise ValueError("A pool name must start with a letter or digit.")
+    return text
+
+
+def _validate_absolute(text: str, what: str) -> str:
+    if not text:
+        raise ValueError(f"Enter the {what}.")
+    bad = _bad_chars(text, _SAFE_PATH_CHAR)
+    if bad:
+        raise ValueError(f"The {what} may only use letters, digits and . _ + - / @ :; not allowed: {bad}.")
+    if not text.startswith("/"):
+        raise ValueError(f"The {what} must be absolute (start with /), not relative to some unknown directory.")
+    parts = text.split("/")
+    if ".." in parts or "." in parts:
+        raise ValueError(f"The {what} may not contain '.' or '..' components; write the real path.")
+    normal = posixpath.normpath(text)
+    if normal != text:
+        raise ValueError(f"Write the {what} in its plain form: {normal}")
+    return text
+
+
+def _inside(path: str, tree: str) -> bool:
+    return path == tree or path.startswith(tree + "/")
+
+
+def validate_directory_path(text: str, what: str = "target path") -> str:
+    """An absolute, plain directory path outside the system's own directories."""
+    path = _validate_absolute(text, what)
+    if path in SYSTEM_DIRS:
+        raise ValueError(f"{path} is a system directory; use a directory of its own, such as "
+                         f"/var/lib/libvirt/images/<pool>.")
+    for tree in SYSTEM_TREES:
+        if _inside(path, tree):
+            raise ValueError(f"The {what} {path} is inside the system directory {tree}; pick another place.")
+    return path
+
+
+def validate_device_path(text: str) -> str:
+    """A block device path, e.g. /dev/sdb or /dev/disk/by-id/…"""
+    path = _validate_absolute(text, "device path")
+    if not path.startswith("/dev/") or path == "/dev/":
+        raise ValueError(f"{path} is not a device: device paths start with /dev/.")
+    return path
+
+
+def validate_source_name(text: str, what: str) -> str:
+    """A volume group, zpool or Ceph pool name."""
+    if not text:
+        raise ValueError(f"Enter the {what}.")
+    if len(text) > 127 or not _SAFE_NAME.fullmatch(text):
+        raise ValueError(f"The {what} may only use letters, digits and . _ + -, starting with a letter or digit.")
+    return text
+
+
+def validate_host_address(text: str) -> tuple[str, int | None]:
+    """A host name or IP address with an optional :port, as (host, port)."""
+    text = text.strip()
+    if not text:
+        raise ValueError("Enter a host name or IP address.")
+    host, port_text = text, ""
+    if text.startswith("["):  # [IPv6]:port
+        host, _, rest = text[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"'{text}' is not host[:port].")
+        port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    port = None
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"'{port_text}' is not a port number (1-65535).")
+        port = int(port_text)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if len(host) > 253 or not _DNS_NAME.fullmatch(host):
+            raise ValueError(f"'{host}' is not a host name or IP address.") from None
+    return host, port
+
+
+def validate_iqn(text: str, what: str = "IQN") -> str:
+    if not _IQN.fullmatch(text or ""):
+        raise ValueError(f"The {what} must look like iqn.2024-01.com.example:storage.target1.")
+    return text
+
+
+def validate_uuid(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except (ValueError, AttributeError, TypeError):
+        raise ValueError("Enter a libvirt secret UUID such as 0a81f5b2-8403-7b23-c8d6-21ccc2f80d6f.") from None
+
+
+def validate_username(text: str) -> str:
+    if not _USERNAME.fullmatch(text or "") or len(text) > 64:
+        raise ValueError("A user name may only use letters, digits and . _ @ -.")
+    return text
+
+
+def validate_export_path(text: str, fmt: str) -> str:
+    """The exported directory of a netfs pool: absolute for NFS, a share name for CIFS/gluster."""
+    if fmt in ("cifs", "glusterfs") and not text.startswith("/"):
+        if not text or _bad_chars(text, re.compile(r"[A-Za-z0-9._+\-/$]")) or ".." in text.split("/"):
+            raise ValueError("Enter the share name (letters, digits and . _ + - $).")
+        return text
+    return _validate_absolute(text, "export path")
+
+
+# -- what the host supports ----------------------------------------------------
+
+@dataclass(frozen=True)
+class PoolTypeSupport:
+    type: str
+    supported: bool
+    source_formats: tuple[str, ...] = ()
+    default_format: str = ""
+
+
+def parse_pool_capabilities(xml: str) -> dict[str, PoolTypeSupport]:
+    """libvirt's storage pool capabilities, by pool type."""
+    result = {}
+    for pool in ET.fromstring(xml).findall("pool"):
+        options = pool.find("poolOptions")
+        formats: tuple[str, ...] = ()
+        default = ""
+        if options is not None:
+            formats = tuple(v.text or "" for v in options.findall("enum[@name='sourceFormatType']/value"))
+            found = options.find("defaultFormat")
+            default = found.get("type", "") if found is not None else ""
+        kind = pool.get("type", "")
+        result[kind] = PoolTypeSupport(kind, pool.get("supported") == "yes", formats, default)
+    return result
+
+
+def supported_pool_types(host: LibvirtHost) -> dict[str, PoolTypeSupport]:
+    """Ask the host's libvirt which pool types it can handle (never guess from the version)."""
+    with translated():
+        return parse_pool_capabilities(host.raw.getStoragePoolCapabilities(0))
+
+
+# -- building XML ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """What the define form collects; which fields matter depends on ``type``."""
+
+    name: str
+    type: str
+    target_path: str = ""
+    source_devices: tuple[str, ...] = ()
+    source_format: str = ""
+    source_hosts: tuple[str, ...] = ()  # "host" or "host:port"; several only for rbd monitors
+    source_dir: str = ""
+    source_name: str = ""  # volume group, zpool, Ceph pool
+    target_iqn: str = ""
+    initiator_iqn: str = ""
+    auth_username: str = ""
+    auth_secret_uuid: str = ""
+
+
+def _root(spec: PoolSpec) -> ET.Element:
+    root = ET.Element("pool", type=spec.type)
+    ET.SubElement(root, "name").text = spec.name
+    return root
+
+
+def _target(root: ET.Element, path: str) -> None:
+    target = ET.SubElement(root, "target")
+    ET.SubElement(target, "path").text = path
+
+
+def _hosts(source: ET.Element, hosts: tuple[str, ...]) -> None:
+    for text in hosts:
+        name, port = validate_host_address(text)
+        element = ET.SubElement(source, "host", name=name)
+        if port is not None:
+            element.set("port", str(port))
+
+
+def _devices(source: ET.Element, devices: tuple[str, ...]) -> None:
+    for path in devices:
+        ET.SubElement(source, "device", path=path)
+
+
+def _format(source: ET.Element, fmt: str) -> None:
+    if fmt:
+        ET.SubElement(source, "format", type=fmt)
+
+
+def _auth(source: ET.Element, spec: PoolSpec, kind: str) -> None:
+    if spec.auth_username:
+        auth = ET.SubElement(source, "auth", type=kind, username=spec.auth_username)
+        ET.SubElement(auth, "secret", uuid=spec.auth_secret_uuid)
+
+
+def pool_xml(spec: PoolSpec) -> str:
+    """The libvirt XML of a pool described by spec, built with ElementTree."""
+    if spec.type == "dir":
+        return xmlio.dir_pool_xml(spec.name, spec.target_path)
+    root = _root(spec)
+    source = ET.SubElement(root, "source")
+    if spec.type == "fs":
+        _devices(source, spec.source_devices[:1])
+        _format(source, spec.source_format)
+        _target(root, spec.target_path)
+    elif spec.type == "netfs":
+        _hosts(source, spec.source_hosts[:1])
+        ET.SubElement(source, "dir", path=spec.source_dir)
+        _format(source, spec.source_format)
+        _target(root, spec.target_path)
+    elif spec.type == "logical":
+        ET.SubElement(source, "name").text = spec.source_name
+        _devices(source, spec.source_devices)
+        _format(source, "lvm2")
+        _target(root, spec.target_path or f"/dev/{spec.source_name}")
+    elif spec.type == "disk":
+        _devices(source, spec.source_devices[:1])
+        _format(source, spec.source_format)
+        _target(root, DISK_TARGET)
+    elif spec.type in ("iscsi", "iscsi-direct"):
+        _hosts(source, spec.source_hosts[:1])
+        ET.SubElement(source, "device", path=spec.target_iqn)
+        if spec.initiator_iqn:
+            initiator = ET.SubElement(source, "initiator")
+            ET.SubElement(initiator, "iqn", name=spec.initiator_iqn)
+        _auth(source, spec, "chap")
+        if spec.type == "iscsi":
+            _target(root, ISCSI_TARGET)
+    elif spec.type == "rbd":
+        ET.SubElement(source, "name").text = spec.source_name
+        _hosts(source, spec.source_hosts)
+        _auth(source, spec, "ceph")
+    elif spec.type == "zfs":
+        ET.SubElement(source, "name").text = spec.source_name
+        _devices(source, spec.source_devices)
+    else:
+        raise ValueError(f"Pool type {spec.type!r} has no form; paste its XML instead.")
+    return xmlio.to_string(root)
+
+
+@dataclass(frozen=True)
+class PoolXmlSummary:
+    """The parts of pasted pool XML the app checks before libvirt sees it."""
+
+    name: str
+    type: str
+    target_path: str
+    device_paths: tuple[str, ...]
+
+
+def summarize_pool_xml(xml: str) -> PoolXmlSummary:
+    """Name, type, target and devices of pasted XML; ValueError if it is not pool XML at all."""
+    if "<!DOCTYPE" in xml or "<!ENTITY" in xml:
+        raise ValueError("Pool XML may not contain a DOCTYPE or entities.")
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise ValueError(f"This is not well-formed XML: {exc}.") from None
+    if root.tag != "pool":
+        raise ValueError(f"The root element must be <pool>, not <{root.tag}>.")
+    name = (root.findtext("name") or "").strip()
+    return PoolXmlSummary(
+        name=name,
+        type=root.get("type", ""),
+        target_path=(root.findtext("target/path") or "").strip(),
+        device_paths=tuple(d.get("path", "") for d in root.findall("source/device")),
+    )
+
+
+# -- operations -------------------------------------------------------------------
+
+def define_pool(host: LibvirtHost, xml: str) -> PoolInfo:
+    """Define a persistent pool; libvirt validates the XML against its schema first."""
+    with translated():
+        pool = host.raw.storagePoolDefineXML(xml, libvirt.VIR_STORAGE_POOL_DEFINE_VALIDATE)
+        return host.pool(pool.name())
+
+
+def build_pool(host: LibvirtHost, name: str, *, overwrite: bool) -> None:
+    """Create the pool's storage (mkdir, mkfs, vgcreate, label a disk...).
+
+    Without overwrite libvirt refuses to format a device that already holds a file
+    system or label; with it, whatever was there is gone.
+    """
+    flags = libvirt.VIR_STORAGE_POOL_BUILD_OVERWRITE if overwrite else libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE
+    with translated():
+        pool = host.raw.storagePoolLookupByName(name)
+        try:
+            pool.build(flags)
+        except libvirt.libvirtError as exc:
+            # dir and netfs pools take no overwrite flags: there is nothing to format.
+            if exc.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+                raise
+            pool.build(0)
+
+
+def stop_pool(host: LibvirtHost, name: str) -> None:
+    """Stop (libvirt: destroy) a pool. Its data stays; a transient pool is forgotten."""
+    with translated():
+        host.raw.storagePoolLookupByName(name).destroy()
+
+
+def set_autostart(host: LibvirtHost, name: str, enabled: bool) -> None:
+    with translated():
+        host.raw.storagePoolLookupByName(name).setAutostart(1 if enabled else 0)
+
+
+def volume_names(host: LibvirtHost, name: str) -> list[str]:
+    """Names of the volumes of an active pool."""
+    with translated():
+        return sorted(host.raw.storagePoolLookupByName(name).listVolumes())
+
+
+def delete_pool(host: LibvirtHost, name: str, *, delete_volumes: bool,
+                say: Callable[[str], None] = lambda _msg: None) -> int:
+    """Destroy the pool's storage and forget it; returns how many volumes were deleted.
+
+    A pool with volumes is refused unless delete_volumes: libvirt would otherwise
+    either fail half-way (a dir pool's rmdir) or wipe them (a logical pool's vgremove).
+    """
+    with translated():
+        pool = host.raw.storagePoolLookupByName(name)
+        if not pool.isPersistent():
+            raise InvalidRequest(f"Pool {name} is transient: stopping it is how it goes away; "
+                                 "libvirt cannot delete the storage of a transient pool.")
+        if not pool.isActive():
+            say("Starting the pool to see which volumes it holds")
+            pool.create(0)
+        pool.refresh(0)
+        names = sorted(pool.listVolumes())
+        if names and not delete_volumes:
+            shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+            raise PoolNotEmpty(f"Pool {name} still holds {len(names)} volume(s) ({shown}); "
+                               "confirm deleting them too, or delete them first.")
+        for index, vol_name in enumerate(names, 1):
+            say(f"Deleting volume {vol_name} ({index} of {len(names)})")
+            pool.storageVolLookupByName(vol_name).delete(0)
+        say("Stopping the pool")
+        pool.destroy()
+        say("Deleting the pool's storage")
+        pool.delete(0)
+        say("Forgetting the pool's definition")
+        pool.undefine()
+        return len(names)
+
+
+def undefine_pool(host: LibvirtHost, name: str, say: Callable[[str], None] = lambda _msg: None) -> None:
+    """Forget the pool's definition; its storage and volumes stay where they are.
+
+    A running pool is stopped first: undefining it while it runs would leave it
+    transient, and it would vanish at the next stop anyway.
+    """
+    with translated():
+        pool = host.raw.storagePoolLookupByName(name)
+        if not pool.isPersistent():
+            raise InvalidRequest(f"Pool {name} is transient: it has no definition to forget; stop it instead.")
+        if pool.isActive():
+            say("Stopping the pool (its data stays)")
+            pool.destroy()
+        say("Forgetting the pool's definition")
+        pool.undefine()
+
+
+@dataclass(frozen=True)
+class PoolLiveView:
+    """The pool as libvirt reports it right now (not the inventory)."""
+
+    state: str
+    capacity: int
+    allocation: int
+    available: int
+    autostart: bool
+    persistent: bool
+    volume_count: int | None
+    inactive_xml: str
+
+
+def live_view(host: LibvirtHost, name: str) -> PoolLiveView:
+    with translated():
+        pool = host.raw.storagePoolLookupByName(name)
+        state, capacity, allocation, available = pool.info()
+        active = bool(pool.isActive())
+        persistent = bool(pool.isPersistent())
+        flags = libvirt.VIR_STORAGE_XML_INACTIVE if persistent else 0
+        return PoolLiveView(
+            state=_STATES.get(state, str(state)),
+            capacity=capacity,
+            allocation=allocation,
+            available=available,
+            autostart=bool(pool.autostart()),
+            persistent=persistent,
+            volume_count=pool.numOfVolumes() if active else None,
+            inactive_xml=pool.XMLDesc(flags),
+        )
