@@ -61,16 +61,7 @@ def launch(task, *, kind: str, user, host, pool=None, volume_name: str = "", par
             "Ask an admin to start Redis and the Celery worker, then try again."
         )
     with transaction.atomic():
-        if volume_name and pool is not None:
-            busy = Job.objects.active().filter(pool=pool, volume_name=volume_name)
-            if kind in SHARED_KINDS:
-                busy = busy.exclude(kind__in=SHARED_KINDS)
-            other = busy.first()
-            if other is not None:
-                raise JobConflict(
-                    f"“{volume_name}” is busy with job #{other.pk} ({other.get_kind_display().lower()}, "
-                    f"{other.get_state_display().lower()}); wait for it to finish."
-                )
+        _refuse_if_busy(kind, pool, volume_name)
         job = Job.objects.create(
             kind=kind, host=host, pool=pool, pool_name=pool_name or (pool.name if pool else ""),
             volume_name=volume_name, created_by=user if user and user.is_authenticated else None,
@@ -78,6 +69,53 @@ def launch(task, *, kind: str, user, host, pool=None, volume_name: str = "", par
         )
         transaction.on_commit(functools.partial(_enqueue, task, job.pk), robust=False)
     return job
+
+
+def _refuse_if_busy(kind: str, pool, volume_name: str) -> None:
+    """Raise JobConflict if another job holds the volume (shared kinds may run side by side)."""
+    if volume_name and pool is not None:
+        busy = Job.objects.active().filter(pool=pool, volume_name=volume_name)
+        if kind in SHARED_KINDS:
+            busy = busy.exclude(kind__in=SHARED_KINDS)
+        other = busy.first()
+        if other is not None:
+            raise JobConflict(
+                f"“{volume_name}” is busy with job #{other.pk} ({other.get_kind_display().lower()}, "
+                f"{other.get_state_display().lower()}); wait for it to finish."
+            )
+
+
+def start_inline(*, kind: str, user, host, pool=None, volume_name: str = "", params: dict | None = None,
+                 cancellable: bool = False) -> JobContext:
+    """A job the calling process runs itself (a download streamed by the web server), already running.
+
+    The caller reports through the context, calls ``touch`` at least every JOB_HEARTBEAT_SECONDS
+    (else the reaper fails the job) and ends it with ``finish_inline``.
+    """
+    with transaction.atomic():
+        _refuse_if_busy(kind, pool, volume_name)
+        now = timezone.now()
+        job = Job.objects.create(
+            kind=kind, host=host, pool=pool, pool_name=pool.name if pool else "", volume_name=volume_name,
+            created_by=user if user and user.is_authenticated else None, params=params or {},
+            cancellable=cancellable, state=Job.State.RUNNING, started_at=now, heartbeat_at=now,
+            worker=f"{socket.gethostname()}:{os.getpid()} (web)",
+        )
+    ctx = JobContext(job)
+    progress.publish(job)
+    return ctx
+
+
+def touch(job: Job) -> None:
+    """Heartbeat of an inline job."""
+    Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(heartbeat_at=timezone.now())
+
+
+def finish_inline(ctx: JobContext, state: str, *, error: str = "", result: str = "") -> None:
+    """End an inline job: saves its last progress, logs the outcome and tells the watchers."""
+    ctx.job.save(update_fields=["progress_done", "progress_total"])
+    ctx.step(error or result or "Done")
+    _finish(ctx.job, state, error=error, result=result)
 
 
 def _enqueue(task, job_id: int) -> None:
