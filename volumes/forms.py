@@ -1,0 +1,228 @@
+"""Forms of volume operations: everything is checked here, before libvirt sees it."""
+
+from __future__ import annotations
+
+from django import forms
+
+from pools.models import StoragePool
+from pools.policy import PolicyViolation, check_volume_fits
+from virtstorage.templatetags.sizes import binary_size
+from virtstorage.virt.volumes import WipeChoice
+
+from .models import Volume
+from .names import validate_volume_name
+from .sizes import UNITS_HELP, parse_size
+
+FORMAT_CHOICES = [("raw", "raw"), ("qcow2", "qcow2")]
+PROVISIONING_CHOICES = [
+    ("off", "Thin: allocate as the guest writes"),
+    ("metadata", "qcow2 metadata only: thin, but faster first writes"),
+    ("full", "Preallocated: reserve all space now"),
+]
+
+
+class VolumeNameField(forms.CharField):
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 1000)  # the validator gives the real limit with a clearer message
+        kwargs.setdefault("strip", False)  # " disk" is not "disk": refuse it rather than guess
+        kwargs.setdefault("help_text", "Letters, digits and . _ + -, starting with a letter or digit.")
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value in self.empty_values:
+            return value
+        if "\x00" in value:
+            raise forms.ValidationError("A volume name cannot contain a NUL character.")
+        return value
+
+    def validate(self, value) -> None:
+        super().validate(value)
+        try:
+            validate_volume_name(value)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
+class SizeField(forms.CharField):
+    """A size typed as "10G", "512 MiB" or bytes; cleans to a positive int of bytes."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 64)
+        kwargs.setdefault("help_text", f"Binary units: {UNITS_HELP}.")
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        text = super().clean(value)
+        if text in self.empty_values:
+            return None
+        try:
+            size = parse_size(text)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        if size <= 0:
+            raise forms.ValidationError("A size must be larger than zero.")
+        return size
+
+
+def _name_taken(pool: StoragePool, name: str) -> bool:
+    return Volume.objects.filter(pool=pool, name=name).exists()
+
+
+class _PolicyMixin:
+    """Turns pools.policy into form errors and keeps its warnings for the view."""
+
+    warnings: list[str]
+
+    def _check_policy(self, pool: StoragePool, **sizes: int) -> None:
+        try:
+            self.warnings = check_volume_fits(pool, **sizes).warnings
+        except PolicyViolation as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
+class VolumeCreateForm(_PolicyMixin, forms.Form):
+    name = VolumeNameField()
+    capacity = SizeField(label="Virtual size")
+    format = forms.ChoiceField(choices=FORMAT_CHOICES, initial="qcow2")
+    provisioning = forms.ChoiceField(choices=PROVISIONING_CHOICES, initial="off", widget=forms.RadioSelect)
+    backing = forms.ModelChoiceField(
+        queryset=Volume.objects.none(), required=False, label="Backing volume (qcow2 overlay)",
+        help_text="The new volume starts as a copy-on-write overlay of this one; it stays thin.",
+    )
+
+    def __init__(self, *args, pool: StoragePool, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pool = pool
+        self.warnings = []
+        self.fields["backing"].queryset = (
+            Volume.objects.filter(pool__host_id=pool.host_id, format__in=["raw", "qcow2"])
+            .select_related("pool").order_by("pool__name", "name")
+        )
+        self.fields["backing"].label_from_instance = lambda v: f"{v.pool.name} / {v.name} ({v.format})"
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        if _name_taken(self.pool, name):
+            raise forms.ValidationError(f"Pool {self.pool.name} already has a volume named {name}.")
+        return name
+
+    def clean(self) -> dict:
+        data = super().clean()
+        fmt, provisioning, backing = data.get("format"), data.get("provisioning"), data.get("backing")
+        capacity = data.get("capacity")
+        if not self.pool.is_active:
+            raise forms.ValidationError(f"Pool {self.pool.name} is stopped; start it first.")
+        if provisioning == "metadata" and fmt != "qcow2":
+            self.add_error("provisioning", "Metadata preallocation exists only for qcow2; choose thin or full.")
+        if backing is not None:
+            if fmt != "qcow2":
+                self.add_error("backing", "Only a qcow2 volume can have a backing volume.")
+            if provisioning != "off":
+                self.add_error("provisioning", "An overlay is always thin: choose thin provisioning.")
+            if capacity is not None and capacity < backing.capacity:
+                self.add_error("capacity", f"An overlay cannot be smaller than its backing volume "
+                                           f"({binary_size(backing.capacity)}).")
+        if capacity is not None and not self.errors:
+            allocation = capacity if provisioning == "full" else 0
+            self._check_policy(self.pool, capacity=capacity, allocation=allocation)
+        return data
+
+
+class VolumeCloneForm(_PolicyMixin, forms.Form):
+    name = VolumeNameField(label="New name")
+    target_pool = forms.ModelChoiceField(queryset=StoragePool.objects.none(), label="Into pool")
+    format = forms.ChoiceField(choices=[("", "Keep the format"), *FORMAT_CHOICES], required=False,
+                               label="Format of the copy")
+
+    def __init__(self, *args, volume: Volume, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.volume = volume
+        self.warnings = []
+        self.fields["target_pool"].queryset = StoragePool.objects.filter(
+            host_id=volume.pool.host_id, state=StoragePool.State.ACTIVE)
+        self.fields["target_pool"].initial = volume.pool.pk
+
+    def clean(self) -> dict:
+        data = super().clean()
+        name, pool = data.get("name"), data.get("target_pool")
+        if name and pool is not None:
+            if _name_taken(pool, name):
+                self.add_error("name", f"Pool {pool.name} already has a volume named {name}.")
+            else:
+                # a copy is sparse at most as large as the source's disk size
+                self._check_policy(pool, capacity=self.volume.capacity, allocation=self.volume.allocation)
+        return data
+
+
+class VolumeResizeForm(_PolicyMixin, forms.Form):
+    capacity = SizeField(label="New virtual size")
+    allocate = forms.BooleanField(required=False, label="Allocate the new space now (raw volumes only)")
+    confirm_shrink = forms.CharField(
+        required=False, label="To shrink, type the volume's name",
+        help_text="Shrinking drops every byte past the new end; the guest's file system must already fit.",
+    )
+
+    def __init__(self, *args, volume: Volume, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.volume = volume
+        self.warnings = []
+        self.shrinking = False
+
+    def clean(self) -> dict:
+        data = super().clean()
+        capacity = data.get("capacity")
+        if capacity is None:
+            return data
+        volume = self.volume
+        if capacity == volume.capacity:
+            self.add_error("capacity", f"The volume is already {binary_size(capacity)}.")
+            return data
+        if data.get("allocate") and volume.format != "raw":
+            self.add_error("allocate", "libvirt can allocate new space only for raw volumes.")
+        self.shrinking = capacity < volume.capacity
+        if self.shrinking and data.get("confirm_shrink") != volume.name:
+            self.add_error("confirm_shrink", f"The new size is smaller: everything past {binary_size(capacity)} "
+                                             f"is lost. Type “{volume.name}” to confirm.")
+        if self.errors:
+            return data
+        allocation = max(capacity, volume.allocation) if data.get("allocate") else min(volume.allocation, capacity)
+        self._check_policy(volume.pool, capacity=capacity, allocation=allocation,
+                           replacing=volume.capacity, replacing_allocation=volume.allocation)
+        return data
+
+
+class _ConfirmNameForm(forms.Form):
+    confirm = forms.CharField(label="Type the volume's name to confirm", strip=False)
+
+    def __init__(self, *args, volume: Volume, can_force: bool, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.volume = volume
+        if can_force:
+            self.fields["force"] = forms.BooleanField(
+                required=False, label="Force, even if a virtual machine uses it (admins only)")
+
+    def clean_confirm(self) -> str:
+        typed = self.cleaned_data["confirm"]
+        if typed != self.volume.name:
+            raise forms.ValidationError(f"That is not the volume's name; type “{self.volume.name}” exactly.")
+        return typed
+
+
+class VolumeDeleteForm(_ConfirmNameForm):
+    pass
+
+
+class VolumeWipeForm(_ConfirmNameForm):
+    algorithm = forms.ChoiceField(label="Wipe pattern")
+
+    def __init__(self, *args, choices: list[WipeChoice], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.choices = choices
+        self.fields["algorithm"].choices = [
+            # only what the host surely can do; "unknown" ones are listed on the page, not offered
+            (c.algorithm.name, c.algorithm.label) for c in choices if c.available
+
+        ]
+        self.fields["algorithm"].initial = "zero"
+        self.order_fields(["algorithm", "confirm", "force"])

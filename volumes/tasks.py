@@ -1,0 +1,109 @@
+"""Job bodies of volume operations. They run in a Celery worker, never in a request.
+
+Each opens its own libvirt connection for the operation (a long call blocks the
+connection it runs on) and refreshes the inventory of the pools it touched,
+whether the operation worked or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from virtstorage.hosts.inventory import sync_host
+from virtstorage.jobs.runner import JobContext, job_task
+from virtstorage.templatetags.sizes import binary_size
+from virtstorage.virt import LibvirtHost, open_host
+from virtstorage.virt import volumes as ops
+
+
+class VolumeInUse(Exception):
+    """A defined virtual machine has a disk on the volume."""
+
+
+@contextmanager
+def _operation(ctx: JobContext, *pool_names: str) -> Iterator[LibvirtHost]:
+    """A dedicated connection for the job; the touched pools are synced afterwards in any case."""
+    ctx.step(f"Connecting to {ctx.host.name}")
+    try:
+        with open_host(ctx.host.uri, shared=False) as host:
+            yield host
+    finally:
+        ctx.step("Refreshing the inventory")
+        sync_host(ctx.host, pool_names=list(dict.fromkeys(pool_names)))
+
+
+def _refuse_if_in_use(ctx: JobContext, host: LibvirtHost, action: str) -> None:
+    volume = host.volume(ctx.pool.name, ctx.job.volume_name)
+    users = ops.volume_users(host, ctx.pool.name, volume)
+    if not users:
+        return
+    names = ", ".join(users)
+    if ctx.params.get("force"):
+        ctx.step(f"Used by virtual machine(s) {names}; going ahead because an admin forced it")
+        return
+    raise VolumeInUse(f"Refused to {action} “{volume.name}”: it is a disk of the virtual machine(s) {names}. "
+                      "Remove the disk from the machine first, or ask an admin to force it.")
+
+
+@job_task("create")
+def create_volume_job(ctx: JobContext) -> str:
+    p = ctx.params
+    with _operation(ctx, ctx.pool.name) as host:
+        ctx.check_cancel()
+        ctx.step(f"Creating {p['format']} volume {p['name']} of {binary_size(p['capacity'])}"
+                 + (" (preallocating)" if p["preallocation"] != "off" else ""))
+        info = ops.create_volume(host, ctx.pool.name, p["name"], p["capacity"], fmt=p["format"],
+                                 preallocation=p["preallocation"], backing_path=p.get("backing_path", ""),
+                                 backing_format=p.get("backing_format", ""))
+    return f"Created {info.name}: {binary_size(info.capacity)} virtual, {binary_size(info.allocation)} on disk"
+
+
+@job_task("clone")
+def clone_volume_job(ctx: JobContext) -> str:
+    p = ctx.params
+    source, target_pool = ctx.job.volume_name, p["target_pool"]
+    with _operation(ctx, ctx.pool.name, target_pool) as host, open_host(ctx.host.uri) as watcher:
+        ctx.step(f"Copying {source} to {target_pool}/{p['name']}"
+                 + (f" as {p['format']}" if p.get("format") else "")
+                 + "; libvirt finishes a copy even if asked to stop")
+        info = ops.clone_volume(host, ctx.pool.name, source, target_pool, p["name"], fmt=p.get("format", ""),
+                                watcher=watcher, on_progress=ctx.report)
+    return f"Cloned {source} to {target_pool}/{info.name} ({info.format}, {binary_size(info.allocation)} on disk)"
+
+
+@job_task("resize")
+def resize_volume_job(ctx: JobContext) -> str:
+    p = ctx.params
+    name = ctx.job.volume_name
+    with _operation(ctx, ctx.pool.name) as host:
+        ctx.check_cancel()
+        verb = "Shrinking" if p.get("shrink") else "Growing"
+        ctx.step(f"{verb} {name} to {binary_size(p['capacity'])}" + (" and allocating" if p.get("allocate") else ""))
+        info = ops.resize_volume(host, ctx.pool.name, name, p["capacity"], allocate=bool(p.get("allocate")),
+                                 shrink=bool(p.get("shrink")))
+    return f"Resized {name} to {binary_size(info.capacity)} ({binary_size(info.allocation)} on disk)"
+
+
+@job_task("delete")
+def delete_volume_job(ctx: JobContext) -> str:
+    name = ctx.job.volume_name
+    with _operation(ctx, ctx.pool.name) as host:
+        ctx.step("Checking that no virtual machine uses it")
+        _refuse_if_in_use(ctx, host, "delete")
+        ctx.check_cancel()
+        ctx.step(f"Deleting {name}")
+        host.delete_volume(ctx.pool.name, name)
+    return f"Deleted {name} from {ctx.pool.name}"
+
+
+@job_task("wipe")
+def wipe_volume_job(ctx: JobContext) -> str:
+    name, algorithm = ctx.job.volume_name, ctx.params["algorithm"]
+    with _operation(ctx, ctx.pool.name) as host:
+        ctx.step("Checking that no virtual machine uses it")
+        _refuse_if_in_use(ctx, host, "wipe")
+        ctx.step(f"Wiping {name} with {ops.WIPE_BY_NAME[algorithm].label}; libvirt reports no progress and "
+                 "finishes even if asked to stop")
+        info = ops.wipe_volume(host, ctx.pool.name, name, algorithm)
+    return f"Wiped {name} with {algorithm}; it is now a {info.format or 'raw'} volume of {binary_size(info.capacity)}"

@@ -1,0 +1,115 @@
+"""Views of volume operations: validate the form, launch the job, show its page.
+
+No libvirt call happens here: the job does the work and refreshes the inventory.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+
+from pools.models import StoragePool
+from virtstorage.accounts.roles import is_admin, member_required
+from virtstorage.jobs.models import Job
+from virtstorage.jobs.runner import JobError, launch
+from virtstorage.virt.volumes import wipe_algorithms
+
+from . import tasks
+from .forms import VolumeCloneForm, VolumeCreateForm, VolumeDeleteForm, VolumeResizeForm, VolumeWipeForm
+from .models import Volume
+
+
+def _volume(pk: int) -> Volume:
+    return get_object_or_404(Volume.objects.select_related("pool", "pool__host"), pk=pk)
+
+
+def _start(request: HttpRequest, form: forms.Form, task, **job) -> Job | None:
+    """Launch the job; a refusal (queue down, volume busy) becomes a form error and nothing is lost."""
+    try:
+        started = launch(task, user=request.user, **job)
+    except JobError as exc:
+        form.add_error(None, str(exc))
+        return None
+    for warning in getattr(form, "warnings", []):
+        messages.warning(request, warning)
+    return started
+
+
+def _page(request: HttpRequest, op: str, form: forms.Form, pool: StoragePool, volume: Volume | None = None,
+          **extra) -> HttpResponse:
+    context = {"op": op, "form": form, "pool": pool, "volume": volume, **extra}
+    return render(request, "volumes/volume_op.html", context, status=400 if form.errors else 200)
+
+
+@member_required
+def volume_create(request: HttpRequest, pool_pk: int) -> HttpResponse:
+    pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pool_pk)
+    form = VolumeCreateForm(request.POST or None, pool=pool)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        backing = data["backing"]
+        params = {"name": data["name"], "capacity": data["capacity"], "format": data["format"],
+                  "preallocation": data["provisioning"],
+                  "backing_path": backing.path if backing else "", "backing_format": backing.format if backing else ""}
+        job = _start(request, form, tasks.create_volume_job, kind="create", host=pool.host, pool=pool,
+                     volume_name=data["name"], params=params, cancellable=True)
+        if job:
+            return redirect(job)
+    return _page(request, "create", form, pool)
+
+
+@member_required
+def volume_clone(request: HttpRequest, pk: int) -> HttpResponse:
+    volume = _volume(pk)
+    form = VolumeCloneForm(request.POST or None, volume=volume)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        params = {"name": data["name"], "target_pool": data["target_pool"].name, "format": data["format"]}
+        job = _start(request, form, tasks.clone_volume_job, kind="clone", host=volume.pool.host, pool=volume.pool,
+                     volume_name=volume.name, params=params, cancellable=False)
+        if job:
+            return redirect(job)
+    return _page(request, "clone", form, volume.pool, volume)
+
+
+@member_required
+def volume_resize(request: HttpRequest, pk: int) -> HttpResponse:
+    volume = _volume(pk)
+    form = VolumeResizeForm(request.POST or None, volume=volume)
+    if request.method == "POST" and form.is_valid():
+        params = {"capacity": form.cleaned_data["capacity"], "allocate": form.cleaned_data["allocate"],
+                  "shrink": form.shrinking}
+        job = _start(request, form, tasks.resize_volume_job, kind="resize", host=volume.pool.host, pool=volume.pool,
+                     volume_name=volume.name, params=params, cancellable=True)
+        if job:
+            return redirect(job)
+    return _page(request, "resize", form, volume.pool, volume)
+
+
+@member_required
+def volume_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    volume = _volume(pk)
+    form = VolumeDeleteForm(request.POST or None, volume=volume, can_force=is_admin(request.user))
+    if request.method == "POST" and form.is_valid():
+        params = {"force": bool(form.cleaned_data.get("force"))}
+        job = _start(request, form, tasks.delete_volume_job, kind="delete", host=volume.pool.host, pool=volume.pool,
+                     volume_name=volume.name, params=params, cancellable=True)
+        if job:
+            return redirect(job)
+    return _page(request, "delete", form, volume.pool, volume)
+
+
+@member_required
+def volume_wipe(request: HttpRequest, pk: int) -> HttpResponse:
+    volume = _volume(pk)
+    choices = wipe_algorithms(volume.pool.host.uri, volume.pool.type)
+    form = VolumeWipeForm(request.POST or None, volume=volume, can_force=is_admin(request.user), choices=choices)
+    if request.method == "POST" and form.is_valid():
+        params = {"algorithm": form.cleaned_data["algorithm"], "force": bool(form.cleaned_data.get("force"))}
+        job = _start(request, form, tasks.wipe_volume_job, kind="wipe", host=volume.pool.host, pool=volume.pool,
+                     volume_name=volume.name, params=params, cancellable=False)
+        if job:
+            return redirect(job)
+    return _page(request, "wipe", form, volume.pool, volume, choices=choices)
