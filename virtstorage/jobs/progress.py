@@ -19,14 +19,15 @@ def channel(job_id: int) -> str:
     return f"virtstorage:job:{job_id}"
 
 
-_client: redis.Redis | None = None
+_clients: dict[str, redis.Redis] = {}
 
 
 def client() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
-    return _client
+    """A client for settings.REDIS_URL as it is now (read at call time, so an override takes effect)."""
+    url = settings.REDIS_URL
+    if url not in _clients:
+        _clients[url] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+    return _clients[url]
 
 
 def snapshot(job: Job) -> dict[str, Any]:
