@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
@@ -48,3 +52,95 @@ class Volume(models.Model):
     def thin_savings(self) -> int:
         """Bytes the guest may still use that the host has not handed out yet."""
         return max(0, self.capacity - self.allocation)
+
+
+# -- Uploads ------------------------------------------------------------------
+
+def merge_range(ranges: list[list[int]], start: int, end: int) -> list[list[int]]:
+    """Sorted, disjoint [start, end) ranges with [start, end) added (touching ranges join)."""
+    if end <= start:
+        return [list(r) for r in ranges]
+    merged: list[list[int]] = []
+    for lo, hi in sorted([*ranges, [start, end]]):
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return merged
+
+
+def missing_ranges(ranges: list[list[int]], size: int) -> list[list[int]]:
+    """The [start, end) ranges of 0..size that ranges do not cover."""
+    missing: list[list[int]] = []
+    pos = 0
+    for lo, hi in sorted(ranges):
+        if lo > pos:
+            missing.append([pos, min(lo, size)])
+        pos = max(pos, hi)
+        if pos >= size:
+            break
+    if pos < size:
+        missing.append([pos, size])
+    return [r for r in missing if r[0] < r[1]]
+
+
+class UploadQuerySet(models.QuerySet):
+    def visible_to(self, user) -> UploadQuerySet:
+        from virtstorage.accounts.roles import is_admin
+
+        return self if is_admin(user) else self.filter(created_by=user)
+
+
+class Upload(models.Model):
+    """A file arriving in chunks into a staging file, then streamed into a volume by a job.
+
+    The web server never holds a libvirt stream across requests: chunks land in a sparse
+    staging file (holes are recorded, not written) and the upload job sends that file.
+    """
+
+    class Mode(models.TextChoices):
+        NEW = "new", "New volume"
+        EXISTING = "existing", "Replace an existing volume"
+
+    class State(models.TextChoices):
+        RECEIVING = "receiving", "Receiving"
+        SENDING = "sending", "Sending to the volume"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads")
+    pool = models.ForeignKey("pools.StoragePool", on_delete=models.CASCADE, related_name="uploads")
+    volume_name = models.CharField(max_length=255)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.NEW)
+    filename = models.CharField(max_length=255, blank=True, help_text="The client's file name, for people.")
+    size = models.BigIntegerField(help_text="Bytes of the file.")
+    capacity = models.BigIntegerField(help_text="Virtual size of the volume afterwards (raw images).")
+    received = models.JSONField(default=list, blank=True, help_text="[start, end) byte ranges accounted for.")
+    received_bytes = models.BigIntegerField(default=0)
+    hole_bytes = models.BigIntegerField(default=0, help_text="Bytes the client declared zeros and did not send.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVING)
+    error = models.TextField(blank=True)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = UploadQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"upload of {self.filename or self.volume_name} into {self.volume_name}"
+
+    @property
+    def staging_path(self) -> Path:
+        return Path(settings.VAR_DIR) / "uploads" / f"{self.pk}.part"
+
+    def missing(self) -> list[list[int]]:
+        return missing_ranges(self.received, self.size)
+
+    def next_offset(self) -> int:
+        """Where a client resumes: the end of the first run received from byte 0."""
+        missing = self.missing()
+        return missing[0][0] if missing else self.size

@@ -1,0 +1,176 @@
+// Upload a file into a volume: chunks of the File (Blob.slice), all-zero chunks sent as holes,
+// retries with backoff, resume from what the server has; then the job's live progress.
+(function () {
+  "use strict";
+  var form = document.getElementById("upload-form");
+  if (!form) return;
+  var CHUNK = parseInt(form.dataset.chunkBytes, 10) || 8 * 1024 * 1024;
+  var MAX_ATTEMPTS = 8;
+  var csrf = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"];
+  var fileInput = document.getElementById("upload-file");
+  var errors = document.getElementById("upload-errors");
+  var startButton = document.getElementById("upload-start");
+  var stopButton = document.getElementById("upload-cancel");
+  var transfer = document.getElementById("upload-transfer");
+  var bar = document.getElementById("upload-bar");
+  var numbers = document.getElementById("upload-numbers");
+  var status = document.getElementById("upload-status");
+  var jobBox = document.getElementById("upload-job");
+  var stopped = false;
+
+  fileInput.addEventListener("change", function () {
+    var name = form.elements.volume;
+    if (name && name.type !== "hidden" && !name.value && fileInput.files[0]) {
+      name.value = fileInput.files[0].name.replace(/[^A-Za-z0-9._+-]/g, "_").replace(/^[^A-Za-z0-9]+/, "");
+    }
+  });
+
+  function showErrors(messages) {
+    errors.textContent = "";
+    messages.forEach(function (m) { var li = document.createElement("li"); li.textContent = m; errors.appendChild(li); });
+  }
+
+  function errorList(body) {
+    var list = [];
+    if (body && body.errors) {
+      Object.keys(body.errors).forEach(function (field) {
+        body.errors[field].forEach(function (m) { list.push(field === "__all__" ? m : field + ": " + m); });
+      });
+    }
+    if (!list.length) list.push((body && body.error) || "The server refused the upload.");
+    return list;
+  }
+
+  function sizeText(n) {
+    var units = ["bytes", "KiB", "MiB", "GiB", "TiB"], i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return i ? n.toFixed(1) + " " + units[i] : n + " bytes";
+  }
+
+  function isAllZero(buffer) {
+    // Compare 32-bit words, then the few trailing bytes.
+    var words = new Uint32Array(buffer, 0, buffer.byteLength >> 2);
+    for (var i = 0; i < words.length; i++) if (words[i] !== 0) return false;
+    var tail = new Uint8Array(buffer, words.length << 2);
+    for (var j = 0; j < tail.length; j++) if (tail[j] !== 0) return false;
+    return true;
+  }
+
+  function covered(received, start, end) {
+    return received.some(function (r) { return r[0] <= start && end <= r[1]; });
+  }
+
+  function sleep(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
+
+  function request(method, url, body, headers) {
+    var h = {"X-CSRFToken": csrf, "Accept": "application/json"};
+    Object.keys(headers || {}).forEach(function (k) { h[k] = headers[k]; });
+    return fetch(url, {method: method, body: body, headers: h, credentials: "same-origin"});
+  }
+
+  // Retries network errors and 5xx with backoff; a 4xx is the server's answer and stops.
+  async function withRetry(what, send) {
+    for (var attempt = 1; ; attempt++) {
+      if (stopped) throw new Error("Stopped.");
+      var response = null;
+      try { response = await send(); } catch (e) { response = null; }
+      if (response && response.status < 500) {
+        var body = await response.json().catch(function () { return {}; });
+        if (!response.ok) { var err = new Error(errorList(body).join(" ")); err.body = body; throw err; }
+        return body;
+      }
+      if (attempt >= MAX_ATTEMPTS) throw new Error(what + " failed after " + attempt + " attempts; choose the file again to resume.");
+      var delay = Math.min(30000, 500 * Math.pow(2, attempt - 1));
+      status.textContent = "connection problem, retrying " + what + " in " + Math.round(delay / 1000) + " s…";
+      await sleep(delay);
+    }
+  }
+
+  function resumeKey(file) {
+    return "virtstorage-upload:" + [form.elements.pool.value, form.elements.mode.value, form.elements.volume.value,
+      file.name, file.size, file.lastModified].join("|");
+  }
+
+  async function findOrCreate(file) {
+    var key = resumeKey(file);
+    var known = localStorage.getItem(key);
+    if (known) {
+      try {
+        var r = await fetch(known, {headers: {"Accept": "application/json"}, credentials: "same-origin"});
+        if (r.ok) {
+          var state = await r.json();
+          if (state.size === file.size && (state.state === "receiving" || state.state === "failed")) return state;
+        }
+      } catch (e) { /* the server will tell again below */ }
+      localStorage.removeItem(key);
+    }
+    var data = new FormData(form);
+    data.delete("file");
+    data.set("size", String(file.size));
+    data.set("filename", file.name);
+    var created = await withRetry("creating the upload", function () { return request("POST", form.dataset.createUrl, data); });
+    localStorage.setItem(key, created.url);
+    return created;
+  }
+
+  function show(done, total, started, sentBytes) {
+    var pct = total ? 100 * done / total : 100;
+    bar.style.width = pct.toFixed(1) + "%";
+    bar.parentElement.setAttribute("aria-valuenow", Math.round(pct));
+    var secs = (Date.now() - started) / 1000;
+    numbers.textContent = pct.toFixed(1) + "% · " + sizeText(done) + " of " + sizeText(total) +
+      (secs > 0.5 ? " · " + sizeText(sentBytes / secs) + "/s sent" : "");
+  }
+
+  async function run(file) {
+    var upload = await findOrCreate(file);
+    transfer.hidden = false;
+    var done = upload.received_bytes, started = Date.now(), sent = 0;
+    status.textContent = done ? "resuming at " + sizeText(done) : "sending";
+    show(done, file.size, started, sent);
+    for (var offset = 0; offset < file.size; offset += CHUNK) {
+      if (stopped) throw new Error("Stopped: choose the same file again to resume.");
+      var end = Math.min(file.size, offset + CHUNK);
+      if (covered(upload.received, offset, end)) continue;
+      var buffer = await file.slice(offset, end).arrayBuffer();
+      var url = upload.chunks_url + "?offset=" + offset;
+      var state;
+      if (isAllZero(buffer)) {
+        state = await withRetry("a hole", function () { return request("PUT", url + "&hole=" + (end - offset), null); });
+      } else {
+        state = await withRetry("a chunk", function () {
+          return request("PUT", url, buffer, {"Content-Type": "application/octet-stream"});
+        });
+        sent += end - offset;
+      }
+      done = state.received_bytes;
+      status.textContent = "sending";
+      show(done, file.size, started, sent);
+    }
+    status.textContent = "all bytes sent; starting the job";
+    var result = await withRetry("completing", function () { return request("POST", upload.complete_url, null); });
+    localStorage.removeItem(resumeKey(file));
+    status.textContent = "sent; the job writes the volume";
+    jobBox.innerHTML = result.watch_html;
+    if (window.htmx) htmx.process(jobBox);
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var file = fileInput.files[0];
+    if (!file) { showErrors(["Choose a file."]); return; }
+    if (!file.size) { showErrors(["The file is empty: there is nothing to upload."]); return; }
+    showErrors([]);
+    stopped = false;
+    startButton.disabled = true;
+    stopButton.hidden = false;
+    run(file).catch(function (e) {
+      showErrors(e.body ? errorList(e.body) : [e.message]);
+      status.textContent = "stopped";
+    }).finally(function () {
+      startButton.disabled = false;
+      stopButton.hidden = true;
+    });
+  });
+  stopButton.addEventListener("click", function () { stopped = true; });
+})();

@@ -1,0 +1,448 @@
+"""Uploads (chunks into a staging file, then a job) and downloads (streamed, recorded as a job).
+
+The upload API, for browsers (static/js/upload.js) and scripts alike:
+  POST   /volumes/uploads/                      create: pool, volume, mode, size[, capacity, confirm]
+  GET    /volumes/uploads/<id>/                 what has arrived, to resume
+  PUT    /volumes/uploads/<id>/chunks?offset=N  body = bytes (or Content-Range: bytes a-b/size)
+  PUT    /volumes/uploads/<id>/chunks?offset=N&hole=L   L bytes of zeros, not sent
+  POST   /volumes/uploads/<id>/complete         launch the job that writes the volume
+  DELETE /volumes/uploads/<id>/                 abandon
+  GET    /volumes/<pk>/download[?sparse=1]      the volume's bytes
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django import forms
+from django.db import connection as db_connection
+from django.db import transaction
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from pools.models import StoragePool
+from pools.policy import PolicyViolation, check_volume_fits
+from virtstorage.accounts.roles import is_member, member_required
+from virtstorage.jobs import progress, runner
+from virtstorage.jobs.models import Job
+from virtstorage.templatetags.sizes import binary_size
+from virtstorage.virt import VirtError, open_host, streams
+
+from .models import Upload, Volume, merge_range
+from .names import validate_volume_name
+from .sizes import parse_size
+from .transfer_tasks import truncation_message, upload_volume
+
+BODY_PIECE = 1024 * 1024  # the request body is copied to the staging file in pieces this big
+_ZERO_PIECE = bytes(BODY_PIECE)
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+DOWNLOAD_REPORT_SECONDS = 0.2
+DOWNLOAD_CHECK_SECONDS = 1.0
+
+
+# -- Creating an upload ---------------------------------------------------------
+
+class UploadForm(forms.Form):
+    pool = forms.IntegerField(min_value=1)
+    volume = forms.CharField(max_length=255, strip=True)
+    mode = forms.ChoiceField(choices=Upload.Mode.choices, initial=Upload.Mode.NEW)
+    size = forms.CharField(help_text="Bytes of the file.")
+    capacity = forms.CharField(required=False, help_text="Virtual size of a new raw volume; default: the file's size.")
+    confirm = forms.CharField(required=False, help_text="To replace a volume, type its name.")
+    filename = forms.CharField(required=False, max_length=255)
+
+    def clean_volume(self) -> str:
+        try:
+            return validate_volume_name(self.cleaned_data["volume"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+    def clean_size(self) -> int:
+        try:
+            size = parse_size(self.cleaned_data["size"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        if size <= 0:
+            raise forms.ValidationError("The file is empty: there is nothing to upload.")
+        return size
+
+    def clean_capacity(self) -> int | None:
+        text = self.cleaned_data.get("capacity")
+        if text in (None, ""):
+            return None
+        try:
+            return parse_size(text)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if self.errors:
+            return data
+        pool = StoragePool.objects.select_related("host").filter(pk=data["pool"]).first()
+        if pool is None:
+            self.add_error("pool", "No such pool.")
+            return data
+        if not pool.is_active or not pool.host.enabled:
+            self.add_error("pool", f"Pool {pool.name} is not running: start it before uploading into it.")
+            return data
+        data["pool"] = pool
+        name, size = data["volume"], data["size"]
+        existing = Volume.objects.filter(pool=pool, name=name).first()
+        if data["mode"] == Upload.Mode.EXISTING:
+            if existing is None:
+                self.add_error("volume", f"Pool {pool.name} has no volume {name}.")
+                return data
+            if size > existing.capacity:
+                self.add_error("size", f"The file ({binary_size(size)}, {size} bytes) is larger than volume {name} "
+                                       f"({binary_size(existing.capacity)}, {existing.capacity} bytes).")
+            if data.get("confirm") != name:
+                self.add_error("confirm", f"Replacing {name} erases what it holds: type its name to confirm.")
+            data["capacity"] = existing.capacity if existing.format == "raw" else size
+        else:
+            if existing is not None:
+                self.add_error("volume", f"Pool {pool.name} already has a volume {name}: choose another name, "
+                                         "or replace it.")
+                return data
+            capacity = data.get("capacity") or size
+            if capacity < size:
+                self.add_error("capacity", f"The capacity ({binary_size(capacity)}) is smaller than the file "
+                                           f"({binary_size(size)}).")
+                return data
+            try:
+                check_volume_fits(pool, capacity=capacity, allocation=0)
+            except PolicyViolation as exc:
+                self.add_error("capacity", str(exc))
+            data["capacity"] = capacity
+        return data
+
+
+def _payload(request: HttpRequest) -> dict:
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError as exc:
+            raise ValueError(f"The body is not valid JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise ValueError("The body must be a JSON object.")
+        return {k: v for k, v in body.items() if v is not None}
+    return request.POST.dict()
+
+
+def _error(message: str, status: int, **extra) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def upload_state(upload: Upload) -> dict:
+    """What a client needs to resume or watch an upload."""
+    missing = upload.missing()
+    return {
+        "id": str(upload.pk),
+        "url": reverse("volumes:upload", args=[upload.pk]),
+        "chunks_url": reverse("volumes:upload_chunks", args=[upload.pk]),
+        "complete_url": reverse("volumes:upload_complete", args=[upload.pk]),
+        "pool": upload.pool_id,
+        "volume": upload.volume_name,
+        "mode": upload.mode,
+        "size": upload.size,
+        "capacity": upload.capacity,
+        "received": upload.received,
+        "received_bytes": upload.received_bytes,
+        "hole_bytes": upload.hole_bytes,
+        "next_offset": upload.next_offset(),
+        "missing": missing[:100],
+        "state": upload.state,
+        "error": upload.error,
+        "job": upload.job_id,
+        "job_url": reverse("jobs:detail", args=[upload.job_id]) if upload.job_id else None,
+    }
+
+
+@member_required
+@require_GET
+def upload_page(request: HttpRequest) -> HttpResponse:
+    """The browser's upload form: into a new volume of a pool, or replacing a volume."""
+    volume = None
+    if request.GET.get("volume"):
+        volume = get_object_or_404(Volume.objects.select_related("pool__host"), pk=request.GET["volume"])
+        pool = volume.pool
+    else:
+        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=request.GET.get("pool") or 0)
+    return render(request, "volumes/upload.html", {"pool": pool, "volume": volume,
+                                                   "chunk_bytes": 8 * 1024 * 1024})
+
+
+@member_required
+@require_POST
+def upload_create(request: HttpRequest) -> JsonResponse:
+    try:
+        form = UploadForm(_payload(request))
+    except ValueError as exc:
+        return _error(str(exc), 400)
+    if not form.is_valid():
+        return JsonResponse({"error": "Please correct the errors.", "errors": form.errors}, status=400)
+    data = form.cleaned_data
+    upload = Upload.objects.create(
+        created_by=request.user, pool=data["pool"], volume_name=data["volume"], mode=data["mode"],
+        filename=data.get("filename") or "", size=data["size"], capacity=data["capacity"],
+    )
+    path = upload.staging_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A sparse file of the final size: ranges never written (holes) read as zeros, cost no disk.
+    with open(path, "wb") as staging:
+        staging.truncate(upload.size)
+    return JsonResponse(upload_state(upload), status=201)
+
+
+def _own_upload(request: HttpRequest, pk) -> Upload:
+    return get_object_or_404(Upload.objects.visible_to(request.user).select_related("pool"), pk=pk)
+
+
+@member_required
+@require_http_methods(["GET", "DELETE"])
+def upload_detail(request: HttpRequest, pk) -> JsonResponse:
+    upload = _own_upload(request, pk)
+    if request.method == "DELETE":
+        if upload.state == Upload.State.SENDING:
+            return _error("The upload is being written to the volume; cancel its job instead.", 409)
+        upload.staging_path.unlink(missing_ok=True)
+        upload.delete()
+        return JsonResponse({"deleted": str(pk)})
+    return JsonResponse(upload_state(upload))
+
+
+def _chunk_range(request: HttpRequest, upload: Upload) -> tuple[int, int, bool]:
+    """(offset, length, is_hole) of a chunk request; ValueError with the reason when wrong."""
+    header = request.headers.get("Content-Range", "")
+    hole = request.GET.get("hole")
+    if header:
+        match = _CONTENT_RANGE.fullmatch(header.strip())
+        if not match:
+            raise ValueError("Content-Range must look like 'bytes 0-1048575/8589934592'.")
+        start, last, total = int(match[1]), int(match[2]), match[3]
+        if total != "*" and int(total) != upload.size:
+            raise ValueError(f"Content-Range says the file has {total} bytes; this upload is of {upload.size}.")
+        if "offset" in request.GET and request.GET["offset"] != str(start):
+            raise ValueError("offset and Content-Range disagree.")
+        offset, length = start, last - start + 1
+        if length <= 0:
+            raise ValueError("Content-Range ends before it starts.")
+    else:
+        try:
+            offset = int(request.GET["offset"])
+        except (KeyError, ValueError) as exc:
+            raise ValueError("Give ?offset=N (a byte offset) or a Content-Range header.") from exc
+        if hole is not None:
+            try:
+                length = int(hole)
+            except ValueError as exc:
+                raise ValueError("hole must be a number of bytes.") from exc
+        else:
+            try:
+                length = int(request.headers.get("Content-Length") or "")
+            except ValueError as exc:
+                raise ValueError("A chunk needs a Content-Length.") from exc
+    if offset < 0 or length <= 0:
+        raise ValueError("offset must be >= 0 and the chunk must not be empty.")
+    if offset + length > upload.size:
+        raise ValueError(f"bytes {offset}-{offset + length - 1} go past the end of the file ({upload.size} bytes).")
+    if hole is not None and int(request.headers.get("Content-Length") or 0):
+        raise ValueError("A hole has no body: send ?hole=LENGTH with an empty body.")
+    return offset, length, hole is not None
+
+
+def _write_body(request: HttpRequest, upload: Upload, offset: int, length: int, fresh: bool) -> int:
+    """Copy the body into the staging file at offset; returns bytes read (compare to length).
+
+    Pieces of zeros in ranges not received before are skipped: the staging file is sparse,
+    so they already read as zeros and a script's dense upload still stays thin.
+    """
+    fd = os.open(upload.staging_path, os.O_WRONLY)
+    try:
+        pos = offset
+        while pos < offset + length:
+            piece = request.read(min(BODY_PIECE, offset + length - pos))
+            if not piece:
+                break
+            if not (fresh and piece == _ZERO_PIECE[:len(piece)]):
+                os.pwrite(fd, piece, pos)
+            pos += len(piece)
+        if request.read(1):
+            raise ValueError(f"The body holds more than the {length} bytes announced.")
+    finally:
+        os.close(fd)
+    return pos - offset
+
+
+@member_required
+@require_http_methods(["PUT"])
+def upload_chunk(request: HttpRequest, pk) -> JsonResponse:
+    upload = _own_upload(request, pk)
+    if upload.state not in (Upload.State.RECEIVING, Upload.State.FAILED):
+        return _error(f"This upload is {upload.get_state_display().lower()}: it takes no more data.", 409)
+    try:
+        offset, length, hole = _chunk_range(request, upload)
+    except ValueError as exc:
+        return _error(str(exc), 400, **upload_state(upload))
+    if not upload.staging_path.exists():
+        return _error("The staging file of this upload is gone: start a new upload.", 410)
+    if not hole:
+        fresh = not any(lo < offset + length and offset < hi for lo, hi in upload.received)
+        try:
+            got = _write_body(request, upload, offset, length, fresh)
+        except ValueError as exc:
+            return _error(str(exc), 400, **upload_state(upload))
+        if got != length:
+            return _error(f"The chunk is truncated: {got} of {length} bytes arrived; send it again.", 400,
+                          **upload_state(upload))
+    with transaction.atomic():
+        upload = Upload.objects.select_for_update().get(pk=upload.pk)
+        before = sum(hi - lo for lo, hi in upload.received)
+        upload.received = merge_range(upload.received, offset, offset + length)
+        upload.received_bytes = sum(hi - lo for lo, hi in upload.received)
+        if hole:
+            upload.hole_bytes += upload.received_bytes - before
+        upload.state = Upload.State.RECEIVING
+        upload.save(update_fields=["received", "received_bytes", "hole_bytes", "state", "updated_at"])
+    return JsonResponse(upload_state(upload))
+
+
+@member_required
+@require_POST
+def upload_complete(request: HttpRequest, pk) -> JsonResponse:
+    upload = _own_upload(request, pk)
+    if upload.state not in (Upload.State.RECEIVING, Upload.State.FAILED):
+        return _error(f"This upload is {upload.get_state_display().lower()} already.", 409, **upload_state(upload))
+    pool = upload.pool
+    try:
+        job = runner.launch(upload_volume, kind="upload", user=request.user, host=pool.host, pool=pool,
+                            volume_name=upload.volume_name, params={"upload": str(upload.pk), "size": upload.size},
+                            cancellable=True)
+    except runner.QueueUnavailable as exc:
+        return _error(str(exc), 503, **upload_state(upload))
+    except runner.JobConflict as exc:
+        return _error(str(exc), 409, **upload_state(upload))
+    Upload.objects.filter(pk=upload.pk).update(state=Upload.State.SENDING, job=job, error="")
+    upload.refresh_from_db()
+    state = upload_state(upload)
+    if upload.missing():
+        # The job fails at once, saying so; the upload stays, to be resumed and completed again.
+        state["warning"] = truncation_message(upload)
+    state["events_url"] = reverse("jobs:events", args=[job.pk])
+    state["progress_url"] = reverse("jobs:progress", args=[job.pk])
+    state["watch_html"] = render_to_string("partials/job_watch.html", {"snap": progress.snapshot(job)},
+                                           request=request)
+    return JsonResponse(state, status=202)
+
+
+# -- Download -------------------------------------------------------------------
+
+def _start_download(user, volume: Volume, sparse: bool) -> runner.JobContext:
+    return runner.start_inline(kind="download", user=user, host=volume.pool.host, pool=volume.pool,
+                               volume_name=volume.name, params={"sparse": sparse}, cancellable=True)
+
+
+def _cancel_requested(job: Job) -> bool:
+    return Job.objects.filter(pk=job.pk, cancel_requested=True).exists()
+
+
+async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
+    """The volume's bytes, streamed from libvirt in constant memory; recorded as a download job.
+
+    ?sparse=1 reads with libvirt's sparse stream: holes are not read or sent by the host, and
+    become zeros only here (an HTTP body has no holes), so a thin volume downloads faster.
+    """
+    if request.method != "GET":
+        return HttpResponse(status=405, headers={"Allow": "GET"})
+    user = await request.auser()
+    if not await sync_to_async(is_member)(user):
+        raise Http404()
+    try:
+        volume = await Volume.objects.select_related("pool__host").aget(pk=pk)
+    except Volume.DoesNotExist as exc:
+        raise Http404() from exc
+    sparse = request.GET.get("sparse") in ("1", "true", "yes")
+    try:
+        ctx = await sync_to_async(_start_download)(user, volume, sparse)
+    except runner.JobConflict as exc:
+        return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
+    # A dedicated connection: the stream is this request's alone, and ends with it.
+    opened = open_host(volume.pool.host.uri, shared=False)
+    try:
+        lv = await asyncio.to_thread(opened.__enter__)
+        reader = await asyncio.to_thread(streams.VolumeReader, lv, volume.pool.name, volume.name, sparse=sparse)
+    except VirtError as exc:
+        await asyncio.to_thread(opened.__exit__, None, None, None)
+        await sync_to_async(runner.finish_inline)(ctx, Job.State.FAILED, error=str(exc))
+        return HttpResponse(f"Cannot read volume {volume.name}: {exc}", status=502,
+                            content_type="text/plain; charset=utf-8")
+    await sync_to_async(ctx.step)(
+        f"Sending {binary_size(reader.length)}{' (holes read as holes)' if sparse else ''} to {user.get_username()}")
+
+    async def body() -> AsyncIterator[bytes]:
+        outcome: tuple[str, str] = (Job.State.FAILED, "The client went away before the end of the download.")
+        last_report = last_check = time.monotonic()
+        try:
+            while True:
+                block = await asyncio.to_thread(reader.read)
+                if not block:
+                    break
+                yield block
+                now = time.monotonic()
+                if now - last_report >= DOWNLOAD_REPORT_SECONDS:
+                    last_report = now
+                    await sync_to_async(ctx.report)(reader.done, reader.length)
+                if now - last_check >= DOWNLOAD_CHECK_SECONDS:
+                    last_check = now
+                    await sync_to_async(runner.touch)(ctx.job)
+                    if await sync_to_async(_cancel_requested)(ctx.job):
+                        outcome = (Job.State.CANCELLED, "Cancelled by the user; the download is incomplete.")
+                        return
+            ctx.job.progress_done = reader.done
+            outcome = (Job.State.SUCCEEDED, f"Sent {binary_size(reader.done)} of {volume.name}")
+        except VirtError as exc:
+            outcome = (Job.State.FAILED, f"libvirt stopped the download: {exc}")
+        finally:
+            # In a thread of its own: a disconnect cancels this generator, and cleanup must still run.
+            threading.Thread(target=_end_download, args=(ctx, reader, opened, outcome), daemon=True).start()
+
+    filename = volume.name
+    response = StreamingHttpResponse(body(), content_type="application/octet-stream")
+    response["Content-Length"] = str(reader.length)
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    response["X-Job-Id"] = str(ctx.job.pk)
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _end_download(ctx: runner.JobContext, reader: streams.VolumeReader, opened, outcome: tuple[str, str]) -> None:
+    state, message = outcome
+    if state != Job.State.SUCCEEDED:
+        reader.abort()
+    try:
+        opened.__exit__(None, None, None)
+    finally:
+        try:
+            if state == Job.State.SUCCEEDED:
+                runner.finish_inline(ctx, state, result=message)
+            else:
+                runner.finish_inline(ctx, state, error=message)
+        finally:
+            db_connection.close()  # this thread's own connection
