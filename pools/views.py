@@ -2,14 +2,42 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
-from virtstorage.accounts.roles import member_required
+from virtstorage.accounts.roles import admin_required, is_admin, member_required
+from virtstorage.hosts.inventory import sync_host
+from virtstorage.hosts.models import Host
+from virtstorage.jobs import progress
 from virtstorage.jobs.models import Job
+from virtstorage.jobs.runner import JobError, launch
+from virtstorage.virt import VirtError, open_host
+from virtstorage.virt import pools as vpools
 
+from .forms import (
+    TYPE_DESCRIPTIONS,
+    TYPE_FIELDS,
+    BuildPoolForm,
+    DeletePoolForm,
+    PolicyForm,
+    PoolDefineForm,
+    RawPoolXmlForm,
+)
 from .models import StoragePool
+from .tasks import (
+    LIFECYCLE_KINDS,
+    autostart_pool_job,
+    build_pool_job,
+    delete_pool_job,
+    refresh_pool_job,
+    start_pool_job,
+    stop_pool_job,
+    undefine_pool_job,
+)
 
 # What the volume table may sort on: URL value -> ORDER BY (name last keeps the order stable).
 VOLUME_SORTS = {
@@ -51,7 +79,7 @@ def _volume_page(request: HttpRequest, pool: StoragePool) -> dict:
     sort = request.GET.get("sort", "name")
     if sort not in VOLUME_SORTS:
         sort = "name"
-    volumes = pool.volumes.only("id", "name", "format", "type", "capacity", "allocation", "path")
+    volumes = pool.volumes.only("id", "pool_id", "name", "format", "type", "capacity", "allocation", "path")
     if query:
         volumes = volumes.filter(name__icontains=query)
     page = Paginator(volumes.order_by(*VOLUME_SORTS[sort]), VOLUMES_PER_PAGE).get_page(request.GET.get("page"))
@@ -63,7 +91,8 @@ def _volume_page(request: HttpRequest, pool: StoragePool) -> dict:
 def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
     pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
     context = _volume_page(request, pool)
-    context["active_jobs"] = Job.objects.active().filter(pool=pool)[:20]
+    context["active_jobs"] = Job.objects.active().filter(pool=pool).exclude(kind__in=LIFECYCLE_KINDS)[:20]
+    context.update(_card_context(request, pool))
     return render(request, "pools/pool_detail.html", context)
 
 
@@ -72,3 +101,192 @@ def pool_volumes(request: HttpRequest, pk: int) -> HttpResponse:
     """The volume table alone: htmx swaps it on search, sort and page."""
     pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
     return render(request, "pools/_volume_table.html", _volume_page(request, pool))
+
+
+# -- lifecycle -------------------------------------------------------------------
+
+def _lifecycle_job(pool: StoragePool) -> Job | None:
+    return Job.objects.active().filter(pool=pool, kind__in=LIFECYCLE_KINDS).first()
+
+
+def _card_context(request: HttpRequest, pool: StoragePool, job: Job | None = None) -> dict:
+    """The pool card: state, the running (or just finished) lifecycle job, capacity, policy."""
+    job = job or _lifecycle_job(pool)
+    context = {"pool": pool, "job": job, "snap": progress.snapshot(job) if job else None}
+    if is_admin(request.user):
+        context["policy_form"] = PolicyForm(instance=pool)
+    return context
+
+
+def _card_response(request: HttpRequest, pool: StoragePool, job: Job | None = None, *,
+                   form: PolicyForm | None = None) -> HttpResponse:
+    context = _card_context(request, pool, job)
+    if form is not None:
+        context["policy_form"] = form
+    return render(request, "pools/_pool_card.html", context)
+
+
+@member_required
+def pool_card(request: HttpRequest, pk: int) -> HttpResponse:
+    """The pool card alone: htmx reloads it when a lifecycle job ends."""
+    job = Job.objects.visible_to(request.user).filter(pk=request.GET.get("job") or 0).first()
+    pool = StoragePool.objects.select_related("host").filter(pk=pk).first()
+    if pool is None:
+        # Deleted, undefined, or a transient pool that stopped: go to its host.
+        if job is not None and job.host_id:
+            messages.info(request, f"{job.result or job.error or 'The pool is gone.'}")
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = reverse("hosts:detail", args=[job.host_id])
+            return response
+        raise Http404("This pool is not in the inventory any more.")
+    return _card_response(request, pool, job)
+
+
+@member_required
+def pool_live(request: HttpRequest, pk: int) -> HttpResponse:
+    """libvirt's own view of the pool, now: loaded after the page so a slow host never blocks it."""
+    pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+    live, error = None, ""
+    try:
+        with open_host(pool.host.uri) as lv:
+            live = vpools.live_view(lv, pool.name)
+    except VirtError as exc:
+        error = str(exc)
+    return render(request, "pools/_live_view.html", {"pool": pool, "live": live, "error": error})
+
+
+# Quick actions from the pool card: URL verb -> (job task, kind, params, what the button promises).
+QUICK_ACTIONS = {
+    "start": (start_pool_job, "pool-start", {}),
+    "stop": (stop_pool_job, "pool-stop", {}),
+    "refresh": (refresh_pool_job, "pool-refresh", {}),
+    "autostart-on": (autostart_pool_job, "pool-autostart", {"enabled": True}),
+    "autostart-off": (autostart_pool_job, "pool-autostart", {"enabled": False}),
+    "undefine": (undefine_pool_job, "pool-undefine", {}),
+}
+
+
+def _launch_lifecycle(request: HttpRequest, pool: StoragePool, task, kind: str, params: dict) -> Job | None:
+    """Start a lifecycle job, or say why not (another one running, queue down)."""
+    other = _lifecycle_job(pool)
+    if other is not None:
+        messages.error(request, f"Pool {pool.name} is busy with job #{other.pk} ({other.get_kind_display().lower()}); "
+                                "wait for it to finish.")
+        return None
+    try:
+        return launch(task, kind=kind, user=request.user, host=pool.host, pool=pool, params=params)
+    except JobError as exc:
+        messages.error(request, str(exc))
+        return None
+
+
+@require_POST
+@admin_required
+def pool_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+    if action not in QUICK_ACTIONS:
+        raise Http404("No such pool action.")
+    task, kind, params = QUICK_ACTIONS[action]
+    job = _launch_lifecycle(request, pool, task, kind, params)
+    if request.htmx:
+        return _card_response(request, pool, job)
+    return redirect(pool)
+
+
+@admin_required
+def pool_build(request: HttpRequest, pk: int) -> HttpResponse:
+    pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+    form = BuildPoolForm(request.POST or None, pool=pool)
+    if request.method == "POST" and form.is_valid():
+        if _launch_lifecycle(request, pool, build_pool_job, "pool-build",
+                             {"overwrite": form.cleaned_data["overwrite"]}) is not None:
+            return redirect(pool)
+    return render(request, "pools/pool_build.html", {"pool": pool, "form": form})
+
+
+@admin_required
+def pool_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+    form = DeletePoolForm(request.POST or None, pool=pool)
+    if request.method == "POST" and form.is_valid():
+        if _launch_lifecycle(request, pool, delete_pool_job, "pool-delete",
+                             {"delete_volumes": form.cleaned_data["delete_volumes"]}) is not None:
+            return redirect(pool)
+    return render(request, "pools/pool_delete.html", {"pool": pool, "form": form})
+
+
+@require_POST
+@admin_required
+def pool_policy(request: HttpRequest, pk: int) -> HttpResponse:
+    pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+    form = PolicyForm(request.POST, instance=pool)
+    if form.is_valid():
+        form.save()
+        messages.success(request, f"Saved the capacity policy of {pool.name}.")
+        pool.refresh_from_db()
+        form = None
+    if request.htmx:
+        return _card_response(request, pool, form=form)
+    if form is not None:
+        messages.error(request, "; ".join(e for errors in form.errors.values() for e in errors))
+    return redirect(pool)
+
+
+# -- define ------------------------------------------------------------------------
+
+@admin_required
+def pool_define(request: HttpRequest, host_pk: int) -> HttpResponse:
+    """Define a pool from a per-type form or pasted XML: preview first, then define."""
+    host = get_object_or_404(Host, pk=host_pk)
+    try:
+        with open_host(host.uri) as lv:
+            supported = vpools.supported_pool_types(lv)
+    except VirtError as exc:
+        messages.error(request, f"Could not ask {host.name} which pool types it supports: {exc}")
+        return redirect(host)
+    pool_type = request.GET.get("type") or request.POST.get("type") or "dir"
+    if pool_type not in TYPE_FIELDS and pool_type != "xml":
+        raise Http404("No form for that pool type.")
+    data = request.POST if request.method == "POST" else None
+    unavailable = pool_type != "xml" and not _supports(supported, pool_type)
+    if pool_type == "xml":
+        form = RawPoolXmlForm(data, host=host, supported=supported)
+    else:
+        form = PoolDefineForm(data, host=host, pool_type=pool_type, support=supported.get(pool_type))
+    preview = ""
+    if data is not None and not unavailable and form.is_valid():
+        preview = form.pool_xml()
+        if request.POST.get("action") == "define":
+            pool = _define(request, host, form)
+            if pool is not None:
+                return redirect(pool)
+    types = [{"type": t, "description": TYPE_DESCRIPTIONS[t],
+              "supported": _supports(supported, t)} for t in TYPE_FIELDS]
+    return render(request, "pools/pool_define.html", {
+        "host": host, "form": form, "pool_type": pool_type, "types": types, "preview": preview,
+        "unavailable": unavailable,
+    })
+
+
+def _supports(supported: dict[str, vpools.PoolTypeSupport], pool_type: str) -> bool:
+    found = supported.get(pool_type)
+    return found is not None and found.supported
+
+
+def _define(request: HttpRequest, host: Host, form) -> StoragePool | None:
+    """Define the pool in libvirt (a quick, bounded call: nothing is mounted or built), then sync it."""
+    try:
+        with open_host(host.uri) as lv:
+            info = vpools.define_pool(lv, form.pool_xml())
+    except VirtError as exc:
+        form.add_error(None, f"libvirt refused to define the pool: {exc}")
+        return None
+    sync_host(host, pool_names=[info.name])
+    pool = StoragePool.objects.filter(host=host, name=info.name).first()
+    if pool is None:
+        form.add_error(None, f"libvirt defined {info.name}, but it did not show up in the inventory; sync the host.")
+        return None
+    messages.success(request, f"Defined pool {pool.name}. Build creates its storage; Start makes it usable.")
+    if form.cleaned_data.get("start_now"):
+        _launch_lifecycle(request, pool, start_pool_job, "pool-start", {"build": True})
+    return pool

@@ -20,7 +20,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # Tests get their own Celery queue so a `make run` worker on the same Redis never takes their jobs.
-os.environ.setdefault("CELERY_QUEUE", f"virtstorage-test-{os.getpid()}")
+# Django settings may be loaded before this file, so the queue is also set on the Celery app below.
+TEST_QUEUE = f"virtstorage-test-{os.getpid()}"
+os.environ["CELERY_QUEUE"] = TEST_QUEUE
 os.environ.setdefault("JOB_STALE_SECONDS", "15")
 LIBVIRT_URI = os.environ.get("TEST_LIBVIRT_URI", "qemu:///system")
 TEST_POOL_PREFIX = "vstest-"
@@ -58,6 +60,9 @@ def _require_services() -> None:
 @pytest.fixture(scope="session", autouse=True)
 def services() -> None:
     _require_services()
+    from virtstorage.celery import app
+
+    app.conf.task_default_queue = TEST_QUEUE
 
 
 def _cleanup_pool(name: str) -> None:
@@ -254,7 +259,7 @@ class CeleryWorker(ManagedProcess):
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[CeleryWorker]:
     """A real Celery worker (prefork, 2 processes) on the test database and a test-only queue."""
-    queue = os.environ["CELERY_QUEUE"]
+    queue = TEST_QUEUE
     worker = CeleryWorker(
         "celery",
         [sys.executable, "-m", "celery", "-A", "virtstorage", "worker", "--loglevel=INFO", "--concurrency=2",

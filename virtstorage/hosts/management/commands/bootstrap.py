@@ -23,6 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, no_demo_pool=False, admin_user="admin", **options):
         call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
         ensure_role_groups()
         self._admin(admin_user)
         host, _ = Host.objects.get_or_create(uri=settings.LOCAL_LIBVIRT_URI, defaults={"name": "local"})

@@ -1,0 +1,139 @@
+"""Every page, for every role: login required, admin-only actions refused to members, CSRF on POSTs."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from pools.models import StoragePool
+from virtstorage.hosts.models import Host
+from volumes.models import Volume
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def inventory(synced):
+    pool, scratch = synced
+    volume = pool.volumes.get(name="overlay.qcow2")
+    return pool, volume
+
+
+def read_pages(pool: StoragePool, volume: Volume) -> list[str]:
+    return [
+        reverse("dashboard"),
+        reverse("hosts:detail", args=[pool.host_id]),
+        reverse("hosts:status", args=[pool.host_id]),
+        reverse("pools:detail", args=[pool.pk]),
+        reverse("pools:volumes", args=[pool.pk]),
+        reverse("volumes:detail", args=[volume.pk]),
+        reverse("jobs:list"),
+    ]
+
+
+def test_anonymous_is_sent_to_login_everywhere(client, inventory):
+    pool, volume = inventory
+    for url in [*read_pages(pool, volume), reverse("hosts:add"), reverse("hosts:edit", args=[pool.host_id])]:
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(reverse("login")), url
+
+
+def test_member_reads_every_page(member_client, inventory):
+    pool, volume = inventory
+    for url in read_pages(pool, volume):
+        assert member_client.get(url).status_code == 200, url
+
+
+def test_account_without_role_is_refused(client, inventory, django_user_model):
+    pool, volume = inventory
+    client.force_login(django_user_model.objects.create_user("nobody", password="x-y-z-123456"))
+    assert client.get(reverse("dashboard")).status_code == 403
+    assert client.get(reverse("pools:detail", args=[pool.pk])).status_code == 403
+
+
+def test_member_cannot_manage_hosts(member_client, inventory):
+    pool, _ = inventory
+    host_id = pool.host_id
+    assert member_client.get(reverse("hosts:add")).status_code == 403
+    assert member_client.post(reverse("hosts:add"), {"name": "x", "uri": "test:///default"}).status_code == 403
+    assert member_client.get(reverse("hosts:edit", args=[host_id])).status_code == 403
+    assert member_client.post(reverse("hosts:delete", args=[host_id]), {"confirm_name": "local"}).status_code == 403
+    assert member_client.post(reverse("hosts:test", args=[host_id])).status_code == 403
+    assert Host.objects.filter(pk=host_id).exists()
+
+
+def test_admin_sees_admin_actions(admin_client, inventory):
+    pool, volume = inventory
+    for url in read_pages(pool, volume):
+        assert admin_client.get(url).status_code == 200, url
+    page = admin_client.get(reverse("hosts:detail", args=[pool.host_id])).content.decode()
+    assert "Test connection" in page and "Remove…" in page
+
+
+def test_pool_page_shows_sizes_overcommit_and_state(member_client, inventory):
+    pool, _ = inventory
+    html = member_client.get(reverse("pools:detail", args=[pool.pk])).content.decode()
+    assert pool.target_path in html
+    assert f'title="{pool.capacity:,} bytes"' in html  # exact bytes on hover
+    assert f"{pool.overcommit:.2f}×" in html
+    assert "running" in html
+    for name in ("raw-thin.img", "raw-prealloc.img", "overlay.qcow2"):
+        assert name in html
+
+
+def test_volume_page_compares_virtual_and_disk_size(member_client, inventory):
+    pool, _ = inventory
+    thin = pool.volumes.get(name="raw-thin.img")
+    html = member_client.get(reverse("volumes:detail", args=[thin.pk])).content.decode()
+    assert "Virtual size" in html and "Disk size" in html
+    assert f'title="{thin.capacity:,} bytes"' in html and f'title="{thin.allocation:,} bytes"' in html
+    assert "thin-provisioned" in html
+    prealloc = pool.volumes.get(name="raw-prealloc.img")
+    html = member_client.get(reverse("volumes:detail", args=[prealloc.pk])).content.decode()
+    assert "<strong>preallocated</strong>" in html
+    assert "&lt;volume" in html  # the libvirt XML
+
+
+def test_volume_page_shows_backing_chain(member_client, inventory):
+    pool, overlay = inventory
+    base = pool.volumes.get(name="base.qcow2")
+    html = member_client.get(reverse("volumes:detail", args=[overlay.pk])).content.decode()
+    assert base.get_absolute_url() in html
+    assert "Backing chain" in html
+
+
+def test_volume_table_searches_sorts_and_paginates(member_client, local_host):
+    pool = StoragePool.objects.create(host=local_host, name="big", state="active", capacity=10**12)
+    Volume.objects.bulk_create(
+        Volume(pool=pool, name=f"vol-{i:05d}", capacity=(i + 1) * 1024**2, allocation=i * 1024, format="qcow2")
+        for i in range(120)
+    )
+    url = reverse("pools:volumes", args=[pool.pk])
+    first = member_client.get(url).content.decode()
+    assert "vol-00000" in first and "vol-00049" in first and "vol-00050" not in first
+    assert "Page 1 of 3" in first
+    second = member_client.get(url, {"page": 2}).content.decode()
+    assert "vol-00050" in second and "vol-00049" not in second
+    found = member_client.get(url, {"q": "vol-0011"}).content.decode()
+    assert found.count('href="/volumes/') == 10
+    biggest = member_client.get(url, {"sort": "-capacity"}).content.decode()
+    assert biggest.index("vol-00119") < biggest.index("vol-00118")
+    bogus = member_client.get(url, {"sort": "password"})
+    assert bogus.status_code == 200  # unknown sort falls back to name
+
+
+def test_volume_table_costs_the_same_queries_for_any_page_size(member_client, local_host,
+                                                               django_assert_max_num_queries):
+    pool = StoragePool.objects.create(host=local_host, name="big", state="active", capacity=10**12)
+    Volume.objects.bulk_create(Volume(pool=pool, name=f"v{i}", capacity=1) for i in range(500))
+    with django_assert_max_num_queries(12):
+        assert member_client.get(reverse("pools:detail", args=[pool.pk])).status_code == 200
+
+
+def test_posts_need_csrf(member, inventory):
+    pool, _ = inventory
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(member)
+    assert strict.post(reverse("hosts:sync", args=[pool.host_id])).status_code == 403
