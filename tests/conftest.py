@@ -75,12 +75,26 @@ def _cleanup_pool(name: str) -> None:
     virsh("pool-undefine", name, check=False)
 
 
+def _owned_by_another_live_run(pool_name: str) -> bool:
+    """Test runs go side by side on one libvirtd: never sweep a pool whose run (pid in its name) still lives."""
+    owner = pool_name[len(TEST_POOL_PREFIX):].split("-", 1)[0]
+    if not owner.isdigit() or int(owner) == os.getpid():
+        return False
+    try:
+        os.kill(int(owner), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _remove_leftover_test_pools(services) -> Iterator[None]:
     """Pools of an earlier, killed run would otherwise pile up on the host."""
     def sweep() -> None:
         for line in virsh("pool-list", "--all", "--name", check=False).splitlines():
-            if line.strip().startswith(TEST_POOL_PREFIX):
+            if line.strip().startswith(TEST_POOL_PREFIX) and not _owned_by_another_live_run(line.strip()):
                 _cleanup_pool(line.strip())
     sweep()
     yield
@@ -114,7 +128,7 @@ class ScratchPool:
 
 
 def make_scratch_pool(base: Path) -> ScratchPool:
-    name = f"{TEST_POOL_PREFIX}{uuid.uuid4().hex[:10]}"
+    name = f"{TEST_POOL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:10]}"
     path = base / name
     path.mkdir(parents=True)
     virsh("pool-define-as", name, "dir", "--target", str(path))
