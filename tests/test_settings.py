@@ -1,0 +1,37 @@
+"""Configuration from the environment: safe defaults, and a clean deployment check for production."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "HTTPS", "SECRET_KEY", "DATABASE_URL"}}
+    full_env.update(env)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=full_env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", SECRET_KEY=secrets.token_urlsafe(64),
+                    DEBUG="0", HTTPS="1", ALLOWED_HOSTS="storage.example.com",
+                    DATABASE_URL="postgres://vs:secret@db.example.com:5432/virtstorage")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_check_deploy_flags_an_insecure_setup():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", DEBUG="1")
+    assert result.returncode != 0
+    assert "DEBUG" in result.stdout + result.stderr
+
+
+def test_database_url_selects_postgresql():
+    code = "from django.conf import settings; d = settings.DATABASES['default']; print(d['ENGINE'], d['NAME'])"
+    result = manage("shell", "--no-imports", "-c", code, DATABASE_URL="postgres://vs:pw@db:5432/virtstorage")
+    assert result.stdout.split()[-2:] == ["django.db.backends.postgresql", "virtstorage"], result.stderr
