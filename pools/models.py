@@ -55,6 +55,27 @@ class StoragePool(models.Model):
             return None
         return self.volume_capacity_total / self.capacity
 
+    # Share of the overcommit limit at which the pool page turns the ratio amber.
+    OVERCOMMIT_WARN_FRACTION = 0.8
+
+    @property
+    def overcommit_level(self) -> str:
+        """"error" at or past the limit, "warn" when close to it (or past 1× with no limit), else ""."""
+        ratio = self.overcommit
+        if ratio is None:
+            return ""
+        if self.max_overcommit is not None:
+            limit = float(self.max_overcommit)
+            if ratio >= limit:
+                return "error"
+            return "warn" if ratio >= limit * self.OVERCOMMIT_WARN_FRACTION else ""
+        return "warn" if ratio > 1 else ""
+
+    @property
+    def usable_available(self) -> int:
+        """Free space volumes may still take: available minus the reserve."""
+        return max(0, self.available - self.reserve_bytes)
+
     @property
     def used_percent(self) -> float:
         return 100.0 * self.allocation / self.capacity if self.capacity else 0.0

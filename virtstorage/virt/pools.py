@@ -256,6 +256,13 @@ def _hosts(source: ET.Element, hosts: tuple[str, ...]) -> None:
             element.set("port", str(port))
 
 
+def _one(values: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """The schema allows a single element here: refuse more instead of dropping some."""
+    if len(values) > 1:
+        raise ValueError(f"This pool type takes one {what}, not {len(values)}.")
+    return values
+
+
 def _devices(source: ET.Element, devices: tuple[str, ...]) -> None:
     for path in devices:
         ET.SubElement(source, "device", path=path)
@@ -279,11 +286,11 @@ def pool_xml(spec: PoolSpec) -> str:
     root = _root(spec)
     source = ET.SubElement(root, "source")
     if spec.type == "fs":
-        _devices(source, spec.source_devices[:1])
+        _devices(source, _one(spec.source_devices, "device"))
         _format(source, spec.source_format)
         _target(root, spec.target_path)
     elif spec.type == "netfs":
-        _hosts(source, spec.source_hosts[:1])
+        _hosts(source, _one(spec.source_hosts, "host"))
         ET.SubElement(source, "dir", path=spec.source_dir)
         _format(source, spec.source_format)
         _target(root, spec.target_path)
@@ -293,11 +300,11 @@ def pool_xml(spec: PoolSpec) -> str:
         _format(source, "lvm2")
         _target(root, spec.target_path or f"/dev/{spec.source_name}")
     elif spec.type == "disk":
-        _devices(source, spec.source_devices[:1])
+        _devices(source, _one(spec.source_devices, "device"))
         _format(source, spec.source_format)
         _target(root, DISK_TARGET)
     elif spec.type in ("iscsi", "iscsi-direct"):
-        _hosts(source, spec.source_hosts[:1])
+        _hosts(source, _one(spec.source_hosts, "host"))
         ET.SubElement(source, "device", path=spec.target_iqn)
         if spec.initiator_iqn:
             initiator = ET.SubElement(source, "initiator")
@@ -311,7 +318,7 @@ def pool_xml(spec: PoolSpec) -> str:
         _auth(source, spec, "ceph")
     elif spec.type == "zfs":
         ET.SubElement(source, "name").text = spec.source_name
-        _devices(source, spec.source_devices)
+        _devices(source, _one(spec.source_devices, "device"))
     else:
         raise ValueError(f"Pool type {spec.type!r} has no form; paste its XML instead.")
     return xmlio.to_string(root)
