@@ -147,7 +147,7 @@ def _payload(request: HttpRequest) -> dict:
 
 
 def _error(message: str, status: int, **extra) -> JsonResponse:
-    return JsonResponse({"error": message, **extra}, status=status)
+    return JsonResponse({**extra, "error": message}, status=status)
 
 
 def upload_state(upload: Upload) -> dict:

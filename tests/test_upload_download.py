@@ -1,0 +1,322 @@
+"""Uploads and downloads through the real ASGI server, Celery worker and libvirtd.
+
+Uploaded bytes are checked against the volume file and a download; sparseness against
+`du` and `virsh vol-info`; faults (bad input, truncation, cancel, a killed worker) end
+with a clear message and lose nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from django.test import Client
+
+from tests.conftest import virsh, wait_for, wait_for_job
+from virtstorage.jobs.models import Job
+from virtstorage.jobs.tasks import reap_stale_jobs
+from volumes.models import Upload, Volume
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MiB = 1024 * 1024
+CHUNK = 4 * MiB
+
+
+class Api:
+    """A logged-in HTTP client of the app, as a script would use it (session cookie + CSRF header)."""
+
+    def __init__(self, base_url: str, user) -> None:
+        django_client = Client()
+        django_client.force_login(user)
+        token = secrets.token_hex(16)  # a CSRF secret of our own: the cookie and the header must match
+        self.http = httpx.Client(base_url=base_url, timeout=120,
+                                 cookies={"sessionid": django_client.cookies["sessionid"].value, "csrftoken": token},
+                                 headers={"X-CSRFToken": token, "Accept": "application/json"})
+
+    def create(self, **fields) -> httpx.Response:
+        return self.http.post("/volumes/uploads/", json=fields)
+
+    def send_file(self, upload: dict, path: Path, *, start: int = 0, stop: int | None = None) -> dict:
+        """Chunks of the file from start to stop; all-zero chunks as holes, like upload.js."""
+        size = path.stat().st_size
+        stop = size if stop is None else stop
+        state = upload
+        with open(path, "rb") as source:
+            for offset in range(start, stop, CHUNK):
+                source.seek(offset)
+                data = source.read(min(CHUNK, stop - offset))
+                if data.count(0) == len(data):
+                    r = self.http.put(upload["chunks_url"], params={"offset": offset, "hole": len(data)})
+                else:
+                    r = self.http.put(upload["chunks_url"], params={"offset": offset}, content=data)
+                assert r.status_code == 200, r.text
+                state = r.json()
+        return state
+
+    def complete(self, upload: dict) -> httpx.Response:
+        return self.http.post(upload["complete_url"])
+
+
+@pytest.fixture
+def api(asgi_server, member) -> Api:
+    return Api(asgi_server.url, member)
+
+
+def make_sparse_file(path: Path, size: int, data_at: list[tuple[int, int]]) -> Path:
+    """A sparse file of size bytes, random data at each (offset, length), holes elsewhere."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for offset, length in data_at:
+            f.seek(offset)
+            f.write(os.urandom(length))
+    return path
+
+
+def sha256_file(path: Path | str, extra_zeros: int = 0) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(MiB):
+            digest.update(block)
+    zeros = bytes(MiB)
+    while extra_zeros:
+        n = min(extra_zeros, MiB)
+        digest.update(zeros[:n])
+        extra_zeros -= n
+    return digest.hexdigest()
+
+
+def disk_usage_bytes(path: Path | str) -> int:
+    return int(subprocess.run(["du", "-B1", str(path)], capture_output=True, text=True, check=True).stdout.split()[0])
+
+
+def download_sha256(api: Api, volume_pk: int, sparse: bool = False) -> tuple[str, int, httpx.Headers]:
+    digest = hashlib.sha256()
+    count = 0
+    with api.http.stream("GET", f"/volumes/{volume_pk}/download", params={"sparse": "1"} if sparse else {}) as r:
+        assert r.status_code == 200, r.read()
+        for block in r.iter_bytes():
+            digest.update(block)
+            count += len(block)
+        headers = r.headers
+    return digest.hexdigest(), count, headers
+
+
+def test_sparse_upload_into_new_volume_reads_back_and_stays_thin(api, synced, celery_worker, tmp_path):
+    pool, scratch = synced
+    size = 96 * MiB
+    src = make_sparse_file(tmp_path / "disk.img", size, [(0, MiB), (40 * MiB + 12345, 3 * MiB), (size - 10, 10)])
+    created = api.create(pool=pool.pk, volume="uploaded.img", mode="new", size=str(size), capacity="128M")
+    assert created.status_code == 201, created.text
+    state = api.send_file(created.json(), src)
+    assert state["missing"] == [] and state["hole_bytes"] > 80 * MiB  # zero chunks were not sent
+    started = api.complete(created.json())
+    assert started.status_code == 202, started.text
+    job = wait_for_job(started.json()["job"])
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert job.kind == "upload" and job.progress_done == size
+
+    volume_file = scratch.path / "uploaded.img"
+    info = scratch.vol_info("uploaded.img")
+    assert int(info["Capacity"].split()[0]) == 128 * MiB  # restored after libvirt truncated it to the data
+    assert sha256_file(volume_file) == sha256_file(src, extra_zeros=128 * MiB - size)
+    assert disk_usage_bytes(volume_file) < 8 * MiB  # holes stayed holes: ~4 MiB of data
+    assert int(info["Allocation"].split()[0]) < 8 * MiB
+
+    # The inventory was refreshed by the job, and both downloads give the same bytes.
+    row = Volume.objects.get(pool=pool, name="uploaded.img")
+    assert row.capacity == 128 * MiB and row.allocation < 8 * MiB
+    for sparse in (False, True):
+        digest, count, headers = download_sha256(api, row.pk, sparse=sparse)
+        assert count == 128 * MiB and int(headers["content-length"]) == count
+        assert digest == sha256_file(volume_file)
+        assert headers["content-disposition"] == 'attachment; filename="uploaded.img"'
+        download = wait_for(lambda job_id=int(headers["x-job-id"]): Job.objects.exclude(
+            state__in=Job.ACTIVE_STATES).filter(pk=job_id).first(), timeout=10, message="download job end")
+        assert download.kind == "download" and download.state == Job.State.SUCCEEDED
+        assert download.progress_done == count and download.params == {"sparse": sparse}
+    assert not Upload.objects.get(pk=created.json()["id"]).staging_path.exists()
+
+
+def test_replacing_a_volume_leaves_no_old_bytes_and_keeps_capacity(api, synced, celery_worker, tmp_path):
+    pool, scratch = synced
+    old = tmp_path / "old.bin"
+    old.write_bytes(os.urandom(16 * MiB))
+    virsh("vol-upload", "--pool", scratch.name, "raw-prealloc.img", str(old))  # the volume holds data everywhere
+    # The new file has a hole where the old data was: the old bytes must not show through it.
+    src = make_sparse_file(tmp_path / "new.img", 12 * MiB, [(0, 100), (8 * MiB, MiB)])
+    fields = dict(pool=pool.pk, volume="raw-prealloc.img", mode="existing", size=12 * MiB)
+    refused = api.create(**fields)
+    assert refused.status_code == 400 and "type its name" in refused.text
+    created = api.create(**fields, confirm="raw-prealloc.img")
+    assert created.status_code == 201, created.text
+    api.send_file(created.json(), src)
+    job = wait_for_job(api.complete(created.json()).json()["job"])
+    assert job.state == Job.State.SUCCEEDED, job.error
+    volume_file = scratch.path / "raw-prealloc.img"
+    assert int(scratch.vol_info("raw-prealloc.img")["Capacity"].split()[0]) == 16 * MiB
+    assert sha256_file(volume_file) == sha256_file(src, extra_zeros=4 * MiB)
+
+
+def test_bad_input_is_refused_before_anything_is_written(api, synced, celery_worker, tmp_path, local_host):
+    pool, scratch = synced
+    staging_before = set(Upload.objects.values_list("pk", flat=True))
+    cases = [
+        (dict(pool=pool.pk, volume="raw-prealloc.img", mode="existing", size=17 * MiB, confirm="raw-prealloc.img"),
+         "larger than volume raw-prealloc.img"),
+        (dict(pool=pool.pk, volume="not-here.img", mode="existing", size=MiB, confirm="not-here.img"),
+         f"Pool {pool.name} has no volume not-here.img"),
+        (dict(pool=pool.pk, volume="raw-thin.img", mode="new", size=MiB), "already has a volume raw-thin.img"),
+        (dict(pool=pool.pk, volume="../etc/passwd", mode="new", size=MiB), "cannot contain '/'"),
+        (dict(pool=pool.pk, volume="x.img", mode="new", size="lots"), "is not a size"),
+        (dict(pool=pool.pk, volume="x.img", mode="new", size=0), "The file is empty"),
+        (dict(pool=pool.pk, volume="x.img", mode="new", size=2 * MiB, capacity="1M"), "smaller than the file"),
+        (dict(pool=999999, volume="x.img", mode="new", size=MiB), "No such pool"),
+    ]
+    for fields, message in cases:
+        r = api.create(**fields)
+        assert r.status_code == 400, (fields, r.text)
+        assert message in r.text, (message, r.text)
+    assert set(Upload.objects.values_list("pk", flat=True)) == staging_before
+
+    # A volume of another pool: pool B does not have pool A's volume.
+    from pools.models import StoragePool
+    from tests.conftest import _cleanup_pool, make_scratch_pool
+    from virtstorage.hosts.inventory import sync_host
+
+    other = make_scratch_pool(tmp_path / "other")
+    try:
+        sync_host(local_host, pool_names=[other.name])
+        other_pool = StoragePool.objects.get(host=local_host, name=other.name)
+        r = api.create(pool=other_pool.pk, volume="raw-thin.img", mode="existing", size=MiB, confirm="raw-thin.img")
+        assert r.status_code == 400 and f"Pool {other.name} has no volume raw-thin.img" in r.text
+    finally:
+        _cleanup_pool(other.name)
+
+    # Wrong offsets on a real upload: each refused with the reason, and nothing recorded.
+    upload = api.create(pool=pool.pk, volume="offsets.img", mode="new", size=8 * MiB).json()
+    url = upload["chunks_url"]
+    wrong = [
+        ({"offset": -1}, b"x", {}, "offset must be >= 0"),
+        ({"offset": 8 * MiB - 1}, b"xy", {}, "go past the end of the file"),
+        ({"offset": 8 * MiB, "hole": 1}, b"", {}, "go past the end of the file"),
+        ({}, b"x", {}, "Give ?offset=N"),
+        ({"offset": "abc"}, b"x", {}, "Give ?offset=N"),
+        ({}, b"xy", {"Content-Range": "bytes 0-1/999"}, "this upload is of 8388608"),
+        ({"offset": 5}, b"xy", {"Content-Range": "bytes 0-1/8388608"}, "disagree"),
+        ({"offset": 0, "hole": 10}, b"data", {}, "A hole has no body"),
+    ]
+    for params, body, headers, message in wrong:
+        r = api.http.put(url, params=params, content=body, headers=headers)
+        assert r.status_code == 400 and message in r.text, (params, r.text)
+    ok = api.http.put(url, content=b"ab", headers={"Content-Range": "bytes 0-1/8388608"})
+    assert ok.status_code == 200 and ok.json()["received"] == [[0, 2]]
+
+
+def test_truncated_upload_fails_the_job_then_resumes(api, synced, celery_worker, tmp_path):
+    pool, scratch = synced
+    src = make_sparse_file(tmp_path / "t.img", 24 * MiB, [(0, 24 * MiB)])
+    upload = api.create(pool=pool.pk, volume="trunc.img", mode="new", size=24 * MiB).json()
+    api.send_file(upload, src, stop=12 * MiB)
+    r = api.complete(upload)
+    assert r.status_code == 202 and "truncated" in r.json()["warning"]
+    job = wait_for_job(r.json()["job"])
+    assert job.state == Job.State.FAILED
+    assert "The upload is truncated: 12582912 of 25165824 bytes never arrived" in job.error
+    assert "trunc.img" not in virsh("vol-list", scratch.name)  # nothing was written
+    # Resume: the server says where to go on, the rest arrives, and the upload completes.
+    state = api.http.get(upload["url"]).json()
+    assert state["state"] == "failed" and state["next_offset"] == 12 * MiB
+    api.send_file(upload, src, start=state["next_offset"])
+    job = wait_for_job(api.complete(upload).json()["job"])
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert sha256_file(scratch.path / "trunc.img") == sha256_file(src)
+
+
+def test_uploads_belong_to_their_creator(api, synced, asgi_server, admin_user):
+    from django.contrib.auth import get_user_model
+
+    from virtstorage.accounts.roles import grant
+
+    pool, _ = synced
+    upload = api.create(pool=pool.pk, volume="mine.img", mode="new", size=MiB).json()
+    other = get_user_model().objects.create_user(username="otto", password="x-correct-horse")
+    grant(other, "member")
+    stranger = Api(asgi_server.url, other)
+    assert stranger.http.get(upload["url"]).status_code == 404
+    assert stranger.http.put(upload["chunks_url"], params={"offset": 0}, content=b"x").status_code == 404
+    assert stranger.complete(upload).status_code == 404
+    assert Api(asgi_server.url, admin_user).http.get(upload["url"]).status_code == 200
+    # Without the CSRF header a browser-style PUT is refused.
+    no_csrf = httpx.put(asgi_server.url + upload["chunks_url"], params={"offset": 0}, content=b"x",
+                        cookies=dict(api.http.cookies))
+    assert no_csrf.status_code == 403
+
+
+def _dense_upload(api: Api, pool, tmp_path: Path, name: str, size: int) -> dict:
+    src = tmp_path / f"{name}.src"
+    with open(src, "wb") as f:
+        block = os.urandom(MiB)
+        for _ in range(size // MiB):
+            f.write(block)
+    upload = api.create(pool=pool.pk, volume=name, mode="new", size=size).json()
+    api.send_file(upload, src)
+    src.unlink()
+    return upload
+
+
+def test_cancel_stops_an_upload_between_chunks(api, synced, celery_worker, tmp_path, member):
+    pool, scratch = synced
+    upload = _dense_upload(api, pool, tmp_path, "cancel.img", 1024 * MiB)
+    job_id = api.complete(upload).json()["job"]
+    wait_for(lambda: (Job.objects.get(pk=job_id).progress_done or 0) > 0, timeout=60, interval=0.05,
+             message="the upload to start sending")
+    assert api.http.post(f"/jobs/{job_id}/cancel/").status_code in (200, 302)
+    job = wait_for_job(job_id)
+    assert job.state == Job.State.CANCELLED, (job.state, job.error)
+    assert job.progress_done < job.progress_total
+    assert Upload.objects.get(pk=upload["id"]).state == Upload.State.FAILED
+
+
+def test_killed_worker_fails_the_upload_with_a_reason(api, synced, celery_worker, tmp_path):
+    pool, scratch = synced
+    upload = _dense_upload(api, pool, tmp_path, "killed.img", 2048 * MiB)
+    job_id = api.complete(upload).json()["job"]
+    job = wait_for(lambda: Job.objects.filter(pk=job_id, progress_done__gt=0).first(), timeout=60, interval=0.05,
+                   message="the upload to start sending")
+    pid = int(job.worker.rsplit(":", 1)[1])
+    os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    try:
+        def reaped():
+            reap_stale_jobs()  # what celery beat runs every 15 s
+            return Job.objects.get(pk=job_id).state == Job.State.FAILED
+
+        wait_for(reaped, timeout=60, interval=1, message="the reaper to fail the job")
+        assert time.monotonic() - killed_at < 60
+        job = Job.objects.get(pk=job_id)
+        assert "stopped responding" in job.error and "killed or crashed" in job.error
+    finally:
+        celery_worker.restart()
+
+
+def test_download_records_the_client_going_away(api, synced, celery_worker, tmp_path):
+    pool, scratch = synced
+    virsh("vol-resize", "--pool", scratch.name, "raw-thin.img", "512M")
+    from virtstorage.hosts.inventory import sync_host
+    sync_host(pool.host, pool_names=[pool.name])
+    volume = Volume.objects.get(pool=pool, name="raw-thin.img")
+    with api.http.stream("GET", f"/volumes/{volume.pk}/download") as r:
+        job_id = int(r.headers["x-job-id"])
+        assert int(r.headers["content-length"]) == 512 * MiB
+        next(r.iter_bytes())  # read a little, then hang up
+    job = wait_for(lambda: Job.objects.filter(pk=job_id).exclude(state=Job.State.RUNNING).first(), timeout=30,
+                   message="the download job to end")
+    assert job.state == Job.State.FAILED and "client went away" in job.error
