@@ -77,7 +77,7 @@ def segments(fd: int, length: int, start: int = 0) -> Iterator[Segment]:
             else:
                 raise
         if data_at > pos:
-            end = min(data_at, length)
+            end = length if data_at >= size else min(data_at, length)  # a hole runs on past the end
             yield Segment(pos, end - pos, data=False)
             pos = end
             continue
