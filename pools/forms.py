@@ -333,6 +333,12 @@ class BuildPoolForm(ConfirmNameForm):
         required=False, label="Overwrite: format the device even if it already holds data",
         help_text="Without this, libvirt refuses to build over an existing file system, label or volume group.")
 
+    def __init__(self, *args, pool: StoragePool, **kwargs) -> None:
+        super().__init__(*args, pool=pool, **kwargs)
+        if pool.type not in vpools.FORMATTING_TYPES:
+            # Nothing to format: building a directory or mount point never overwrites anything.
+            del self.fields["overwrite"], self.fields["confirm_name"]
+
     def clean(self) -> dict:
         data = super().clean()
         if data.get("overwrite"):

@@ -35,7 +35,8 @@ def check_volume_fits(pool: StoragePool, *, capacity: int, allocation: int, repl
     extra_allocation = max(0, allocation - replacing_allocation)
     usable = pool.available - pool.reserve_bytes
     if extra_allocation > usable:
-        reserve = f" after keeping the reserve of {binary_size(pool.reserve_bytes)}" if pool.reserve_bytes else ""
+        reserve = (f" after keeping the reserve of {binary_size(pool.reserve_bytes)} "
+                   f"({binary_size(pool.available)} free in all)") if pool.reserve_bytes else ""
         raise PolicyViolation(
             f"Needs {binary_size(extra_allocation)} of disk, but pool {pool.name} has "
             f"{binary_size(max(0, usable))} available{reserve}."

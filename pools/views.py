@@ -196,18 +196,21 @@ def pool_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 @admin_required
 def pool_build(request: HttpRequest, pk: int) -> HttpResponse:
     pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
-    form = BuildPoolForm(request.POST or None, pool=pool)
-    if request.method == "POST" and form.is_valid():
+    form = BuildPoolForm(request.POST if request.method == "POST" else None, pool=pool)
+    if request.method == "POST" and pool.is_active:
+        form.add_error(None, f"Pool {pool.name} is running: libvirt builds only stopped pools. Stop it first.")
+    elif request.method == "POST" and form.is_valid():
         if _launch_lifecycle(request, pool, build_pool_job, "pool-build",
-                             {"overwrite": form.cleaned_data["overwrite"]}) is not None:
+                             {"overwrite": bool(form.cleaned_data.get("overwrite"))}) is not None:
             return redirect(pool)
-    return render(request, "pools/pool_build.html", {"pool": pool, "form": form})
+    return render(request, "pools/pool_build.html", {"pool": pool, "form": form,
+                                                     "formatting_types": vpools.FORMATTING_TYPES})
 
 
 @admin_required
 def pool_delete(request: HttpRequest, pk: int) -> HttpResponse:
     pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
-    form = DeletePoolForm(request.POST or None, pool=pool)
+    form = DeletePoolForm(request.POST if request.method == "POST" else None, pool=pool)
     if request.method == "POST" and form.is_valid():
         if _launch_lifecycle(request, pool, delete_pool_job, "pool-delete",
                              {"delete_volumes": form.cleaned_data["delete_volumes"]}) is not None:

@@ -7,6 +7,7 @@ defining only writes configuration).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 import xml.etree.ElementTree as ET
@@ -14,7 +15,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from pools.models import StoragePool
-from tests.conftest import LIBVIRT_URI, virsh
+from tests.conftest import LIBVIRT_URI, TEST_POOL_PREFIX, virsh
 from virtstorage.virt import VirtError, open_host
 from virtstorage.virt import pools as vpools
 
@@ -192,8 +193,8 @@ def test_pasted_xml_summary_refuses_entities_and_other_roots():
 pytestmark_db = pytest.mark.django_db(transaction=True)
 
 
-# Not conftest's "vstest-" prefix: other test runs sweep those pools at their start, even while ours use them.
-POOL_PREFIX = "vspool-"
+# conftest's sweep removes such pools left behind by a killed run, and spares those of live runs.
+POOL_PREFIX = f"{TEST_POOL_PREFIX}{os.getpid()}-"
 
 
 def _name() -> str:

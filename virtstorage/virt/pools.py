@@ -362,22 +362,24 @@ def define_pool(host: LibvirtHost, xml: str) -> PoolInfo:
         return host.pool(pool.name())
 
 
+# Pool types whose build formats something, and so takes libvirt's overwrite flags (others refuse them).
+FORMATTING_TYPES = frozenset({"fs", "disk", "logical"})
+
+
 def build_pool(host: LibvirtHost, name: str, *, overwrite: bool) -> None:
     """Create the pool's storage (mkdir, mkfs, vgcreate, label a disk...).
 
     Without overwrite libvirt refuses to format a device that already holds a file
-    system or label; with it, whatever was there is gone.
+    system, label or volume group; with it, whatever was there is gone.
     """
-    flags = libvirt.VIR_STORAGE_POOL_BUILD_OVERWRITE if overwrite else libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE
     with translated():
         pool = host.raw.storagePoolLookupByName(name)
-        try:
-            pool.build(flags)
-        except libvirt.libvirtError as exc:
-            # dir and netfs pools take no overwrite flags: there is nothing to format.
-            if exc.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
-                raise
-            pool.build(0)
+        if ET.fromstring(pool.XMLDesc(0)).get("type") in FORMATTING_TYPES:
+            flags = (libvirt.VIR_STORAGE_POOL_BUILD_OVERWRITE if overwrite
+                     else libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE)
+        else:
+            flags = 0  # a directory or mount point: nothing to format, nothing to overwrite
+        pool.build(flags)
 
 
 def stop_pool(host: LibvirtHost, name: str) -> None:
