@@ -1,0 +1,43 @@
+"""Pool lifecycle in Debian's chromium: stop and start from the pool card, live progress, card updated in place."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from tests.browser import browser_page
+from tests.conftest import virsh
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
+
+
+def _state(name: str) -> str:
+    out = virsh("pool-info", name)
+    return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("State:"))
+
+
+def test_stop_and_start_from_the_pool_card(asgi_server, admin_user, synced, celery_worker, monkeypatch):
+    pool, scratch = synced
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # playwright's loop lives in this thread
+    django_client = Client()
+    django_client.force_login(admin_user)
+    with browser_page(asgi_server.url) as page:
+        page.context.add_cookies([{"name": "sessionid", "value": django_client.cookies["sessionid"].value,
+                                   "url": asgi_server.url}])
+        page.goto(pool.get_absolute_url())
+        # libvirt's own view arrives after the page, next to the inventory.
+        page.wait_for_selector("#pool-live dd:has-text('running')")
+        page.on("dialog", lambda dialog: dialog.accept())  # the Stop confirmation says data is kept
+        page.click("#pool-lifecycle-actions button:has-text('Stop')")
+        # The job's progress streams into the card; when it ends the card reloads with the new state.
+        page.wait_for_selector("#pool-job [data-state='succeeded']", timeout=60_000)
+        page.wait_for_selector("#pool-state:has-text('Stopped')", timeout=30_000)
+        assert _state(scratch.name) == "inactive"
+        assert "stopped" in page.inner_text("#pool-state-badges")
+        assert "keeps the data intact" in page.inner_text("#pool-card")
+        # The header's buttons were swapped too: Start is offered now.
+        page.click("#pool-lifecycle-actions button:has-text('Start')")
+        page.wait_for_selector("#pool-state:has-text('Running')", timeout=60_000)
+        assert _state(scratch.name) == "running"
+        assert "Started pool" in page.inner_text("#pool-job")
+        assert page.locator("#pool-lifecycle-actions button:has-text('Stop')").count() == 1
