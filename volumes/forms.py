@@ -181,7 +181,11 @@ class VolumeResizeForm(_PolicyMixin, forms.Form):
         if data.get("allocate") and volume.format != "raw":
             self.add_error("allocate", "libvirt can allocate new space only for raw volumes.")
         self.shrinking = capacity < volume.capacity
-        if self.shrinking and data.get("confirm_shrink") != volume.name:
+        if self.shrinking and capacity < volume.allocation:
+            # libvirt refuses this ("can't shrink capacity below existing allocation")
+            self.add_error("capacity", f"A volume cannot shrink below its disk size ({binary_size(volume.allocation)} "
+                                       "allocated); preallocated volumes cannot shrink.")
+        elif self.shrinking and data.get("confirm_shrink") != volume.name:
             self.add_error("confirm_shrink", f"The new size is smaller: everything past {binary_size(capacity)} "
                                              f"is lost. Type “{volume.name}” to confirm.")
         if self.errors:
