@@ -1,0 +1,113 @@
+"""Jobs under faults: libvirtd restarts, a worker process is killed, Redis is unreachable.
+
+The restart test disturbs other test runs on the same libvirtd for a few seconds; it is the only one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+from django.urls import reverse
+
+from tests.conftest import virsh, wait_for, wait_for_job
+from tests.test_volume_ops import job_from, run_op, vol_names, vol_sizes, volume_row
+from virtstorage.hosts.inventory import sync_host
+from virtstorage.jobs.models import Job
+from virtstorage.jobs.tasks import reap_stale_jobs
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _start_long_wipe(client, pool, scratch) -> Job:
+    """A zero wipe of a 2 GiB preallocated volume: libvirt works on it for several seconds."""
+    scratch.create_volume("big.img", "2G", "raw", prealloc=True)
+    sync_host(pool.host, pool_names=[pool.name])
+    vol = volume_row(pool, "big.img")
+    job = job_from(client.post(reverse("volumes:wipe", args=[vol.pk]), {"algorithm": "zero", "confirm": "big.img"}))
+    wait_for(lambda: "Wiping" in Job.objects.get(pk=job.pk).message, timeout=60, message="the wipe to start")
+    time.sleep(0.5)  # the libvirt call is under way
+    return job
+
+
+def _restart_libvirtd() -> None:
+    subprocess.run(["pkill", "-x", "libvirtd"], check=False)
+    wait_for(lambda: subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True).returncode != 0,
+             timeout=60, interval=0.2, message="libvirtd to stop")
+    subprocess.run(["libvirtd", "-d"], check=True, start_new_session=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    wait_for(lambda: subprocess.run(["virsh", "version"], capture_output=True).returncode == 0,
+             timeout=60, interval=0.3, message="libvirtd to answer again")
+
+
+def test_libvirtd_restart_fails_the_job_cleanly_and_the_next_job_works(member_client, celery_worker, synced):
+    pool, scratch = synced
+    job = _start_long_wipe(member_client, pool, scratch)
+    started = time.monotonic()
+    _restart_libvirtd()
+    job = wait_for_job(job.pk, timeout=90)
+    assert job.state == Job.State.FAILED, job.result
+    assert job.error and job.finished_at is not None
+    assert time.monotonic() - started < 90
+    # the same worker, without a restart of the app, runs the next job on a fresh connection
+    wait_for(lambda: pool.name in virsh("pool-list", "--name"), timeout=30, message="the pool to be back")
+    job = run_op(member_client, reverse("volumes:create", args=[pool.pk]),
+                 {"name": "after-restart.img", "capacity": "8M", "format": "raw", "provisioning": "off"})
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert vol_sizes(scratch.name, "after-restart.img")[0] == 8 * 1024**2
+
+
+def test_killed_worker_process_ends_the_job_failed_with_a_reason(member_client, celery_worker, synced):
+    pool, scratch = synced
+    job = _start_long_wipe(member_client, pool, scratch)
+    job.refresh_from_db()
+    pid = int(job.worker.rsplit(":", 1)[1])
+    assert pid != celery_worker.proc.pid  # the pool process running the job, not the worker's master
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+
+    def reaped():
+        reap_stale_jobs()  # what beat runs every 15 s in production
+        return Job.objects.get(pk=job.pk).state == Job.State.FAILED
+
+    wait_for(reaped, timeout=60, interval=1, message="the reaper to fail the job")
+    assert time.monotonic() - killed < 60
+    job.refresh_from_db()
+    assert "stopped responding" in job.error and str(pid) in job.error
+    # the worker replaced the process: the next job runs
+    wait_for(lambda: "big.img" in vol_names(scratch.name), message="libvirt to be done with the wipe")
+    job = run_op(member_client, reverse("volumes:create", args=[pool.pk]),
+                 {"name": "after-kill.img", "capacity": "8M", "format": "raw", "provisioning": "off"})
+    assert job.state == Job.State.SUCCEEDED, job.error
+
+
+def _dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again: nothing listens there
+
+
+def test_with_redis_unreachable_pages_render_and_operations_say_why(member_client, synced, settings):
+    pool, scratch = synced
+    dead = f"redis://127.0.0.1:{_dead_port()}/0"
+    settings.REDIS_URL = dead
+    settings.CELERY_BROKER_URL = dead
+    vol = volume_row(pool, "raw-thin.img")
+    for url in (reverse("pools:detail", args=[pool.pk]), reverse("volumes:detail", args=[vol.pk]),
+                reverse("volumes:create", args=[pool.pk]), reverse("volumes:wipe", args=[vol.pk]),
+                reverse("jobs:list")):
+        assert member_client.get(url).status_code == 200, url
+    response = member_client.post(reverse("volumes:create", args=[pool.pk]),
+                                  {"name": "never.img", "capacity": "8M", "format": "raw", "provisioning": "off"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "job queue (Redis) is not reachable" in html
+    assert 'value="never.img"' in html  # the form keeps what was typed
+    response = member_client.post(reverse("volumes:delete", args=[vol.pk]), {"confirm": "raw-thin.img"})
+    assert response.status_code == 400 and "not reachable" in response.content.decode()
+    assert not Job.objects.exists()
+    assert "never.img" not in vol_names(scratch.name) and "raw-thin.img" in vol_names(scratch.name)
