@@ -1,0 +1,163 @@
+"""Bad input to volume operations: a clear form error, nothing lost, no job, libvirt untouched."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from tests.test_volume_ops import vol_names, volume_row
+from virtstorage.jobs.models import Job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+GOOD_CREATE = {"name": "ok.img", "capacity": "8M", "format": "raw", "provisioning": "off"}
+
+
+def _refused(client, url: str, data: dict, message: str) -> str:
+    response = client.post(url, data)
+    html = response.content.decode()
+    assert response.status_code == 400, html[:2000]
+    assert message in html, html[:4000]
+    assert not Job.objects.exists()  # no job: libvirt was never asked
+    return html
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("a/b.img", "cannot contain &#x27;/&#x27;"),
+        ("..", "must start with a letter or digit"),
+        (".", "must start with a letter or digit"),
+        ("-rf.img", "must start with a letter or digit"),
+        ("bad\x00name", "NUL"),
+        ("<disk>&\"'", "may only use"),
+        ("$(id)", "may only use"),
+        ("a b", "may only use"),
+        ("a\nb", "may only use"),
+        ("x" * 256, "at most 255"),
+        ("", "This field is required"),
+        ("raw-thin.img", "already has a volume named raw-thin.img"),
+    ],
+)
+def test_create_refuses_bad_names(member_client, synced, name, message):
+    pool, scratch = synced
+    before = vol_names(scratch.name)
+    html = _refused(member_client, reverse("volumes:create", args=[pool.pk]), {**GOOD_CREATE, "name": name}, message)
+    assert 'value="8M"' in html  # the rest of the form is kept
+    assert vol_names(scratch.name) == before
+
+
+@pytest.mark.parametrize(
+    ("capacity", "message"),
+    [
+        ("-1G", "cannot be negative"),
+        ("0", "larger than zero"),
+        ("0 MiB", "larger than zero"),
+        ("lots", "is not a size"),
+        ("10 parsecs", "Unknown unit"),
+        ("", "This field is required"),
+        ("99999999999999999999999999999999999", "too large"),
+    ],
+)
+def test_create_refuses_bad_sizes(member_client, synced, capacity, message):
+    pool, scratch = synced
+    before = vol_names(scratch.name)
+    html = _refused(member_client, reverse("volumes:create", args=[pool.pk]),
+                    {**GOOD_CREATE, "capacity": capacity}, message)
+    assert 'value="ok.img"' in html
+    assert vol_names(scratch.name) == before
+
+
+def test_preallocated_volume_larger_than_the_free_space_is_refused(member_client, synced):
+    pool, scratch = synced
+    too_big = pool.available + 1024**3
+    _refused(member_client, reverse("volumes:create", args=[pool.pk]),
+             {**GOOD_CREATE, "capacity": str(too_big), "provisioning": "full"}, "available")
+    assert "ok.img" not in vol_names(scratch.name)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field_message"),
+    [
+        ({"format": "vmdk"}, "Select a valid choice"),
+        ({"format": "qcow2;rm"}, "Select a valid choice"),
+        ({"provisioning": "falloc"}, "Select a valid choice"),
+        ({"format": "raw", "provisioning": "metadata"}, "only for qcow2"),
+        ({"backing": "999999"}, "Select a valid choice"),
+    ],
+)
+def test_create_refuses_bad_formats_and_provisioning(member_client, synced, changes, field_message):
+    pool, _ = synced
+    _refused(member_client, reverse("volumes:create", args=[pool.pk]), {**GOOD_CREATE, **changes}, field_message)
+
+
+def test_overlay_rules(member_client, synced):
+    pool, _ = synced
+    base = volume_row(pool, "base.qcow2")  # 128 MiB
+    url = reverse("volumes:create", args=[pool.pk])
+    _refused(member_client, url, {**GOOD_CREATE, "capacity": "128M", "backing": base.pk}, "Only a qcow2 volume")
+    _refused(member_client, url, {**GOOD_CREATE, "format": "qcow2", "capacity": "8M", "backing": base.pk},
+             "cannot be smaller than its backing volume")
+    _refused(member_client, url, {**GOOD_CREATE, "format": "qcow2", "capacity": "128M", "backing": base.pk,
+                                  "provisioning": "full"}, "always thin")
+
+
+def test_clone_refuses_bad_names_and_taken_names(member_client, synced):
+    pool, scratch = synced
+    url = reverse("volumes:clone", args=[volume_row(pool, "raw-thin.img").pk])
+    _refused(member_client, url, {"name": "../escape", "target_pool": pool.pk}, "cannot contain")
+    _refused(member_client, url, {"name": "base.qcow2", "target_pool": pool.pk}, "already has a volume named")
+    _refused(member_client, url, {"name": "fine.img", "target_pool": 999999}, "Select a valid choice")
+    _refused(member_client, url, {"name": "fine.img", "target_pool": pool.pk, "format": "vdi"},
+             "Select a valid choice")
+    assert "fine.img" not in vol_names(scratch.name)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"capacity": "64M"}, "already 64.0 MiB"),
+        ({"capacity": "-64M"}, "cannot be negative"),
+        ({"capacity": "0"}, "larger than zero"),
+        ({"capacity": "big"}, "is not a size"),
+        ({"capacity": "32M"}, "is lost"),
+        ({"capacity": "32M", "confirm_shrink": "wrong"}, "is lost"),
+    ],
+)
+def test_resize_refuses_bad_sizes_and_unconfirmed_shrink(member_client, synced, data, message):
+    pool, scratch = synced
+    _refused(member_client, reverse("volumes:resize", args=[volume_row(pool, "raw-thin.img").pk]), data, message)
+    assert scratch.vol_info("raw-thin.img")["Capacity"] == f"{64 * 1024**2} bytes"
+
+
+def test_resize_refuses_allocating_qcow2(member_client, synced):
+    pool, _ = synced
+    _refused(member_client, reverse("volumes:resize", args=[volume_row(pool, "qcow2-thin.qcow2").pk]),
+             {"capacity": "2G", "allocate": "on"}, "only for raw volumes")
+
+
+def test_wipe_refuses_unknown_or_unavailable_algorithms(member_client, synced):
+    pool, _ = synced
+    url = reverse("volumes:wipe", args=[volume_row(pool, "raw-thin.img").pk])
+    _refused(member_client, url, {"algorithm": "trim", "confirm": "raw-thin.img"}, "Select a valid choice")
+    _refused(member_client, url, {"algorithm": "shred", "confirm": "raw-thin.img"}, "Select a valid choice")
+    _refused(member_client, url, {"algorithm": "zero", "confirm": "raw-thin"}, "not the volume")
+
+
+def test_operations_need_a_login_and_a_role(client, synced, django_user_model):
+    pool, _ = synced
+    url = reverse("volumes:create", args=[pool.pk])
+    assert client.post(url, GOOD_CREATE).status_code == 302  # to the login page
+    client.force_login(django_user_model.objects.create_user("norole", password="x-very-long-pass"))
+    assert client.post(url, GOOD_CREATE).status_code == 403
+    assert not Job.objects.exists()
+
+
+def test_posts_need_the_csrf_token(synced, member):
+    from django.test import Client
+
+    pool, _ = synced
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(member)
+    assert strict.post(reverse("volumes:create", args=[pool.pk]), GOOD_CREATE).status_code == 403
+    assert not Job.objects.exists()
