@@ -1,0 +1,262 @@
+"""Upload and download through the app vs virsh vol-upload / vol-download, on the same files.
+
+Starts its own ASGI server and Celery worker on a throwaway database and var dir, and a
+throwaway `dir` pool; prints time ratios app/virsh, disk sizes and peak memory (VmHWM) of the
+web and worker processes, and writes bench/results/<case>.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+URI = os.environ.get("BENCH_LIBVIRT_URI", "qemu:///system")
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+CHUNK = 8 * MiB  # as static/js/upload.js
+_ZERO = bytes(CHUNK)
+
+
+def virsh(*args: str) -> str:
+    proc = subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"virsh {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def timed(call, *args) -> float:
+    start = time.perf_counter()
+    call(*args)
+    return time.perf_counter() - start
+
+
+def disk_size(path: Path) -> int:
+    return os.stat(path).st_blocks * 512
+
+
+def peak_rss(pids: list[int]) -> int:
+    """Largest VmHWM (peak resident memory) among the processes, in bytes."""
+    peak = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) * 1024)
+        except OSError:
+            pass
+    return peak
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def make_files(base: Path) -> dict[str, Path]:
+    dense = base / "dense-1g.img"
+    with open(dense, "wb") as f:
+        for _ in range(1024):
+            f.write(os.urandom(MiB))
+    sparse = base / "sparse-8g.img"
+    with open(sparse, "wb") as f:
+        f.truncate(8 * GiB)
+        for i in range(32):  # 32 extents of 8 MiB = 256 MiB of data spread over 8 GiB
+            f.seek(i * 256 * MiB + 3 * MiB)
+            f.write(os.urandom(8 * MiB))
+    return {"dense": dense, "sparse": sparse}
+
+
+class App:
+    """The app's web server and worker on a throwaway database."""
+
+    def __init__(self, var: Path) -> None:
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = dict(os.environ, VIRTSTORAGE_VAR_DIR=str(var), DATABASE_URL=f"sqlite:///{var}/bench.sqlite3",
+                        CELERY_QUEUE=f"virtstorage-bench-{os.getpid()}", DJANGO_SETTINGS_MODULE="virtstorage.settings",
+                        PYTHONUNBUFFERED="1")
+        os.environ.update(self.env)
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env, check=True)
+        log = open(var / "processes.log", "ab")
+        self.web = subprocess.Popen([sys.executable, "-m", "uvicorn", "virtstorage.asgi:application", "--port",
+                                     str(port), "--log-level", "warning"], cwd=ROOT, env=self.env, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        self.worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "virtstorage", "worker", "-l",
+                                        "WARNING", "--concurrency=1", f"--queues={self.env['CELERY_QUEUE']}",
+                                        "--without-mingle", "--without-gossip"], cwd=ROOT, env=self.env, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> None:
+        for proc in (self.web, self.worker):
+            if proc.poll() is None:
+                os.killpg(proc.pid, 15)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, 9)
+
+    def reset_peaks(self) -> None:
+        """Start each case from the current memory, so a peak belongs to its case (clear_refs 5)."""
+        for pid in [self.web.pid, self.worker.pid, *children(self.worker.pid)]:
+            try:
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
+            except OSError:
+                pass
+
+    def peaks(self) -> dict[str, int]:
+        return {"web_peak_rss_bytes": peak_rss([self.web.pid]),
+                "worker_peak_rss_bytes": peak_rss([self.worker.pid, *children(self.worker.pid)])}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cases(app: App, pool_name: str, pool_path: Path, files: dict[str, Path]) -> list[dict]:
+    import django
+    import httpx
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from pools.models import StoragePool
+    from virtstorage.accounts.roles import grant
+    from virtstorage.hosts.inventory import sync_host
+    from virtstorage.hosts.models import Host
+    from virtstorage.jobs.models import Job
+    from virtstorage.virt.streams import segments
+    from volumes.models import Volume
+
+    user = get_user_model().objects.create_user("bench", password=secrets.token_hex(16))
+    grant(user, "member")
+    host = Host.objects.create(name="bench", uri=URI)
+    sync_host(host, pool_names=[pool_name])
+    pool = StoragePool.objects.get(host=host, name=pool_name)
+    django_client = Client()
+    django_client.force_login(user)
+    token = secrets.token_hex(16)
+    http = httpx.Client(base_url=app.url, timeout=600, headers={"X-CSRFToken": token},
+                        cookies={"sessionid": django_client.cookies["sessionid"].value, "csrftoken": token})
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            http.get("/accounts/login/")
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+    def app_upload(path: Path, name: str) -> None:
+        size = path.stat().st_size
+        upload = http.post("/volumes/uploads/", json={"pool": pool.pk, "volume": name, "mode": "new",
+                                                       "size": size}).raise_for_status().json()
+        # A script knows where the file's holes are (SEEK_DATA/SEEK_HOLE): one request per hole.
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            for segment in segments(fd, size):
+                if not segment.data:
+                    params = {"offset": segment.offset, "hole": segment.length}
+                    http.put(upload["chunks_url"], params=params).raise_for_status()
+                    continue
+                for offset in range(segment.offset, segment.end, CHUNK):
+                    data = os.pread(fd, min(CHUNK, segment.end - offset), offset)
+                    http.put(upload["chunks_url"], params={"offset": offset}, content=data).raise_for_status()
+        finally:
+            os.close(fd)
+        job_id = http.post(upload["complete_url"]).raise_for_status().json()["job"]
+        while (job := Job.objects.get(pk=job_id)).is_active:
+            time.sleep(0.05)
+        if job.state != Job.State.SUCCEEDED:
+            raise RuntimeError(f"upload job failed: {job.error}")
+
+    def app_download(name: str, target: Path, sparse: bool) -> None:
+        volume = Volume.objects.get(pool=pool, name=name)
+        with open(target, "wb") as out, http.stream("GET", f"/volumes/{volume.pk}/download",
+                                                    params={"sparse": "1"} if sparse else {}) as r:
+            r.raise_for_status()
+            for block in r.iter_bytes(MiB):
+                if sparse and block == _ZERO[:len(block)]:
+                    out.seek(len(block), os.SEEK_CUR)  # keep holes holes on this side too
+                else:
+                    out.write(block)
+            out.truncate()
+
+    results = []
+    scratch = pool_path.parent / "downloads"
+    scratch.mkdir(exist_ok=True)
+    for kind, path in files.items():
+        sparse = kind == "sparse"
+        size = path.stat().st_size
+        virsh_name = f"virsh-{kind}.img"
+        virsh("vol-create-as", pool_name, virsh_name, str(size), "--allocation", "0", "--format", "raw")
+        upload_flags = ["--sparse"] if sparse else []
+        app.reset_peaks()
+        virsh_up = timed(virsh, "vol-upload", "--pool", pool_name, virsh_name, str(path), *upload_flags)
+        app_up = timed(app_upload, path, f"app-{kind}.img")
+        results.append({
+            "case": f"upload_{kind}", "file_bytes": size, "app_s": app_up, "virsh_s": virsh_up,
+            "ratio": app_up / virsh_up, "disk_size_bytes": disk_size(pool_path / f"app-{kind}.img"),
+            "virsh_disk_size_bytes": disk_size(pool_path / virsh_name), **app.peaks(),
+        })
+        virsh_target, app_target = scratch / f"virsh-{kind}.out", scratch / f"app-{kind}.out"
+        app.reset_peaks()
+        virsh_down = timed(virsh, "vol-download", "--pool", pool_name, virsh_name, str(virsh_target), *upload_flags)
+        app_down = timed(app_download, f"app-{kind}.img", app_target, sparse)
+        if os.path.getsize(app_target) != size:
+            raise RuntimeError(f"download of {kind} has {os.path.getsize(app_target)} bytes, not {size}")
+        results.append({
+            "case": f"download_{kind}", "file_bytes": size, "app_s": app_down, "virsh_s": virsh_down,
+            "ratio": app_down / virsh_down, "disk_size_bytes": disk_size(app_target),
+            "virsh_disk_size_bytes": disk_size(virsh_target), **app.peaks(),
+        })
+        virsh_target.unlink()
+        app_target.unlink()
+    return results
+
+
+def main() -> list[dict]:
+    base = Path(tempfile.mkdtemp(prefix="virtstorage-bench-"))
+    pool_name = f"transferbench-{secrets.token_hex(4)}"
+    pool_path = base / "pool"
+    pool_path.mkdir()
+    virsh("pool-create-as", pool_name, "dir", "--target", str(pool_path))
+    app = App(base)
+    try:
+        results = run_cases(app, pool_name, pool_path, make_files(base))
+    finally:
+        app.stop()
+        listing = subprocess.run(["virsh", "-q", "-c", URI, "vol-list", pool_name], capture_output=True, text=True)
+        for line in listing.stdout.splitlines():
+            if line.split():
+                subprocess.run(["virsh", "-c", URI, "vol-delete", "--pool", pool_name, line.split()[0]],
+                               capture_output=True)
+        subprocess.run(["virsh", "-c", URI, "pool-destroy", pool_name], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+    RESULTS.mkdir(exist_ok=True)
+    print(f"{'case':18} {'app s':>8} {'virsh s':>8} {'ratio':>6} {'app disk':>10} {'virsh disk':>10} "
+          f"{'web peak':>9} {'worker peak':>11}")
+    for row in results:
+        (RESULTS / f"{row['case']}.json").write_text(json.dumps(row, indent=2) + "\n")
+        print(f"{row['case']:18} {row['app_s']:8.2f} {row['virsh_s']:8.2f} {row['ratio']:6.2f} "
+              f"{row['disk_size_bytes'] / MiB:8.0f}Mi {row['virsh_disk_size_bytes'] / MiB:8.0f}Mi "
+              f"{row['web_peak_rss_bytes'] / MiB:7.0f}Mi {row['worker_peak_rss_bytes'] / MiB:9.0f}Mi")
+    return results
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
