@@ -130,10 +130,12 @@ def second_pool(local_host, tmp_path_factory) -> Iterator[StoragePool]:
 
 def test_clone_into_another_pool_reports_progress(member_client, celery_worker, synced, second_pool):
     pool, scratch = synced
-    scratch.create_volume("data.img", "512M", "raw")
+    scratch.create_volume("data.img", "3G", "raw")
     source_path = str(scratch.path / "data.img")
-    with open(source_path, "r+b") as f:
-        f.write(os.urandom(384 * MiB))  # libvirt's raw copy of this takes seconds: several progress polls
+    with open(source_path, "r+b") as f:  # 2 GiB of data: libvirt's copy takes seconds, polled several times
+        chunk = os.urandom(MiB)
+        for _ in range(2048):
+            f.write(chunk)
     sync_host(pool.host, pool_names=[pool.name])
     source = volume_row(pool, "data.img")
     job = run_op(member_client, reverse("volumes:clone", args=[source.pk]),
@@ -144,8 +146,8 @@ def test_clone_into_another_pool_reports_progress(member_client, celery_worker, 
     target_path = os.path.join(second_pool.target_path, "data-copy.img")
     assert qemu_img_info(target_path)["format"] == "raw"
     assert subprocess.run(["cmp", source_path, target_path], timeout=120).returncode == 0
-    assert vol_sizes(second_pool.name, "data-copy.img")[0] == 512 * MiB
-    assert volume_row(second_pool, "data-copy.img").capacity == 512 * MiB
+    assert vol_sizes(second_pool.name, "data-copy.img")[0] == 3 * GiB
+    assert volume_row(second_pool, "data-copy.img").capacity == 3 * GiB
 
 
 def test_clone_converts_raw_to_qcow2(member_client, celery_worker, synced):
