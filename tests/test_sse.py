@@ -10,7 +10,7 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from tests.test_upload_download import Api, MiB, _dense_upload
+from tests.test_upload_download import Api, MiB, _dense_upload, _remove_staging_files  # noqa: F401
 from virtstorage.jobs import progress
 from virtstorage.jobs.models import Job
 

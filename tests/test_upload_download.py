@@ -65,6 +65,14 @@ class Api:
         return self.http.post(upload["complete_url"])
 
 
+@pytest.fixture(autouse=True)
+def _remove_staging_files():
+    """Uploads a test leaves unfinished must not leave their (GiB-sized) staging files behind."""
+    yield
+    for upload in Upload.objects.all():
+        upload.staging_path.unlink(missing_ok=True)
+
+
 @pytest.fixture
 def api(asgi_server, member) -> Api:
     return Api(asgi_server.url, member)
