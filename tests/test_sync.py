@@ -75,3 +75,4 @@ def test_unreachable_host_is_marked_without_exception(transactional_db):
     assert host.status == Host.Status.UNREACHABLE
     assert host.last_error
     assert host.last_checked_at is not None and host.last_seen_at is None
+

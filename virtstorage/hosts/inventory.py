@@ -82,12 +82,12 @@ def sync_host(host: Host, *, refresh: bool = False, pool_names: list[str] | None
             if refresh:
                 for info in pools:
                     if info.active:
-                        _ignore_gone(lv.refresh_pool, info.name)
+                        _per_pool(lv.refresh_pool, info.name)
                 pools = _fetch_pools(lv, [p.name for p in pools])
             listings: dict[str, list[VolumeInfo]] = {}
             for info in pools:
                 if info.active:
-                    volumes = _ignore_gone(lv.volumes, info.name)
+                    volumes = _per_pool(lv.volumes, info.name)
                     if volumes is not None:
                         listings[info.name] = volumes
     except HostUnreachable as exc:
@@ -99,18 +99,28 @@ def sync_host(host: Host, *, refresh: bool = False, pool_names: list[str] | None
     return result
 
 
-def _ignore_gone(call, *args):
-    """call(*args), or None when the pool vanished meanwhile (the next sync removes it)."""
+def _per_pool(call, name: str):
+    """call(name) for one pool, or None when that pool cannot answer now.
+
+    A pool that vanished meanwhile goes at the next sync; one that is busy (libvirt refuses to
+    refresh a pool while an upload runs into it) keeps its rows as they were. Either way the
+    other pools are still synced; only an unreachable host stops the sync.
+    """
     try:
-        return call(*args)
+        return call(name)
     except ObjectNotFound:
+        return None
+    except HostUnreachable:
+        raise
+    except VirtError as exc:
+        log.warning("sync of pool %s skipped this time: %s", name, exc)
         return None
 
 
 def _fetch_pools(lv: LibvirtHost, names: list[str] | None) -> list[PoolInfo]:
     if names is None:
         return lv.pools()
-    found = (_ignore_gone(lv.pool, name) for name in names)
+    found = (_per_pool(lv.pool, name) for name in names)
     return [info for info in found if info is not None]
 
 

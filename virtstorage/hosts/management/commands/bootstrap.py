@@ -29,7 +29,11 @@ class Command(BaseCommand):
         host, _ = Host.objects.get_or_create(uri=settings.LOCAL_LIBVIRT_URI, defaults={"name": "local"})
         if not no_demo_pool:
             self._demo_pool(host)
-        result = sync_host(host, refresh=True)
+        try:
+            result = sync_host(host, refresh=True)
+        except VirtError as exc:
+            self.stderr.write(f"warning: the first sync of {host.uri} failed: {exc}")
+            return
         if result is None:
             self.stderr.write(f"warning: {host.uri} is unreachable: {host.last_error}")
         else:
