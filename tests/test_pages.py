@@ -137,3 +137,12 @@ def test_posts_need_csrf(member, inventory):
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(member)
     assert strict.post(reverse("hosts:sync", args=[pool.host_id])).status_code == 403
+
+
+def test_sync_never_redirects_off_site(member_client, settings):
+    host = Host.objects.create(name="dead", uri="qemu+tcp://127.0.0.1:1/system")
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # the queue is down: the view redirects back to `next`
+    response = member_client.post(reverse("hosts:sync", args=[host.pk]), {"next": "https://evil.example/"})
+    assert response["Location"] == host.get_absolute_url()
+    response = member_client.post(reverse("hosts:sync", args=[host.pk]), {"next": "/jobs/"})
+    assert response["Location"] == "/jobs/"

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from pools.models import StoragePool
@@ -102,8 +103,17 @@ def host_sync(request: HttpRequest, pk: int) -> HttpResponse:
     host = get_object_or_404(Host, pk=pk)
     job = _start_sync(request, host)
     if job is None:
-        return redirect(request.POST.get("next") or host.get_absolute_url())
+        return redirect(_safe_next(request) or host.get_absolute_url())
     return redirect(job)
+
+
+def _safe_next(request: HttpRequest) -> str | None:
+    """The `next` URL of a form, only when it points into this site."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return None
 
 
 def _start_sync(request: HttpRequest, host: Host, pools: list[str] | None = None):
