@@ -1,0 +1,40 @@
+"""Volume operations in a real browser: create a volume, watch its job finish, then delete it by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser import browser_page, log_in
+from tests.conftest import virsh
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
+
+
+def test_create_then_delete_a_volume_from_the_browser(asgi_server, celery_worker, synced, member):
+    pool, scratch = synced
+    with browser_page(asgi_server.url) as page:
+        log_in(page, member.username, "correct-horse-battery")
+        page.goto(f"/pools/{pool.pk}/")
+        page.click("text=New volume")
+        page.fill("#id_name", "from-browser.qcow2")
+        page.fill("#id_capacity", "2G")
+        page.select_option("#id_format", "qcow2")
+        page.click("button:has-text('Create volume')")
+        page.wait_for_url("**/jobs/*/")
+        # the live progress partial, swapped in by SSE, ends in the final state
+        page.wait_for_selector(".progress[data-state=succeeded]", timeout=60_000)
+        info = scratch.vol_info("from-browser.qcow2")
+        assert info["Capacity"].startswith(str(2 * 1024**3))
+
+        page.goto(f"/pools/{pool.pk}/")
+        page.click("#volume-table >> text=from-browser.qcow2")
+        assert "thin" in page.locator(".sizes h2").inner_text()
+        page.click(".actions >> text=Delete")
+        page.fill("#id_confirm", "wrong-name")
+        page.click("button:has-text('Delete for good')")
+        assert page.locator(".errorlist").count() >= 1  # refused: the name was not typed
+        page.fill("#id_confirm", "from-browser.qcow2")
+        page.click("button:has-text('Delete for good')")
+        page.wait_for_url("**/jobs/*/")
+        page.wait_for_selector(".progress[data-state=succeeded]", timeout=60_000)
+    assert "from-browser.qcow2" not in virsh("vol-list", scratch.name)
