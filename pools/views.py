@@ -4,6 +4,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -11,12 +12,13 @@ from django.views.decorators.http import require_POST
 
 from virtstorage.accounts.roles import admin_required, is_admin, member_required
 from virtstorage.hosts.inventory import sync_host
-from virtstorage.hosts.models import Host
+from virtstorage.hosts.models import DomainDisk, Host
 from virtstorage.jobs import progress
 from virtstorage.jobs.models import Job
 from virtstorage.jobs.runner import JobError, launch
 from virtstorage.virt import VirtError, open_host
 from virtstorage.virt import pools as vpools
+from volumes.models import disk_uses_volume
 
 from .forms import (
     TYPE_DESCRIPTIONS,
@@ -79,7 +81,10 @@ def _volume_page(request: HttpRequest, pool: StoragePool) -> dict:
     sort = request.GET.get("sort", "name")
     if sort not in VOLUME_SORTS:
         sort = "name"
+    in_use = DomainDisk.objects.filter(host_id=pool.host_id).filter(
+        disk_uses_volume(pool.name, OuterRef("path"), OuterRef("name")))
     volumes = pool.volumes.only("id", "pool_id", "name", "format", "type", "capacity", "allocation", "path")
+    volumes = volumes.annotate(in_use=Exists(in_use))
     if query:
         volumes = volumes.filter(name__icontains=query)
     page = Paginator(volumes.order_by(*VOLUME_SORTS[sort]), VOLUMES_PER_PAGE).get_page(request.GET.get("page"))

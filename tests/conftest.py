@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,9 +76,9 @@ def _cleanup_pool(name: str) -> None:
     virsh("pool-undefine", name, check=False)
 
 
-def _owned_by_another_live_run(pool_name: str) -> bool:
-    """Test runs go side by side on one libvirtd: never sweep a pool whose run (pid in its name) still lives."""
-    owner = pool_name[len(TEST_POOL_PREFIX):].split("-", 1)[0]
+def _owned_by_another_live_run(name: str) -> bool:
+    """Test runs go side by side on one libvirtd: never sweep a pool or VM whose run (pid in its name) lives."""
+    owner = name[len(TEST_POOL_PREFIX):].split("-", 1)[0]
     if not owner.isdigit() or int(owner) == os.getpid():
         return False
     try:
@@ -91,11 +92,16 @@ def _owned_by_another_live_run(pool_name: str) -> bool:
 
 @pytest.fixture(scope="session", autouse=True)
 def _remove_leftover_test_pools(services) -> Iterator[None]:
-    """Pools of an earlier, killed run would otherwise pile up on the host."""
+    """Pools and VMs of an earlier, killed run would otherwise pile up on the host."""
+    def leftovers(*listing: str) -> list[str]:
+        names = [line.strip() for line in virsh(*listing, check=False).splitlines()]
+        return [n for n in names if n.startswith(TEST_POOL_PREFIX) and not _owned_by_another_live_run(n)]
+
     def sweep() -> None:
-        for line in virsh("pool-list", "--all", "--name", check=False).splitlines():
-            if line.strip().startswith(TEST_POOL_PREFIX) and not _owned_by_another_live_run(line.strip()):
-                _cleanup_pool(line.strip())
+        for name in leftovers("list", "--all", "--name"):
+            virsh("undefine", name, check=False)
+        for name in leftovers("pool-list", "--all", "--name"):
+            _cleanup_pool(name)
     sweep()
     yield
     sweep()
@@ -201,6 +207,34 @@ def synced(local_host, filled_pool):
 
     assert sync_host(local_host, pool_names=[filled_pool.name]) is not None
     return StoragePool.objects.get(host=local_host, name=filled_pool.name), filled_pool
+
+
+@pytest.fixture
+def domain_using(synced) -> Iterator[str]:
+    """A defined (not running) VM with one disk by path and one by pool and volume name."""
+    pool, scratch = synced
+    name = f"{TEST_POOL_PREFIX}{os.getpid()}-vm-{uuid.uuid4().hex[:8]}"
+    root = ET.Element("domain", type="qemu")
+    ET.SubElement(root, "name").text = name
+    ET.SubElement(root, "memory", unit="MiB").text = "64"
+    os_el = ET.SubElement(root, "os")
+    ET.SubElement(os_el, "type", arch="x86_64").text = "hvm"
+    devices = ET.SubElement(root, "devices")
+    by_path = ET.SubElement(devices, "disk", type="file", device="disk")
+    ET.SubElement(by_path, "driver", name="qemu", type="raw")
+    ET.SubElement(by_path, "source", file=str(scratch.path / "raw-thin.img"))
+    ET.SubElement(by_path, "target", dev="vda", bus="virtio")
+    by_name = ET.SubElement(devices, "disk", type="volume", device="disk")
+    ET.SubElement(by_name, "driver", name="qemu", type="qcow2")
+    ET.SubElement(by_name, "source", pool=scratch.name, volume="qcow2-thin.qcow2")
+    ET.SubElement(by_name, "target", dev="vdb", bus="virtio")
+    xml_path = scratch.path.parent / f"{name}.xml"
+    xml_path.write_text(ET.tostring(root, encoding="unicode"))
+    virsh("define", str(xml_path))
+    try:
+        yield name
+    finally:
+        virsh("undefine", name, check=False)
 
 
 # -- Processes: Celery worker and ASGI server on the test database ----------

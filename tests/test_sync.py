@@ -76,3 +76,25 @@ def test_unreachable_host_is_marked_without_exception(transactional_db):
     assert host.last_error
     assert host.last_checked_at is not None and host.last_seen_at is None
 
+
+
+def test_sync_records_which_vm_uses_which_volume(local_host, synced, domain_using, member_client):
+    from django.urls import reverse
+
+    pool, scratch = synced
+    sync_host(local_host, pool_names=[pool.name])
+    by_path = pool.volumes.get(name="raw-thin.img")
+    by_name = pool.volumes.get(name="qcow2-thin.qcow2")
+    free = pool.volumes.get(name="base.qcow2")
+    assert [(d.domain, d.target) for d in by_path.users()] == [(domain_using, "vda")]
+    assert [(d.domain, d.target) for d in by_name.users()] == [(domain_using, "vdb")]
+    assert list(free.users()) == []
+    table = member_client.get(reverse("pools:volumes", args=[pool.pk]), {"q": "thin"}).content.decode()
+    assert table.count(">in use</span>") == 2  # raw-thin.img and qcow2-thin.qcow2
+    page = member_client.get(reverse("volumes:detail", args=[by_name.pk])).content.decode()
+    assert f"VM <strong>{domain_using}</strong> as vdb" in page
+    warning = member_client.get(reverse("volumes:delete", args=[by_path.pk])).content.decode()
+    assert "In use by VM" in warning and "unless an admin forces it" in warning
+    virsh("undefine", domain_using)
+    sync_host(local_host, pool_names=[pool.name])
+    assert list(by_path.users()) == []

@@ -6,15 +6,13 @@ import json
 import os
 import shutil
 import subprocess
-import uuid
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
 from django.urls import resolve, reverse
 
 from pools.models import StoragePool
-from tests.conftest import TEST_POOL_PREFIX, make_scratch_pool, virsh, wait_for, wait_for_job
+from tests.conftest import make_scratch_pool, virsh, wait_for, wait_for_job
 from virtstorage.hosts.inventory import sync_host
 from virtstorage.jobs.models import Job
 from volumes.models import Volume
@@ -282,34 +280,6 @@ def test_wiping_qcow2_leaves_a_raw_volume_of_the_old_file_size(member_client, ce
 
 
 # -- volumes used by a defined VM -----------------------------------------
-
-@pytest.fixture
-def domain_using(synced) -> Iterator[str]:
-    """A defined (not running) VM with one disk by path and one by pool and volume name."""
-    pool, scratch = synced
-    name = f"{TEST_POOL_PREFIX}vm-{uuid.uuid4().hex[:8]}"
-    root = ET.Element("domain", type="qemu")
-    ET.SubElement(root, "name").text = name
-    ET.SubElement(root, "memory", unit="MiB").text = "64"
-    os_el = ET.SubElement(root, "os")
-    ET.SubElement(os_el, "type", arch="x86_64").text = "hvm"
-    devices = ET.SubElement(root, "devices")
-    by_path = ET.SubElement(devices, "disk", type="file", device="disk")
-    ET.SubElement(by_path, "driver", name="qemu", type="raw")
-    ET.SubElement(by_path, "source", file=str(scratch.path / "raw-thin.img"))
-    ET.SubElement(by_path, "target", dev="vda", bus="virtio")
-    by_name = ET.SubElement(devices, "disk", type="volume", device="disk")
-    ET.SubElement(by_name, "driver", name="qemu", type="qcow2")
-    ET.SubElement(by_name, "source", pool=scratch.name, volume="qcow2-thin.qcow2")
-    ET.SubElement(by_name, "target", dev="vdb", bus="virtio")
-    xml_path = scratch.path.parent / f"{name}.xml"
-    xml_path.write_text(ET.tostring(root, encoding="unicode"))
-    virsh("define", str(xml_path))
-    try:
-        yield name
-    finally:
-        virsh("undefine", name, check=False)
-
 
 def test_volume_used_by_a_vm_is_refused_unless_an_admin_forces(client, member, admin_user, celery_worker,
                                                                synced, domain_using):

@@ -8,6 +8,14 @@ from django.db import models
 from django.urls import reverse
 
 
+def disk_uses_volume(pool_name: str, path, name) -> models.Q:
+    """A DomainDisk condition: the disk is this volume, by path or by pool and volume name.
+
+    `path` and `name` are expressions (a Value, or an OuterRef for a subquery over volumes).
+    """
+    return (models.Q(path=path) & ~models.Q(path="")) | models.Q(pool_name=pool_name, volume_name=name)
+
+
 class Volume(models.Model):
     """A storage volume as last seen by a sync."""
 
@@ -47,6 +55,14 @@ class Volume(models.Model):
     @property
     def provisioning(self) -> str:
         return "preallocated" if self.is_preallocated else "thin"
+
+    def users(self):
+        """Disks of VMs defined on the host that use this volume, by path or by pool and volume name."""
+        from virtstorage.hosts.models import DomainDisk
+
+        return DomainDisk.objects.filter(host_id=self.pool.host_id).filter(
+            disk_uses_volume(self.pool.name, models.Value(self.path), models.Value(self.name))
+        )
 
     @property
     def thin_savings(self) -> int:

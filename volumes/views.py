@@ -33,6 +33,7 @@ def volume_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "volume": volume,
         "pool": volume.pool,
         "chain": backing_chain(volume),
+        "users": list(volume.users()),
         "active_jobs": Job.objects.active().filter(pool=volume.pool, volume_name=volume.name),
     }
     return render(request, "volumes/volume_detail.html", context)

@@ -40,6 +40,8 @@ def _start(request: HttpRequest, form: forms.Form, task, **job) -> Job | None:
 def _page(request: HttpRequest, op: str, form: forms.Form, pool: StoragePool, volume: Volume | None = None,
           **extra) -> HttpResponse:
     context = {"op": op, "form": form, "pool": pool, "volume": volume, **extra}
+    if volume is not None and op in ("delete", "wipe"):
+        context["users"] = list(volume.users())  # as of the last sync; the job checks libvirt again
     return render(request, "volumes/volume_op.html", context, status=400 if form.errors else 200)
 
 

@@ -13,7 +13,7 @@ from virtstorage.virt import HostUnreachable, LibvirtHost, ObjectNotFound, VirtE
 from virtstorage.virt.types import PoolInfo, VolumeInfo
 from volumes.models import Volume
 
-from .models import Host
+from .models import DomainDisk, Host
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +90,40 @@ def sync_host(host: Host, *, refresh: bool = False, pool_names: list[str] | None
                     volumes = _per_pool(lv.volumes, info.name)
                     if volumes is not None:
                         listings[info.name] = volumes
+            disks = _domain_disks(lv)
     except HostUnreachable as exc:
         record_unreachable(host, exc)
         return None
     record_reachable(host, facts)
     result = SyncResult()
     _store(host, pools, listings, result, scope=pool_names)
+    if disks is not None:
+        _store_domain_disks(host, disks)
     return result
+
+
+def _domain_disks(lv: LibvirtHost) -> list[DomainDisk] | None:
+    """Every disk of every defined VM (one round trip per VM); None when libvirt cannot list them."""
+    try:
+        found = lv.domain_disks()
+    except HostUnreachable:
+        raise
+    except VirtError as exc:  # e.g. a storage-only libvirtd without a hypervisor driver
+        log.warning("could not list the VMs of %s: %s", lv.uri, exc)
+        return None
+    return [
+        DomainDisk(domain=domain, target=disk.get("target", ""), path=disk.get("file") or disk.get("dev") or "",
+                   pool_name=disk.get("pool", ""), volume_name=disk.get("volume", ""))
+        for domain, disk in found
+    ]
+
+
+@transaction.atomic
+def _store_domain_disks(host: Host, disks: list[DomainDisk]) -> None:
+    DomainDisk.objects.filter(host=host).delete()
+    for disk in disks:
+        disk.host = host
+    DomainDisk.objects.bulk_create(disks)
 
 
 def _per_pool(call, name: str):

@@ -43,3 +43,25 @@ class Host(models.Model):
     @property
     def is_online(self) -> bool:
         return self.status == self.Status.ONLINE
+
+
+class DomainDisk(models.Model):
+    """A disk of a VM defined on a host, as last seen by a sync: which volumes are in use.
+
+    A disk names its storage by path (file or block device) or, in a started pool, by
+    pool and volume name; both are kept so either way finds the volume.
+    """
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="domain_disks")
+    domain = models.CharField(max_length=255)
+    target = models.CharField(max_length=64, blank=True, help_text="The guest's device name, e.g. vda.")
+    path = models.CharField(max_length=4096, blank=True, db_index=True)
+    pool_name = models.CharField(max_length=255, blank=True)
+    volume_name = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["domain", "target"]
+        indexes = [models.Index(fields=["host", "pool_name", "volume_name"])]
+
+    def __str__(self) -> str:
+        return f"{self.domain} ({self.target})" if self.target else self.domain
