@@ -55,6 +55,8 @@ _ZERO_PIECE = bytes(BODY_PIECE)
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 DOWNLOAD_REPORT_SECONDS = 0.2
 DOWNLOAD_CHECK_SECONDS = 1.0
+DOWNLOAD_BLOCK_BYTES = 1024 * 1024  # one response message per block
+DOWNLOAD_QUEUE_BLOCKS = 4  # read ahead of the client by at most this many blocks
 
 
 # -- Creating an upload ---------------------------------------------------------
@@ -363,6 +365,66 @@ def _cancel_requested(job: Job) -> bool:
     return Job.objects.filter(pk=job.pk, cancel_requested=True).exists()
 
 
+class _Cancelled(Exception):
+    """The owner cancelled the download job."""
+
+
+class _DownloadPump:
+    """One thread per download reads the volume ahead into a small bounded queue for the response.
+
+    One long-lived reader thread (not a thread-pool call per block) keeps the memory of a download
+    to a few blocks: pool threads each keep a malloc arena full of freed multi-MiB buffers. The
+    thread also reports progress, heartbeats and checks for a cancel, so the response only sends.
+    """
+
+    def __init__(self, ctx: runner.JobContext, reader: streams.VolumeReader) -> None:
+        self.ctx, self.reader = ctx, reader
+        self.queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
+        self._slots = threading.Semaphore(DOWNLOAD_QUEUE_BLOCKS)
+        self._loop = asyncio.get_running_loop()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"download-{ctx.job.pk}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    async def get(self) -> bytes:
+        """The next block (b"" at the end); raises what stopped the reader."""
+        item = await self.queue.get()
+        self._slots.release()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def _run(self) -> None:
+        try:
+            last_report = last_check = time.monotonic()
+            while not self.stop.is_set():
+                if not self._slots.acquire(timeout=DOWNLOAD_CHECK_SECONDS):
+                    continue  # the client is slow (or gone): look at stop again
+                try:
+                    block: bytes | BaseException = self.reader.read(DOWNLOAD_BLOCK_BYTES)
+                except VirtError as exc:
+                    block = exc
+                now = time.monotonic()
+                if isinstance(block, bytes) and block and now - last_report >= DOWNLOAD_REPORT_SECONDS:
+                    last_report = now
+                    self.ctx.report(self.reader.done, self.reader.length)
+                if isinstance(block, bytes) and block and now - last_check >= DOWNLOAD_CHECK_SECONDS:
+                    last_check = now
+                    runner.touch(self.ctx.job)
+                    if _cancel_requested(self.ctx.job):
+                        block = _Cancelled()
+                try:
+                    self._loop.call_soon_threadsafe(self.queue.put_nowait, block)
+                except RuntimeError:
+                    return  # the server's event loop is closed: nobody reads any more
+                if not isinstance(block, bytes) or not block:
+                    return
+        finally:
+            db_connection.close()  # this thread's own connection
+
+
 async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
     """The volume's bytes, streamed from libvirt in constant memory; recorded as a download job.
 
@@ -395,33 +457,24 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
                             content_type="text/plain; charset=utf-8")
     await sync_to_async(ctx.step)(
         f"Sending {binary_size(reader.length)}{' (holes read as holes)' if sparse else ''} to {user.get_username()}")
+    pump = _DownloadPump(ctx, reader)
 
     async def body() -> AsyncIterator[bytes]:
         outcome: tuple[str, str] = (Job.State.FAILED, "The client went away before the end of the download.")
-        last_report = last_check = time.monotonic()
         try:
-            while True:
-                block = await asyncio.to_thread(reader.read)
-                if not block:
-                    break
+            pump.start()
+            while block := await pump.get():
                 yield block
-                now = time.monotonic()
-                if now - last_report >= DOWNLOAD_REPORT_SECONDS:
-                    last_report = now
-                    await sync_to_async(ctx.report)(reader.done, reader.length)
-                if now - last_check >= DOWNLOAD_CHECK_SECONDS:
-                    last_check = now
-                    await sync_to_async(runner.touch)(ctx.job)
-                    if await sync_to_async(_cancel_requested)(ctx.job):
-                        outcome = (Job.State.CANCELLED, "Cancelled by the user; the download is incomplete.")
-                        return
             ctx.job.progress_done = reader.done
             outcome = (Job.State.SUCCEEDED, f"Sent {binary_size(reader.done)} of {volume.name}")
+        except _Cancelled:
+            outcome = (Job.State.CANCELLED, "Cancelled by the user; the download is incomplete.")
         except VirtError as exc:
             outcome = (Job.State.FAILED, f"libvirt stopped the download: {exc}")
         finally:
+            pump.stop.set()
             # In a thread of its own: a disconnect cancels this generator, and cleanup must still run.
-            threading.Thread(target=_end_download, args=(ctx, reader, opened, outcome), daemon=True).start()
+            threading.Thread(target=_end_download, args=(ctx, pump, opened, outcome), daemon=True).start()
 
     filename = volume.name
     response = StreamingHttpResponse(body(), content_type="application/octet-stream")
@@ -432,10 +485,12 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
-def _end_download(ctx: runner.JobContext, reader: streams.VolumeReader, opened, outcome: tuple[str, str]) -> None:
+def _end_download(ctx: runner.JobContext, pump: _DownloadPump, opened, outcome: tuple[str, str]) -> None:
     state, message = outcome
+    if pump.thread.is_alive():
+        pump.thread.join()  # it sees stop within DOWNLOAD_CHECK_SECONDS, or after its current read
     if state != Job.State.SUCCEEDED:
-        reader.abort()
+        pump.reader.abort()
     try:
         opened.__exit__(None, None, None)
     finally:

@@ -19,6 +19,7 @@ Facts this module designs around (measured on libvirt 9.0):
 from __future__ import annotations
 
 import errno
+import functools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,6 +35,10 @@ from .types import VolumeInfo
 # that the memory of a transfer stays a few MiB whatever the volume's size.
 CHUNK_BYTES = 4 * 1024 * 1024
 _ZEROS = bytes(CHUNK_BYTES)
+# libvirt hands a download over in messages of at most 256 KiB: recv() never returns more, and
+# asking for more only makes libvirt-python allocate (and zero) a larger buffer on every call.
+RECV_BYTES = 256 * 1024
+READ_BYTES = 1024 * 1024  # what VolumeReader.read gathers per block by default
 
 
 class TruncatedSource(OperationFailed):
@@ -171,6 +176,12 @@ def _abort(stream: libvirt.virStream) -> None:
         pass  # already broken: nothing more to tell libvirtd
 
 
+@functools.lru_cache(maxsize=4)
+def _zeros(n: int) -> bytes:
+    """n zero bytes, the same object each time: a hole's blocks cost no allocation or copy."""
+    return bytes(n)
+
+
 class VolumeReader:
     """Reads a volume through a libvirt stream, in blocks, for a download.
 
@@ -195,23 +206,24 @@ class VolumeReader:
         self._hole_left = 0
         self._finished = False
 
-    def read(self, limit: int = CHUNK_BYTES) -> bytes:
+    def read(self, limit: int = READ_BYTES) -> bytes:
         """Up to limit bytes (data, or zeros for a hole); b"" at the end."""
         if self._finished:
             return b""
         if self._hole_left:
-            n = min(self._hole_left, limit, len(_ZEROS))
+            n = min(self._hole_left, limit)
             self._hole_left -= n
             self.done += n
-            return _ZEROS[:n]
+            return _zeros(n)
         parts: list[bytes] = []
         size = 0
         with translated():
             while size < limit:
+                want = min(limit - size, RECV_BYTES)
                 if self.sparse:
-                    got = self._stream.recvFlags(limit - size, libvirt.VIR_STREAM_RECV_STOP_AT_HOLE)
+                    got = self._stream.recvFlags(want, libvirt.VIR_STREAM_RECV_STOP_AT_HOLE)
                 else:
-                    got = self._stream.recv(limit - size)
+                    got = self._stream.recv(want)
                 if got == -3:  # a hole starts here
                     self._hole_left = self._stream.recvHole(0)
                     break
