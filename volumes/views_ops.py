@@ -5,6 +5,8 @@ No libvirt call happens here: the job does the work and refreshes the inventory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -62,45 +64,41 @@ def volume_create(request: HttpRequest, pool_pk: int) -> HttpResponse:
     return _page(request, "create", form, pool)
 
 
+def _volume_op(request: HttpRequest, op: str, volume: Volume, form: forms.Form, task,
+               params: Callable[[dict], dict], *, cancellable: bool, **extra) -> HttpResponse:
+    """The common shape of an operation on one volume: valid form -> job -> job page; else the form again."""
+    if request.method == "POST" and form.is_valid():
+        job = _start(request, form, task, kind=op, host=volume.pool.host, pool=volume.pool,
+                     volume_name=volume.name, params=params(form.cleaned_data), cancellable=cancellable)
+        if job:
+            return redirect(job)
+    return _page(request, op, form, volume.pool, volume, **extra)
+
+
 @member_required
 def volume_clone(request: HttpRequest, pk: int) -> HttpResponse:
     volume = _volume(pk)
     form = VolumeCloneForm(request.POST or None, volume=volume)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        params = {"name": data["name"], "target_pool": data["target_pool"].name, "format": data["format"]}
-        job = _start(request, form, tasks.clone_volume_job, kind="clone", host=volume.pool.host, pool=volume.pool,
-                     volume_name=volume.name, params=params, cancellable=False)
-        if job:
-            return redirect(job)
-    return _page(request, "clone", form, volume.pool, volume)
+    return _volume_op(request, "clone", volume, form, tasks.clone_volume_job, lambda data: {
+        "name": data["name"], "target_pool": data["target_pool"].name, "format": data["format"],
+    }, cancellable=False)
 
 
 @member_required
 def volume_resize(request: HttpRequest, pk: int) -> HttpResponse:
     volume = _volume(pk)
     form = VolumeResizeForm(request.POST or None, volume=volume)
-    if request.method == "POST" and form.is_valid():
-        params = {"capacity": form.cleaned_data["capacity"], "allocate": form.cleaned_data["allocate"],
-                  "shrink": form.shrinking}
-        job = _start(request, form, tasks.resize_volume_job, kind="resize", host=volume.pool.host, pool=volume.pool,
-                     volume_name=volume.name, params=params, cancellable=True)
-        if job:
-            return redirect(job)
-    return _page(request, "resize", form, volume.pool, volume)
+    return _volume_op(request, "resize", volume, form, tasks.resize_volume_job, lambda data: {
+        "capacity": data["capacity"], "allocate": data["allocate"], "shrink": form.shrinking,
+    }, cancellable=True)
 
 
 @member_required
 def volume_delete(request: HttpRequest, pk: int) -> HttpResponse:
     volume = _volume(pk)
     form = VolumeDeleteForm(request.POST or None, volume=volume, can_force=is_admin(request.user))
-    if request.method == "POST" and form.is_valid():
-        params = {"force": bool(form.cleaned_data.get("force"))}
-        job = _start(request, form, tasks.delete_volume_job, kind="delete", host=volume.pool.host, pool=volume.pool,
-                     volume_name=volume.name, params=params, cancellable=True)
-        if job:
-            return redirect(job)
-    return _page(request, "delete", form, volume.pool, volume)
+    return _volume_op(request, "delete", volume, form, tasks.delete_volume_job,
+                      lambda data: {"force": bool(data.get("force"))}, cancellable=True)
 
 
 @member_required
@@ -108,10 +106,6 @@ def volume_wipe(request: HttpRequest, pk: int) -> HttpResponse:
     volume = _volume(pk)
     choices = wipe_algorithms(volume.pool.host.uri, volume.pool.type)
     form = VolumeWipeForm(request.POST or None, volume=volume, can_force=is_admin(request.user), choices=choices)
-    if request.method == "POST" and form.is_valid():
-        params = {"algorithm": form.cleaned_data["algorithm"], "force": bool(form.cleaned_data.get("force"))}
-        job = _start(request, form, tasks.wipe_volume_job, kind="wipe", host=volume.pool.host, pool=volume.pool,
-                     volume_name=volume.name, params=params, cancellable=False)
-        if job:
-            return redirect(job)
-    return _page(request, "wipe", form, volume.pool, volume, choices=choices)
+    return _volume_op(request, "wipe", volume, form, tasks.wipe_volume_job, lambda data: {
+        "algorithm": data["algorithm"], "force": bool(data.get("force")),
+    }, cancellable=False, choices=choices)
