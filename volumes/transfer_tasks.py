@@ -15,7 +15,7 @@ from .models import Upload
 
 log = logging.getLogger(__name__)
 
-CANCEL_CHECK_SECONDS = 0.5  # a database read per check: not per chunk
+CANCEL_CHECK_SECONDS = 0.2  # a database read per check: not per chunk
 
 
 class UploadTruncated(Exception):

@@ -31,10 +31,9 @@ from .connection import LibvirtHost
 from .errors import InvalidRequest, OperationFailed, translated
 from .types import VolumeInfo
 
-# One pread and one stream message per chunk: large enough to keep the stream busy, small enough
-# that the memory of a transfer stays a few MiB whatever the volume's size.
-CHUNK_BYTES = 4 * 1024 * 1024
-_ZEROS = bytes(CHUNK_BYTES)
+# One pread and one send per chunk; memory stays a few MiB whatever the volume's size. Measured on
+# libvirt 9.0 (1 GiB upload, 4 runs each): 1 MiB sends take ~1.0 s, 256 KiB ~1.2 s, 4 MiB ~2.0 s.
+CHUNK_BYTES = 1024 * 1024
 # libvirt hands a download over in messages of at most 256 KiB: recv() never returns more, and
 # asking for more only makes libvirt-python allocate (and zero) a larger buffer on every call.
 RECV_BYTES = 256 * 1024
