@@ -38,6 +38,7 @@ CHUNK_BYTES = 1024 * 1024
 # asking for more only makes libvirt-python allocate (and zero) a larger buffer on every call.
 RECV_BYTES = 256 * 1024
 READ_BYTES = 1024 * 1024  # what VolumeReader.read gathers per block by default
+WINDOW_BYTES = 16 * 1024 * 1024  # a download's read-ahead bound (one stream per window; no slower)
 
 
 class TruncatedSource(OperationFailed):
@@ -182,28 +183,47 @@ def _zeros(n: int) -> bytes:
 
 
 class VolumeReader:
-    """Reads a volume through a libvirt stream, in blocks, for a download.
+    """Reads a volume through libvirt streams, in blocks, for a download.
 
     sparse=True asks libvirt for holes instead of zeros (VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM):
     the host does not read or send them; read() still returns them as zeros, since an HTTP
     body has no holes. Call close() (or abort()) when done; the connection is the caller's.
+
+    libvirt streams have no flow control: the connection's event loop thread reads whatever
+    libvirtd sends into memory, however far ahead of read() it runs (a slow HTTP client made a
+    1 GiB download hold ~400 MiB). So the volume is read in windows of WINDOW_BYTES, one stream
+    each, the next asked for only when the last is read: at most one window is ever buffered.
     """
 
     def __init__(self, lv: LibvirtHost, pool_name: str, name: str, *, sparse: bool = False) -> None:
         with translated():
-            vol = _pool(lv, pool_name).storageVolLookupByName(name)
-            self.info = xmlio.parse_volume(vol.XMLDesc(0))
+            self._vol = _pool(lv, pool_name).storageVolLookupByName(name)
+            self.info = xmlio.parse_volume(self._vol.XMLDesc(0))
             if self.info.type not in ("file", "block"):
                 raise InvalidRequest(f"volume {name} is a {self.info.type}: only file and block volumes download")
-            # The file's size, not the virtual size: a qcow2 downloads as the qcow2 file it is.
-            self.length = self.info.physical or self.info.capacity
-            self.sparse = sparse
-            self._stream = lv.raw.newStream(0)
-            flags = libvirt.VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM if sparse else 0
-            vol.download(self._stream, 0, self.length, flags)
+        # The file's size, not the virtual size: a qcow2 downloads as the qcow2 file it is.
+        self.length = self.info.physical or self.info.capacity
+        self.sparse = sparse
+        self._lv = lv
+        self._flags = libvirt.VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM if sparse else 0
         self.done = 0
         self._hole_left = 0
+        self._window_end = 0
+        self._stream: libvirt.virStream | None = None
         self._finished = False
+        self._next_window()
+
+    def _next_window(self) -> None:
+        """Open the stream of the next window, or mark the end (caller holds translated())."""
+        if self._window_end >= self.length:
+            self._stream = None
+            self._finished = True
+            return
+        start = self._window_end
+        self._window_end = min(self.length, start + WINDOW_BYTES)
+        with translated():
+            self._stream = self._lv.raw.newStream(0)
+            self._vol.download(self._stream, start, self._window_end - start, self._flags)
 
     def read(self, limit: int = READ_BYTES) -> bytes:
         """Up to limit bytes (data, or zeros for a hole); b"" at the end."""
@@ -217,7 +237,7 @@ class VolumeReader:
         parts: list[bytes] = []
         size = 0
         with translated():
-            while size < limit:
+            while size < limit and self._stream is not None:
                 want = min(limit - size, RECV_BYTES)
                 if self.sparse:
                     got = self._stream.recvFlags(want, libvirt.VIR_STREAM_RECV_STOP_AT_HOLE)
@@ -228,10 +248,10 @@ class VolumeReader:
                     break
                 if isinstance(got, int):
                     raise OperationFailed(f"libvirt stream returned {got}")
-                if not got:
+                if not got:  # this window is over
                     self._stream.finish()
-                    self._finished = True
-                    break
+                    self._next_window()
+                    continue
                 parts.append(got)
                 size += len(got)
         if not parts and self._hole_left:
@@ -242,6 +262,7 @@ class VolumeReader:
     def abort(self) -> None:
         if not self._finished:
             self._finished = True
-            _abort(self._stream)
+            if self._stream is not None:
+                _abort(self._stream)
 
     close = abort
