@@ -422,19 +422,20 @@ class _DownloadPump:
             while not self.stop.is_set():
                 if not self._slots.acquire(timeout=DOWNLOAD_CHECK_SECONDS):
                     continue  # the client is slow (or gone): look at stop again
+                block: bytes | BaseException
                 try:
-                    block: bytes | BaseException = self.reader.read(DOWNLOAD_BLOCK_BYTES)
-                except VirtError as exc:
+                    block = self.reader.read(DOWNLOAD_BLOCK_BYTES)
+                    now = time.monotonic()
+                    if block and now - last_report >= DOWNLOAD_REPORT_SECONDS:
+                        last_report = now
+                        self.ctx.report(self.reader.done, self.reader.length)
+                    if block and now - last_check >= DOWNLOAD_CHECK_SECONDS:
+                        last_check = now
+                        runner.touch(self.ctx.job)
+                        if _cancel_requested(self.ctx.job):
+                            block = _Cancelled()
+                except Exception as exc:  # noqa: BLE001 - the response ends with it, not hangs
                     block = exc
-                now = time.monotonic()
-                if isinstance(block, bytes) and block and now - last_report >= DOWNLOAD_REPORT_SECONDS:
-                    last_report = now
-                    self.ctx.report(self.reader.done, self.reader.length)
-                if isinstance(block, bytes) and block and now - last_check >= DOWNLOAD_CHECK_SECONDS:
-                    last_check = now
-                    runner.touch(self.ctx.job)
-                    if _cancel_requested(self.ctx.job):
-                        block = _Cancelled()
                 try:
                     self._loop.call_soon_threadsafe(self.queue.put_nowait, block)
                 except RuntimeError:
@@ -491,6 +492,8 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
             outcome = (Job.State.CANCELLED, "Cancelled by the user; the download is incomplete.")
         except VirtError as exc:
             outcome = (Job.State.FAILED, f"libvirt stopped the download: {exc}")
+        except Exception as exc:  # noqa: BLE001 - recorded on the job; the client sees a short body
+            outcome = (Job.State.FAILED, f"The download stopped: {exc}")
         finally:
             pump.stop.set()
             # In a thread of its own: a disconnect cancels this generator, and cleanup must still run.
