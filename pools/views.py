@@ -172,12 +172,7 @@ QUICK_ACTIONS = {
 
 
 def _launch_lifecycle(request: HttpRequest, pool: StoragePool, task, kind: str, params: dict) -> Job | None:
-    """Start a lifecycle job, or say why not (another one running, queue down)."""
-    other = _lifecycle_job(pool)
-    if other is not None:
-        messages.error(request, f"Pool {pool.name} is busy with job #{other.pk} ({other.get_kind_display().lower()}); "
-                                "wait for it to finish.")
-        return None
+    """Start a lifecycle job, or say why not (another job on the pool, queue down)."""
     try:
         return launch(task, kind=kind, user=request.user, host=pool.host, pool=pool, params=params)
     except JobError as exc:

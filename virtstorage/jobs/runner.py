@@ -21,6 +21,7 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import progress
@@ -72,17 +73,30 @@ def launch(task, *, kind: str, user, host, pool=None, volume_name: str = "", par
 
 
 def _refuse_if_busy(kind: str, pool, volume_name: str) -> None:
-    """Raise JobConflict if another job holds the volume (shared kinds may run side by side)."""
-    if volume_name and pool is not None:
-        busy = Job.objects.active().filter(pool=pool, volume_name=volume_name)
-        if kind in SHARED_KINDS:
-            busy = busy.exclude(kind__in=SHARED_KINDS)
-        other = busy.first()
-        if other is not None:
-            raise JobConflict(
-                f"“{volume_name}” is busy with job #{other.pk} ({other.get_kind_display().lower()}, "
-                f"{other.get_state_display().lower()}); wait for it to finish."
-            )
+    """Raise JobConflict if the job would collide with an active one; call inside the creating transaction.
+
+    A volume job needs its volume free (shared kinds such as downloads may run side by side);
+    a pool job (volume_name empty: start, stop, delete...) needs the whole pool free, and a
+    volume job waits for a running pool job. Locking the pool row serializes two launches on
+    one pool (SQLite's immediate transactions already do).
+    """
+    if pool is None:
+        return
+    type(pool).objects.select_for_update().filter(pk=pool.pk).first()
+    active = Job.objects.active().filter(pool=pool)
+    if kind in SHARED_KINDS:
+        active = active.exclude(kind__in=SHARED_KINDS)
+    if volume_name:
+        active = active.filter(Q(volume_name=volume_name) | Q(volume_name=""))
+    other = active.first()
+    if other is None:
+        return
+    if other.volume_name:
+        what = f"“{other.volume_name}” is busy with job #{other.pk}"
+    else:
+        what = f"Pool {other.pool_name} is busy with job #{other.pk}"
+    raise JobConflict(f"{what} ({other.get_kind_display().lower()}, {other.get_state_display().lower()}); "
+                      "wait for it to finish.")
 
 
 def start_inline(*, kind: str, user, host, pool=None, volume_name: str = "", params: dict | None = None,

@@ -1,0 +1,59 @@
+"""Jobs that would collide on one volume or one pool are refused at launch, with the other job named."""
+
+from __future__ import annotations
+
+import pytest
+
+from pools.models import StoragePool
+from pools.tasks import stop_pool_job
+from virtstorage.jobs.models import Job
+from virtstorage.jobs.runner import JobConflict, launch
+from volumes.tasks import delete_volume_job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def pool(local_host):
+    return StoragePool.objects.create(host=local_host, name="p", state="active")
+
+
+def running(pool: StoragePool, kind: str, volume_name: str = "") -> Job:
+    return Job.objects.create(kind=kind, host=pool.host, pool=pool, pool_name=pool.name, volume_name=volume_name,
+                              state=Job.State.RUNNING)
+
+
+def start(task, pool: StoragePool, kind: str, volume_name: str = "") -> Job:
+    # Nobody consumes the test queue here: the job stays queued, which is all these tests need.
+    return launch(task, kind=kind, user=None, host=pool.host, pool=pool, volume_name=volume_name)
+
+
+def test_a_pool_job_waits_for_every_job_on_the_pool(pool):
+    upload = running(pool, "upload", "disk.img")
+    with pytest.raises(JobConflict, match=f"“disk.img” is busy with job #{upload.pk}"):
+        start(stop_pool_job, pool, "pool-stop")
+    upload.state = Job.State.SUCCEEDED
+    upload.save()
+    assert start(stop_pool_job, pool, "pool-stop").state == Job.State.QUEUED
+
+
+def test_a_volume_job_waits_for_a_pool_job(pool):
+    stop = running(pool, "pool-stop")
+    with pytest.raises(JobConflict, match=f"Pool p is busy with job #{stop.pk}"):
+        start(delete_volume_job, pool, "delete", "disk.img")
+
+
+def test_volume_jobs_on_different_volumes_run_side_by_side(pool):
+    running(pool, "wipe", "a.img")
+    assert start(delete_volume_job, pool, "delete", "b.img").volume_name == "b.img"
+    with pytest.raises(JobConflict, match="“a.img” is busy"):
+        start(delete_volume_job, pool, "delete", "a.img")
+
+
+def test_downloads_share_a_volume_but_a_delete_waits_for_them(pool):
+    running(pool, "download", "a.img")
+    assert start(delete_volume_job, pool, "download", "a.img").kind == "download"
+    with pytest.raises(JobConflict, match="busy"):
+        start(delete_volume_job, pool, "delete", "a.img")
+    with pytest.raises(JobConflict, match="busy"):
+        start(stop_pool_job, pool, "pool-stop")
