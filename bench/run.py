@@ -1,14 +1,15 @@
-"""Run every benchmark: each bench/*_bench.py module's main(), in name order (`make bench`)."""
+"""Run every benchmark: each bench/*_bench.py in name order, each in its own process (`make bench`).
+
+Separate processes because each benchmark sets Django up on a database of its own.
+"""
 
 from __future__ import annotations
 
-import importlib
+import subprocess
 import sys
-import traceback
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH.parent))
 
 
 def main() -> int:
@@ -16,10 +17,7 @@ def main() -> int:
     for path in sorted(BENCH.glob("*_bench.py")):
         name = f"bench.{path.stem}"
         print(f"== {name}", flush=True)
-        try:
-            importlib.import_module(name).main()
-        except Exception:
-            traceback.print_exc()
+        if subprocess.run([sys.executable, "-m", name], cwd=BENCH.parent).returncode != 0:
             failed.append(name)
     if failed:
         print("failed: " + ", ".join(failed))
