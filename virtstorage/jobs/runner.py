@@ -62,14 +62,21 @@ def launch(task, *, kind: str, user, host, pool=None, volume_name: str = "", par
             "Ask an admin to start Redis and the Celery worker, then try again."
         )
     with transaction.atomic():
-        _refuse_if_busy(kind, pool, volume_name)
-        job = Job.objects.create(
-            kind=kind, host=host, pool=pool, pool_name=pool_name or (pool.name if pool else ""),
-            volume_name=volume_name, created_by=user if user and user.is_authenticated else None,
-            params=params or {}, cancellable=cancellable,
-        )
+        job = _create_job(kind=kind, user=user, host=host, pool=pool, volume_name=volume_name, params=params,
+                          cancellable=cancellable, pool_name=pool_name)
         transaction.on_commit(functools.partial(_enqueue, task, job.pk), robust=False)
     return job
+
+
+def _create_job(*, kind: str, user, host, pool, volume_name: str, params: dict | None, cancellable: bool,
+                pool_name: str = "", **fields) -> Job:
+    """The Job row, after the conflict check; call inside a transaction."""
+    _refuse_if_busy(kind, pool, volume_name)
+    return Job.objects.create(
+        kind=kind, host=host, pool=pool, pool_name=pool_name or (pool.name if pool else ""),
+        volume_name=volume_name, created_by=user if user and user.is_authenticated else None,
+        params=params or {}, cancellable=cancellable, **fields,
+    )
 
 
 def _refuse_if_busy(kind: str, pool, volume_name: str) -> None:
@@ -107,14 +114,10 @@ def start_inline(*, kind: str, user, host, pool=None, volume_name: str = "", par
     (else the reaper fails the job) and ends it with ``finish_inline``.
     """
     with transaction.atomic():
-        _refuse_if_busy(kind, pool, volume_name)
         now = timezone.now()
-        job = Job.objects.create(
-            kind=kind, host=host, pool=pool, pool_name=pool.name if pool else "", volume_name=volume_name,
-            created_by=user if user and user.is_authenticated else None, params=params or {},
-            cancellable=cancellable, state=Job.State.RUNNING, started_at=now, heartbeat_at=now,
-            worker=f"{socket.gethostname()}:{os.getpid()} (web)",
-        )
+        job = _create_job(kind=kind, user=user, host=host, pool=pool, volume_name=volume_name, params=params,
+                          cancellable=cancellable, state=Job.State.RUNNING, started_at=now, heartbeat_at=now,
+                          worker=f"{socket.gethostname()}:{os.getpid()} (web)")
     ctx = JobContext(job)
     progress.publish(job)
     return ctx
