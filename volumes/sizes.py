@@ -12,18 +12,11 @@ import math
 import re
 from decimal import Decimal, InvalidOperation
 
+from virtstorage.virt.units import UNIT_FACTORS as _FACTORS
+
 # libvirt sizes are unsigned long long, the inventory stores signed 64-bit
 MAX_SIZE = 2**63 - 1
 
-_FACTORS = {
-    "": 1, "b": 1, "byte": 1, "bytes": 1,
-    "k": 1024, "kib": 1024, "kb": 1000,
-    "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
-    "g": 1024**3, "gib": 1024**3, "gb": 1000**3,
-    "t": 1024**4, "tib": 1024**4, "tb": 1000**4,
-    "p": 1024**5, "pib": 1024**5, "pb": 1000**5,
-    "e": 1024**6, "eib": 1024**6, "eb": 1000**6,
-}
 _SIZE = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>[A-Za-z]*)")
 UNITS_HELP = "bytes, or K/M/G/T (binary: KiB, MiB, GiB, TiB), e.g. 10G, 512 MiB, 1.5TiB"
 

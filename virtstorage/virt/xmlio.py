@@ -5,15 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from .types import PoolInfo, VolumeInfo
-
-_UNIT_FACTORS = {
-    "b": 1, "bytes": 1,
-    "k": 1024, "kib": 1024, "kb": 1000,
-    "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
-    "g": 1024**3, "gib": 1024**3, "gb": 1000**3,
-    "t": 1024**4, "tib": 1024**4, "tb": 1000**4,
-    "p": 1024**5, "pib": 1024**5, "pb": 1000**5,
-}
+from .units import UNIT_FACTORS
 
 
 def _size(element: ET.Element | None) -> int:
@@ -21,7 +13,7 @@ def _size(element: ET.Element | None) -> int:
     if element is None or not (element.text or "").strip():
         return 0
     unit = (element.get("unit") or "bytes").lower()
-    return int(element.text.strip()) * _UNIT_FACTORS.get(unit, 1)
+    return int(element.text.strip()) * UNIT_FACTORS.get(unit, 1)
 
 
 def _text(root: ET.Element, path: str) -> str:
