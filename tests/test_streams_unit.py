@@ -112,8 +112,16 @@ class FakeConnection:
 
 
 class FakeHost:
+    """Stands in for LibvirtHost: the same lookups, on the fake connection."""
+
     def __init__(self) -> None:
         self.raw = FakeConnection()
+
+    def raw_pool(self, name: str):
+        return self.raw.storagePoolLookupByName(name)
+
+    def raw_volume(self, pool_name: str, name: str):
+        return self.raw_pool(pool_name).storageVolLookupByName(name)
 
 
 def _sparse(tmp_path, size: int, data_at: list[int]) -> int:

@@ -153,16 +153,22 @@ class LibvirtHost:
             )
 
     # -- pools ---------------------------------------------------------------
-    def _pool(self, name: str) -> libvirt.virStoragePool:
+    def raw_pool(self, name: str) -> libvirt.virStoragePool:
+        """The libvirt pool object, for operation modules of this package only."""
         with translated():
             return self._conn.storagePoolLookupByName(name)
+
+    def raw_volume(self, pool_name: str, name: str) -> libvirt.virStorageVol:
+        """The libvirt volume object, for operation modules of this package only."""
+        with translated():
+            return self.raw_pool(pool_name).storageVolLookupByName(name)
 
     def pools(self) -> list[PoolInfo]:
         with translated():
             return [self._pool_info(p) for p in self._conn.listAllStoragePools()]
 
     def pool(self, name: str) -> PoolInfo:
-        return self._pool_info(self._pool(name))
+        return self._pool_info(self.raw_pool(name))
 
     @staticmethod
     def _pool_info(pool: libvirt.virStoragePool) -> PoolInfo:
@@ -177,14 +183,14 @@ class LibvirtHost:
     def refresh_pool(self, name: str) -> None:
         """Ask libvirt to rescan the pool (finds files added behind its back)."""
         with translated():
-            pool = self._pool(name)
+            pool = self.raw_pool(name)
             if pool.isActive():
                 pool.refresh(0)
 
     def start_pool(self, name: str) -> None:
         """Start (libvirt: create) a defined pool: its volumes become usable again."""
         with translated():
-            self._pool(name).create(0)
+            self.raw_pool(name).create(0)
 
     def define_dir_pool(self, name: str, path: str, *, build: bool = True, start: bool = True,
                         autostart: bool = False) -> PoolInfo:
@@ -206,23 +212,23 @@ class LibvirtHost:
         client in parallel, and the round trip, not the parsing, is what costs.
         """
         with translated():
-            vols = self._pool(pool_name).listAllVolumes(0)
+            vols = self.raw_pool(pool_name).listAllVolumes(0)
         with ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS) as pool:
             found = list(pool.map(_volume_xml_or_none, vols))
         return [xmlio.parse_volume(xml) for xml in found if xml is not None]
 
     def volume(self, pool_name: str, name: str) -> VolumeInfo:
         with translated():
-            return xmlio.parse_volume(self._pool(pool_name).storageVolLookupByName(name).XMLDesc(0))
+            return xmlio.parse_volume(self.raw_volume(pool_name, name).XMLDesc(0))
 
     def create_volume_xml(self, pool_name: str, xml: str, flags: int = 0) -> VolumeInfo:
         with translated():
-            vol = self._pool(pool_name).createXML(xml, flags)
+            vol = self.raw_pool(pool_name).createXML(xml, flags)
             return xmlio.parse_volume(vol.XMLDesc(0))
 
     def delete_volume(self, pool_name: str, name: str) -> None:
         with translated():
-            self._pool(pool_name).storageVolLookupByName(name).delete(0)
+            self.raw_volume(pool_name, name).delete(0)
 
     # -- domains -------------------------------------------------------------
     def domain_disks(self) -> list[tuple[str, dict[str, str]]]:

@@ -373,7 +373,7 @@ def build_pool(host: LibvirtHost, name: str, *, overwrite: bool) -> None:
     system, label or volume group; with it, whatever was there is gone.
     """
     with translated():
-        pool = host.raw.storagePoolLookupByName(name)
+        pool = host.raw_pool(name)
         if ET.fromstring(pool.XMLDesc(0)).get("type") in FORMATTING_TYPES:
             flags = (libvirt.VIR_STORAGE_POOL_BUILD_OVERWRITE if overwrite
                      else libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE)
@@ -385,18 +385,18 @@ def build_pool(host: LibvirtHost, name: str, *, overwrite: bool) -> None:
 def stop_pool(host: LibvirtHost, name: str) -> None:
     """Stop (libvirt: destroy) a pool. Its data stays; a transient pool is forgotten."""
     with translated():
-        host.raw.storagePoolLookupByName(name).destroy()
+        host.raw_pool(name).destroy()
 
 
 def set_autostart(host: LibvirtHost, name: str, enabled: bool) -> None:
     with translated():
-        host.raw.storagePoolLookupByName(name).setAutostart(1 if enabled else 0)
+        host.raw_pool(name).setAutostart(1 if enabled else 0)
 
 
 def volume_names(host: LibvirtHost, name: str) -> list[str]:
     """Names of the volumes of an active pool."""
     with translated():
-        return sorted(host.raw.storagePoolLookupByName(name).listVolumes())
+        return sorted(host.raw_pool(name).listVolumes())
 
 
 def delete_pool(host: LibvirtHost, name: str, *, delete_volumes: bool,
@@ -407,7 +407,7 @@ def delete_pool(host: LibvirtHost, name: str, *, delete_volumes: bool,
     either fail half-way (a dir pool's rmdir) or wipe them (a logical pool's vgremove).
     """
     with translated():
-        pool = host.raw.storagePoolLookupByName(name)
+        pool = host.raw_pool(name)
         if not pool.isPersistent():
             raise InvalidRequest(f"Pool {name} is transient: stopping it is how it goes away; "
                                  "libvirt cannot delete the storage of a transient pool.")
@@ -439,7 +439,7 @@ def undefine_pool(host: LibvirtHost, name: str, say: Callable[[str], None] = lam
     transient, and it would vanish at the next stop anyway.
     """
     with translated():
-        pool = host.raw.storagePoolLookupByName(name)
+        pool = host.raw_pool(name)
         if not pool.isPersistent():
             raise InvalidRequest(f"Pool {name} is transient: it has no definition to forget; stop it instead.")
         if pool.isActive():
@@ -465,7 +465,7 @@ class PoolLiveView:
 
 def live_view(host: LibvirtHost, name: str) -> PoolLiveView:
     with translated():
-        pool = host.raw.storagePoolLookupByName(name)
+        pool = host.raw_pool(name)
         state, capacity, allocation, available = pool.info()
         active = bool(pool.isActive())
         persistent = bool(pool.isPersistent())

@@ -92,10 +92,6 @@ def segments(fd: int, length: int, start: int = 0) -> Iterator[Segment]:
         pos = end
 
 
-def _pool(lv: LibvirtHost, pool_name: str) -> libvirt.virStoragePool:
-    return lv.raw.storagePoolLookupByName(pool_name)
-
-
 def prepare_volume(lv: LibvirtHost, pool_name: str, name: str, *, replace: bool) -> VolumeInfo:
     """An empty raw volume to upload into: the old one (if replace) is deleted first.
 
@@ -103,7 +99,7 @@ def prepare_volume(lv: LibvirtHost, pool_name: str, name: str, *, replace: bool)
     volume that holds data would mix old and new: a fresh empty file cannot.
     """
     with translated():
-        pool = _pool(lv, pool_name)
+        pool = lv.raw_pool(pool_name)
         if replace:
             pool.storageVolLookupByName(name).delete(0)
         vol = pool.createXML(xmlio.volume_xml(name, 0, fmt="raw", allocation=0), 0)
@@ -116,7 +112,7 @@ def restore_capacity(lv: LibvirtHost, pool_name: str, name: str, capacity: int) 
     Image formats (qcow2...) carry their own virtual size, which is left alone.
     """
     with translated():
-        vol = _pool(lv, pool_name).storageVolLookupByName(name)
+        vol = lv.raw_volume(pool_name, name)
         info = xmlio.parse_volume(vol.XMLDesc(0))
         if info.format == "raw" and info.capacity < capacity:
             vol.resize(capacity, 0)
@@ -134,7 +130,7 @@ def upload_file(lv: LibvirtHost, pool_name: str, name: str, fd: int, length: int
     if os.fstat(fd).st_size < length:
         raise TruncatedSource(f"the file holds {os.fstat(fd).st_size} bytes, fewer than the {length} announced")
     with translated():
-        vol = _pool(lv, pool_name).storageVolLookupByName(name)
+        vol = lv.raw_volume(pool_name, name)
         stream = lv.raw.newStream(0)
         vol.upload(stream, 0, length, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
         try:
@@ -197,7 +193,7 @@ class VolumeReader:
 
     def __init__(self, lv: LibvirtHost, pool_name: str, name: str, *, sparse: bool = False) -> None:
         with translated():
-            self._vol = _pool(lv, pool_name).storageVolLookupByName(name)
+            self._vol = lv.raw_volume(pool_name, name)
             self.info = xmlio.parse_volume(self._vol.XMLDesc(0))
             if self.info.type not in ("file", "block"):
                 raise InvalidRequest(f"volume {name} is a {self.info.type}: only file and block volumes download")

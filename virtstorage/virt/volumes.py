@@ -107,16 +107,6 @@ def wipe_algorithms(uri: str, pool_type: str = "dir") -> list[WipeChoice]:
     return choices
 
 
-def _pool(host: LibvirtHost, pool_name: str) -> libvirt.virStoragePool:
-    with translated():
-        return host.raw.storagePoolLookupByName(pool_name)
-
-
-def _volume(host: LibvirtHost, pool_name: str, name: str) -> libvirt.virStorageVol:
-    with translated():
-        return _pool(host, pool_name).storageVolLookupByName(name)
-
-
 def create_volume(host: LibvirtHost, pool_name: str, name: str, capacity: int, *, fmt: str = "raw",
                   preallocation: str = "off", backing_path: str = "", backing_format: str = "") -> VolumeInfo:
     """Create a volume. preallocation: "off" (thin), "metadata" (qcow2 only) or "full"."""
@@ -152,12 +142,12 @@ def clone_volume(host: LibvirtHost, pool_name: str, source_name: str, target_poo
     """
     if fmt and fmt not in FORMATS:
         raise InvalidRequest(f"unsupported format {fmt!r}")
-    source_vol = _volume(host, pool_name, source_name)
+    source_vol = host.raw_volume(pool_name, source_name)
     with translated():
         source = xmlio.parse_volume(source_vol.XMLDesc(0))
     target_format = fmt or source.format or "raw"
     xml = _clone_xml(source, new_name, target_format)
-    target = _pool(host, target_pool)
+    target = host.raw_pool(target_pool)
     total = max(source.allocation, 1)
     outcome: dict[str, object] = {}
 
@@ -175,8 +165,7 @@ def clone_volume(host: LibvirtHost, pool_name: str, source_name: str, target_poo
         if watching and worker.is_alive():
             try:
                 with translated():
-                    allocation = watcher.raw.storagePoolLookupByName(target_pool).storageVolLookupByName(
-                        new_name).info()[2]
+                    allocation = watcher.raw_volume(target_pool, new_name).info()[2]
                 on_progress(min(allocation, total), total)
             except VirtError:
                 pass  # not created yet, or the watcher lost its connection: the copy decides the outcome
@@ -190,7 +179,7 @@ def clone_volume(host: LibvirtHost, pool_name: str, source_name: str, target_poo
 def resize_volume(host: LibvirtHost, pool_name: str, name: str, capacity: int, *, allocate: bool = False,
                   shrink: bool = False) -> VolumeInfo:
     """Set a volume's capacity. Shrinking needs shrink=True and loses the data past the new end."""
-    vol = _volume(host, pool_name, name)
+    vol = host.raw_volume(pool_name, name)
     with translated():
         current = xmlio.parse_volume(vol.XMLDesc(0))
     if capacity < current.capacity and not shrink:
@@ -212,7 +201,7 @@ def wipe_volume(host: LibvirtHost, pool_name: str, name: str, algorithm: str = "
     alg = WIPE_BY_NAME.get(algorithm)
     if alg is None:
         raise InvalidRequest(f"unknown wipe algorithm {algorithm!r}")
-    vol = _volume(host, pool_name, name)
+    vol = host.raw_volume(pool_name, name)
     with translated():
         vol.wipePattern(alg.flag, 0)
         return xmlio.parse_volume(vol.XMLDesc(0))
