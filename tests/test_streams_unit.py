@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from virtstorage.virt import streams
+from virtstorage.virt import downloads, streams
 from volumes.models import merge_range, missing_ranges
 
 BLOCK = 4096  # file systems report holes in whole blocks
@@ -208,7 +208,7 @@ class FakeDownloadStream:
 
 def test_download_reads_in_windows_and_gives_holes_as_zeros(monkeypatch):
     """One stream per window (libvirt buffers a stream without limit), holes split across windows."""
-    monkeypatch.setattr(streams, "WINDOW_BYTES", 3 * BLOCK)
+    monkeypatch.setattr(downloads, "WINDOW_BYTES", 3 * BLOCK)
     content = [b"a" * BLOCK, None, None, b"b" * 2 * BLOCK, None, b"c" * 100]
     length = 6 * BLOCK + 100
     windows: list[tuple[int, int]] = []
@@ -234,7 +234,7 @@ def test_download_reads_in_windows_and_gives_holes_as_zeros(monkeypatch):
 
     host = FakeHost()
     host.raw = Conn()
-    reader = streams.VolumeReader(host, "p", "v", sparse=True)
+    reader = downloads.VolumeReader(host, "p", "v", sparse=True)
     out = b""
     while block := reader.read(2 * BLOCK):
         assert len(block) <= 2 * BLOCK

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import transfer
+from . import downloads, transfer
 
 urlpatterns: list = [
     path("uploads/", transfer.upload_create, name="upload_create"),
@@ -10,5 +10,5 @@ urlpatterns: list = [
     path("uploads/<uuid:pk>/", transfer.upload_detail, name="upload"),
     path("uploads/<uuid:pk>/chunks", transfer.upload_chunk, name="upload_chunks"),
     path("uploads/<uuid:pk>/complete", transfer.upload_complete, name="upload_complete"),
-    path("<int:pk>/download", transfer.volume_download, name="download"),
+    path("<int:pk>/download", downloads.volume_download, name="download"),
 ]

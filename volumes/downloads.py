@@ -1,0 +1,178 @@
+"""Downloads: a volume streamed from libvirt to the client in constant memory, recorded as a job."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django.db import connection as db_connection
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
+
+from virtstorage.accounts.roles import is_member
+from virtstorage.jobs import runner
+from virtstorage.jobs.models import Job
+from virtstorage.templatetags.sizes import binary_size
+from virtstorage.virt import VirtError, downloads, open_host
+
+from .models import Volume
+
+DOWNLOAD_REPORT_SECONDS = 0.2
+DOWNLOAD_CHECK_SECONDS = 1.0
+DOWNLOAD_BLOCK_BYTES = 1024 * 1024  # one response message per block
+DOWNLOAD_QUEUE_BLOCKS = 4  # read ahead of the client by at most this many blocks
+
+
+# -- Download -------------------------------------------------------------------
+
+def _start_download(user, volume: Volume, sparse: bool) -> runner.JobContext:
+    return runner.start_inline(kind="download", user=user, host=volume.pool.host, pool=volume.pool,
+                               volume_name=volume.name, params={"sparse": sparse}, cancellable=True)
+
+
+def _cancel_requested(job: Job) -> bool:
+    return Job.objects.filter(pk=job.pk, cancel_requested=True).exists()
+
+
+class _Cancelled(Exception):
+    """The owner cancelled the download job."""
+
+
+class _DownloadPump:
+    """One thread per download reads the volume ahead into a small bounded queue for the response.
+
+    One long-lived reader thread (not a thread-pool call per block) keeps the memory of a download
+    to a few blocks: pool threads each keep a malloc arena full of freed multi-MiB buffers. The
+    thread also reports progress, heartbeats and checks for a cancel, so the response only sends.
+    """
+
+    def __init__(self, ctx: runner.JobContext, reader: downloads.VolumeReader) -> None:
+        self.ctx, self.reader = ctx, reader
+        self.queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
+        self._slots = threading.Semaphore(DOWNLOAD_QUEUE_BLOCKS)
+        self._loop = asyncio.get_running_loop()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"download-{ctx.job.pk}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    async def get(self) -> bytes:
+        """The next block (b"" at the end); raises what stopped the reader."""
+        item = await self.queue.get()
+        self._slots.release()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def _run(self) -> None:
+        try:
+            last_report = last_check = time.monotonic()
+            while not self.stop.is_set():
+                if not self._slots.acquire(timeout=DOWNLOAD_CHECK_SECONDS):
+                    continue  # the client is slow (or gone): look at stop again
+                block: bytes | BaseException
+                try:
+                    block = self.reader.read(DOWNLOAD_BLOCK_BYTES)
+                    now = time.monotonic()
+                    if block and now - last_report >= DOWNLOAD_REPORT_SECONDS:
+                        last_report = now
+                        self.ctx.report(self.reader.done, self.reader.length)
+                    if block and now - last_check >= DOWNLOAD_CHECK_SECONDS:
+                        last_check = now
+                        runner.touch(self.ctx.job)
+                        if _cancel_requested(self.ctx.job):
+                            block = _Cancelled()
+                except Exception as exc:  # noqa: BLE001 - the response ends with it, not hangs
+                    block = exc
+                try:
+                    self._loop.call_soon_threadsafe(self.queue.put_nowait, block)
+                except RuntimeError:
+                    return  # the server's event loop is closed: nobody reads any more
+                if not isinstance(block, bytes) or not block:
+                    return
+        finally:
+            db_connection.close()  # this thread's own connection
+
+
+async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
+    """The volume's bytes, streamed from libvirt in constant memory; recorded as a download job.
+
+    ?sparse=1 reads with libvirt's sparse stream: holes are not read or sent by the host, and
+    become zeros only here (an HTTP body has no holes), so a thin volume downloads faster.
+    """
+    if request.method != "GET":
+        return HttpResponse(status=405, headers={"Allow": "GET"})
+    user = await request.auser()
+    if not await sync_to_async(is_member)(user):
+        raise Http404()
+    try:
+        volume = await Volume.objects.select_related("pool__host").aget(pk=pk)
+    except Volume.DoesNotExist as exc:
+        raise Http404() from exc
+    sparse = request.GET.get("sparse") in ("1", "true", "yes")
+    try:
+        ctx = await sync_to_async(_start_download)(user, volume, sparse)
+    except runner.JobConflict as exc:
+        return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
+    # A dedicated connection: the stream is this request's alone, and ends with it.
+    opened = open_host(volume.pool.host.uri, shared=False)
+    try:
+        lv = await asyncio.to_thread(opened.__enter__)
+        reader = await asyncio.to_thread(downloads.VolumeReader, lv, volume.pool.name, volume.name, sparse=sparse)
+    except VirtError as exc:
+        await asyncio.to_thread(opened.__exit__, None, None, None)
+        await sync_to_async(runner.finish_inline)(ctx, Job.State.FAILED, error=str(exc))
+        return HttpResponse(f"Cannot read volume {volume.name}: {exc}", status=502,
+                            content_type="text/plain; charset=utf-8")
+    await sync_to_async(ctx.step)(
+        f"Sending {binary_size(reader.length)}{' (holes read as holes)' if sparse else ''} to {user.get_username()}")
+    pump = _DownloadPump(ctx, reader)
+
+    async def body() -> AsyncIterator[bytes]:
+        outcome: tuple[str, str] = (Job.State.FAILED, "The client went away before the end of the download.")
+        try:
+            pump.start()
+            while block := await pump.get():
+                yield block
+            ctx.job.progress_done = reader.done
+            outcome = (Job.State.SUCCEEDED, f"Sent {binary_size(reader.done)} of {volume.name}")
+        except _Cancelled:
+            outcome = (Job.State.CANCELLED, "Cancelled by the user; the download is incomplete.")
+        except VirtError as exc:
+            outcome = (Job.State.FAILED, f"libvirt stopped the download: {exc}")
+        except Exception as exc:  # noqa: BLE001 - recorded on the job; the client sees a short body
+            outcome = (Job.State.FAILED, f"The download stopped: {exc}")
+        finally:
+            pump.stop.set()
+            # In a thread of its own: a disconnect cancels this generator, and cleanup must still run.
+            threading.Thread(target=_end_download, args=(ctx, pump, opened, outcome), daemon=True).start()
+
+    filename = volume.name
+    response = StreamingHttpResponse(body(), content_type="application/octet-stream")
+    response["Content-Length"] = str(reader.length)
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    response["X-Job-Id"] = str(ctx.job.pk)
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _end_download(ctx: runner.JobContext, pump: _DownloadPump, opened, outcome: tuple[str, str]) -> None:
+    state, message = outcome
+    if pump.thread.is_alive():
+        pump.thread.join()  # it sees stop within DOWNLOAD_CHECK_SECONDS, or after its current read
+    if state != Job.State.SUCCEEDED:
+        pump.reader.abort()
+    try:
+        opened.__exit__(None, None, None)
+    finally:
+        try:
+            if state == Job.State.SUCCEEDED:
+                runner.finish_inline(ctx, state, result=message)
+            else:
+                runner.finish_inline(ctx, state, error=message)
+        finally:
+            db_connection.close()  # this thread's own connection
