@@ -280,25 +280,74 @@ def _dense_upload(api: Api, pool, tmp_path: Path, name: str, size: int) -> dict:
     return upload
 
 
-def test_cancel_stops_an_upload_between_chunks(api, synced, celery_worker, tmp_path, member):
+def _random_file(path: Path, size: int) -> Path:
+    with open(path, "wb") as f:
+        for _ in range(size // MiB):
+            f.write(os.urandom(MiB))
+    return path
+
+
+def _allocation(scratch, name: str) -> int:
+    return int(virsh("vol-info", "--pool", scratch.name, name, "--bytes").split("Allocation:")[1].split()[0])
+
+
+def test_a_new_volume_is_written_while_the_chunks_arrive(api, synced, celery_worker, tmp_path):
     pool, scratch = synced
-    upload = _dense_upload(api, pool, tmp_path, "cancel.img", 1024 * MiB)
-    job_id = api.complete(upload).json()["job"]
-    # The "Sending" step is saved at once (progress only once a second): a fast job is still caught.
-    wait_for(lambda: Job.objects.get(pk=job_id).message.startswith("Sending"), timeout=60, interval=0.02,
-             message="the upload to start sending")
-    assert api.http.post(f"/jobs/{job_id}/cancel/").status_code in (200, 302)
-    job = wait_for_job(job_id)
+    src = _random_file(tmp_path / "s.img", 64 * MiB)
+    upload = api.create(pool=pool.pk, volume="streamed.img", mode="new", size=64 * MiB).json()
+    assert upload["job"], "an upload into a new volume starts its job at once"
+    api.send_file(upload, src, stop=32 * MiB)
+    # Half the file is in the volume before the client has sent the rest or said it is done.
+    wait_for(lambda: "streamed.img" in virsh("vol-list", scratch.name) and _allocation(scratch, "streamed.img")
+             >= 32 * MiB, timeout=60, message="the first half to reach the volume")
+    assert Job.objects.get(pk=upload["job"]).state == Job.State.RUNNING
+    api.send_file(upload, src, start=32 * MiB)
+    r = api.complete(upload)
+    assert r.status_code == 202 and r.json()["job"] == upload["job"]
+    job = wait_for_job(upload["job"])
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert sha256_file(scratch.path / "streamed.img") == sha256_file(src)
+    assert api.complete(upload).status_code == 202  # said twice: the same answer, no second job
+    assert Job.objects.filter(kind="upload", volume_name="streamed.img").count() == 1
+
+
+def test_cancel_stops_a_streaming_upload_and_removes_its_new_volume(api, synced, celery_worker, tmp_path):
+    pool, scratch = synced
+    src = _random_file(tmp_path / "c.img", 64 * MiB)
+    upload = api.create(pool=pool.pk, volume="cancel.img", mode="new", size=64 * MiB).json()
+    api.send_file(upload, src, stop=16 * MiB)
+    wait_for(lambda: "cancel.img" in virsh("vol-list", scratch.name), timeout=60, message="the job to start")
+    assert api.http.post(f"/jobs/{upload['job']}/cancel/").status_code in (200, 302)
+    job = wait_for_job(upload["job"])
     assert job.state == Job.State.CANCELLED, (job.state, job.error)
-    assert job.progress_done < job.progress_total
+    assert "cancel.img" not in virsh("vol-list", scratch.name)  # half a file is of no use: removed
     assert Upload.objects.get(pk=upload["id"]).state == Upload.State.FAILED
+    # The bytes received are kept: sending the rest and completing writes the volume after all.
+    api.send_file(upload, src, start=16 * MiB)
+    job = wait_for_job(api.complete(upload).json()["job"])
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert sha256_file(scratch.path / "cancel.img") == sha256_file(src)
+
+
+def test_abandoning_a_streaming_upload_stops_its_job(api, synced, celery_worker, tmp_path):
+    pool, scratch = synced
+    src = _random_file(tmp_path / "a.img", 32 * MiB)
+    upload = api.create(pool=pool.pk, volume="abandoned.img", mode="new", size=32 * MiB).json()
+    api.send_file(upload, src, stop=8 * MiB)
+    wait_for(lambda: "abandoned.img" in virsh("vol-list", scratch.name), timeout=60, message="the job to start")
+    assert api.http.delete(upload["url"]).status_code == 200
+    job = wait_for_job(upload["job"])
+    assert job.state == Job.State.CANCELLED, (job.state, job.error)
+    assert "abandoned.img" not in virsh("vol-list", scratch.name)
+    assert not Upload.objects.filter(pk=upload["id"]).exists()
 
 
 def test_killed_worker_fails_the_upload_with_a_reason(api, synced, celery_worker, tmp_path):
     pool, scratch = synced
-    upload = _dense_upload(api, pool, tmp_path, "killed.img", 2048 * MiB)
-    job_id = api.complete(upload).json()["job"]
-    job = wait_for(lambda: Job.objects.filter(pk=job_id, message__startswith="Sending").first(), timeout=60,
+    src = _random_file(tmp_path / "k.img", 64 * MiB)
+    upload = api.create(pool=pool.pk, volume="killed.img", mode="new", size=64 * MiB).json()
+    api.send_file(upload, src, stop=16 * MiB)
+    job = wait_for(lambda: Job.objects.filter(pk=upload["job"], message__startswith="Sending").first(), timeout=60,
                    interval=0.02, message="the upload to start sending")
     pid = int(job.worker.rsplit(":", 1)[1])
     os.kill(pid, signal.SIGKILL)
@@ -306,14 +355,22 @@ def test_killed_worker_fails_the_upload_with_a_reason(api, synced, celery_worker
     try:
         def reaped():
             reap_stale_jobs()  # what celery beat runs every 15 s
-            return Job.objects.get(pk=job_id).state == Job.State.FAILED
+            return Job.objects.get(pk=job.pk).state == Job.State.FAILED
 
         wait_for(reaped, timeout=60, interval=1, message="the reaper to fail the job")
         assert time.monotonic() - killed_at < 60
-        job = Job.objects.get(pk=job_id)
+        job = Job.objects.get(pk=job.pk)
         assert "stopped responding" in job.error and "killed or crashed" in job.error
     finally:
         celery_worker.restart()
+    # The upload follows its job, keeps what arrived, and finishes after all: the rest is sent, a new
+    # job replaces the half-written volume the killed one left.
+    state = api.http.get(upload["url"]).json()
+    assert state["state"] == "failed" and "stopped responding" in state["error"]
+    api.send_file(upload, src, start=16 * MiB)
+    job = wait_for_job(api.complete(upload).json()["job"])
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert sha256_file(scratch.path / "killed.img") == sha256_file(src)
 
 
 def test_download_records_the_client_going_away(api, synced, celery_worker, tmp_path):

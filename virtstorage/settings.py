@@ -161,6 +161,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 INVENTORY_SYNC_SECONDS = int(os.environ.get("INVENTORY_SYNC_SECONDS", "60"))
 JOB_HEARTBEAT_SECONDS = 5
 JOB_STALE_SECONDS = int(os.environ.get("JOB_STALE_SECONDS", "30"))
+# A streaming upload's job gives up (and removes its new volume) after this long without a chunk.
+UPLOAD_IDLE_SECONDS = int(os.environ.get("UPLOAD_IDLE_SECONDS", "600"))
 CELERY_BEAT_SCHEDULE = {
     "sync-all-hosts": {"task": "virtstorage.hosts.tasks.sync_all_hosts", "schedule": INVENTORY_SYNC_SECONDS},
     "reap-stale-jobs": {"task": "virtstorage.jobs.tasks.reap_stale_jobs", "schedule": 15.0},

@@ -108,10 +108,13 @@ class UploadQuerySet(models.QuerySet):
 
 
 class Upload(models.Model):
-    """A file arriving in chunks into a staging file, then streamed into a volume by a job.
+    """A file arriving in chunks into a staging file, streamed into a volume by a job.
 
     The web server never holds a libvirt stream across requests: chunks land in a sparse
     staging file (holes are recorded, not written) and the upload job sends that file.
+    Into a new volume the job starts with the upload and follows the chunks as they arrive
+    (``streaming``); replacing a volume waits for every byte first, so an abandoned upload
+    never costs the old contents.
     """
 
     class Mode(models.TextChoices):
@@ -136,6 +139,10 @@ class Upload(models.Model):
     received_bytes = models.BigIntegerField(default=0)
     hole_bytes = models.BigIntegerField(default=0, help_text="Bytes the client declared zeros and did not send.")
     state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVING)
+    streaming = models.BooleanField(default=False, help_text="The job writes the volume while chunks arrive.")
+    completed = models.BooleanField(default=False, help_text="The client said every chunk was sent.")
+    volume_created = models.BooleanField(
+        default=False, help_text="A job of this upload created the (new) volume: a later job may replace it.")
     error = models.TextField(blank=True)
     job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -152,6 +159,16 @@ class Upload(models.Model):
     @property
     def staging_path(self) -> Path:
         return Path(settings.VAR_DIR) / "uploads" / f"{self.pk}.part"
+
+    def settle(self) -> None:
+        """Follow a job that ended without telling us (its worker was killed and the reaper failed it)."""
+        job = self.job
+        if job is None or job.is_active or self.state in (self.State.DONE, self.State.FAILED):
+            return
+        if job.state != job.State.SUCCEEDED:
+            self.state, self.error = self.State.FAILED, job.error or f"The upload job {job.state}."
+            Upload.objects.filter(pk=self.pk, state__in=[self.State.RECEIVING, self.State.SENDING]).update(
+                state=self.state, error=self.error)
 
     def missing(self) -> list[list[int]]:
         return missing_ranges(self.received, self.size)

@@ -33,6 +33,7 @@ from pools.models import StoragePool
 from pools.policy import PolicyViolation, check_volume_fits
 from virtstorage.accounts.roles import member_required
 from virtstorage.jobs import progress, runner
+from virtstorage.jobs.models import Job
 from virtstorage.templatetags.sizes import binary_size
 
 from .asgi_upload import BODY_STREAM_KEY, BodyAborted
@@ -191,17 +192,48 @@ def upload_create(request: HttpRequest) -> JsonResponse:
     upload = Upload.objects.create(
         created_by=request.user, pool=data["pool"], volume_name=data["volume"], mode=data["mode"],
         filename=data.get("filename") or "", size=data["size"], capacity=data["capacity"],
+        streaming=data["mode"] == Upload.Mode.NEW,
     )
     path = upload.staging_path
     path.parent.mkdir(parents=True, exist_ok=True)
     # A sparse file of the final size: ranges never written (holes) read as zeros, cost no disk.
     with open(path, "wb") as staging:
         staging.truncate(upload.size)
-    return JsonResponse(upload_state(upload), status=201)
+    state = upload_state(upload)
+    if upload.streaming:
+        # Into a new volume the job starts now and writes each run of chunks as it arrives.
+        try:
+            job = _launch_upload_job(request, upload)
+        except runner.JobError as exc:
+            path.unlink(missing_ok=True)
+            upload.delete()
+            return _error(str(exc), 503 if isinstance(exc, runner.QueueUnavailable) else 409)
+        state = upload_state(upload) | _watch(request, job)
+    return JsonResponse(state, status=201)
+
+
+def _launch_upload_job(request: HttpRequest, upload: Upload) -> Job:
+    pool = upload.pool
+    job = runner.launch(upload_volume, kind="upload", user=request.user, host=pool.host, pool=pool,
+                        volume_name=upload.volume_name, params={"upload": str(upload.pk), "size": upload.size},
+                        cancellable=True)
+    Upload.objects.filter(pk=upload.pk).update(job=job)
+    upload.job = job
+    return job
+
+
+def _watch(request: HttpRequest, job: Job) -> dict:
+    """Where a client follows the upload's job."""
+    return {"events_url": reverse("jobs:events", args=[job.pk]),
+            "progress_url": reverse("jobs:progress", args=[job.pk]),
+            "watch_html": render_to_string("partials/job_watch.html", {"snap": progress.snapshot(job)},
+                                           request=request)}
 
 
 def _own_upload(request: HttpRequest, pk) -> Upload:
-    return get_object_or_404(Upload.objects.visible_to(request.user).select_related("pool"), pk=pk)
+    upload = get_object_or_404(Upload.objects.visible_to(request.user).select_related("pool", "job"), pk=pk)
+    upload.settle()
+    return upload
 
 
 @member_required
@@ -211,6 +243,8 @@ def upload_detail(request: HttpRequest, pk) -> JsonResponse:
     if request.method == "DELETE":
         if upload.state == Upload.State.SENDING:
             return _error("The upload is being written to the volume; cancel its job instead.", 409)
+        if upload.job_id:  # a streaming job waiting for chunks: it stops and removes its new volume
+            Job.objects.filter(pk=upload.job_id, cancellable=True).update(cancel_requested=True)
         upload.staging_path.unlink(missing_ok=True)
         upload.delete()
         return JsonResponse({"deleted": str(pk)})
@@ -335,26 +369,26 @@ def upload_chunk(request: HttpRequest, pk) -> JsonResponse:
 @member_required
 @require_POST
 def upload_complete(request: HttpRequest, pk) -> JsonResponse:
+    """The client has sent every chunk: the job (already streaming, or started now) finishes the volume."""
     upload = _own_upload(request, pk)
-    if upload.state not in (Upload.State.RECEIVING, Upload.State.FAILED):
-        return _error(f"This upload is {upload.get_state_display().lower()} already.", 409, **upload_state(upload))
-    pool = upload.pool
-    try:
-        job = runner.launch(upload_volume, kind="upload", user=request.user, host=pool.host, pool=pool,
-                            volume_name=upload.volume_name, params={"upload": str(upload.pk), "size": upload.size},
-                            cancellable=True)
-    except runner.QueueUnavailable as exc:
-        return _error(str(exc), 503, **upload_state(upload))
-    except runner.JobConflict as exc:
-        return _error(str(exc), 409, **upload_state(upload))
-    Upload.objects.filter(pk=upload.pk).update(state=Upload.State.SENDING, job=job, error="")
+    if upload.state in (Upload.State.SENDING, Upload.State.DONE) and upload.job_id:  # settled: the job lives or won
+        # Said twice (a retry after a lost response), or a streaming job finished first: same answer.
+        return JsonResponse(upload_state(upload) | _watch(request, upload.job), status=202)
+    job = upload.job if upload.job_id and upload.job.is_active else None
+    if job is not None:  # streaming: the job sees `completed` and finishes, or fails on a missing range
+        Upload.objects.filter(pk=upload.pk).update(completed=True)
+    else:
+        # Saved before the job can read the row (a truncated upload fails it at once).
+        Upload.objects.filter(pk=upload.pk).update(completed=True, state=Upload.State.SENDING, error="")
+        try:
+            job = _launch_upload_job(request, upload)
+        except runner.JobError as exc:
+            Upload.objects.filter(pk=upload.pk).update(state=upload.state)
+            upload.refresh_from_db()
+            return _error(str(exc), 503 if isinstance(exc, runner.QueueUnavailable) else 409, **upload_state(upload))
     upload.refresh_from_db()
     state = upload_state(upload)
     if upload.missing():
-        # The job fails at once, saying so; the upload stays, to be resumed and completed again.
+        # The job fails, saying so; the upload stays, to be resumed and completed again.
         state["warning"] = truncation_message(upload)
-    state["events_url"] = reverse("jobs:events", args=[job.pk])
-    state["progress_url"] = reverse("jobs:progress", args=[job.pk])
-    state["watch_html"] = render_to_string("partials/job_watch.html", {"snap": progress.snapshot(job)},
-                                           request=request)
-    return JsonResponse(state, status=202)
+    return JsonResponse(state | _watch(request, job), status=202)

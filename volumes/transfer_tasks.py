@@ -1,25 +1,42 @@
-"""The upload job: stream a complete staging file into a volume with libvirt's sparse stream."""
+"""The upload job: stream a staging file into a volume with libvirt's sparse stream.
+
+A streaming upload (into a new volume) starts its job with the upload: the job sends each run of
+bytes as soon as its chunks have arrived, so the volume is written while the client still sends
+and the upload ends about when the last chunk lands. Otherwise the job starts at "complete" with
+every byte there. Either way, missing bytes at "complete" fail the job and say which.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
+from collections.abc import Callable
+
+from django.conf import settings
 
 from virtstorage.hosts.inventory import sync_host
 from virtstorage.jobs.runner import JobCancelled, JobContext, job_task
 from virtstorage.templatetags.sizes import binary_size
-from virtstorage.virt import ObjectExists, ObjectNotFound, open_host, streams
+from virtstorage.virt import LibvirtHost, ObjectExists, ObjectNotFound, VirtError, open_host, streams
 
 from .models import Upload
 
 log = logging.getLogger(__name__)
 
 CANCEL_CHECK_SECONDS = 0.2  # a database read per check: not per chunk
+# While waiting for chunks the job re-reads the upload's row, quickly while they flow and backing off
+# to WAIT_MAX_SECONDS when the client pauses (a browser retrying a dropped connection).
+WAIT_MIN_SECONDS = 0.005
+WAIT_MAX_SECONDS = 0.5
 
 
 class UploadTruncated(Exception):
-    """Some byte ranges never arrived: nothing is written to the volume."""
+    """Some byte ranges never arrived: the volume is not written (or a new one is removed)."""
+
+
+class UploadStalled(Exception):
+    """No chunk arrived for UPLOAD_IDLE_SECONDS while the job was waiting for one."""
 
 
 def truncation_message(upload: Upload) -> str:
@@ -27,8 +44,10 @@ def truncation_message(upload: Upload) -> str:
     lost = sum(end - start for start, end in missing)
     first = ", ".join(f"{start}-{end - 1}" for start, end in missing[:3])
     more = f" and {len(missing) - 3} more ranges" if len(missing) > 3 else ""
+    written = ("Nothing was written to the volume" if upload.mode == Upload.Mode.EXISTING
+               else "The new volume was removed")
     return (f"The upload is truncated: {lost} of {upload.size} bytes never arrived (bytes {first}{more}). "
-            "Nothing was written to the volume; send the missing ranges and complete again.")
+            f"{written}; send the missing ranges and complete again.")
 
 
 @job_task("upload")
@@ -49,8 +68,47 @@ def upload_volume(ctx: JobContext) -> str:
     return result
 
 
+def _arrived(ctx: JobContext, upload: Upload) -> Callable[[int], int]:
+    """available() for streams.upload_file: the end of the run of received bytes from `done`,
+    waiting for the client's chunks; raises when the client completed with bytes missing, when
+    it stopped sending for UPLOAD_IDLE_SECONDS, or on a cancel."""
+    idle_limit = settings.UPLOAD_IDLE_SECONDS
+
+    def available(done: int) -> int:
+        pause = WAIT_MIN_SECONDS
+        seen, quiet_since, waiting_said = None, time.monotonic(), False
+        while True:
+            try:
+                received, completed = Upload.objects.values_list("received", "completed").get(pk=upload.pk)
+            except Upload.DoesNotExist as exc:
+                raise JobCancelled("The upload was abandoned by its owner; the new volume was removed.") from exc
+            for start, end in received:
+                if start <= done < end:
+                    if waiting_said:
+                        ctx.step(f"Chunks arrive again: sending from byte {done}")
+                    return end
+            if completed:
+                upload.received = received
+                raise UploadTruncated(truncation_message(upload))
+            now = time.monotonic()
+            if received != seen:
+                seen, quiet_since, pause = received, now, WAIT_MIN_SECONDS
+            elif now - quiet_since > idle_limit:
+                raise UploadStalled(
+                    f"No chunk arrived for {idle_limit} s after byte {done}; the new volume was removed. "
+                    "The bytes received are kept: send the rest and complete the upload to write it again.")
+            if not waiting_said and now - quiet_since > 2:
+                waiting_said = True
+                ctx.step(f"Waiting for the client's chunks from byte {done}")
+            ctx.check_cancel()
+            time.sleep(pause)
+            pause = min(pause * 2, WAIT_MAX_SECONDS)
+
+    return available
+
+
 def _send(ctx: JobContext, upload: Upload, pool_name: str, name: str) -> str:
-    if upload.missing():
+    if upload.completed and upload.missing():
         raise UploadTruncated(truncation_message(upload))
     path = upload.staging_path
     try:
@@ -65,6 +123,8 @@ def _send(ctx: JobContext, upload: Upload, pool_name: str, name: str) -> str:
         ctx.check_cancel()
         with open_host(ctx.host.uri, shared=False) as lv:
             replace = upload.mode == Upload.Mode.EXISTING
+            # What an earlier job of this upload left (its worker was killed) is ours to replace.
+            leftover = not replace and upload.volume_created and lv.has_volume(pool_name, name)
             if replace:
                 current = lv.volume(pool_name, name)  # ObjectNotFound says it clearly
                 if upload.size > current.capacity:
@@ -74,27 +134,51 @@ def _send(ctx: JobContext, upload: Upload, pool_name: str, name: str) -> str:
             else:
                 ctx.step(f"Creating volume {name} in pool {pool_name}")
             try:
-                streams.prepare_volume(lv, pool_name, name, replace=replace)
+                streams.prepare_volume(lv, pool_name, name, replace=replace or leftover)
             except ObjectExists as exc:
                 raise ObjectExists(f"A volume named {name} already exists in pool {pool_name}.") from exc
             except ObjectNotFound as exc:
                 raise ObjectNotFound(f"Volume {name} is gone from pool {pool_name}.") from exc
-            ctx.step(f"Sending {binary_size(upload.size)} ({binary_size(upload.hole_bytes)} of holes "
-                     "sent as holes)")
-            ctx.report(0, upload.size)
-            last_check = time.monotonic()
-
-            def progress(done: int) -> None:
-                nonlocal last_check
-                ctx.report(done, upload.size)
-                now = time.monotonic()
-                if now - last_check >= CANCEL_CHECK_SECONDS:
-                    last_check = now
-                    ctx.check_cancel()
-
-            streams.upload_file(lv, pool_name, name, fd, upload.size, progress)
-            info = streams.restore_capacity(lv, pool_name, name, upload.capacity)
+            if not replace:
+                Upload.objects.filter(pk=upload.pk).update(volume_created=True)
+            try:
+                info = _write(ctx, lv, upload, fd, pool_name, name)
+            except BaseException:
+                if not replace:  # a new volume holding part of the file is of no use to anyone
+                    _remove_quietly(lv, pool_name, name)
+                    Upload.objects.filter(pk=upload.pk).update(volume_created=False)
+                raise
     finally:
         os.close(fd)
     return (f"Uploaded {binary_size(upload.size)} into {pool_name}/{name}: {info.format}, "
             f"virtual size {binary_size(info.capacity)}, disk size {binary_size(info.allocation)}")
+
+
+def _write(ctx: JobContext, lv: LibvirtHost, upload: Upload, fd: int, pool_name: str, name: str):
+    if upload.completed:
+        ctx.step(f"Sending {binary_size(upload.size)} ({binary_size(upload.hole_bytes)} of holes sent as holes)")
+    else:
+        ctx.step(f"Sending {binary_size(upload.size)} as its chunks arrive (holes sent as holes)")
+    ctx.report(0, upload.size)
+    last_check = time.monotonic()
+
+    def progress(done: int) -> None:
+        nonlocal last_check
+        ctx.report(done, upload.size)
+        now = time.monotonic()
+        if now - last_check >= CANCEL_CHECK_SECONDS:
+            last_check = now
+            ctx.check_cancel()
+
+    streams.upload_file(lv, pool_name, name, fd, upload.size, progress,
+                        available=None if upload.completed else _arrived(ctx, upload))
+    return streams.restore_capacity(lv, pool_name, name, upload.capacity)
+
+
+def _remove_quietly(lv: LibvirtHost, pool_name: str, name: str) -> None:
+    try:
+        lv.delete_volume(pool_name, name)
+    except ObjectNotFound:
+        pass
+    except VirtError as exc:
+        log.warning("could not remove the partial volume %s/%s: %s", pool_name, name, exc)

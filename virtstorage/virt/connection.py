@@ -221,6 +221,13 @@ class LibvirtHost:
         with translated():
             return xmlio.parse_volume(self.raw_volume(pool_name, name).XMLDesc(0))
 
+    def has_volume(self, pool_name: str, name: str) -> bool:
+        try:
+            self.raw_volume(pool_name, name)
+        except ObjectNotFound:
+            return False
+        return True
+
     def create_volume_xml(self, pool_name: str, xml: str, flags: int = 0) -> VolumeInfo:
         with translated():
             vol = self.raw_pool(pool_name).createXML(xml, flags)

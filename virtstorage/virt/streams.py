@@ -115,11 +115,15 @@ def restore_capacity(lv: LibvirtHost, pool_name: str, name: str, capacity: int) 
 
 
 def upload_file(lv: LibvirtHost, pool_name: str, name: str, fd: int, length: int,
-                progress: Callable[[int], None] | None = None, chunk: int = CHUNK_BYTES) -> None:
+                progress: Callable[[int], None] | None = None, chunk: int = CHUNK_BYTES,
+                available: Callable[[int], int] | None = None) -> None:
     """Send the first length bytes of fd into the volume: data as data, holes as holes.
 
     progress(bytes_done) is called after each chunk or hole; it may raise to stop the
     upload (a cancel), in which case the stream is aborted and the exception goes on.
+    available(bytes_done), when given, returns how far fd holds final bytes (more than
+    bytes_done: it waits for them, or raises to stop), so a file still being written is sent
+    as it grows; without it the whole file is final.
     """
     if os.fstat(fd).st_size < length:
         raise TruncatedSource(f"the file holds {os.fstat(fd).st_size} bytes, fewer than the {length} announced")
@@ -128,13 +132,17 @@ def upload_file(lv: LibvirtHost, pool_name: str, name: str, fd: int, length: int
         stream = lv.raw.newStream(0)
         vol.upload(stream, 0, length, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
         try:
-            for segment in segments(fd, length):
-                if segment.data:
-                    _send_range(stream, fd, segment, chunk, progress)
-                else:
-                    stream.sendHole(segment.length, 0)
-                    if progress:
-                        progress(segment.end)
+            done = 0
+            while done < length:
+                ready = min(length, available(done)) if available else length
+                for segment in segments(fd, ready, start=done):
+                    if segment.data:
+                        _send_range(stream, fd, segment, chunk, progress)
+                    else:
+                        stream.sendHole(segment.length, 0)
+                        if progress:
+                            progress(segment.end)
+                done = ready
             stream.finish()
         except BaseException:
             abort_stream(stream)
