@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
@@ -44,7 +44,10 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 @member_required
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The job page; its snapshot as JSON for scripts (``Accept: application/json``)."""
     job = _visible_job(request, pk)
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse(progress.snapshot(job))
     return render(request, "jobs/job_detail.html", {"job": job, "snap": progress.snapshot(job)})
 
 
