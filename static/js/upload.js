@@ -125,6 +125,10 @@
   async function run(file) {
     var upload = await findOrCreate(file);
     transfer.hidden = false;
+    if (upload.watch_html) {  // into a new volume the job starts now and writes chunks as they arrive
+      jobBox.innerHTML = upload.watch_html;
+      if (window.htmx) htmx.process(jobBox);
+    }
     var done = upload.received_bytes, started = Date.now(), sent = 0;
     status.textContent = done ? "resuming at " + sizeText(done) : "sending";
     show(done, file.size, started, sent);
@@ -150,9 +154,11 @@
     status.textContent = "all bytes sent; starting the job";
     var result = await withRetry("completing", function () { return request("POST", upload.complete_url, null); });
     localStorage.removeItem(resumeKey(file));
-    status.textContent = "sent; the job writes the volume";
-    jobBox.innerHTML = result.watch_html;
-    if (window.htmx) htmx.process(jobBox);
+    status.textContent = "sent; the job finishes the volume";
+    if (!upload.watch_html) {
+      jobBox.innerHTML = result.watch_html;
+      if (window.htmx) htmx.process(jobBox);
+    }
   }
 
   form.addEventListener("submit", function (event) {
