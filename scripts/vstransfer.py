@@ -118,9 +118,157 @@ def upload(session: Session, path: str, pool: int, volume: str, *, capacity: str
 
 # -- download ---------------------------------------------------------------------
 
+# The sparse download format (``?format=sparse``), as virtstorage/virt/sparse_format.py defines it:
+# this script is standalone, so it carries its own copy of these constants; change both together.
+SPARSE_MIME_TYPE = "application/vnd.virtstorage.sparse"
+SPARSE_MAGIC = b"VSSPARS1"
+SPARSE_HEADER_BYTES = 17  # kind (1 byte), offset (u64), length (u64), big-endian
+SPARSE_DATA, SPARSE_HOLE, SPARSE_END = b"D", b"H", b"E"
+DOWNLOAD_BLOCK_BYTES = 8 * 1024 * 1024  # read and written per call; one buffer per download
+
+
+def _size_text(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+class _DownloadProgress:
+    """A progress line on stderr, at most once a second."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        import time  # here, not at the top: the rest of the file has no use for it
+
+        self.clock = time.monotonic
+        self.total, self.quiet = total, quiet
+        self.started = self.last = self.clock()
+
+    def show(self, done: int) -> None:
+        now = self.clock()
+        if not self.quiet and now - self.last >= 1.0:
+            self.last = now
+            print(f"\r{_size_text(done)} of {_size_text(self.total)}", end="", file=sys.stderr, flush=True)
+
+    def seconds(self) -> float:
+        if not self.quiet and self.last != self.started:
+            print(file=sys.stderr)  # end the progress line
+        return self.clock() - self.started
+
+
+def _read_fully(response: http.client.HTTPResponse, view: memoryview) -> None:
+    """Fill view from the body, or say the download was cut off."""
+    got = 0
+    while got < len(view):
+        n = response.readinto(view[got:])
+        if not n:
+            raise TransferError("the download was cut off before its end (the file is incomplete)")
+        got += n
+
+
+def _write_fully(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
+def _download_plain(response: http.client.HTTPResponse, fd: int, total: int, progress: _DownloadProgress) -> int:
+    buffer = memoryview(bytearray(DOWNLOAD_BLOCK_BYTES))
+    done = 0
+    while n := response.readinto(buffer):
+        _write_fully(fd, buffer[:n], done)
+        done += n
+        progress.show(done)
+    if done != total:
+        raise TransferError(f"the download was cut off after {done} of {total} bytes (the file is incomplete)")
+    return done
+
+
+def _download_sparse(response: http.client.HTTPResponse, fd: int, progress: _DownloadProgress) -> tuple[int, int]:
+    """Write the data frames at their offsets (holes are never written); (size, data bytes)."""
+    if response.headers.get_content_type() != SPARSE_MIME_TYPE:
+        raise TransferError(f"the server sent {response.headers.get_content_type()}, not the sparse format")
+    header = memoryview(bytearray(max(SPARSE_HEADER_BYTES, len(SPARSE_MAGIC))))
+    _read_fully(response, header[:len(SPARSE_MAGIC)])
+    if header[:len(SPARSE_MAGIC)] != SPARSE_MAGIC:
+        raise TransferError("the server's answer is not a sparse stream this client knows")
+    # Contiguous data frames are gathered in one buffer and written together, in big blocks.
+    buffer = memoryview(bytearray(DOWNLOAD_BLOCK_BYTES))
+    filled = 0
+    buffer_offset = position = data_bytes = 0
+    while True:
+        _read_fully(response, header[:SPARSE_HEADER_BYTES])
+        kind = bytes(header[:1])
+        offset = int.from_bytes(header[1:9], "big")
+        length = int.from_bytes(header[9:17], "big")
+        if kind == SPARSE_END:
+            _write_fully(fd, buffer[:filled], buffer_offset)
+            if offset < position or length != data_bytes:
+                raise TransferError(f"the download's end record says {offset} bytes with {length} of data, "
+                                    f"but it held {position} with {data_bytes}")
+            if response.read(1):
+                raise TransferError("the server sent bytes after the end of the download")
+            os.ftruncate(fd, offset)  # the size, holes at the end included
+            return offset, data_bytes
+        if kind not in (SPARSE_DATA, SPARSE_HOLE) or offset < position:
+            raise TransferError(f"bad record in the download ({kind!r} at {offset}, after {position})")
+        position = offset + length
+        progress.show(position)
+        if kind == SPARSE_HOLE:
+            continue
+        data_bytes += length
+        if filled and buffer_offset + filled != offset:
+            _write_fully(fd, buffer[:filled], buffer_offset)
+            filled = 0
+        while length:
+            if not filled:
+                buffer_offset = offset
+            n = min(length, len(buffer) - filled)
+            _read_fully(response, buffer[filled:filled + n])
+            filled, offset, length = filled + n, offset + n, length - n
+            if filled == len(buffer):
+                _write_fully(fd, buffer, buffer_offset)
+                filled = 0
+
 
 def download(session: Session, volume_id: int, out_path: str, *, sparse: bool = False, quiet: bool = False) -> dict:
-    raise NotImplementedError
+    """Download volume volume_id into out_path (replaced); sparse keeps the volume's holes as holes.
+
+    sparse asks for the framed format: only data crosses the network, written at its offsets, and
+    the file is then sized to the volume, so the holes are holes of out_path too. A download whose
+    end did not arrive raises TransferError (out_path is then incomplete).
+    """
+    path = f"/volumes/{int(volume_id)}/download" + ("?format=sparse" if sparse else "")
+    try:
+        response = session.request("GET", path, headers={"Accept": SPARSE_MIME_TYPE if sparse else "*/*"})
+        if response.status != 200:
+            text = response.read(300).decode(errors="replace").strip()
+            if response.status == 404:
+                text = f"no volume {volume_id} (or you may not read it)"
+            elif response.status in (301, 302):
+                text = "the session ended: log in again"
+            raise TransferError(f"download refused (HTTP {response.status}): {text}")
+        total = int(response.headers.get("X-Volume-Size") or response.headers.get("Content-Length") or 0)
+        progress = _DownloadProgress(total, quiet)
+        fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            if sparse:
+                total, data_bytes = _download_sparse(response, fd, progress)
+            else:
+                total = data_bytes = _download_plain(response, fd, total, progress)
+        finally:
+            os.close(fd)
+    except http.client.HTTPException as exc:
+        session.reset()
+        raise TransferError(f"the download was cut off before its end: {exc!r}") from exc
+    except BaseException:
+        session.reset()  # the connection is in the middle of a body: never reuse it
+        raise
+    seconds = progress.seconds()
+    detail = f" ({_size_text(data_bytes)} of data)" if sparse else ""
+    return {"message": f"Downloaded {_size_text(total)}{detail} into {out_path} in {seconds:.1f} s",
+            "bytes": total, "data_bytes": data_bytes, "seconds": seconds, "job": response.headers.get("X-Job-Id")}
 
 
 # -- command line -----------------------------------------------------------------

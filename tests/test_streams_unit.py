@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from virtstorage.virt import downloads, streams
+from virtstorage.virt import streams
 from volumes.models import merge_range, missing_ranges
 
 BLOCK = 4096  # file systems report holes in whole blocks
@@ -169,77 +169,3 @@ def test_a_file_shorter_than_announced_is_refused_before_libvirt_sees_it(tmp_pat
         streams.upload_file(host, "p", "v", fd, 5 * BLOCK)
     os.close(fd)
     assert not hasattr(host.raw.volume, "args")
-
-
-class FakeDownloadStream:
-    """Serves one window of a 'volume' (bytes, None = hole) the way libvirt's sparse stream does."""
-
-    def __init__(self, content: list[bytes | None], offset: int, length: int) -> None:
-        self.items: list[bytes | int] = []
-        pos = 0
-        for run in content:
-            size = len(run) if run is not None else BLOCK
-            lo, hi = max(pos, offset), min(pos + size, offset + length)
-            if lo < hi:
-                self.items.append(run[lo - pos:hi - pos] if run is not None else hi - lo)
-            pos += size
-        self.finished = self.aborted = False
-
-    def recvFlags(self, nbytes: int, flags: int):  # noqa: N802 - libvirt's name
-        if not self.items:
-            return b""
-        if isinstance(self.items[0], int):
-            return -3
-        data = self.items[0]
-        self.items[0] = data[nbytes:]
-        if not self.items[0]:
-            self.items.pop(0)
-        return data[:nbytes]
-
-    def recvHole(self, flags: int) -> int:  # noqa: N802
-        return self.items.pop(0)
-
-    def finish(self) -> None:
-        self.finished = True
-
-    def abort(self) -> None:
-        self.aborted = True
-
-
-def test_download_reads_in_windows_and_gives_holes_as_zeros(monkeypatch):
-    """One stream per window (libvirt buffers a stream without limit), holes split across windows."""
-    monkeypatch.setattr(downloads, "WINDOW_BYTES", 3 * BLOCK)
-    content = [b"a" * BLOCK, None, None, b"b" * 2 * BLOCK, None, b"c" * 100]
-    length = 6 * BLOCK + 100
-    windows: list[tuple[int, int]] = []
-    opened: list[FakeDownloadStream] = []
-
-    class Volume:
-        def XMLDesc(self, flags):  # noqa: N802
-            return (f"<volume type='file'><name>v</name><capacity>{length}</capacity>"
-                    f"<allocation>0</allocation><physical>{length}</physical></volume>")
-
-        def download(self, stream, offset, size, flags):
-            windows.append((offset, size))
-            opened.append(FakeDownloadStream(content, offset, size))
-            stream.__dict__.update(opened[-1].__dict__)
-            stream.__class__ = FakeDownloadStream
-
-    class Conn(FakeConnection):
-        def storageVolLookupByName(self, name):  # noqa: N802
-            return Volume()
-
-        def newStream(self, flags):  # noqa: N802
-            return object.__new__(FakeDownloadStream)
-
-    host = FakeHost()
-    host.raw = Conn()
-    reader = downloads.VolumeReader(host, "p", "v", sparse=True)
-    out = b""
-    while block := reader.read(2 * BLOCK):
-        assert len(block) <= 2 * BLOCK
-        out += block
-    expected = b"a" * BLOCK + bytes(2 * BLOCK) + b"b" * 2 * BLOCK + bytes(BLOCK) + b"c" * 100
-    assert out == expected and reader.done == length
-    assert windows == [(0, 3 * BLOCK), (3 * BLOCK, 3 * BLOCK), (6 * BLOCK, 100)]
-    assert reader.read() == b""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
@@ -16,7 +18,7 @@ from virtstorage.accounts.roles import is_member
 from virtstorage.jobs import runner
 from virtstorage.jobs.models import Job
 from virtstorage.templatetags.sizes import binary_size
-from virtstorage.virt import VirtError, downloads, open_host
+from virtstorage.virt import VirtError, downloads, open_host, sparse_format
 
 from .models import Volume
 
@@ -28,9 +30,12 @@ DOWNLOAD_QUEUE_BLOCKS = 4  # read ahead of the client by at most this many block
 
 # -- Download -------------------------------------------------------------------
 
-def _start_download(user, volume: Volume, sparse: bool) -> runner.JobContext:
+def _start_download(user, volume: Volume, sparse: bool, framed: bool) -> runner.JobContext:
+    params: dict[str, object] = {"sparse": sparse}
+    if framed:
+        params["format"] = "sparse"
     return runner.start_inline(kind="download", user=user, host=volume.pool.host, pool=volume.pool,
-                               volume_name=volume.name, params={"sparse": sparse}, cancellable=True)
+                               volume_name=volume.name, params=params, cancellable=True)
 
 
 def _cancel_requested(job: Job) -> bool:
@@ -49,12 +54,14 @@ class _DownloadPump:
     thread also reports progress, heartbeats and checks for a cancel, so the response only sends.
     """
 
-    def __init__(self, ctx: runner.JobContext, reader: downloads.VolumeReader) -> None:
-        self.ctx, self.reader = ctx, reader
+    def __init__(self, ctx: runner.JobContext, reader: downloads.VolumeReader,
+                 source: downloads.VolumeReader | downloads.SparseEncoder) -> None:
+        self.ctx, self.reader, self.source = ctx, reader, source
         self.queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
         self._slots = threading.Semaphore(DOWNLOAD_QUEUE_BLOCKS)
         self._loop = asyncio.get_running_loop()
         self.stop = threading.Event()
+        self.begun = False  # the response started its body (whose end then closes the download)
         self.thread = threading.Thread(target=self._run, name=f"download-{ctx.job.pk}", daemon=True)
 
     def start(self) -> None:
@@ -76,7 +83,7 @@ class _DownloadPump:
                     continue  # the client is slow (or gone): look at stop again
                 block: bytes | BaseException
                 try:
-                    block = self.reader.read(DOWNLOAD_BLOCK_BYTES)
+                    block = self.source.read(DOWNLOAD_BLOCK_BYTES)
                     now = time.monotonic()
                     if block and now - last_report >= DOWNLOAD_REPORT_SECONDS:
                         last_report = now
@@ -101,8 +108,12 @@ class _DownloadPump:
 async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
     """The volume's bytes, streamed from libvirt in constant memory; recorded as a download job.
 
+    Plain (for browsers): the bytes with Content-Length and the volume's name as the filename.
     ?sparse=1 reads with libvirt's sparse stream: holes are not read or sent by the host, and
     become zeros only here (an HTTP body has no holes), so a thin volume downloads faster.
+    ?format=sparse (for scripts such as scripts/vstransfer.py): the framed format of
+    virtstorage/virt/sparse_format.py, data and hole records and an end record, so only the data
+    crosses the socket and the client can keep holes as holes; implies the sparse stream.
     """
     if request.method != "GET":
         return HttpResponse(status=405, headers={"Allow": "GET"})
@@ -113,33 +124,43 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
         volume = await Volume.objects.select_related("pool__host").aget(pk=pk)
     except Volume.DoesNotExist as exc:
         raise Http404() from exc
-    sparse = request.GET.get("sparse") in ("1", "true", "yes")
+    framed = request.GET.get("format") == "sparse"
+    if not framed and request.GET.get("format") not in (None, "", "raw"):
+        return HttpResponse("format must be sparse or raw", status=400, content_type="text/plain; charset=utf-8")
+    sparse = framed or request.GET.get("sparse") in ("1", "true", "yes")
     try:
-        ctx = await sync_to_async(_start_download)(user, volume, sparse)
+        ctx = await sync_to_async(_start_download)(user, volume, sparse, framed)
     except runner.JobConflict as exc:
         return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
-    # A dedicated connection: the stream is this request's alone, and ends with it.
-    opened = open_host(volume.pool.host.uri, shared=False)
+    # Dedicated connections (one per stream): the streams are this request's alone, and end with it.
+    connect = functools.partial(open_host, volume.pool.host.uri, shared=False)
     try:
-        lv = await asyncio.to_thread(opened.__enter__)
-        reader = await asyncio.to_thread(downloads.VolumeReader, lv, volume.pool.name, volume.name, sparse=sparse)
+        reader = await asyncio.to_thread(downloads.VolumeReader, connect, volume.pool.name, volume.name,
+                                         sparse=sparse)
     except VirtError as exc:
-        await asyncio.to_thread(opened.__exit__, None, None, None)
         await sync_to_async(runner.finish_inline)(ctx, Job.State.FAILED, error=str(exc))
         return HttpResponse(f"Cannot read volume {volume.name}: {exc}", status=502,
                             content_type="text/plain; charset=utf-8")
-    await sync_to_async(ctx.step)(
-        f"Sending {binary_size(reader.length)}{' (holes read as holes)' if sparse else ''} to {user.get_username()}")
-    pump = _DownloadPump(ctx, reader)
+    source = downloads.SparseEncoder(reader) if framed else reader
+    try:
+        await sync_to_async(ctx.step)(
+            f"Sending {binary_size(reader.length)}{' (holes read as holes)' if sparse else ''} "
+            f"to {user.get_username()}")
+    except BaseException:
+        await asyncio.to_thread(reader.close)
+        raise
+    pump = _DownloadPump(ctx, reader, source)
 
     async def body() -> AsyncIterator[bytes]:
         outcome: tuple[str, str] = (Job.State.FAILED, "The client went away before the end of the download.")
+        pump.begun = True
         try:
             pump.start()
             while block := await pump.get():
                 yield block
             ctx.job.progress_done = reader.done
-            outcome = (Job.State.SUCCEEDED, f"Sent {binary_size(reader.done)} of {volume.name}")
+            sent = f"Sent {binary_size(reader.done)} of {volume.name}"
+            outcome = (Job.State.SUCCEEDED, f"{sent} ({binary_size(reader.data_bytes)} of data)" if framed else sent)
         except _Cancelled:
             outcome = (Job.State.CANCELLED, "Cancelled by the user; the download is incomplete.")
         except VirtError as exc:
@@ -149,25 +170,37 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
         finally:
             pump.stop.set()
             # In a thread of its own: a disconnect cancels this generator, and cleanup must still run.
-            threading.Thread(target=_end_download, args=(ctx, pump, opened, outcome), daemon=True).start()
+            threading.Thread(target=_end_download, args=(ctx, pump, outcome), daemon=True).start()
 
-    filename = volume.name
-    response = StreamingHttpResponse(body(), content_type="application/octet-stream")
-    response["Content-Length"] = str(reader.length)
-    response["Content-Disposition"] = content_disposition_header(True, filename)
+    content = body()
+    # A response dropped before its body began (the client left at once) never runs body()'s
+    # finally: end the download when the generator is collected, or its streams stay open.
+    weakref.finalize(content, _end_unsent_download, ctx, pump)
+    if framed:
+        # No Content-Length (the size depends on the holes): the end record tells a whole stream.
+        response = StreamingHttpResponse(content, content_type=sparse_format.MIME_TYPE)
+    else:
+        response = StreamingHttpResponse(content, content_type="application/octet-stream")
+        response["Content-Length"] = str(reader.length)
+    response["Content-Disposition"] = content_disposition_header(True, volume.name)
+    response["X-Volume-Size"] = str(reader.length)
     response["X-Job-Id"] = str(ctx.job.pk)
     response["X-Accel-Buffering"] = "no"
     return response
 
 
-def _end_download(ctx: runner.JobContext, pump: _DownloadPump, opened, outcome: tuple[str, str]) -> None:
+def _end_unsent_download(ctx: runner.JobContext, pump: _DownloadPump) -> None:
+    if not pump.begun:
+        outcome = (Job.State.FAILED, "The client went away before the download started.")
+        threading.Thread(target=_end_download, args=(ctx, pump, outcome), daemon=True).start()
+
+
+def _end_download(ctx: runner.JobContext, pump: _DownloadPump, outcome: tuple[str, str]) -> None:
     state, message = outcome
     if pump.thread.is_alive():
         pump.thread.join()  # it sees stop within DOWNLOAD_CHECK_SECONDS, or after its current read
-    if state != Job.State.SUCCEEDED:
-        pump.reader.abort()
     try:
-        opened.__exit__(None, None, None)
+        pump.reader.close()  # before the end, this aborts the streams; it closes the connections
     finally:
         try:
             if state == Job.State.SUCCEEDED:

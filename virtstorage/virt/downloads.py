@@ -1,21 +1,66 @@
-"""Volume downloads over libvirt streams: no Django imports."""
+"""Volume downloads over libvirt streams: no Django imports.
+
+``VolumeReader`` reads a volume through several libvirt streams at once, in bounded windows, and
+hands it out in order: as plain bytes (``read``, holes as zeros) or as records (``next_record``:
+``Data`` and ``Hole``) for a consumer that keeps holes as holes, such as ``SparseEncoder``, which
+writes the framed format of ``sparse_format``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import queue
+import threading
+from collections.abc import Callable
+from typing import NamedTuple
 
 import libvirt
 
-from . import xmlio
+from . import sparse_format, xmlio
 from .connection import LibvirtHost
-from .errors import InvalidRequest, OperationFailed, translated
+from .errors import InvalidRequest, OperationFailed, VirtError, translated
 from .streams import abort_stream
+from .types import VolumeInfo
 
 # libvirt hands a download over in messages of at most 256 KiB: recv() never returns more, and
 # asking for more only makes libvirt-python allocate (and zero) a larger buffer on every call.
 RECV_BYTES = 256 * 1024
 READ_BYTES = 1024 * 1024  # what VolumeReader.read gathers per block by default
-WINDOW_BYTES = 16 * 1024 * 1024  # a download's read-ahead bound (one stream per window; no slower)
+# Streams read at once, each on its own connection, and the window each asks for. One stream is
+# bound by round trips (libvirtd sends a window's messages one by one), so several streams in
+# parallel go faster; a window is read whole into memory before it is handed out, so at most
+# STREAMS * WINDOW_BYTES are buffered whatever the volume's size. Measured here (2 cores, reader
+# alone, 1 GiB dense volume in the page cache, best of 3):
+#   1 stream x 16 MiB 2.0 s; 2 x 8 MiB 1.3 s; 4 x 4 MiB 1.1 s; 4 x 8 MiB 1.0 s; 4 x 16 MiB 1.0 s;
+#   8 x 8 MiB 1.0 s. 8 GiB sparse volume with 256 MiB of data: 1 x 16 MiB 0.6 s, 4 x 8 MiB 0.3 s.
+# So 4 x 8 MiB: no slower than bigger windows or more streams, and 32 MiB buffered at most.
+STREAMS = 4
+WINDOW_BYTES = 8 * 1024 * 1024
+HOLE_SPAN_PER_READ = 256  # SparseEncoder.read(limit) covers at most limit * this of the volume
+JOIN_SECONDS = 30.0  # how long close() waits for a worker still inside a libvirt call
+
+
+class Data(NamedTuple):
+    """Bytes of the volume at offset."""
+
+    offset: int
+    data: bytes
+
+
+class Hole(NamedTuple):
+    """length bytes at offset that the volume does not hold (they read as zeros)."""
+
+    offset: int
+    length: int
+
+
+Record = Data | Hole
+Connect = Callable[[], contextlib.AbstractContextManager[LibvirtHost]]
+
+
+class ReaderClosed(VirtError):
+    """The reader was closed (or aborted) before the end of the volume."""
 
 
 @functools.lru_cache(maxsize=4)
@@ -24,87 +69,244 @@ def _zeros(n: int) -> bytes:
     return bytes(n)
 
 
-class VolumeReader:
-    """Reads a volume through libvirt streams, in blocks, for a download.
+class _Worker:
+    """One connection and thread reading the windows index, index + streams, ... of a volume.
 
-    sparse=True asks libvirt for holes instead of zeros (VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM):
-    the host does not read or send them; read() still returns them as zeros, since an HTTP
-    body has no holes. Call close() (or abort()) when done; the connection is the caller's.
-
-    libvirt streams have no flow control: the connection's event loop thread reads whatever
-    libvirtd sends into memory, however far ahead of read() it runs (a slow HTTP client made a
-    1 GiB download hold ~400 MiB). So the volume is read in windows of WINDOW_BYTES, one stream
-    each, the next asked for only when the last is read: at most one window is ever buffered.
+    It reads a whole window, posts it, and waits for the consumer to be done with it before it
+    reads its next one: libvirt streams have no flow control (the client library buffers whatever
+    libvirtd sends), so asking for a window only when there is room for it is what bounds memory.
     """
 
-    def __init__(self, lv: LibvirtHost, pool_name: str, name: str, *, sparse: bool = False) -> None:
+    def __init__(self, reader: VolumeReader, lv: LibvirtHost, index: int) -> None:
+        self.reader, self.lv, self.index = reader, lv, index
+        self.credit = threading.Semaphore(1)  # given back by the consumer when a window is used up
+        self.windows: queue.SimpleQueue[list[Record] | BaseException] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name=f"volume-reader-{index}", daemon=True)
+
+    def _run(self) -> None:
+        reader = self.reader
+        try:
+            with translated():
+                volume = self.lv.raw_volume(reader.pool_name, reader.name)
+            for start in range(self.index * reader.window, reader.length, reader.streams * reader.window):
+                self.credit.acquire()
+                if reader.stopped.is_set():
+                    raise ReaderClosed("the download was stopped")
+                self.windows.put(self._read_window(volume, start, min(reader.window, reader.length - start)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            self.windows.put(exc)
+
+    def _read_window(self, volume: libvirt.virStorageVol, start: int, length: int) -> list[Record]:
+        reader = self.reader
+        records: list[Record] = []
+        position, end = start, start + length
         with translated():
-            self._vol = lv.raw_volume(pool_name, name)
-            self.info = xmlio.parse_volume(self._vol.XMLDesc(0))
+            stream = self.lv.raw.newStream(0)
+            volume.download(stream, start, length, reader.flags)
+            try:
+                while True:
+                    if reader.stopped.is_set():
+                        raise ReaderClosed("the download was stopped")
+                    if reader.sparse:
+                        got = stream.recvFlags(RECV_BYTES, libvirt.VIR_STREAM_RECV_STOP_AT_HOLE)
+                    else:
+                        got = stream.recv(RECV_BYTES)
+                    if got == -3:  # a hole starts here
+                        size = stream.recvHole(0)
+                        records.append(Hole(position, size))
+                        position += size
+                    elif isinstance(got, int):
+                        raise OperationFailed(f"libvirt stream returned {got}")
+                    elif got:
+                        records.append(Data(position, got))
+                        position += len(got)
+                    else:
+                        break
+                if position != end:  # the volume shrank under us, say: never hand out a short volume
+                    raise OperationFailed(f"libvirt sent {position - start} bytes of the range at {start}, "
+                                          f"not {length}")
+                stream.finish()
+            except BaseException:
+                abort_stream(stream)
+                raise
+        return records
+
+
+class VolumeReader:
+    """Reads a volume through STREAMS libvirt streams in parallel, handed out in order.
+
+    sparse=True asks libvirt for holes instead of zeros (VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM):
+    the host does not read or send them. ``next_record()`` gives them as ``Hole`` records;
+    ``read()`` as zeros, for an HTTP body that has no holes.
+
+    The reader opens its own connections with ``connect`` (one per stream, e.g.
+    ``functools.partial(open_host, uri, shared=False)``) and closes them in ``close()``, which must
+    be called on every path (``abort`` is the same call): before the end it stops the streams.
+    """
+
+    def __init__(self, connect: Connect, pool_name: str, name: str, *, sparse: bool = False,
+                 streams: int = STREAMS, window: int = WINDOW_BYTES) -> None:
+        self.pool_name, self.name, self.sparse = pool_name, name, sparse
+        self.flags = libvirt.VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM if sparse else 0
+        self.window = window
+        self.stopped = threading.Event()
+        self.done = 0  # bytes of the volume handed out, holes included
+        self.data_bytes = 0  # of which data (not holes)
+        self._connections = contextlib.ExitStack()
+        self._workers: list[_Worker] = []
+        self._closed = False
+        try:
+            first = self._connections.enter_context(connect())
+            with translated():
+                self.info: VolumeInfo = xmlio.parse_volume(first.raw_volume(pool_name, name).XMLDesc(0))
             if self.info.type not in ("file", "block"):
                 raise InvalidRequest(f"volume {name} is a {self.info.type}: only file and block volumes download")
-        # The file's size, not the virtual size: a qcow2 downloads as the qcow2 file it is.
-        self.length = self.info.physical or self.info.capacity
-        self.sparse = sparse
-        self._lv = lv
-        self._flags = libvirt.VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM if sparse else 0
-        self.done = 0
-        self._hole_left = 0
-        self._window_end = 0
-        self._stream: libvirt.virStream | None = None
-        self._finished = False
-        self._next_window()
+            # The file's size, not the virtual size: a qcow2 downloads as the qcow2 file it is.
+            self.length = self.info.physical or self.info.capacity
+            windows = -(-self.length // window)
+            self.streams = max(1, min(streams, windows))
+            hosts = [first] + [self._connections.enter_context(connect()) for _ in range(self.streams - 1)]
+        except BaseException:
+            self._connections.close()
+            raise
+        self._windows = windows
+        self._workers = [_Worker(self, lv, index) for index, lv in enumerate(hosts)]
+        self._window_index = 0  # the window next_record hands out
+        self._current: list[Record] = []
+        self._current_at = 0
+        self._current_worker: _Worker | None = None  # whose window _current is
+        self._hole: Hole | None = None  # what read() has yet to hand out of a hole
+        for worker in self._workers:
+            worker.thread.start()
 
-    def _next_window(self) -> None:
-        """Open the stream of the next window, or mark the end (caller holds translated())."""
-        if self._window_end >= self.length:
-            self._stream = None
-            self._finished = True
-            return
-        start = self._window_end
-        self._window_end = min(self.length, start + WINDOW_BYTES)
-        with translated():
-            self._stream = self._lv.raw.newStream(0)
-            self._vol.download(self._stream, start, self._window_end - start, self._flags)
+    # -- consumer side ---------------------------------------------------------------
+    def next_record(self) -> Record | None:
+        """The next Data or Hole record, in volume order; None at the end (and after it)."""
+        while self._current_at >= len(self._current):
+            if self._current_worker is not None:  # its window is used up: it may read its next one
+                self._current_worker.credit.release()
+                self._current_worker = None
+            if self._closed or self._window_index >= self._windows:
+                return None
+            worker = self._workers[self._window_index % self.streams]
+            got = worker.windows.get()
+            if isinstance(got, BaseException):
+                raise got
+            self._window_index += 1
+            self._current, self._current_at, self._current_worker = got, 0, worker
+        record = self._current[self._current_at]
+        self._current_at += 1
+        if isinstance(record, Data):
+            self.done += len(record.data)
+            self.data_bytes += len(record.data)
+        else:
+            self.done += record.length
+        return record
 
     def read(self, limit: int = READ_BYTES) -> bytes:
-        """Up to limit bytes (data, or zeros for a hole); b"" at the end."""
-        if self._finished:
-            return b""
-        if self._hole_left:
-            n = min(self._hole_left, limit)
-            self._hole_left -= n
-            self.done += n
-            return _zeros(n)
+        """Up to limit bytes of the volume (holes as zeros); b"" at the end."""
         parts: list[bytes] = []
         size = 0
-        with translated():
-            while size < limit and self._stream is not None:
-                want = min(limit - size, RECV_BYTES)
-                if self.sparse:
-                    got = self._stream.recvFlags(want, libvirt.VIR_STREAM_RECV_STOP_AT_HOLE)
-                else:
-                    got = self._stream.recv(want)
-                if got == -3:  # a hole starts here
-                    self._hole_left = self._stream.recvHole(0)
+        while size < limit:
+            if self._hole is not None:
+                if parts:  # a hole's zeros go out as blocks of their own (one shared object)
                     break
-                if isinstance(got, int):
-                    raise OperationFailed(f"libvirt stream returned {got}")
-                if not got:  # this window is over
-                    self._stream.finish()
-                    self._next_window()
-                    continue
-                parts.append(got)
-                size += len(got)
-        if not parts and self._hole_left:
-            return self.read(limit)
-        self.done += size
+                n = min(self._hole.length, limit)
+                self._hole = Hole(self._hole.offset + n, self._hole.length - n) if n < self._hole.length else None
+                return _zeros(n)
+            record = self.next_record()
+            if record is None:
+                break
+            if isinstance(record, Hole):
+                self._hole = record
+                continue
+            data = record.data
+            if size + len(data) > limit and parts:
+                self._pushback(record)
+                break
+            parts.append(data)
+            size += len(data)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def abort(self) -> None:
-        if not self._finished:
-            self._finished = True
-            if self._stream is not None:
-                abort_stream(self._stream)
+    def _pushback(self, record: Data) -> None:
+        """Give back the record just taken: read() sends it in its next block."""
+        self._current_at -= 1
+        self._current[self._current_at] = record
+        self.done -= len(record.data)
+        self.data_bytes -= len(record.data)
 
-    close = abort
+    def close(self) -> None:
+        """Stop reading (libvirt aborts the streams still running) and close the connections."""
+        if self._closed:
+            return
+        self._closed = True
+        self.stopped.set()
+        for worker in self._workers:
+            worker.credit.release()  # a worker waiting for the consumer sees stopped
+        for worker in self._workers:
+            worker.thread.join(JOIN_SECONDS)
+        self._current = []
+        self._connections.close()
+
+    abort = close
+
+
+class SparseEncoder:
+    """The framed sparse format (see sparse_format) of a reader's records, in blocks for a response.
+
+    Adjacent data records become one data frame of up to about limit bytes, adjacent holes one hole
+    frame; the end frame closes the stream, so a client can tell a whole download from a cut one.
+    """
+
+    def __init__(self, reader: VolumeReader) -> None:
+        self.reader = reader
+        self._pending: Record | None = None
+        self._started = self._ended = False
+
+    @property
+    def done(self) -> int:
+        return self.reader.done
+
+    @property
+    def length(self) -> int:
+        return self.reader.length
+
+    def read(self, limit: int = READ_BYTES) -> bytes:
+        """The next frames, about limit bytes of them; b"" after the end frame."""
+        if self._ended:
+            return b""
+        out: list[bytes] = [] if self._started else [sparse_format.MAGIC]
+        self._started = True
+        size = 0
+        # Holes cost no bytes: bound the volume range one call covers too, so the caller still
+        # reports progress and looks for a cancel while a huge empty volume goes by.
+        covered_until = self.reader.done + limit * HOLE_SPAN_PER_READ
+        while size < limit and self.reader.done < covered_until:
+            record = self._pending or self.reader.next_record()
+            self._pending = None
+            if record is None:
+                out.append(sparse_format.end_frame(self.reader.length, self.reader.data_bytes))
+                self._ended = True
+                break
+            if isinstance(record, Hole):
+                offset, length = record
+                while self.reader.done < covered_until:
+                    following = self.reader.next_record()
+                    if not isinstance(following, Hole):
+                        self._pending = following
+                        break
+                    length += following.length
+                out.append(sparse_format.hole_frame(offset, length))
+                continue
+            pieces, offset, length = [record.data], record.offset, len(record.data)
+            while size + length < limit:
+                following = self.reader.next_record()
+                if not isinstance(following, Data):
+                    self._pending = following
+                    break
+                pieces.append(following.data)
+                length += len(following.data)
+            out.append(sparse_format.data_header(offset, length))
+            out.extend(pieces)
+            size += length
+        return b"".join(out)
