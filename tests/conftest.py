@@ -7,6 +7,8 @@ with a message that says what to start (`make test` starts all of them).
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -322,10 +324,28 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Itera
         worker.stop()
 
 
+def procfile_web_args(host: str, port: int) -> list[str]:
+    """The Procfile's `web:` command with host and port filled in, run by this interpreter.
+
+    The tests start the web server from the Procfile itself, so they exercise the server options
+    that `make run` uses and cannot drift from them.
+    """
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    values = {"VIRTSTORAGE_HOST": host, "VIRTSTORAGE_PORT": str(port)}
+
+    def substitute(match: re.Match) -> str:
+        if match.group(1) not in values:
+            raise AssertionError(f"Procfile web line uses ${{{match.group(1)}}}, which the tests do not set")
+        return values[match.group(1)]
+
+    args = shlex.split(re.sub(r"\$\{(\w+):-[^}]*\}", substitute, line.removeprefix("web:")))
+    program = Path(args[0]).name  # .venv/bin/granian: the same package, run by the test's interpreter
+    return [sys.executable, "-m", program, *args[1:]]
+
+
 class AsgiServer(ManagedProcess):
     def __init__(self, port: int, log_path: Path) -> None:
-        super().__init__("uvicorn", [sys.executable, "-m", "uvicorn", "virtstorage.asgi:application",
-                                     "--host", "127.0.0.1", "--port", str(port)], log_path)
+        super().__init__("granian", procfile_web_args("127.0.0.1", port), log_path)
         self.url = f"http://127.0.0.1:{port}"
 
     def wait_ready(self, timeout: float = 30) -> None:
@@ -334,19 +354,19 @@ class AsgiServer(ManagedProcess):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"uvicorn exited:\n{self.log_tail()}")
+                raise AssertionError(f"granian exited:\n{self.log_tail()}")
             try:
                 httpx.get(self.url + "/accounts/login/", timeout=1)
                 return
             except httpx.HTTPError:
                 time.sleep(0.2)
-        raise AssertionError(f"uvicorn did not start:\n{self.log_tail()}")
+        raise AssertionError(f"granian did not start:\n{self.log_tail()}")
 
 
 @pytest.fixture(scope="session")
 def asgi_server(django_db_setup, tmp_path_factory) -> Iterator[AsgiServer]:
     """The real ASGI server as `make run` starts it (Django's live_server cannot stream)."""
-    server = AsgiServer(_free_port(), tmp_path_factory.mktemp("logs") / "uvicorn.log")
+    server = AsgiServer(_free_port(), tmp_path_factory.mktemp("logs") / "granian.log")
     server.start()
     try:
         server.wait_ready()

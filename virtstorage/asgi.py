@@ -1,4 +1,21 @@
-"""ASGI entry point: served by uvicorn so job progress can stream as server-sent events."""
+"""ASGI entry point, served by granian (Procfile `web:`) so that job progress can stream as
+server-sent events and uploads and downloads move at disk speed.
+
+Why the server options in the Procfile (and docker/Dockerfile):
+- `--interface asginl`: ASGI without the lifespan protocol, which Django does not speak (with
+  `asgi`, granian tries it, Django raises, granian logs a warning at every start).
+- `--http 1`: HTTP/1.1 only, as browsers speak it without TLS; HTTP/2 would cap each stream at
+  granian's 1 MiB flow-control window.
+- `--no-ws`: the app has no websockets.
+- `--workers-kill-timeout 3`: a stop waits for requests in flight, and an SSE stream only ends
+  with its job; after 3 s the worker is killed instead of waiting.
+- `--respawn-failed-workers`: a worker that dies is started again rather than leaving the main
+  process up with nothing serving.
+The default HTTP/1 buffer (408 KiB) is also the largest body message granian hands the app;
+volumes.asgi_upload gathers those into its own blocks. granian reads no further than the app
+does (a body not yet read stays in the socket) and its send() waits for the socket, so neither
+direction holds more than a few blocks per request in memory.
+"""
 
 import os
 
