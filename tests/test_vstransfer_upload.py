@@ -1,0 +1,70 @@
+"""The command-line client's uploads (scripts/vstransfer.py), run as a user runs it, against the real
+ASGI server, Celery worker and libvirtd."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import virsh
+from tests.test_upload_download import Api, disk_usage_bytes, make_sparse_file, sha256_file
+from virtstorage.jobs.models import Job
+from volumes.models import Upload
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MiB = 1024 * 1024
+CLIENT = Path(__file__).resolve().parent.parent / "scripts" / "vstransfer.py"
+
+
+def vstransfer(url: str, *args: str, password: str = "correct-horse-battery") -> subprocess.CompletedProcess:
+    env = dict(os.environ, VIRTSTORAGE_PASSWORD=password)
+    return subprocess.run([sys.executable, str(CLIENT), "--url", url, "--user", "mia", *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_upload_sends_only_data_and_the_volume_reads_back(asgi_server, synced, celery_worker, member, tmp_path):
+    pool, scratch = synced
+    size = 200 * MiB
+    src = make_sparse_file(tmp_path / "img", size, [(0, 3 * MiB), (100 * MiB + 7, 9 * MiB), (size - 5, 5)])
+    done = vstransfer(asgi_server.url, "upload", str(src), "--pool", str(pool.pk), "--volume", "cli.img",
+                      "--capacity", "256M")
+    assert done.returncode == 0, done.stderr
+    assert "Uploaded" in done.stdout
+    upload = Upload.objects.get(volume_name="cli.img")
+    assert upload.state == Upload.State.DONE and upload.streaming
+    assert upload.received_bytes == size and upload.hole_bytes > size - 16 * MiB  # holes were declared, not sent
+    volume_file = scratch.path / "cli.img"
+    assert sha256_file(volume_file) == sha256_file(src, extra_zeros=56 * MiB)
+    assert disk_usage_bytes(volume_file) < 20 * MiB  # holes stayed holes in the volume
+    assert int(scratch.vol_info("cli.img")["Capacity"].split()[0]) == 256 * MiB
+
+
+def test_resume_sends_only_what_is_missing(asgi_server, synced, celery_worker, member, tmp_path):
+    pool, scratch = synced
+    src = make_sparse_file(tmp_path / "img", 48 * MiB, [(0, 48 * MiB)])
+    api = Api(asgi_server.url, member)
+    upload = api.create(pool=pool.pk, volume="resumed.img", mode="new", size=48 * MiB).json()
+    api.send_file(upload, src, stop=16 * MiB)  # an earlier run got this far
+    done = vstransfer(asgi_server.url, "upload", str(src), "--pool", str(pool.pk), "--volume", "resumed.img",
+                      "--resume", upload["id"])
+    assert done.returncode == 0, done.stderr
+    assert sha256_file(scratch.path / "resumed.img") == sha256_file(src)
+    assert Job.objects.filter(volume_name="resumed.img", kind="upload").count() == 1  # one streaming job
+
+
+def test_refusals_are_printed_and_nothing_is_written(asgi_server, synced, celery_worker, member, tmp_path):
+    pool, scratch = synced
+    src = make_sparse_file(tmp_path / "img", MiB, [(0, MiB)])
+    taken = vstransfer(asgi_server.url, "upload", str(src), "--pool", str(pool.pk), "--volume", "raw-thin.img")
+    assert taken.returncode == 1 and "already has a volume raw-thin.img" in taken.stderr
+    bad = vstransfer(asgi_server.url, "upload", str(src), "--pool", str(pool.pk), "--volume", "../etc")
+    assert bad.returncode == 1 and "volume:" in bad.stderr
+    wrong = vstransfer(asgi_server.url, "upload", str(src), "--pool", str(pool.pk), "--volume", "x.img",
+                       password="not-it")
+    assert wrong.returncode == 1 and "login as mia failed" in wrong.stderr
+    assert "x.img" not in virsh("vol-list", scratch.name) and not Upload.objects.exists()
