@@ -12,7 +12,6 @@ each timed run so no run pays for another's writeback. BENCH_CASES=dense or =spa
 from __future__ import annotations
 
 import json
-import logging
 import os
 import secrets
 import shutil
@@ -23,6 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from scripts import vstransfer
+from scripts.procfile import procfile_web_args
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 URI = os.environ.get("BENCH_LIBVIRT_URI", "qemu:///system")
@@ -30,7 +32,6 @@ MiB = 1024 * 1024
 GiB = 1024 * MiB
 CHUNK = 8 * MiB  # as static/js/upload.js
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))  # each timing is the best of this many runs
-_ZERO = bytes(CHUNK)
 
 
 def virsh(*args: str) -> str:
@@ -97,8 +98,7 @@ class App:
         os.environ.update(self.env)
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env, check=True)
         log = open(var / "processes.log", "ab")
-        self.web = subprocess.Popen([sys.executable, "-m", "uvicorn", "virtstorage.asgi:application", "--port",
-                                     str(port), "--log-level", "warning"], cwd=ROOT, env=self.env, stdout=log,
+        self.web = subprocess.Popen(procfile_web_args("127.0.0.1", port), cwd=ROOT, env=self.env, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "virtstorage", "worker", "-l",
                                         "WARNING", "--concurrency=1", f"--queues={self.env['CELERY_QUEUE']}",
@@ -116,19 +116,20 @@ class App:
 
     def reset_peaks(self) -> None:
         """Start each case from the current memory, so a peak belongs to its case (clear_refs 5)."""
-        for pid in [self.web.pid, self.worker.pid, *children(self.worker.pid)]:
+        for pid in [self.web.pid, *children(self.web.pid), self.worker.pid, *children(self.worker.pid)]:
             try:
                 Path(f"/proc/{pid}/clear_refs").write_text("5")
             except OSError:
                 pass
 
     def peaks(self) -> dict[str, int]:
-        return {"web_peak_rss_bytes": peak_rss([self.web.pid]),
+        # granian and Celery both work in child processes of the one started here.
+        return {"web_peak_rss_bytes": peak_rss([self.web.pid, *children(self.web.pid)]),
                 "worker_peak_rss_bytes": peak_rss([self.worker.pid, *children(self.worker.pid)])}
 
 
 async def bare_asgi_app(scope, receive, send) -> None:
-    """No Django, no disk, no libvirt: uvicorn's own floor for moving bytes over HTTP here.
+    """No Django, no disk, no libvirt: the ASGI server's own floor for moving bytes over HTTP here.
 
     PUT: reads the body and drops it; GET: streams GiB of one reused 1 MiB block."""
     if scope["type"] != "http":
@@ -142,37 +143,38 @@ async def bare_asgi_app(scope, receive, send) -> None:
     if scope["method"] == "GET":
         for _ in range(GiB // MiB):
             await send({"type": "http.response.body", "body": _BLOCK, "more_body": True})
-    await send({"type": "http.response.body", "body": b"ok" if scope["method"] != "GET" else b""})
+    await send({"type": "http.response.body", "body": b"{}" if scope["method"] != "GET" else b""})
 
 
 _BLOCK = os.urandom(MiB)
 
 
-def http_floor() -> dict[str, float]:
-    """Best of REPEAT: 1 GiB up in CHUNK-sized PUTs and 1 GiB down, through a bare uvicorn app."""
-    import httpx
-
+def http_floor(dense: Path) -> dict[str, float]:
+    """Best of REPEAT: the dense file up in CHUNK-sized PUTs and 1 GiB down, with the app's client,
+    through a bare ASGI app served as the Procfile serves the app."""
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.transfer_bench:bare_asgi_app", "--port",
-                               str(port), "--log-level", "warning"], cwd=ROOT, start_new_session=True)
+    args = procfile_web_args("127.0.0.1", port)
+    args[-1] = "bench.transfer_bench:bare_asgi_app"
+    server = subprocess.Popen(args, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL)
     try:
-        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
+        session = vstransfer.Session(f"http://127.0.0.1:{port}")
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", port)).close()
                 break
             except OSError:
                 time.sleep(0.1)
-        data = os.urandom(CHUNK)
+        size = dense.stat().st_size
 
         def up() -> None:
-            for _ in range(GiB // CHUNK):
-                http.put("/", content=data).raise_for_status()
+            with open(dense, "rb") as source:
+                for offset in range(0, size, CHUNK):
+                    vstransfer._put_range(session, "/", source, offset, min(CHUNK, size - offset), size)
 
         def down() -> None:
-            with http.stream("GET", "/") as r:
-                for _ in r.iter_bytes(MiB):
-                    pass
+            response = session.request("GET", "/")
+            with open(os.devnull, "wb") as sink:
+                vstransfer._download_plain(response, sink.fileno(), GiB, vstransfer._DownloadProgress(True, GiB))
 
         return {"up_s": min(timed(up) for _ in range(REPEAT)), "down_s": min(timed(down) for _ in range(REPEAT))}
     finally:
@@ -188,79 +190,41 @@ def _free_port() -> int:
 
 def run_cases(app: App, pool_name: str, pool_path: Path, files: dict[str, Path]) -> list[dict]:
     import django
-    import httpx
-
     django.setup()
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     from django.contrib.auth import get_user_model
-    from django.test import Client
 
     from pools.models import StoragePool
     from virtstorage.accounts.roles import grant
     from virtstorage.hosts.inventory import sync_host
     from virtstorage.hosts.models import Host
-    from virtstorage.jobs.models import Job
-    from virtstorage.virt.streams import segments
     from volumes.models import Volume
 
-    user = get_user_model().objects.create_user("bench", password=secrets.token_hex(16))
+    password = secrets.token_hex(16)
+    user = get_user_model().objects.create_user("bench", password=password)
     grant(user, "member")
     host = Host.objects.create(name="bench", uri=URI)
     sync_host(host, pool_names=[pool_name])
     pool = StoragePool.objects.get(host=host, name=pool_name)
-    django_client = Client()
-    django_client.force_login(user)
-    token = secrets.token_hex(16)
-    http = httpx.Client(base_url=app.url, timeout=600, headers={"X-CSRFToken": token},
-                        cookies={"sessionid": django_client.cookies["sessionid"].value, "csrftoken": token})
+    session = vstransfer.Session(app.url)
     deadline = time.monotonic() + 60
     while True:
         try:
-            http.get("/accounts/login/")
+            session.login("bench", password)
             break
-        except httpx.HTTPError:
+        except OSError:
+            session.reset()
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
 
     def app_upload(path: Path, name: str) -> dict[str, float]:
-        """Seconds of the two phases: sending the chunks over HTTP, then the job writing the volume."""
-        size = path.stat().st_size
-        started = time.perf_counter()
-        upload = http.post("/volumes/uploads/", json={"pool": pool.pk, "volume": name, "mode": "new",
-                                                       "size": size}).raise_for_status().json()
-        # A script knows where the file's holes are (SEEK_DATA/SEEK_HOLE): one request per hole.
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            for segment in segments(fd, size):
-                if not segment.data:
-                    params = {"offset": segment.offset, "hole": segment.length}
-                    http.put(upload["chunks_url"], params=params).raise_for_status()
-                    continue
-                for offset in range(segment.offset, segment.end, CHUNK):
-                    data = os.pread(fd, min(CHUNK, segment.end - offset), offset)
-                    http.put(upload["chunks_url"], params={"offset": offset}, content=data).raise_for_status()
-        finally:
-            os.close(fd)
-        sent = time.perf_counter()
-        job_id = http.post(upload["complete_url"]).raise_for_status().json()["job"]
-        while (job := Job.objects.get(pk=job_id)).is_active:
-            time.sleep(0.01)
-        if job.state != Job.State.SUCCEEDED:
-            raise RuntimeError(f"upload job failed: {job.error}")
-        return {"send_s": sent - started, "job_s": time.perf_counter() - sent}
+        """The command-line client's upload, to the job's end; and when its last chunk was sent."""
+        job = vstransfer.upload(session, str(path), pool.pk, name, quiet=True)
+        return {"sent_s": job["sent_seconds"]}
 
     def app_download(name: str, target: Path, sparse: bool) -> None:
         volume = Volume.objects.get(pool=pool, name=name)
-        with open(target, "wb") as out, http.stream("GET", f"/volumes/{volume.pk}/download",
-                                                    params={"sparse": "1"} if sparse else {}) as r:
-            r.raise_for_status()
-            for block in r.iter_bytes(MiB):
-                if sparse and block == _ZERO[:len(block)]:
-                    out.seek(len(block), os.SEEK_CUR)  # keep holes holes on this side too
-                else:
-                    out.write(block)
-            out.truncate()
+        vstransfer.download(session, volume.pk, str(target), sparse=sparse, quiet=True)
 
     def best(runs: list[float]) -> float:
         return min(runs)
@@ -295,26 +259,19 @@ def run_cases(app: App, pool_name: str, pool_path: Path, files: dict[str, Path])
         results.append({
             "case": f"upload_{kind}", "file_bytes": size, "app_s": best(app_runs), "virsh_s": best(virsh_runs),
             "ratio": best(app_runs) / best(virsh_runs), "app_runs_s": app_runs, "virsh_runs_s": virsh_runs,
-            "app_send_s": fastest["send_s"], "app_job_s": fastest["job_s"],
+            "app_sent_s": fastest["sent_s"],
             "disk_size_bytes": disk_size(pool_path / app_name),
             "virsh_disk_size_bytes": disk_size(pool_path / virsh_name), **app.peaks(),
         })
 
         # Downloads of the volumes just uploaded (both warm in the page cache), best of REPEAT.
         virsh_target, app_target = scratch / f"virsh-{kind}.out", scratch / f"app-{kind}.out"
-        virsh_runs, app_runs, plain_runs = [], [], []
+        virsh_runs, app_runs = [], []
         app.reset_peaks()
         for _ in range(REPEAT):
             os.sync()
             virsh_runs.append(timed(virsh, "vol-download", "--pool", pool_name, virsh_name, str(virsh_target),
                                     *flags))
-            if sparse:  # virsh without --sparse writes every zero, as an HTTP body must carry them
-                virsh_target.unlink()
-                os.sync()
-                plain_runs.append(timed(virsh, "vol-download", "--pool", pool_name, virsh_name,
-                                        str(scratch / "virsh-plain.out")))
-                (scratch / "virsh-plain.out").unlink()
-                virsh("vol-download", "--pool", pool_name, virsh_name, str(virsh_target), *flags)
             os.sync()
             app_runs.append(timed(app_download, app_name, app_target, sparse))
             if os.path.getsize(app_target) != size:
@@ -325,8 +282,6 @@ def run_cases(app: App, pool_name: str, pool_path: Path, files: dict[str, Path])
             "disk_size_bytes": disk_size(app_target), "virsh_disk_size_bytes": disk_size(virsh_target),
             **app.peaks(),
         }
-        if sparse:
-            row.update(virsh_plain_s=best(plain_runs), ratio_vs_plain=best(app_runs) / best(plain_runs))
         results.append(row)
         virsh_target.unlink()
         app_target.unlink()
@@ -342,7 +297,9 @@ def main() -> list[dict]:
     app = App(base)
     try:
         wanted = os.environ.get("BENCH_CASES", "dense,sparse").split(",")
-        results = run_cases(app, pool_name, pool_path, make_files(base, wanted))
+        files = make_files(base, wanted)
+        results = run_cases(app, pool_name, pool_path, files)
+        floor = http_floor(files["dense"]) if "dense" in files else {"up_s": 0.0, "down_s": 0.0}
     finally:
         app.stop()
         listing = subprocess.run(["virsh", "-q", "-c", URI, "vol-list", pool_name], capture_output=True, text=True)
@@ -352,7 +309,6 @@ def main() -> list[dict]:
                                capture_output=True)
         subprocess.run(["virsh", "-c", URI, "pool-destroy", pool_name], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
-    floor = http_floor()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "http_floor.json").write_text(json.dumps(floor, indent=2) + "\n")
     print(f"best of {REPEAT} runs each; the source files and volumes are warm in the page cache for both sides")
@@ -364,20 +320,14 @@ def main() -> list[dict]:
               f"{row['disk_size_bytes'] / MiB:8.0f}Mi {row['virsh_disk_size_bytes'] / MiB:8.0f}Mi "
               f"{row['web_peak_rss_bytes'] / MiB:7.0f}Mi {row['worker_peak_rss_bytes'] / MiB:9.0f}Mi")
         if row["case"] == "upload_dense":
-            print(f"{'':18} (floor: a bare uvicorn app, no Django/disk/libvirt, receives 1 GiB in "
+            print(f"{'':18} (floor: a bare ASGI app on the same server, no Django/disk/libvirt, receives 1 GiB in "
                   f"{floor['up_s']:.2f} s)")
         if row["case"] == "download_dense":
-            print(f"{'':18} (floor: a bare uvicorn app streams 1 GiB from memory to this client in "
+            print(f"{'':18} (floor: a bare ASGI app on the same server streams 1 GiB from memory to this client in "
                   f"{floor['down_s']:.2f} s)")
-        if "app_send_s" in row:
-            print(f"{'':18} of which sending the chunks {row['app_send_s']:.2f} s, "
-                  f"the job after the last chunk {row['app_job_s']:.2f} s")
-        if "virsh_plain_s" in row:
-            print(f"{'':18} vs virsh vol-download without --sparse ({row['virsh_plain_s']:.2f} s, every zero "
-                  f"written): ratio {row['ratio_vs_plain']:.2f}")
-            print(f"{'':18} (libvirt sends holes as holes to the web server, but an HTTP body has none: every "
-                  "zero crosses the socket and the client seeks over zero blocks; a deflate encoding of the "
-                  "zeros would cost the client more to inflate (~300 MB/s) than receiving them)")
+        if "app_sent_s" in row:
+            print(f"{'':18} (the client sent its last chunk after {row['app_sent_s']:.2f} s; the job writes the "
+                  "volume while chunks arrive)")
     return results
 
 

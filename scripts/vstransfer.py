@@ -19,14 +19,20 @@ Exit status: 0 done, 1 the server or the job said no (the reason is printed), 2 
 from __future__ import annotations
 
 import argparse
+import errno
 import getpass
 import http.client
 import json
 import os
 import sys
+import time
 import urllib.parse
+from collections.abc import Iterator
 
-CHUNK_BYTES = 8 * 1024 * 1024  # as the browser's uploader (static/js/upload.js)
+# Each request costs the server a few ms whatever its size (Django's middleware, the session, a
+# database write): measured for 1 GiB, 8 MiB chunks took 2.1 s, 32 MiB 1.7 s, 64 MiB 1.4 s, 128 MiB
+# 1.0 s. The streaming job writes a chunk only once all of it has arrived, so bigger is not free either.
+CHUNK_BYTES = 64 * 1024 * 1024
 RETRIES = 5  # reconnections in a row before giving up
 JOB_POLL_SECONDS = 0.05
 
@@ -111,9 +117,153 @@ def _explain(status: int, parsed: dict) -> str:
 # -- upload -----------------------------------------------------------------------
 
 
+def _runs(fd: int, start: int, end: int) -> Iterator[tuple[int, int, bool]]:
+    """(offset, length, is_data) runs of the file between start and end, by SEEK_DATA/SEEK_HOLE.
+
+    The app's own libvirt layer has the same walk (virtstorage/virt/streams.py segments); this
+    file carries its own so that it runs alone on any machine.
+    """
+    pos = start
+    while pos < end:
+        try:
+            data_at = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # only a hole from here on
+                data_at = end
+            elif exc.errno == errno.EINVAL:  # no SEEK_DATA on this file system: all data
+                yield pos, end - pos, True
+                return
+            else:
+                raise
+        if data_at > pos:
+            hole_end = min(data_at, end)
+            yield pos, hole_end - pos, False
+            pos = hole_end
+            continue
+        data_end = min(os.lseek(fd, pos, os.SEEK_HOLE), end)
+        yield pos, data_end - pos, True
+        pos = data_end
+
+
+class _Progress:
+    """A line on stderr about once a second."""
+
+    def __init__(self, quiet: bool, total: int) -> None:
+        self.quiet, self.total, self.started, self.last = quiet, total, time.monotonic(), 0.0
+
+    def say(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.quiet and (force or now - self.last >= 1):
+            self.last = now
+            print(f"  {now - self.started:6.1f}s  {text}", file=sys.stderr)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n} B"
+
+
+def _put_range(session: Session, chunks_url: str, source, offset: int, length: int, total: int) -> dict:
+    """One chunk, from the page cache straight to the socket (sendfile); the upload's state back."""
+    conn = session.connect()
+    conn.putrequest("PUT", session.base + chunks_url, skip_accept_encoding=True)
+    headers = session.headers({"Content-Range": f"bytes {offset}-{offset + length - 1}/{total}",
+                               "Content-Length": str(length), "Content-Type": "application/octet-stream",
+                               "Accept": "application/json"})
+    for name, value in headers.items():
+        conn.putheader(name, value)
+    conn.endheaders()
+    conn.sock.sendfile(source, offset, length)
+    return _state_of(session, conn.getresponse())
+
+
+def _put_hole(session: Session, chunks_url: str, offset: int, length: int) -> dict:
+    query = urllib.parse.urlencode({"offset": offset, "hole": length})
+    return _state_of(session, session.request("PUT", f"{chunks_url}?{query}", b"", {"Accept": "application/json"}))
+
+
+def _state_of(session: Session, response: http.client.HTTPResponse) -> dict:
+    session._keep_cookies(response)
+    data = response.read()
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        parsed = {"error": data.decode(errors="replace")[:300]}
+    if response.status != 200:
+        raise TransferError(_explain(response.status, parsed))
+    return parsed
+
+
+def _send_missing(session: Session, state: dict, source, fd: int, progress: _Progress) -> dict:
+    """Send every range the server lacks (holes declared, data sent) until it lacks none."""
+    size = state["size"]
+    while state["missing"]:
+        for start, end in state["missing"]:
+            for offset, length, is_data in _runs(fd, start, end):
+                if not is_data:
+                    state = _put_hole(session, state["chunks_url"], offset, length)
+                    continue
+                for chunk in range(offset, offset + length, CHUNK_BYTES):
+                    n = min(CHUNK_BYTES, offset + length - chunk)
+                    state = _put_range(session, state["chunks_url"], source, chunk, n, size)
+                    progress.say(f"sent {_human(state['received_bytes'] - state['hole_bytes'])}, "
+                                 f"{_human(state['received_bytes'])} of {_human(size)} accounted for")
+        state = session.json("GET", state["url"])  # the server's word on what is still missing
+    return state
+
+
 def upload(session: Session, path: str, pool: int, volume: str, *, capacity: str | None = None,
            replace: bool = False, resume: str | None = None, quiet: bool = False) -> dict:
-    raise NotImplementedError
+    """Upload the file into pool/volume and wait for the job; returns the job's final snapshot."""
+    size = os.path.getsize(path)
+    if resume:
+        state = session.json("GET", f"/volumes/uploads/{resume}/")
+        if state["size"] != size:
+            raise TransferError(f"upload {resume} is of a {state['size']}-byte file; {path} has {size} bytes")
+    else:
+        fields = {"pool": pool, "volume": volume, "mode": "existing" if replace else "new", "size": size,
+                  "filename": os.path.basename(path), "capacity": capacity, "confirm": volume if replace else None}
+        state = session.json("POST", "/volumes/uploads/", {k: v for k, v in fields.items() if v is not None})
+    progress = _Progress(quiet, size)
+    progress.say(f"upload {state['id']} (resume with --resume {state['id']})", force=True)
+    with open(path, "rb") as source:
+        fd = source.fileno()
+        failures = 0
+        while True:
+            try:
+                state = _send_missing(session, state, source, fd, progress)
+                break
+            except (OSError, http.client.HTTPException) as exc:  # a dropped connection: resume
+                failures += 1
+                if failures > RETRIES:
+                    raise TransferError(f"gave up after {RETRIES} reconnections ({exc}); "
+                                        f"resume with --resume {state['id']}") from exc
+                progress.say(f"connection lost ({exc}); resuming", force=True)
+                session.reset()
+                time.sleep(min(2 ** failures, 30))
+                state = session.json("GET", state["url"])
+    sent = time.monotonic()
+    state = session.json("POST", state["complete_url"])
+    job = follow_job(session, state["job"], progress)
+    # The job of an upload into a new volume wrote it while the chunks arrived: little is left after.
+    return {**job, "sent_seconds": sent - progress.started, "seconds": time.monotonic() - progress.started}
+
+
+def follow_job(session: Session, job_id: int, progress: _Progress) -> dict:
+    """Poll the job until it ends; its snapshot, or TransferError with its error."""
+    while True:
+        job = session.json("GET", f"/jobs/{job_id}/")
+        if not job["active"]:
+            break
+        done, total = job.get("done") or 0, job.get("total") or 0
+        progress.say(f"job {job_id}: {job['message']} ({_human(done)} of {_human(total)})")
+        time.sleep(JOB_POLL_SECONDS)
+    if job["state"] != "succeeded":
+        raise TransferError(f"job {job_id} {job['state']}: {job['error']}")
+    return job
 
 
 # -- download ---------------------------------------------------------------------

@@ -7,8 +7,6 @@ with a message that says what to start (`make test` starts all of them).
 from __future__ import annotations
 
 import os
-import re
-import shlex
 import shutil
 import socket
 import subprocess
@@ -20,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from scripts.procfile import procfile_web_args
 
 ROOT = Path(__file__).resolve().parent.parent
 # Tests get their own Celery queue so a `make run` worker on the same Redis never takes their jobs.
@@ -322,25 +322,6 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Itera
         yield worker
     finally:
         worker.stop()
-
-
-def procfile_web_args(host: str, port: int) -> list[str]:
-    """The Procfile's `web:` command with host and port filled in, run by this interpreter.
-
-    The tests start the web server from the Procfile itself, so they exercise the server options
-    that `make run` uses and cannot drift from them.
-    """
-    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
-    values = {"VIRTSTORAGE_HOST": host, "VIRTSTORAGE_PORT": str(port)}
-
-    def substitute(match: re.Match) -> str:
-        if match.group(1) not in values:
-            raise AssertionError(f"Procfile web line uses ${{{match.group(1)}}}, which the tests do not set")
-        return values[match.group(1)]
-
-    args = shlex.split(re.sub(r"\$\{(\w+):-[^}]*\}", substitute, line.removeprefix("web:")))
-    program = Path(args[0]).name  # .venv/bin/granian: the same package, run by the test's interpreter
-    return [sys.executable, "-m", program, *args[1:]]
 
 
 class AsgiServer(ManagedProcess):

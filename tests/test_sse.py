@@ -10,7 +10,7 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from tests.test_upload_download import Api, MiB, _dense_upload, _remove_staging_files  # noqa: F401
+from tests.test_upload_download import Api, MiB, _random_file, _remove_staging_files  # noqa: F401
 from virtstorage.jobs import progress
 from virtstorage.jobs.models import Job
 
@@ -75,10 +75,19 @@ def test_a_real_upload_streams_increasing_progress_and_a_final_state(asgi_server
                                                                      tmp_path):
     pool, _ = synced
     api = Api(asgi_server.url, member)
-    upload = _dense_upload(api, pool, tmp_path, "watched.img", 1024 * MiB)
-    job_id = api.complete(upload).json()["job"]
+    src = _random_file(tmp_path / "w.img", 512 * MiB)
+    upload = api.create(pool=pool.pk, volume="watched.img", mode="new", size=512 * MiB).json()
+    job_id = upload["job"]  # a streaming upload's job runs from the start: watch it before sending
+
+    def send() -> None:
+        sender = Api(asgi_server.url, member)
+        sender.send_file(upload, src)
+        sender.complete(upload)
+
     seen: list[tuple[str, int | None]] = []
+    sending = threading.Thread(target=send)
     with api.http.stream("GET", f"/jobs/{job_id}/events/") as r:
+        sending.start()
         for event, html, _ in sse_events(r):
             if event == "end":
                 break
@@ -89,6 +98,7 @@ def test_a_real_upload_streams_increasing_progress_and_a_final_state(asgi_server
     assert values == sorted(values), seen
     assert seen[-1] == ("succeeded", 100), seen
     # The polling fallback renders the same partial.
+    sending.join()
     partial = api.http.get(f"/jobs/{job_id}/progress/").text
     assert 'data-state="succeeded"' in partial and percent(partial) == 100
 
