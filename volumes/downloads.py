@@ -6,7 +6,6 @@ import asyncio
 import functools
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
@@ -26,6 +25,9 @@ DOWNLOAD_REPORT_SECONDS = 0.2
 DOWNLOAD_CHECK_SECONDS = 1.0
 DOWNLOAD_BLOCK_BYTES = 1024 * 1024  # one response message per block
 DOWNLOAD_QUEUE_BLOCKS = 4  # read ahead of the client by at most this many blocks
+# The server iterates a response's body as soon as it has sent the headers. If the client leaves
+# before that, the body never starts and nothing tells the view: its pump gives up after this.
+BODY_START_SECONDS = 10.0
 
 
 # -- Download -------------------------------------------------------------------
@@ -46,6 +48,10 @@ class _Cancelled(Exception):
     """The owner cancelled the download job."""
 
 
+class _Abandoned(Exception):
+    """The response's body did not start in time: the client left before it."""
+
+
 class _DownloadPump:
     """One thread per download reads the volume ahead into a small bounded queue for the response.
 
@@ -62,10 +68,19 @@ class _DownloadPump:
         self._loop = asyncio.get_running_loop()
         self.stop = threading.Event()
         self.begun = False  # the response started its body (whose end then closes the download)
+        self._created = time.monotonic()
+        self._ending = threading.Lock()
+        self._ended = False
         self.thread = threading.Thread(target=self._run, name=f"download-{ctx.job.pk}", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
+
+    def claim_end(self) -> bool:
+        """True for the first caller only: the download is ended (job, streams) exactly once."""
+        with self._ending:
+            first, self._ended = not self._ended, True
+            return first
 
     async def get(self) -> bytes:
         """The next block (b"" at the end); raises what stopped the reader."""
@@ -76,9 +91,14 @@ class _DownloadPump:
         return item
 
     def _run(self) -> None:
+        abandoned = False
         try:
             last_report = last_check = time.monotonic()
             while not self.stop.is_set():
+                if not self.begun and time.monotonic() - self._created > BODY_START_SECONDS:
+                    abandoned = True
+                    self._loop.call_soon_threadsafe(self.queue.put_nowait, _Abandoned())
+                    return
                 if not self._slots.acquire(timeout=DOWNLOAD_CHECK_SECONDS):
                     continue  # the client is slow (or gone): look at stop again
                 block: bytes | BaseException
@@ -101,8 +121,13 @@ class _DownloadPump:
                     return  # the server's event loop is closed: nobody reads any more
                 if not isinstance(block, bytes) or not block:
                     return
+        except RuntimeError:
+            pass  # the server's event loop is closed
         finally:
             db_connection.close()  # this thread's own connection
+            if abandoned:
+                outcome = (Job.State.FAILED, "The client went away before the download started.")
+                threading.Thread(target=_end_download, args=(self.ctx, self, outcome), daemon=True).start()
 
 
 async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
@@ -150,17 +175,19 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
         await asyncio.to_thread(reader.close)
         raise
     pump = _DownloadPump(ctx, reader, source)
+    pump.start()  # reads ahead while the headers go out; ends the download if the body never starts
 
     async def body() -> AsyncIterator[bytes]:
         outcome: tuple[str, str] = (Job.State.FAILED, "The client went away before the end of the download.")
         pump.begun = True
         try:
-            pump.start()
             while block := await pump.get():
                 yield block
             ctx.job.progress_done = reader.done
             sent = f"Sent {binary_size(reader.done)} of {volume.name}"
             outcome = (Job.State.SUCCEEDED, f"{sent} ({binary_size(reader.data_bytes)} of data)" if framed else sent)
+        except _Abandoned:
+            outcome = (Job.State.FAILED, "The client went away before the download started.")
         except _Cancelled:
             outcome = (Job.State.CANCELLED, "Cancelled by the user; the download is incomplete.")
         except VirtError as exc:
@@ -173,9 +200,6 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
             threading.Thread(target=_end_download, args=(ctx, pump, outcome), daemon=True).start()
 
     content = body()
-    # A response dropped before its body began (the client left at once) never runs body()'s
-    # finally: end the download when the generator is collected, or its streams stay open.
-    weakref.finalize(content, _end_unsent_download, ctx, pump)
     if framed:
         # No Content-Length (the size depends on the holes): the end record tells a whole stream.
         response = StreamingHttpResponse(content, content_type=sparse_format.MIME_TYPE)
@@ -189,13 +213,9 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
-def _end_unsent_download(ctx: runner.JobContext, pump: _DownloadPump) -> None:
-    if not pump.begun:
-        outcome = (Job.State.FAILED, "The client went away before the download started.")
-        threading.Thread(target=_end_download, args=(ctx, pump, outcome), daemon=True).start()
-
-
 def _end_download(ctx: runner.JobContext, pump: _DownloadPump, outcome: tuple[str, str]) -> None:
+    if not pump.claim_end():
+        return  # the pump gave up on a body that never started, and the body started after all
     state, message = outcome
     if pump.thread.is_alive():
         pump.thread.join()  # it sees stop within DOWNLOAD_CHECK_SECONDS, or after its current read
