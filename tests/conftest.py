@@ -254,6 +254,7 @@ def _process_env() -> dict[str, str]:
     env["DATABASE_URL"] = f"sqlite:///{settings.DATABASES['default']['NAME']}"
     env["DJANGO_SETTINGS_MODULE"] = "virtstorage.settings"
     env["PYTHONUNBUFFERED"] = "1"
+    env["DOWNLOAD_IDLE_SECONDS"] = "5"  # a client that hangs up is noticed soon whatever the server says
     return env
 
 

@@ -600,3 +600,28 @@ def test_a_client_leaving_a_sparse_download_fails_its_job(session, volumes, asgi
     job = wait_for(lambda: Job.objects.filter(pk=job_id).exclude(state=Job.State.RUNNING).first(), timeout=30,
                    message="the download job to end")
     assert job.state == Job.State.FAILED and "client went away" in job.error
+
+
+def test_a_client_that_stops_reading_is_let_go(session, volumes, asgi_server):
+    """Whether or not the server tells the response, a client that takes nothing is given up on
+    after DOWNLOAD_IDLE_SECONDS (5 s in tests): the job fails and its libvirt streams close."""
+    from virtstorage.jobs.models import Job
+
+    _, http = session
+    volume, _ = volumes["sparse.img"]  # 200 MiB of mostly zeros: far more than the socket buffers hold
+    server = urlsplit(asgi_server.url)
+    cookies = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+    with socket.create_connection((server.hostname, server.port)) as raw:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        raw.sendall(f"GET /volumes/{volume.pk}/download?sparse=1 HTTP/1.1\r\nHost: {server.netloc}\r\n"
+                    f"Cookie: {cookies}\r\n\r\n".encode())
+        head = raw.recv(4096)
+        assert head.startswith(b"HTTP/1.1 200"), head[:200]
+        job_id = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"x-job-id:")))
+        started = time.monotonic()  # connected, reading nothing more
+        job = wait_for(lambda: Job.objects.filter(pk=job_id).exclude(state=Job.State.RUNNING).first(),
+                       timeout=40, message="the stalled download to be given up")
+        assert time.monotonic() - started < 30
+    assert job.state == Job.State.FAILED and "stopped reading" in job.error, job.error
+    assert (job.progress_done or 0) < 200 * MiB

@@ -163,6 +163,8 @@ JOB_HEARTBEAT_SECONDS = 5
 JOB_STALE_SECONDS = int(os.environ.get("JOB_STALE_SECONDS", "30"))
 # A streaming upload's job gives up (and removes its new volume) after this long without a chunk.
 UPLOAD_IDLE_SECONDS = int(os.environ.get("UPLOAD_IDLE_SECONDS", "600"))
+# A download whose client takes nothing for this long is ended (its job failed, its streams closed).
+DOWNLOAD_IDLE_SECONDS = int(os.environ.get("DOWNLOAD_IDLE_SECONDS", "120"))
 CELERY_BEAT_SCHEDULE = {
     "sync-all-hosts": {"task": "virtstorage.hosts.tasks.sync_all_hosts", "schedule": INVENTORY_SYNC_SECONDS},
     "reap-stale-jobs": {"task": "virtstorage.jobs.tasks.reap_stale_jobs", "schedule": 15.0},

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connection as db_connection
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
@@ -49,7 +50,7 @@ class _Cancelled(Exception):
 
 
 class _Abandoned(Exception):
-    """The response's body did not start in time: the client left before it."""
+    """The response's body did not start in time, or stopped taking blocks: the client left."""
 
 
 class _DownloadPump:
@@ -91,16 +92,28 @@ class _DownloadPump:
         return item
 
     def _run(self) -> None:
-        abandoned = False
+        gone: str | None = None  # why the pump ends the download itself (the response may never)
         try:
-            last_report = last_check = time.monotonic()
+            last_report = last_check = last_taken = time.monotonic()
             while not self.stop.is_set():
                 if not self.begun and time.monotonic() - self._created > BODY_START_SECONDS:
-                    abandoned = True
+                    gone = "The client went away before the download started."
                     self._loop.call_soon_threadsafe(self.queue.put_nowait, _Abandoned())
                     return
                 if not self._slots.acquire(timeout=DOWNLOAD_CHECK_SECONDS):
-                    continue  # the client is slow (or gone): look at stop again
+                    # The client is slow, or gone without the server telling the response (granian
+                    # sometimes never ends a response whose client hung up mid-send).
+                    now = time.monotonic()
+                    if self.begun and now - last_taken > settings.DOWNLOAD_IDLE_SECONDS:
+                        gone = (f"The client went away or stopped reading: it took nothing for "
+                                f"{settings.DOWNLOAD_IDLE_SECONDS} s.")
+                        self._loop.call_soon_threadsafe(self.queue.put_nowait, _Abandoned())
+                        return
+                    if now - last_check >= DOWNLOAD_CHECK_SECONDS:
+                        last_check = now
+                        runner.touch(self.ctx.job)  # slow is not dead: the reaper must not fail it
+                    continue
+                last_taken = time.monotonic()
                 block: bytes | BaseException
                 try:
                     block = self.source.read(DOWNLOAD_BLOCK_BYTES)
@@ -125,9 +138,9 @@ class _DownloadPump:
             pass  # the server's event loop is closed
         finally:
             db_connection.close()  # this thread's own connection
-            if abandoned:
-                outcome = (Job.State.FAILED, "The client went away before the download started.")
-                threading.Thread(target=_end_download, args=(self.ctx, self, outcome), daemon=True).start()
+            if gone:
+                threading.Thread(target=_end_download, args=(self.ctx, self, (Job.State.FAILED, gone)),
+                                 daemon=True).start()
 
 
 async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
