@@ -389,8 +389,8 @@ def test_download_records_the_client_going_away(api, synced, celery_worker, tmp_
 
 
 def test_chunk_bodies_stream_to_disk_and_bad_bodies_are_refused(api, synced, asgi_server, tmp_path):
-    """Chunk bodies bypass Django's spool (volumes/asgi_upload.py): a body longer than its range, or one
-    cut off by the client, records nothing; a large chunk arrives intact in one request."""
+    """Chunk bodies bypass Django's spool (volumes/asgi_upload.py): a body longer than its range records
+    nothing; of one cut off by the client, what arrived is kept; a large chunk arrives intact in one request."""
     import socket
     from urllib.parse import urlsplit
 
@@ -403,19 +403,46 @@ def test_chunk_bodies_stream_to_disk_and_bad_bodies_are_refused(api, synced, asg
     assert longer.status_code == 400 and "holds more than the 2 bytes" in longer.text
     assert api.http.get(upload["url"]).json()["received"] == []
 
-    # A client that announces 1 MiB, sends half and hangs up: the chunk is not recorded.
+    # A client that announces 4 MiB, sends 3 and hangs up: the whole blocks that arrived are kept.
     server = urlsplit(asgi_server.url)
     cookies = "; ".join(f"{k}={v}" for k, v in api.http.cookies.items())
+    sent = os.urandom(3 * MiB)
     with socket.create_connection((server.hostname, server.port)) as raw:
         raw.sendall((f"PUT {url}?offset=0 HTTP/1.1\r\nHost: {server.netloc}\r\nCookie: {cookies}\r\n"
-                     f"X-CSRFToken: {api.http.headers['X-CSRFToken']}\r\nContent-Length: {MiB}\r\n\r\n").encode()
-                    + os.urandom(MiB // 2))
-    time.sleep(0.5)
-    assert api.http.get(upload["url"]).json()["received"] == []
+                     f"X-CSRFToken: {api.http.headers['X-CSRFToken']}\r\nContent-Length: {4 * MiB}\r\n\r\n").encode()
+                    + sent)
+        time.sleep(0.5)
+    received = wait_for(lambda: api.http.get(upload["url"]).json()["received"] or None, timeout=10,
+                        message="the blocks that arrived to be recorded")
+    assert len(received) == 1 and received[0][0] == 0 and MiB <= received[0][1] <= 3 * MiB, received
+    kept = received[0][1]
+    staging = Upload.objects.get(pk=upload["id"]).staging_path
+    with open(staging, "rb") as f:
+        assert f.read(kept) == sent[:kept]
 
     # One 24 MiB request (many blocks through the bounded queue): every byte lands at its offset.
     data = os.urandom(size)
     whole = api.http.put(url, params={"offset": 0}, content=data)
     assert whole.status_code == 200 and whole.json()["received"] == [[0, size]]
-    staging = Upload.objects.get(pk=upload["id"]).staging_path
     assert hashlib.sha256(staging.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_holes_are_declared_many_at_once_and_bad_ones_refused(api, synced, celery_worker, tmp_path):
+    pool, scratch = synced
+    size = 64 * MiB
+    src = make_sparse_file(tmp_path / "h.img", size, [(10 * MiB, MiB), (40 * MiB, 2 * MiB)])
+    upload = api.create(pool=pool.pk, volume="holes.img", mode="new", size=size).json()
+    for bad in ({"holes": [[0, 0]]}, {"holes": [[-1, 5]]}, {"holes": [[size - 1, 2]]}, {"holes": [["0", 5]]},
+                {"holes": "all"}, {}):
+        r = api.http.post(upload["holes_url"], json=bad)
+        assert r.status_code == 400 and r.json()["received"] == [], (bad, r.text)
+    holes = [[0, 10 * MiB], [11 * MiB, 29 * MiB], [42 * MiB, size - 42 * MiB]]
+    state = api.http.post(upload["holes_url"], json={"holes": holes}).json()
+    assert state["hole_bytes"] == size - 3 * MiB and state["missing"] == [[10 * MiB, 11 * MiB], [40 * MiB, 42 * MiB]]
+    state = api.send_file(upload, src, start=10 * MiB, stop=11 * MiB)
+    state = api.send_file(upload, src, start=40 * MiB, stop=42 * MiB)
+    assert state["missing"] == []
+    job = wait_for_job(api.complete(upload).json()["job"])
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert sha256_file(scratch.path / "holes.img") == sha256_file(src)
+    assert disk_usage_bytes(scratch.path / "holes.img") < 8 * MiB

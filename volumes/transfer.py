@@ -5,6 +5,7 @@ The upload API, for browsers (static/js/upload.js) and scripts alike:
   GET    /volumes/uploads/<id>/                 what has arrived, to resume
   PUT    /volumes/uploads/<id>/chunks?offset=N  body = bytes (or Content-Range: bytes a-b/size)
   PUT    /volumes/uploads/<id>/chunks?offset=N&hole=L   L bytes of zeros, not sent
+  POST   /volumes/uploads/<id>/holes            {"holes": [[offset, length], ...]}: many at once
   POST   /volumes/uploads/<id>/complete         launch the job that writes the volume
   DELETE /volumes/uploads/<id>/                 abandon
   GET    /volumes/<pk>/download[?sparse=1]      the volume's bytes
@@ -43,6 +44,8 @@ from .sizes import parse_size
 from .transfer_tasks import truncation_message, upload_volume
 
 BODY_PIECE = 1024 * 1024  # the request body is copied to the staging file in pieces this big
+RECORD_BYTES = 16 * 1024 * 1024  # a chunk's bytes are recorded as received this often while it arrives
+MAX_HOLES_PER_REQUEST = 100_000
 _ZERO_PIECE = bytes(BODY_PIECE)
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
@@ -147,6 +150,7 @@ def upload_state(upload: Upload) -> dict:
         "id": str(upload.pk),
         "url": reverse("volumes:upload", args=[upload.pk]),
         "chunks_url": reverse("volumes:upload_chunks", args=[upload.pk]),
+        "holes_url": reverse("volumes:upload_holes", args=[upload.pk]),
         "complete_url": reverse("volumes:upload_complete", args=[upload.pk]),
         "pool": upload.pool_id,
         "volume": upload.volume_name,
@@ -312,11 +316,14 @@ def _write_body(request: HttpRequest, upload: Upload, offset: int, length: int, 
     """Copy the body into the staging file at offset; returns bytes read (compare to length).
 
     Pieces of zeros in ranges not received before are skipped: the staging file is sparse,
-    so they already read as zeros and a script's dense upload still stays thin.
+    so they already read as zeros and a script's dense upload still stays thin. Every
+    RECORD_BYTES the bytes written so far are recorded as received: a streaming job follows
+    a large chunk while it arrives, and a chunk cut short keeps what did arrive.
     """
     fd = os.open(upload.staging_path, os.O_WRONLY)
+    recorded = pos = offset
+    end = offset + length
     try:
-        pos, end = offset, offset + length
         for pieces in _body_blocks(request):
             size = sum(len(piece) for piece in pieces)
             if pos + size > end:
@@ -326,25 +333,54 @@ def _write_body(request: HttpRequest, upload: Upload, offset: int, length: int, 
                 if written < size:  # a full disk: writing the rest raises the error
                     os.pwrite(fd, b"".join(pieces)[written:], pos + written)
             pos += size
+            if pos - recorded >= RECORD_BYTES and pos < end:
+                _record(upload, [(recorded, pos)])
+                recorded = pos
     except BodyAborted:
         pass  # the client is gone; the short count says so
     finally:
         os.close(fd)
+    if recorded < pos < end:
+        _record(upload, [(recorded, pos)])
     return pos - offset
+
+
+def _record(upload: Upload, ranges: list[tuple[int, int]], *, holes: bool = False) -> Upload:
+    """Add [start, end) ranges to what the upload has received (holes: declared zeros, not sent)."""
+    with transaction.atomic():
+        upload = Upload.objects.select_for_update().get(pk=upload.pk)
+        before = upload.received_bytes
+        received = upload.received
+        for start, end in ranges:
+            received = merge_range(received, start, end)
+        upload.received = received
+        upload.received_bytes = sum(hi - lo for lo, hi in received)
+        if holes:
+            upload.hole_bytes += upload.received_bytes - before
+        upload.state = Upload.State.RECEIVING
+        upload.save(update_fields=["received", "received_bytes", "hole_bytes", "state", "updated_at"])
+    return upload
+
+
+def _takes_data(upload: Upload) -> JsonResponse | None:
+    """The refusal when the upload takes no more data, else None."""
+    if upload.state not in (Upload.State.RECEIVING, Upload.State.FAILED):
+        return _error(f"This upload is {upload.get_state_display().lower()}: it takes no more data.", 409)
+    if not upload.staging_path.exists():
+        return _error("The staging file of this upload is gone: start a new upload.", 410)
+    return None
 
 
 @member_required
 @require_http_methods(["PUT"])
 def upload_chunk(request: HttpRequest, pk) -> JsonResponse:
     upload = _own_upload(request, pk)
-    if upload.state not in (Upload.State.RECEIVING, Upload.State.FAILED):
-        return _error(f"This upload is {upload.get_state_display().lower()}: it takes no more data.", 409)
+    if refusal := _takes_data(upload):
+        return refusal
     try:
         offset, length, hole = _chunk_range(request, upload)
     except ValueError as exc:
         return _error(str(exc), 400, **upload_state(upload))
-    if not upload.staging_path.exists():
-        return _error("The staging file of this upload is gone: start a new upload.", 410)
     if not hole:
         fresh = not any(lo < offset + length and offset < hi for lo, hi in upload.received)
         try:
@@ -352,18 +388,36 @@ def upload_chunk(request: HttpRequest, pk) -> JsonResponse:
         except ValueError as exc:
             return _error(str(exc), 400, **upload_state(upload))
         if got != length:
-            return _error(f"The chunk is truncated: {got} of {length} bytes arrived; send it again.", 400,
-                          **upload_state(upload))
-    with transaction.atomic():
-        upload = Upload.objects.select_for_update().get(pk=upload.pk)
-        before = sum(hi - lo for lo, hi in upload.received)
-        upload.received = merge_range(upload.received, offset, offset + length)
-        upload.received_bytes = sum(hi - lo for lo, hi in upload.received)
-        if hole:
-            upload.hole_bytes += upload.received_bytes - before
-        upload.state = Upload.State.RECEIVING
-        upload.save(update_fields=["received", "received_bytes", "hole_bytes", "state", "updated_at"])
+            upload.refresh_from_db()
+            return _error(f"The chunk is truncated: {got} of {length} bytes arrived (those are kept); "
+                          "send the rest again.", 400, **upload_state(upload))
+    upload = _record(upload, [(offset, offset + length)], holes=hole)
     return JsonResponse(upload_state(upload))
+
+
+@member_required
+@require_POST
+def upload_holes(request: HttpRequest, pk) -> JsonResponse:
+    """Declare many ranges of zeros at once: {"holes": [[offset, length], ...]} (a sparse image's
+    holes in one request instead of one each)."""
+    upload = _own_upload(request, pk)
+    if refusal := _takes_data(upload):
+        return refusal
+    try:
+        holes = _payload(request).get("holes")
+        if not isinstance(holes, list) or len(holes) > MAX_HOLES_PER_REQUEST:
+            raise ValueError(f"Send {{\"holes\": [[offset, length], ...]}}, at most {MAX_HOLES_PER_REQUEST} of them.")
+        ranges = []
+        for hole in holes:
+            if not (isinstance(hole, list) and len(hole) == 2 and all(type(n) is int for n in hole)):
+                raise ValueError(f"Each hole is [offset, length] in bytes, not {hole!r}.")
+            offset, length = hole
+            if offset < 0 or length <= 0 or offset + length > upload.size:
+                raise ValueError(f"The hole [{offset}, {length}] is empty or outside the file ({upload.size} bytes).")
+            ranges.append((offset, offset + length))
+    except ValueError as exc:
+        return _error(str(exc), 400, **upload_state(upload))
+    return JsonResponse(upload_state(_record(upload, ranges, holes=True)))
 
 
 @member_required
