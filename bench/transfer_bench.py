@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import secrets
 import shutil
 import socket
@@ -62,6 +63,21 @@ def peak_rss(pids: list[int]) -> int:
         except OSError:
             pass
     return peak
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system, with that of their reaped children) the processes have used."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / _TICKS
 
 
 def children(pid: int) -> list[int]:
@@ -121,6 +137,31 @@ class App:
                 Path(f"/proc/{pid}/clear_refs").write_text("5")
             except OSError:
                 pass
+
+    def pids(self) -> dict[str, list[int]]:
+        """The processes of each party (granian and Celery work in children of the ones started here)."""
+        libvirtd = subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True, text=True).stdout.split()
+        return {"web": [self.web.pid, *children(self.web.pid)],
+                "worker": [self.worker.pid, *children(self.worker.pid)],
+                "libvirtd": [int(pid) for pid in libvirtd]}
+
+    @staticmethod
+    def cpu(pids: dict[str, list[int]]) -> dict[str, float]:
+        """CPU seconds used so far by each party of a transfer (the client is this process, virsh
+        its child)."""
+        children_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {**{party: cpu_seconds(members) for party, members in pids.items()},
+                "client": time.process_time(), "virsh": children_usage.ru_utime + children_usage.ru_stime}
+
+    def measured(self, call, *args) -> tuple[float, dict[str, float], object]:
+        """(seconds, CPU seconds each party used, result) of call(*args)."""
+        pids = self.pids()
+        before = self.cpu(pids)
+        started = time.perf_counter()
+        result = call(*args)
+        seconds = time.perf_counter() - started
+        after = self.cpu(pids)
+        return seconds, {k: round(after[k] - before[k], 2) for k in after if after[k] - before[k] >= 0.005}, result
 
     def peaks(self) -> dict[str, int]:
         # granian and Celery both work in child processes of the one started here.
@@ -240,45 +281,55 @@ def run_cases(app: App, pool_name: str, pool_path: Path, files: dict[str, Path])
 
         # Uploads: virsh and the app alternate, each into a fresh volume, best of REPEAT; dirty pages
         # of the previous run are written back first so no run pays for another's writeback.
-        virsh_runs, app_runs, phases = [], [], []
+        virsh_runs, app_runs, phases, virsh_cpu, app_cpu = [], [], [], [], []
         app.reset_peaks()
         for attempt in range(REPEAT):
             last = attempt == REPEAT - 1
             name = virsh_name if last else f"virsh-{kind}-{attempt}.img"
             virsh("vol-create-as", pool_name, name, str(size), "--allocation", "0", "--format", "raw")
             os.sync()
-            virsh_runs.append(timed(virsh, "vol-upload", "--pool", pool_name, name, str(path), *flags))
+            seconds, cpu, _ = app.measured(virsh, "vol-upload", "--pool", pool_name, name, str(path), *flags)
+            virsh_runs.append(seconds)
+            virsh_cpu.append(cpu)
             os.sync()
-            started = time.perf_counter()
-            phases.append(app_upload(path, app_name if last else f"app-{kind}-{attempt}.img"))
-            app_runs.append(time.perf_counter() - started)
+            seconds, cpu, phase = app.measured(app_upload, path, app_name if last else f"app-{kind}-{attempt}.img")
+            app_runs.append(seconds)
+            app_cpu.append(cpu)
+            phases.append(phase)
             if not last:
                 virsh("vol-delete", "--pool", pool_name, name)
                 virsh("vol-delete", "--pool", pool_name, f"app-{kind}-{attempt}.img")
-        fastest = phases[app_runs.index(best(app_runs))]
+        fastest = app_runs.index(best(app_runs))
         results.append({
             "case": f"upload_{kind}", "file_bytes": size, "app_s": best(app_runs), "virsh_s": best(virsh_runs),
             "ratio": best(app_runs) / best(virsh_runs), "app_runs_s": app_runs, "virsh_runs_s": virsh_runs,
-            "app_sent_s": fastest["sent_s"],
+            "app_sent_s": phases[fastest]["sent_s"],
+            "app_cpu_s": app_cpu[fastest], "virsh_cpu_s": virsh_cpu[virsh_runs.index(best(virsh_runs))],
             "disk_size_bytes": disk_size(pool_path / app_name),
             "virsh_disk_size_bytes": disk_size(pool_path / virsh_name), **app.peaks(),
         })
 
         # Downloads of the volumes just uploaded (both warm in the page cache), best of REPEAT.
         virsh_target, app_target = scratch / f"virsh-{kind}.out", scratch / f"app-{kind}.out"
-        virsh_runs, app_runs = [], []
+        virsh_runs, app_runs, virsh_cpu, app_cpu = [], [], [], []
         app.reset_peaks()
         for _ in range(REPEAT):
             os.sync()
-            virsh_runs.append(timed(virsh, "vol-download", "--pool", pool_name, virsh_name, str(virsh_target),
-                                    *flags))
+            seconds, cpu, _ = app.measured(virsh, "vol-download", "--pool", pool_name, virsh_name,
+                                           str(virsh_target), *flags)
+            virsh_runs.append(seconds)
+            virsh_cpu.append(cpu)
             os.sync()
-            app_runs.append(timed(app_download, app_name, app_target, sparse))
+            seconds, cpu, _ = app.measured(app_download, app_name, app_target, sparse)
+            app_runs.append(seconds)
+            app_cpu.append(cpu)
             if os.path.getsize(app_target) != size:
                 raise RuntimeError(f"download of {kind} has {os.path.getsize(app_target)} bytes, not {size}")
         row = {
             "case": f"download_{kind}", "file_bytes": size, "app_s": best(app_runs), "virsh_s": best(virsh_runs),
             "ratio": best(app_runs) / best(virsh_runs), "app_runs_s": app_runs, "virsh_runs_s": virsh_runs,
+            "app_cpu_s": app_cpu[app_runs.index(best(app_runs))],
+            "virsh_cpu_s": virsh_cpu[virsh_runs.index(best(virsh_runs))],
             "disk_size_bytes": disk_size(app_target), "virsh_disk_size_bytes": disk_size(virsh_target),
             **app.peaks(),
         }
@@ -286,6 +337,10 @@ def run_cases(app: App, pool_name: str, pool_path: Path, files: dict[str, Path])
         virsh_target.unlink()
         app_target.unlink()
     return results
+
+
+def _cpu_text(cpu: dict[str, float]) -> str:
+    return f"{sum(cpu.values()):.2f} (" + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()) + ")"
 
 
 def main() -> list[dict]:
@@ -325,6 +380,7 @@ def main() -> list[dict]:
         if row["case"] == "download_dense":
             print(f"{'':18} (floor: a bare ASGI app on the same server streams 1 GiB from memory to this client in "
                   f"{floor['down_s']:.2f} s)")
+        print(f"{'':18} CPU seconds: app {_cpu_text(row['app_cpu_s'])}; virsh {_cpu_text(row['virsh_cpu_s'])}")
         if "app_sent_s" in row:
             print(f"{'':18} (the client sent its last chunk after {row['app_sent_s']:.2f} s; the job writes the "
                   "volume while chunks arrive)")
