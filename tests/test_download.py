@@ -3,6 +3,7 @@ end through the real ASGI server and libvirtd with scripts/vstransfer.py's downl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import io
@@ -11,6 +12,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -583,20 +585,28 @@ class _replaying_server:  # noqa: N801 - used as a context manager
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_client_leaving_a_sparse_download_fails_its_job(session, volumes, asgi_server):
-    from virtstorage.jobs.models import Job
-
+@contextlib.contextmanager
+def _raw_download(asgi_server, session, path: str) -> Iterator[tuple[socket.socket, int]]:
+    """A GET on a bare socket with a small receive buffer, left unread: (socket, the job's id) once the
+    headers came; the connection closes when the block ends."""
     _, http = session
-    volume, _ = volumes["dense.img"]
     server = urlsplit(asgi_server.url)
     cookies = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
     with socket.create_connection((server.hostname, server.port)) as raw:
-        raw.sendall(f"GET /volumes/{volume.pk}/download?format=sparse HTTP/1.1\r\nHost: {server.netloc}\r\n"
-                    f"Cookie: {cookies}\r\n\r\n".encode())
-        head = raw.recv(65536)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        raw.sendall(f"GET {path} HTTP/1.1\r\nHost: {server.netloc}\r\nCookie: {cookies}\r\n\r\n".encode())
+        head = raw.recv(4096)
         assert head.startswith(b"HTTP/1.1 200"), head[:200]
-        job_id = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"x-job-id:")))
+        yield raw, int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                            if line.lower().startswith(b"x-job-id:")))
+
+
+def test_a_client_leaving_a_sparse_download_fails_its_job(session, volumes, asgi_server):
+    from virtstorage.jobs.models import Job
+
+    volume, _ = volumes["dense.img"]
+    with _raw_download(asgi_server, session, f"/volumes/{volume.pk}/download?format=sparse") as (_, job_id):
+        pass  # the headers came: hang up
     job = wait_for(lambda: Job.objects.filter(pk=job_id).exclude(state=Job.State.RUNNING).first(), timeout=30,
                    message="the download job to end")
     assert job.state == Job.State.FAILED and "client went away" in job.error
@@ -607,18 +617,8 @@ def test_a_client_that_stops_reading_is_let_go(session, volumes, asgi_server):
     after DOWNLOAD_IDLE_SECONDS (5 s in tests): the job fails and its libvirt streams close."""
     from virtstorage.jobs.models import Job
 
-    _, http = session
     volume, _ = volumes["sparse.img"]  # 200 MiB of mostly zeros: far more than the socket buffers hold
-    server = urlsplit(asgi_server.url)
-    cookies = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
-    with socket.create_connection((server.hostname, server.port)) as raw:
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        raw.sendall(f"GET /volumes/{volume.pk}/download?sparse=1 HTTP/1.1\r\nHost: {server.netloc}\r\n"
-                    f"Cookie: {cookies}\r\n\r\n".encode())
-        head = raw.recv(4096)
-        assert head.startswith(b"HTTP/1.1 200"), head[:200]
-        job_id = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"x-job-id:")))
+    with _raw_download(asgi_server, session, f"/volumes/{volume.pk}/download?sparse=1") as (_, job_id):
         started = time.monotonic()  # connected, reading nothing more
         job = wait_for(lambda: Job.objects.filter(pk=job_id).exclude(state=Job.State.RUNNING).first(),
                        timeout=40, message="the stalled download to be given up")

@@ -291,6 +291,24 @@ def _allocation(scratch, name: str) -> int:
     return int(virsh("vol-info", "--pool", scratch.name, name, "--bytes").split("Allocation:")[1].split()[0])
 
 
+def _streaming(api: Api, synced, tmp_path: Path, name: str, size: int, *, sent: int) -> tuple[dict, Path]:
+    """An upload of a random file into a new volume, the first `sent` bytes sent and its job writing them."""
+    pool, scratch = synced
+    src = _random_file(tmp_path / f"{name}.src", size)
+    upload = api.create(pool=pool.pk, volume=name, mode="new", size=size).json()
+    api.send_file(upload, src, stop=sent)
+    wait_for(lambda: name in virsh("vol-list", scratch.name), timeout=60, message="the job to start")
+    return upload, src
+
+
+def _finish(api: Api, upload: dict, src: Path, scratch, *, sent: int) -> None:
+    """Send the rest of an upload, complete it, and check that the volume holds the file."""
+    api.send_file(upload, src, start=sent)
+    job = wait_for_job(api.complete(upload).json()["job"])
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert sha256_file(scratch.path / upload["volume"]) == sha256_file(src)
+
+
 def test_a_new_volume_is_written_while_the_chunks_arrive(api, synced, celery_worker, tmp_path):
     pool, scratch = synced
     src = _random_file(tmp_path / "s.img", 64 * MiB)
@@ -313,28 +331,19 @@ def test_a_new_volume_is_written_while_the_chunks_arrive(api, synced, celery_wor
 
 def test_cancel_stops_a_streaming_upload_and_removes_its_new_volume(api, synced, celery_worker, tmp_path):
     pool, scratch = synced
-    src = _random_file(tmp_path / "c.img", 64 * MiB)
-    upload = api.create(pool=pool.pk, volume="cancel.img", mode="new", size=64 * MiB).json()
-    api.send_file(upload, src, stop=16 * MiB)
-    wait_for(lambda: "cancel.img" in virsh("vol-list", scratch.name), timeout=60, message="the job to start")
+    upload, src = _streaming(api, synced, tmp_path, "cancel.img", 64 * MiB, sent=16 * MiB)
     assert api.http.post(f"/jobs/{upload['job']}/cancel/").status_code in (200, 302)
     job = wait_for_job(upload["job"])
     assert job.state == Job.State.CANCELLED, (job.state, job.error)
     assert "cancel.img" not in virsh("vol-list", scratch.name)  # half a file is of no use: removed
     assert Upload.objects.get(pk=upload["id"]).state == Upload.State.FAILED
     # The bytes received are kept: sending the rest and completing writes the volume after all.
-    api.send_file(upload, src, start=16 * MiB)
-    job = wait_for_job(api.complete(upload).json()["job"])
-    assert job.state == Job.State.SUCCEEDED, job.error
-    assert sha256_file(scratch.path / "cancel.img") == sha256_file(src)
+    _finish(api, upload, src, scratch, sent=16 * MiB)
 
 
 def test_abandoning_a_streaming_upload_stops_its_job(api, synced, celery_worker, tmp_path):
     pool, scratch = synced
-    src = _random_file(tmp_path / "a.img", 32 * MiB)
-    upload = api.create(pool=pool.pk, volume="abandoned.img", mode="new", size=32 * MiB).json()
-    api.send_file(upload, src, stop=8 * MiB)
-    wait_for(lambda: "abandoned.img" in virsh("vol-list", scratch.name), timeout=60, message="the job to start")
+    upload, _ = _streaming(api, synced, tmp_path, "abandoned.img", 32 * MiB, sent=8 * MiB)
     assert api.http.delete(upload["url"]).status_code == 200
     job = wait_for_job(upload["job"])
     assert job.state == Job.State.CANCELLED, (job.state, job.error)
@@ -344,9 +353,7 @@ def test_abandoning_a_streaming_upload_stops_its_job(api, synced, celery_worker,
 
 def test_killed_worker_fails_the_upload_with_a_reason(api, synced, celery_worker, tmp_path):
     pool, scratch = synced
-    src = _random_file(tmp_path / "k.img", 64 * MiB)
-    upload = api.create(pool=pool.pk, volume="killed.img", mode="new", size=64 * MiB).json()
-    api.send_file(upload, src, stop=16 * MiB)
+    upload, src = _streaming(api, synced, tmp_path, "killed.img", 64 * MiB, sent=16 * MiB)
     job = wait_for(lambda: Job.objects.filter(pk=upload["job"], message__startswith="Sending").first(), timeout=60,
                    interval=0.02, message="the upload to start sending")
     pid = int(job.worker.rsplit(":", 1)[1])
@@ -367,10 +374,7 @@ def test_killed_worker_fails_the_upload_with_a_reason(api, synced, celery_worker
     # job replaces the half-written volume the killed one left.
     state = api.http.get(upload["url"]).json()
     assert state["state"] == "failed" and "stopped responding" in state["error"]
-    api.send_file(upload, src, start=16 * MiB)
-    job = wait_for_job(api.complete(upload).json()["job"])
-    assert job.state == Job.State.SUCCEEDED, job.error
-    assert sha256_file(scratch.path / "killed.img") == sha256_file(src)
+    _finish(api, upload, src, scratch, sent=16 * MiB)
 
 
 def test_download_records_the_client_going_away(api, synced, celery_worker, tmp_path):
