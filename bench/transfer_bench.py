@@ -215,7 +215,7 @@ def http_floor(dense: Path) -> dict[str, float]:
         def down() -> None:
             response = session.request("GET", "/")
             with open(os.devnull, "wb") as sink:
-                vstransfer._download_plain(response, sink.fileno(), GiB, vstransfer._DownloadProgress(True, GiB))
+                vstransfer._download_plain(response, sink.fileno(), GiB, vstransfer._Progress(True, GiB))
 
         return {"up_s": min(timed(up) for _ in range(REPEAT)), "down_s": min(timed(down) for _ in range(REPEAT))}
     finally:

@@ -150,9 +150,9 @@ def _runs(fd: int, start: int, end: int) -> Iterator[tuple[int, int, bool]]:
 
 
 class _Progress:
-    """A line on stderr about once a second."""
+    """Progress lines on stderr, about once a second."""
 
-    def __init__(self, quiet: bool, total: int) -> None:
+    def __init__(self, quiet: bool, total: int = 0) -> None:
         self.quiet, self.total, self.started, self.last = quiet, total, time.monotonic(), 0.0
 
     def say(self, text: str, force: bool = False) -> None:
@@ -161,13 +161,19 @@ class _Progress:
             self.last = now
             print(f"  {now - self.started:6.1f}s  {text}", file=sys.stderr)
 
+    def show(self, done: int) -> None:
+        self.say(f"{_size_text(done)} of {_size_text(self.total)}")
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+
+def _size_text(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+            return f"{int(n)} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n} B"
+    raise AssertionError("unreachable")
 
 
 def _put_range(session: Session, chunks_url: str, source, offset: int, length: int, total: int) -> dict:
@@ -231,8 +237,8 @@ def _send_missing(session: Session, state: dict, source, fd: int, progress: _Pro
             for chunk in range(offset, offset + length, CHUNK_BYTES):
                 n = min(CHUNK_BYTES, offset + length - chunk)
                 state = _put_range(session, state["chunks_url"], source, chunk, n, size)
-                progress.say(f"sent {_human(state['received_bytes'] - state['hole_bytes'])}, "
-                             f"{_human(state['received_bytes'])} of {_human(size)} accounted for")
+                progress.say(f"sent {_size_text(state['received_bytes'] - state['hole_bytes'])}, "
+                             f"{_size_text(state['received_bytes'])} of {_size_text(size)} accounted for")
         state = session.json("GET", state["url"])  # the server's word on what is still missing
     return state
 
@@ -281,7 +287,7 @@ def follow_job(session: Session, job_id: int, progress: _Progress) -> dict:
         if not job["active"]:
             break
         done, total = job.get("done") or 0, job.get("total") or 0
-        progress.say(f"job {job_id}: {job['message']} ({_human(done)} of {_human(total)})")
+        progress.say(f"job {job_id}: {job['message']} ({_size_text(done)} of {_size_text(total)})")
         time.sleep(JOB_POLL_SECONDS)
     if job["state"] != "succeeded":
         raise TransferError(f"job {job_id} {job['state']}: {job['error']}")
@@ -297,36 +303,6 @@ SPARSE_MAGIC = b"VSSPARS1"
 SPARSE_HEADER_BYTES = 17  # kind (1 byte), offset (u64), length (u64), big-endian
 SPARSE_DATA, SPARSE_HOLE, SPARSE_END = b"D", b"H", b"E"
 DOWNLOAD_BLOCK_BYTES = 8 * 1024 * 1024  # read and written per call; one buffer per download
-
-
-def _size_text(n: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
-class _DownloadProgress:
-    """A progress line on stderr, at most once a second."""
-
-    def __init__(self, total: int, quiet: bool) -> None:
-        import time  # here, not at the top: the rest of the file has no use for it
-
-        self.clock = time.monotonic
-        self.total, self.quiet = total, quiet
-        self.started = self.last = self.clock()
-
-    def show(self, done: int) -> None:
-        now = self.clock()
-        if not self.quiet and now - self.last >= 1.0:
-            self.last = now
-            print(f"\r{_size_text(done)} of {_size_text(self.total)}", end="", file=sys.stderr, flush=True)
-
-    def seconds(self) -> float:
-        if not self.quiet and self.last != self.started:
-            print(file=sys.stderr)  # end the progress line
-        return self.clock() - self.started
 
 
 def _read_fully(response: http.client.HTTPResponse, view: memoryview) -> None:
@@ -345,7 +321,7 @@ def _write_fully(fd: int, view: memoryview, offset: int) -> None:
         view, offset = view[n:], offset + n
 
 
-def _download_plain(response: http.client.HTTPResponse, fd: int, total: int, progress: _DownloadProgress) -> int:
+def _download_plain(response: http.client.HTTPResponse, fd: int, total: int, progress: _Progress) -> int:
     buffer = memoryview(bytearray(DOWNLOAD_BLOCK_BYTES))
     done = 0
     while n := response.readinto(buffer):
@@ -357,7 +333,7 @@ def _download_plain(response: http.client.HTTPResponse, fd: int, total: int, pro
     return done
 
 
-def _download_sparse(response: http.client.HTTPResponse, fd: int, progress: _DownloadProgress) -> tuple[int, int]:
+def _download_sparse(response: http.client.HTTPResponse, fd: int, progress: _Progress) -> tuple[int, int]:
     """Write the data frames at their offsets (holes are never written); (size, data bytes)."""
     if response.headers.get_content_type() != SPARSE_MIME_TYPE:
         raise TransferError(f"the server sent {response.headers.get_content_type()}, not the sparse format")
@@ -422,7 +398,7 @@ def download(session: Session, volume_id: int, out_path: str, *, sparse: bool = 
                 text = "the session ended: log in again"
             raise TransferError(f"download refused (HTTP {response.status}): {text}")
         total = int(response.headers.get("X-Volume-Size") or response.headers.get("Content-Length") or 0)
-        progress = _DownloadProgress(total, quiet)
+        progress = _Progress(quiet, total)
         fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             if sparse:
