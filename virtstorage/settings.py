@@ -163,11 +163,16 @@ JOB_HEARTBEAT_SECONDS = 5
 JOB_STALE_SECONDS = int(os.environ.get("JOB_STALE_SECONDS", "30"))
 # A streaming upload's job gives up (and removes its new volume) after this long without a chunk.
 UPLOAD_IDLE_SECONDS = int(os.environ.get("UPLOAD_IDLE_SECONDS", "600"))
+# Unfinished uploads (and their staging files) are removed after this long without a change.
+UPLOAD_EXPIRE_HOURS = float(os.environ.get("UPLOAD_EXPIRE_HOURS", "24"))
+# Chunks are refused when the staging file system would keep less free space than this.
+UPLOAD_STAGING_RESERVE_BYTES = int(os.environ.get("UPLOAD_STAGING_RESERVE_BYTES", str(1024**3)))
 # A download whose client takes nothing for this long is ended (its job failed, its streams closed).
 DOWNLOAD_IDLE_SECONDS = int(os.environ.get("DOWNLOAD_IDLE_SECONDS", "120"))
 CELERY_BEAT_SCHEDULE = {
     "sync-all-hosts": {"task": "virtstorage.hosts.tasks.sync_all_hosts", "schedule": INVENTORY_SYNC_SECONDS},
     "reap-stale-jobs": {"task": "virtstorage.jobs.tasks.reap_stale_jobs", "schedule": 15.0},
+    "expire-uploads": {"task": "volumes.transfer_tasks.expire_uploads", "schedule": 3600.0},
 }
 
 # The local libvirt host registered by `manage.py bootstrap`.

@@ -16,9 +16,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 from django import forms
+from django.conf import settings
 from django.db import transaction
 from django.http import (
     HttpRequest,
@@ -362,6 +365,16 @@ def _record(upload: Upload, ranges: list[tuple[int, int]], *, holes: bool = Fals
     return upload
 
 
+def _refuse_if_no_room(length: int) -> JsonResponse | None:
+    """507 when writing length bytes would leave the staging file system less than its reserve."""
+    free = shutil.disk_usage(Path(settings.VAR_DIR) / "uploads").free
+    if free - length >= settings.UPLOAD_STAGING_RESERVE_BYTES:
+        return None
+    return _error(f"The server has {binary_size(free)} free for uploads and keeps "
+                  f"{binary_size(settings.UPLOAD_STAGING_RESERVE_BYTES)} in reserve, so it cannot take this "
+                  f"{binary_size(length)} chunk. Nothing was written; ask an admin to free space, then resume.", 507)
+
+
 def _takes_data(upload: Upload) -> JsonResponse | None:
     """The refusal when the upload takes no more data, else None."""
     if upload.state not in (Upload.State.RECEIVING, Upload.State.FAILED):
@@ -382,6 +395,8 @@ def upload_chunk(request: HttpRequest, pk) -> JsonResponse:
     except ValueError as exc:
         return _error(str(exc), 400, **upload_state(upload))
     if not hole:
+        if refusal := _refuse_if_no_room(length):
+            return refusal
         fresh = not any(lo < offset + length and offset < hi for lo, hi in upload.received)
         try:
             got = _write_body(request, upload, offset, length, fresh)

@@ -12,10 +12,16 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
 
+from celery import shared_task
 from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
 
 from virtstorage.hosts.inventory import sync_host
+from virtstorage.jobs.models import Job
 from virtstorage.jobs.runner import JobCancelled, JobContext, job_task
 from virtstorage.templatetags.sizes import binary_size
 from virtstorage.virt import LibvirtHost, ObjectExists, ObjectNotFound, VirtError, open_host, streams
@@ -182,3 +188,26 @@ def _remove_quietly(lv: LibvirtHost, pool_name: str, name: str) -> None:
         pass
     except VirtError as exc:
         log.warning("could not remove the partial volume %s/%s: %s", pool_name, name, exc)
+
+
+@shared_task(ignore_result=True)
+def expire_uploads() -> int:
+    """Remove uploads left unfinished for UPLOAD_EXPIRE_HOURS (their staging files can be GiB), and
+    staging files that no upload owns. An upload whose job is running is left alone."""
+    cutoff = timezone.now() - timedelta(hours=settings.UPLOAD_EXPIRE_HOURS)
+    stale = (Upload.objects.filter(updated_at__lt=cutoff).exclude(state=Upload.State.SENDING)
+             .filter(Q(job__isnull=True) | ~Q(job__state__in=Job.ACTIVE_STATES)))
+    removed = 0
+    for upload in stale:
+        upload.staging_path.unlink(missing_ok=True)
+        upload.delete()
+        removed += 1
+    staging_dir = Path(settings.VAR_DIR) / "uploads"
+    known = {f"{pk}.part" for pk in Upload.objects.values_list("pk", flat=True)}
+    for path in staging_dir.glob("*.part") if staging_dir.is_dir() else []:
+        if path.name not in known and path.stat().st_mtime < cutoff.timestamp():
+            path.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        log.info("removed %d expired uploads and orphaned staging files", removed)
+    return removed
