@@ -450,3 +450,35 @@ def test_holes_are_declared_many_at_once_and_bad_ones_refused(api, synced, celer
     assert job.state == Job.State.SUCCEEDED, job.error
     assert sha256_file(scratch.path / "holes.img") == sha256_file(src)
     assert disk_usage_bytes(scratch.path / "holes.img") < 8 * MiB
+
+
+def _qcow2(path: Path, backing: str | None = None) -> Path:
+    args = ["-b", backing, "-F", "raw"] if backing else []
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", *args, str(path), "16M"], check=True)
+    return path
+
+
+def test_an_image_with_a_backing_file_is_refused_before_anything_is_written(api, synced, celery_worker, tmp_path):
+    pool, scratch = synced
+    overlay = _qcow2(tmp_path / "overlay.qcow2", backing="/etc/hostname")
+    size = overlay.stat().st_size
+    upload = api.create(pool=pool.pk, volume="backed.qcow2", mode="new", size=size).json()
+    api.send_file(upload, overlay)
+    job = wait_for_job(api.complete(upload).json()["job"])
+    assert job.state == Job.State.FAILED and "backed by '/etc/hostname'" in job.error, job.error
+    assert "backed.qcow2" not in virsh("vol-list", scratch.name)
+    # Replacing a volume with it: the volume keeps what it held.
+    before = sha256_file(scratch.path / "raw-prealloc.img")
+    upload = api.create(pool=pool.pk, volume="raw-prealloc.img", mode="existing", size=size,
+                        confirm="raw-prealloc.img").json()
+    api.send_file(upload, overlay)
+    job = wait_for_job(api.complete(upload).json()["job"])
+    assert job.state == Job.State.FAILED and "nothing was written" in job.error
+    assert sha256_file(scratch.path / "raw-prealloc.img") == before
+    # A self-contained qcow2 goes in, and libvirt sees it as one.
+    plain = _qcow2(tmp_path / "plain.qcow2")
+    upload = api.create(pool=pool.pk, volume="plain.qcow2", mode="new", size=plain.stat().st_size).json()
+    api.send_file(upload, plain)
+    job = wait_for_job(api.complete(upload).json()["job"])
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert Volume.objects.get(pool=pool, name="plain.qcow2").format == "qcow2"

@@ -26,6 +26,7 @@ from virtstorage.jobs.runner import JobCancelled, JobContext, job_task
 from virtstorage.templatetags.sizes import binary_size
 from virtstorage.virt import LibvirtHost, ObjectExists, ObjectNotFound, VirtError, open_host, streams
 
+from . import images
 from .models import Upload
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,10 @@ WAIT_MAX_SECONDS = 0.5
 
 class UploadTruncated(Exception):
     """Some byte ranges never arrived: the volume is not written (or a new one is removed)."""
+
+
+class UnsafeImage(Exception):
+    """The image refers to files outside itself (a backing file): it is not written."""
 
 
 class UploadStalled(Exception):
@@ -127,6 +132,7 @@ def _send(ctx: JobContext, upload: Upload, pool_name: str, name: str) -> str:
                 f"The upload is truncated: the staging file holds {os.fstat(fd).st_size} bytes, "
                 f"not {upload.size}. Nothing was written to the volume.")
         ctx.check_cancel()
+        _refuse_backed_image(ctx, upload, fd)
         with open_host(ctx.host.uri, shared=False) as lv:
             replace = upload.mode == Upload.Mode.EXISTING
             # What an earlier job of this upload left (its worker was killed) is ours to replace.
@@ -154,10 +160,30 @@ def _send(ctx: JobContext, upload: Upload, pool_name: str, name: str) -> str:
                     _remove_quietly(lv, pool_name, name)
                     Upload.objects.filter(pk=upload.pk).update(volume_created=False)
                 raise
+            if info.backing_path:  # a format whose header we do not read ourselves: libvirt's probe
+                _remove_quietly(lv, pool_name, name)
+                raise UnsafeImage(f"libvirt reads the uploaded image as {info.format} backed by "
+                                  f"{info.backing_path}; an upload must be a self-contained image, so volume "
+                                  f"{name} was removed. Flatten it first (qemu-img convert -O qcow2 in out).")
     finally:
         os.close(fd)
     return (f"Uploaded {binary_size(upload.size)} into {pool_name}/{name}: {info.format}, "
             f"virtual size {binary_size(info.capacity)}, disk size {binary_size(info.allocation)}")
+
+
+def _refuse_backed_image(ctx: JobContext, upload: Upload, fd: int) -> None:
+    """Read the image's header (waiting for its first bytes if they are still on their way) and refuse
+    a qcow2 that names a backing file, before any volume is created or replaced."""
+    need = min(images.HEADER_BYTES, upload.size)
+    ready = upload.size if upload.completed else 0
+    available = _arrived(ctx, upload)
+    while ready < need:
+        ready = available(ready)
+    backing = images.backing_reference(os.pread(fd, need, 0))
+    if backing:
+        raise UnsafeImage(f"The image is a qcow2 backed by {backing!r}: attached to a guest, it would read "
+                          "that file of the host. Upload a self-contained image (qemu-img convert -O qcow2 "
+                          "in out); nothing was written.")
 
 
 def _write(ctx: JobContext, lv: LibvirtHost, upload: Upload, fd: int, pool_name: str, name: str):
