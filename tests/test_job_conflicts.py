@@ -57,3 +57,22 @@ def test_downloads_share_a_volume_but_a_delete_waits_for_them(pool):
         start(delete_volume_job, pool, "delete", "a.img")
     with pytest.raises(JobConflict, match="busy"):
         start(stop_pool_job, pool, "pool-stop")
+
+
+def test_a_clone_keeps_its_target_pool_and_new_name_busy(pool, local_host):
+    from volumes.tasks import clone_volume_job
+
+    other = StoragePool.objects.create(host=local_host, name="q", state="active")
+    clone = launch(clone_volume_job, kind="clone", user=None, host=local_host, pool=pool, volume_name="src.img",
+                   target_pool=other, target_volume_name="copy.img")
+    with pytest.raises(JobConflict, match=f"job #{clone.pk}, which writes “copy.img” in pool q"):
+        start(stop_pool_job, other, "pool-stop")  # stopping the pool the clone writes into
+    with pytest.raises(JobConflict, match=f"job #{clone.pk}"):
+        start(delete_volume_job, other, "upload", "copy.img")  # another job on the name it creates
+    assert start(delete_volume_job, other, "delete", "unrelated.img").state == Job.State.QUEUED
+    # And a clone into a pool that is busy is refused before it starts.
+    stop = running(other, "pool-stop")
+    Job.objects.filter(pk=clone.pk).update(state=Job.State.SUCCEEDED)
+    with pytest.raises(JobConflict, match=f"Pool q is busy with job #{stop.pk}"):
+        launch(clone_volume_job, kind="clone", user=None, host=local_host, pool=pool, volume_name="src.img",
+               target_pool=other, target_volume_name="copy2.img")

@@ -38,6 +38,10 @@ class Job(models.Model):
     # Names are kept as text: the job outlives a deleted volume or pool row.
     pool_name = models.CharField(max_length=255, blank=True)
     volume_name = models.CharField(max_length=255, blank=True, db_index=True)
+    # A second place the job writes (a clone's new volume): conflicts are checked there too.
+    target_pool = models.ForeignKey("pools.StoragePool", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    target_volume_name = models.CharField(max_length=255, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="jobs")
     params = models.JSONField(default=dict, blank=True)

@@ -54,8 +54,10 @@ SHARED_KINDS = frozenset({"download", "sync"})
 
 
 def launch(task, *, kind: str, user, host, pool=None, volume_name: str = "", params: dict | None = None,
-           cancellable: bool = False, pool_name: str = "") -> Job:
-    """Create a job and queue it. Raises QueueUnavailable or JobConflict with a clear message."""
+           cancellable: bool = False, pool_name: str = "", target_pool=None, target_volume_name: str = "") -> Job:
+    """Create a job and queue it. Raises QueueUnavailable or JobConflict with a clear message.
+
+    target_pool/target_volume_name: a second place the job writes (a clone into another pool)."""
     if not progress.broker_available():
         raise QueueUnavailable(
             "The job queue (Redis) is not reachable, so nothing was started. "
@@ -63,38 +65,55 @@ def launch(task, *, kind: str, user, host, pool=None, volume_name: str = "", par
         )
     with transaction.atomic():
         job = _create_job(kind=kind, user=user, host=host, pool=pool, volume_name=volume_name, params=params,
-                          cancellable=cancellable, pool_name=pool_name)
+                          cancellable=cancellable, pool_name=pool_name, target_pool=target_pool,
+                          target_volume_name=target_volume_name)
         transaction.on_commit(functools.partial(_enqueue, task, job.pk), robust=False)
     return job
 
 
 def _create_job(*, kind: str, user, host, pool, volume_name: str, params: dict | None, cancellable: bool,
-                pool_name: str = "", **fields) -> Job:
+                pool_name: str = "", target_pool=None, target_volume_name: str = "", **fields) -> Job:
     """The Job row, after the conflict check; call inside a transaction."""
-    _refuse_if_busy(kind, pool, volume_name)
+    places = [(pool, volume_name)] + ([(target_pool, target_volume_name)] if target_pool is not None else [])
+    _refuse_if_busy(kind, places)
     return Job.objects.create(
         kind=kind, host=host, pool=pool, pool_name=pool_name or (pool.name if pool else ""),
         volume_name=volume_name, created_by=user if user and user.is_authenticated else None,
-        params=params or {}, cancellable=cancellable, **fields,
+        params=params or {}, cancellable=cancellable, target_pool=target_pool,
+        target_volume_name=target_volume_name, **fields,
     )
 
 
-def _refuse_if_busy(kind: str, pool, volume_name: str) -> None:
+def _touching(pool, volume_name: str) -> Q:
+    """Active jobs that touch the volume (or, with no name, anything) of the pool, where they read or write."""
+    if not volume_name:
+        return Q(pool=pool) | Q(target_pool=pool)
+    return (Q(pool=pool) & Q(volume_name__in=[volume_name, ""])) | Q(target_pool=pool,
+                                                                      target_volume_name=volume_name)
+
+
+def _refuse_if_busy(kind: str, places: list[tuple[object, str]]) -> None:
     """Raise JobConflict if the job would collide with an active one; call inside the creating transaction.
 
     A volume job needs its volume free (shared kinds such as downloads may run side by side);
     a pool job (volume_name empty: start, stop, delete...) needs the whole pool free, and a
-    volume job waits for a running pool job. Locking the pool row serializes two launches on
-    one pool (SQLite's immediate transactions already do).
+    volume job waits for a running pool job. A job that also writes elsewhere (a clone's new
+    volume in another pool) needs that place free too, and keeps it busy while it runs.
+    Locking the pool rows (in one order) serializes launches on a pool (SQLite's immediate
+    transactions already do).
     """
-    if pool is None:
+    places = [(pool, name) for pool, name in places if pool is not None]
+    if not places:
         return
-    type(pool).objects.select_for_update().filter(pk=pool.pk).first()
-    active = Job.objects.active().filter(pool=pool)
+    pools = sorted({pool.pk: pool for pool, _ in places}.values(), key=lambda pool: pool.pk)
+    for pool in pools:
+        type(pool).objects.select_for_update().filter(pk=pool.pk).first()
+    touching = Q()
+    for pool, volume_name in places:
+        touching |= _touching(pool, volume_name)
+    active = Job.objects.active().filter(touching)
     if kind in SHARED_KINDS:
         active = active.exclude(kind__in=SHARED_KINDS)
-    if volume_name:
-        active = active.filter(Q(volume_name=volume_name) | Q(volume_name=""))
     other = active.first()
     if other is None:
         return
@@ -102,6 +121,8 @@ def _refuse_if_busy(kind: str, pool, volume_name: str) -> None:
         what = f"“{other.volume_name}” is busy with job #{other.pk}"
     else:
         what = f"Pool {other.pool_name} is busy with job #{other.pk}"
+    if other.target_pool_id and any(pool.pk == other.target_pool_id for pool, _ in places):
+        what += f", which writes “{other.target_volume_name}” in pool {other.target_pool.name}"
     raise JobConflict(f"{what} ({other.get_kind_display().lower()}, {other.get_state_display().lower()}); "
                       "wait for it to finish.")
 
