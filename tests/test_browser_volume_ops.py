@@ -38,3 +38,30 @@ def test_create_then_delete_a_volume_from_the_browser(asgi_server, celery_worker
         page.wait_for_url("**/jobs/*/")
         page.wait_for_selector(".progress[data-state=succeeded]", timeout=60_000)
     assert "from-browser.qcow2" not in virsh("vol-list", scratch.name)
+
+
+def test_pick_a_backing_volume_by_searching_for_it(asgi_server, celery_worker, synced, member):
+    from volumes.models import Volume
+
+    pool, scratch = synced
+    Volume.objects.bulk_create(Volume(pool=pool, name=f"bulk-{i:04}.qcow2", format="qcow2", capacity=2**20)
+                               for i in range(120))  # rows only: more than the picker lists at once
+    base = Volume.objects.get(pool=pool, name="raw-thin.img")
+    Volume.objects.filter(pk=base.pk).update(name="zz-base.img")  # sorted past the first 50
+    virsh("vol-clone", "--pool", scratch.name, "raw-thin.img", "zz-base.img")
+    Volume.objects.filter(pk=base.pk).update(path=str(scratch.path / "zz-base.img"))
+    with browser_page(asgi_server.url) as page:
+        log_in(page, member.username, "correct-horse-battery")
+        page.goto(f"/volumes/new/in-pool/{pool.pk}/")
+        assert page.locator("#id_backing option", has_text="zz-base.img").count() == 0
+        page.fill("input[name=backing_search]", "zz-base")
+        page.wait_for_selector("#id_backing option:has-text('zz-base.img')", state="attached")
+        page.select_option("#id_backing", label=page.locator("#id_backing option", has_text="zz-base.img")
+                           .inner_text())
+        page.fill("#id_name", "picked-overlay.qcow2")
+        page.fill("#id_capacity", "64M")
+        page.select_option("#id_format", "qcow2")
+        page.click("button:has-text('Create volume')")
+        page.wait_for_url("**/jobs/*/")
+        page.wait_for_selector(".progress[data-state=succeeded]", timeout=60_000)
+    assert "zz-base.img" in virsh("vol-dumpxml", "--pool", scratch.name, "picked-overlay.qcow2")

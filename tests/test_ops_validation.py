@@ -161,3 +161,36 @@ def test_posts_need_the_csrf_token(synced, member):
     strict.force_login(member)
     assert strict.post(reverse("volumes:create", args=[pool.pk]), GOOD_CREATE).status_code == 403
     assert not Job.objects.exists()
+
+
+def test_the_backing_volume_picker_lists_a_few_and_finds_the_rest(member_client, synced):
+    """A host with many volumes: the create page lists 50 backing candidates, the search box finds any
+    of them, and one found by search is accepted (validation knows every volume of the host)."""
+    from volumes.forms import BACKING_OPTIONS
+    from volumes.models import Volume
+
+    pool, _ = synced
+    Volume.objects.bulk_create(Volume(pool=pool, name=f"bulk-{i:04}.qcow2", format="qcow2", capacity=2**20)
+                               for i in range(300))
+    url = reverse("volumes:create", args=[pool.pk])
+    page = member_client.get(url).content.decode()
+    picker = page[page.index('<select name="backing"'):]
+    listed = picker[:picker.index("</select>")].count('<option value="') - 1  # less the "none" choice
+    assert listed == BACKING_OPTIONS, listed
+    assert "bulk-0299.qcow2" not in page and 'name="backing_search"' in page
+
+    options_url = reverse("volumes:backing_options", args=[pool.pk])
+    found = member_client.get(options_url, {"backing_search": "0299"}).content.decode()
+    assert "bulk-0299.qcow2" in found and found.count("<option") == 2
+    many = member_client.get(options_url, {"backing_search": "bulk"}).content.decode()
+    assert "more match" in many
+    none = member_client.get(options_url, {"backing_search": "<nope>"}).content.decode()
+    assert "matches “&lt;nope&gt;”" in none
+
+    far = Volume.objects.get(pool=pool, name="bulk-0299.qcow2")
+    data = {"name": "picked.qcow2", "capacity": "8M", "format": "qcow2", "provisioning": "off", "backing": far.pk}
+    from volumes.forms import VolumeCreateForm
+    form = VolumeCreateForm(data, pool=pool)
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["backing"] == far
+    assert f'<option value="{far.pk}" selected>' in str(form["backing"])  # the choice shows when the page returns

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django import forms
+from django.urls import reverse
+from django.utils.html import format_html
 
 from pools.models import StoragePool
 from pools.policy import PolicyViolation, check_volume_fits
@@ -81,6 +83,36 @@ class _PolicyMixin:
             raise forms.ValidationError(str(exc)) from exc
 
 
+BACKING_OPTIONS = 50  # volumes listed at once in the backing volume picker
+
+
+def backing_candidates(pool: StoragePool):
+    """Volumes of the pool's host a qcow2 overlay may be based on."""
+    return (Volume.objects.filter(pool__host_id=pool.host_id, format__in=["raw", "qcow2"])
+            .select_related("pool").order_by("pool__name", "name"))
+
+
+def backing_label(volume: Volume) -> str:
+    return f"{volume.pool.name} / {volume.name} ({volume.format}, {binary_size(volume.capacity)})"
+
+
+class BackingVolumeSelect(forms.Select):
+    """A select with a search box above it: the box asks the server for matching volumes (htmx)."""
+
+    def __init__(self, *, search_url: str) -> None:
+        super().__init__()
+        self.search_url = search_url
+
+    def render(self, name, value, attrs=None, renderer=None) -> str:
+        select_id = (attrs or {}).get("id") or f"id_{name}"
+        search = format_html(
+            '<input type="search" name="{}_search" placeholder="Search volumes by name…" aria-label="Search '
+            'backing volumes" autocomplete="off" hx-get="{}" hx-trigger="input changed delay:250ms, search" '
+            'hx-target="#{}" hx-swap="innerHTML" hx-include="this">',
+            name, self.search_url, select_id)
+        return format_html("{}{}", search, super().render(name, value, attrs, renderer))
+
+
 class VolumeCreateForm(_PolicyMixin, forms.Form):
     name = VolumeNameField()
     capacity = SizeField(label="Virtual size")
@@ -95,11 +127,16 @@ class VolumeCreateForm(_PolicyMixin, forms.Form):
         super().__init__(*args, **kwargs)
         self.pool = pool
         self.warnings = []
-        self.fields["backing"].queryset = (
-            Volume.objects.filter(pool__host_id=pool.host_id, format__in=["raw", "qcow2"])
-            .select_related("pool").order_by("pool__name", "name")
-        )
-        self.fields["backing"].label_from_instance = lambda v: f"{v.pool.name} / {v.name} ({v.format})"
+        field = self.fields["backing"]
+        field.queryset = backing_candidates(pool)  # what validation accepts: any of the host's volumes
+        # What the page lists: a host may hold 10,000 volumes, so the first few and the one chosen;
+        # typing in the search box above the list asks for matching ones (volumes:backing_options).
+        chosen = self.data.get("backing") if self.is_bound else None
+        shown = list(field.queryset[:BACKING_OPTIONS])
+        if chosen and str(chosen).isdigit() and all(str(v.pk) != str(chosen) for v in shown):
+            shown += list(field.queryset.filter(pk=int(chosen)))
+        field.widget = BackingVolumeSelect(search_url=reverse("volumes:backing_options", args=[pool.pk]))
+        field.widget.choices = [("", "— none: a volume of its own —")] + [(v.pk, backing_label(v)) for v in shown]
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]

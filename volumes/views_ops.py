@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET
 
 from pools.models import StoragePool
 from virtstorage.accounts.roles import is_admin, member_required
@@ -19,7 +20,16 @@ from virtstorage.jobs.runner import JobError, launch
 from virtstorage.virt.volumes import wipe_algorithms
 
 from . import tasks
-from .forms import VolumeCloneForm, VolumeCreateForm, VolumeDeleteForm, VolumeResizeForm, VolumeWipeForm
+from .forms import (
+    BACKING_OPTIONS,
+    VolumeCloneForm,
+    VolumeCreateForm,
+    VolumeDeleteForm,
+    VolumeResizeForm,
+    VolumeWipeForm,
+    backing_candidates,
+    backing_label,
+)
 from .models import Volume
 
 
@@ -45,6 +55,20 @@ def _page(request: HttpRequest, op: str, form: forms.Form, pool: StoragePool, vo
     if volume is not None and op in ("delete", "wipe"):
         context["users"] = list(volume.users())  # as of the last sync; the job checks libvirt again
     return render(request, "volumes/volume_op.html", context, status=400 if form.errors else 200)
+
+
+@member_required
+@require_GET
+def backing_options(request: HttpRequest, pool_pk: int) -> HttpResponse:
+    """The backing volume picker's options for what was typed in its search box (htmx)."""
+    pool = get_object_or_404(StoragePool, pk=pool_pk)
+    query = request.GET.get("backing_search", "").strip()
+    volumes = backing_candidates(pool)
+    if query:
+        volumes = volumes.filter(name__icontains=query)
+    return render(request, "volumes/_backing_options.html",
+                  {"options": [(v.pk, backing_label(v)) for v in volumes[:BACKING_OPTIONS]], "query": query,
+                   "more": volumes[BACKING_OPTIONS:BACKING_OPTIONS + 1].exists()})
 
 
 @member_required
