@@ -51,6 +51,8 @@ def test_browser_upload_sends_holes_shows_progress_and_the_job_finishes(page, sy
     src = make_sparse_file(tmp_path / "browser.img", size, [(0, MiB), (24 * MiB + 5, 100), (size - MiB, MiB)])
     page.goto(f"/volumes/uploads/new/?pool={pool.pk}")
     page.evaluate(RECORD_BARS)
+    holes_declared = []
+    page.on("request", lambda r: holes_declared.append(r.url) if r.method == "PUT" and "hole=" in r.url else None)
     page.set_input_files("#upload-file", str(src))
     assert page.input_value("#upload-volume") == "browser.img"  # defaulted from the file name
     page.click("#upload-start")
@@ -65,6 +67,7 @@ def test_browser_upload_sends_holes_shows_progress_and_the_job_finishes(page, sy
 
     upload = Upload.objects.get(pool=pool, volume_name="browser.img")
     assert upload.hole_bytes == 4 * 8 * MiB  # the four all-zero chunks were not sent
+    assert len(holes_declared) == 2, holes_declared  # each run of two zero chunks in one request
     assert upload.state == Upload.State.DONE and upload.job.state == Job.State.SUCCEEDED
     assert sha256_file(scratch.path / "browser.img") == sha256_file(src)
 
