@@ -1,6 +1,7 @@
 """Django settings. Everything comes from the environment with safe local defaults."""
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -126,6 +127,11 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# WhiteNoise serves static files with a file iterator, which Django's ASGI handler reads in a thread and
+# warns about on every file; the app's own streams (downloads, SSE) are asynchronous.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators",
+                        module="django.core.handlers.asgi")
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
