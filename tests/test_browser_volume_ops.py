@@ -10,19 +10,24 @@ from tests.conftest import virsh
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
 
+def create_qcow2(page, name: str, capacity: str) -> None:
+    """Fill the open create form, submit it, and wait on the job page for the job to succeed."""
+    page.fill("#id_name", name)
+    page.fill("#id_capacity", capacity)
+    page.select_option("#id_format", "qcow2")
+    page.click("button:has-text('Create volume')")
+    page.wait_for_url("**/jobs/*/")
+    # the live progress partial, swapped in by SSE, ends in the final state
+    page.wait_for_selector(".progress[data-state=succeeded]", timeout=60_000)
+
+
 def test_create_then_delete_a_volume_from_the_browser(asgi_server, celery_worker, synced, member):
     pool, scratch = synced
     with browser_page(asgi_server.url) as page:
         log_in(page, member.username, "correct-horse-battery")
         page.goto(f"/pools/{pool.pk}/")
         page.click("text=New volume")
-        page.fill("#id_name", "from-browser.qcow2")
-        page.fill("#id_capacity", "2G")
-        page.select_option("#id_format", "qcow2")
-        page.click("button:has-text('Create volume')")
-        page.wait_for_url("**/jobs/*/")
-        # the live progress partial, swapped in by SSE, ends in the final state
-        page.wait_for_selector(".progress[data-state=succeeded]", timeout=60_000)
+        create_qcow2(page, "from-browser.qcow2", "2G")
         info = scratch.vol_info("from-browser.qcow2")
         assert info["Capacity"].startswith(str(2 * 1024**3))
 
@@ -58,10 +63,5 @@ def test_pick_a_backing_volume_by_searching_for_it(asgi_server, celery_worker, s
         page.wait_for_selector("#id_backing option:has-text('zz-base.img')", state="attached")
         page.select_option("#id_backing", label=page.locator("#id_backing option", has_text="zz-base.img")
                            .inner_text())
-        page.fill("#id_name", "picked-overlay.qcow2")
-        page.fill("#id_capacity", "64M")
-        page.select_option("#id_format", "qcow2")
-        page.click("button:has-text('Create volume')")
-        page.wait_for_url("**/jobs/*/")
-        page.wait_for_selector(".progress[data-state=succeeded]", timeout=60_000)
+        create_qcow2(page, "picked-overlay.qcow2", "64M")
     assert "zz-base.img" in virsh("vol-dumpxml", "--pool", scratch.name, "picked-overlay.qcow2")
