@@ -117,7 +117,8 @@ class App:
         self.web = subprocess.Popen(procfile_web_args("127.0.0.1", port), cwd=ROOT, env=self.env, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "virtstorage", "worker", "-l",
-                                        "WARNING", "--concurrency=1", f"--queues={self.env['CELERY_QUEUE']}",
+                                        "WARNING", "--concurrency=1",
+                                        f"--queues={self.env['CELERY_QUEUE']},{self.env['CELERY_QUEUE']}-transfers",
                                         "--without-mingle", "--without-gossip"], cwd=ROOT, env=self.env, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -309,12 +309,16 @@ class CeleryWorker(ManagedProcess):
 
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[CeleryWorker]:
-    """A real Celery worker (prefork, 2 processes) on the test database and a test-only queue."""
+    """A real Celery worker (prefork, 2 processes) on the test database and the test-only queues (jobs and
+    transfers)."""
+    from virtstorage.jobs.runner import TRANSFER_QUEUE_SUFFIX
+
     queue = TEST_QUEUE
     worker = CeleryWorker(
         "celery",
         [sys.executable, "-m", "celery", "-A", "virtstorage", "worker", "--loglevel=INFO", "--concurrency=2",
-         f"--queues={queue}", f"--hostname=test-{queue}@%h", "--without-mingle", "--without-gossip"],
+         f"--queues={queue},{queue}{TRANSFER_QUEUE_SUFFIX}", f"--hostname=test-{queue}@%h", "--without-mingle",
+         "--without-gossip"],
         tmp_path_factory.mktemp("logs") / "celery.log",
     )
     worker.start()

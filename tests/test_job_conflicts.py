@@ -76,3 +76,12 @@ def test_a_clone_keeps_its_target_pool_and_new_name_busy(pool, local_host):
     with pytest.raises(JobConflict, match=f"Pool q is busy with job #{stop.pk}"):
         launch(clone_volume_job, kind="clone", user=None, host=local_host, pool=pool, volume_name="src.img",
                target_pool=other, target_volume_name="copy2.img")
+
+
+def test_uploads_go_to_the_transfer_queue_and_the_rest_to_the_job_queue(pool):
+    from virtstorage.celery import app
+    from virtstorage.jobs.runner import queue_for
+
+    default = app.conf.task_default_queue
+    assert queue_for("upload") == default + "-transfers"
+    assert {queue_for(kind) for kind in ("create", "clone", "delete", "wipe", "pool-stop", "sync")} == {default}

@@ -51,6 +51,18 @@ class JobCancelled(Exception):
 
 # Kinds that may run side by side on the same volume; everything else excludes the others.
 SHARED_KINDS = frozenset({"download", "sync"})
+# Kinds that wait on a client for as long as it sends (a streaming upload): they go to a queue of their
+# own, served by workers of their own (Procfile `transfers:`), so they never hold a slot other jobs need.
+TRANSFER_KINDS = frozenset({"upload"})
+TRANSFER_QUEUE_SUFFIX = "-transfers"
+
+
+def queue_for(kind: str) -> str:
+    """The Celery queue a job of this kind goes to."""
+    from virtstorage.celery import app
+
+    default = app.conf.task_default_queue
+    return default + TRANSFER_QUEUE_SUFFIX if kind in TRANSFER_KINDS else default
 
 
 def launch(task, *, kind: str, user, host, pool=None, volume_name: str = "", params: dict | None = None,
@@ -67,7 +79,7 @@ def launch(task, *, kind: str, user, host, pool=None, volume_name: str = "", par
         job = _create_job(kind=kind, user=user, host=host, pool=pool, volume_name=volume_name, params=params,
                           cancellable=cancellable, pool_name=pool_name, target_pool=target_pool,
                           target_volume_name=target_volume_name)
-        transaction.on_commit(functools.partial(_enqueue, task, job.pk), robust=False)
+        transaction.on_commit(functools.partial(_enqueue, task, job.pk, queue_for(kind)), robust=False)
     return job
 
 
@@ -156,9 +168,9 @@ def finish_inline(ctx: JobContext, state: str, *, error: str = "", result: str =
     _finish(ctx.job, state, error=error, result=result)
 
 
-def _enqueue(task, job_id: int) -> None:
+def _enqueue(task, job_id: int, queue: str) -> None:
     try:
-        task.apply_async(args=[job_id], retry=False)
+        task.apply_async(args=[job_id], retry=False, queue=queue)
     except Exception as exc:  # kombu raises several types for a dead broker
         Job.objects.filter(pk=job_id).update(
             state=Job.State.FAILED, error=f"Could not queue the job: {exc}", finished_at=timezone.now()
