@@ -69,7 +69,6 @@ class _DownloadPump:
         self._loop = asyncio.get_running_loop()
         self.stop = threading.Event()
         self.begun = False  # the response started its body (whose end then closes the download)
-        self._created = time.monotonic()
         self._ending = threading.Lock()
         self._ended = False
         self.thread = threading.Thread(target=self._run, name=f"download-{ctx.job.pk}", daemon=True)
@@ -91,22 +90,28 @@ class _DownloadPump:
             raise item
         return item
 
+    def _gone(self, idle: float) -> str | None:
+        """Why to give up on a client that has taken no block for `idle` seconds, or None.
+
+        A body that never started means the client left before it; one that stopped taking blocks
+        means it left or stalled (granian sometimes never ends a response whose client hung up).
+        """
+        if not self.begun:
+            return "The client went away before the download started." if idle > BODY_START_SECONDS else None
+        if idle > settings.DOWNLOAD_IDLE_SECONDS:
+            return (f"The client went away or stopped reading: it took nothing for "
+                    f"{settings.DOWNLOAD_IDLE_SECONDS} s.")
+        return None
+
     def _run(self) -> None:
         gone: str | None = None  # why the pump ends the download itself (the response may never)
         try:
             last_report = last_check = last_taken = time.monotonic()
             while not self.stop.is_set():
-                if not self.begun and time.monotonic() - self._created > BODY_START_SECONDS:
-                    gone = "The client went away before the download started."
-                    self._loop.call_soon_threadsafe(self.queue.put_nowait, _Abandoned())
-                    return
                 if not self._slots.acquire(timeout=DOWNLOAD_CHECK_SECONDS):
-                    # The client is slow, or gone without the server telling the response (granian
-                    # sometimes never ends a response whose client hung up mid-send).
+                    # The client is slow, or gone without the server telling the response.
                     now = time.monotonic()
-                    if self.begun and now - last_taken > settings.DOWNLOAD_IDLE_SECONDS:
-                        gone = (f"The client went away or stopped reading: it took nothing for "
-                                f"{settings.DOWNLOAD_IDLE_SECONDS} s.")
+                    if gone := self._gone(now - last_taken):
                         self._loop.call_soon_threadsafe(self.queue.put_nowait, _Abandoned())
                         return
                     if now - last_check >= DOWNLOAD_CHECK_SECONDS:
