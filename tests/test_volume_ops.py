@@ -156,6 +156,7 @@ def test_clone_converts_raw_to_qcow2(member_client, celery_worker, synced):
     job = run_op(member_client, reverse("volumes:clone", args=[source.pk]),
                  {"name": "converted.qcow2", "target_pool": pool.pk, "format": "qcow2"})
     assert job.state == Job.State.SUCCEEDED, job.error
+    assert (job.target_pool_id, job.target_volume_name) == (pool.pk, "converted.qcow2")  # held while it ran
     target_path = str(scratch.path / "converted.qcow2")
     info = qemu_img_info(target_path)
     assert info["format"] == "qcow2" and info["virtual-size"] == source.capacity

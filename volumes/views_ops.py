@@ -89,10 +89,13 @@ def volume_create(request: HttpRequest, pool_pk: int) -> HttpResponse:
 
 
 def _volume_op(request: HttpRequest, op: str, volume: Volume, form: forms.Form, task,
-               params: Callable[[dict], dict], *, cancellable: bool, target_pool=None, target_volume_name: str = "",
-               **extra) -> HttpResponse:
-    """The common shape of an operation on one volume: valid form -> job -> job page; else the form again."""
+               params: Callable[[dict], dict], *, cancellable: bool,
+               target: Callable[[dict], tuple] | None = None, **extra) -> HttpResponse:
+    """The common shape of an operation on one volume: valid form -> job -> job page; else the form again.
+
+    target(data) gives (pool, volume name) of a second place the job writes, held busy while it runs."""
     if request.method == "POST" and form.is_valid():
+        target_pool, target_volume_name = target(form.cleaned_data) if target else (None, "")
         job = _start(request, form, task, kind=op, host=volume.pool.host, pool=volume.pool,
                      volume_name=volume.name, params=params(form.cleaned_data), cancellable=cancellable,
                      target_pool=target_pool, target_volume_name=target_volume_name)
@@ -105,10 +108,9 @@ def _volume_op(request: HttpRequest, op: str, volume: Volume, form: forms.Form, 
 def volume_clone(request: HttpRequest, pk: int) -> HttpResponse:
     volume = _volume(pk)
     form = VolumeCloneForm(request.POST or None, volume=volume)
-    target = form.cleaned_data if request.method == "POST" and form.is_valid() else {}
     return _volume_op(request, "clone", volume, form, tasks.clone_volume_job, lambda data: {
         "name": data["name"], "target_pool": data["target_pool"].name, "format": data["format"],
-    }, cancellable=False, target_pool=target.get("target_pool"), target_volume_name=target.get("name", ""))
+    }, cancellable=False, target=lambda data: (data["target_pool"], data["name"]))
 
 
 @member_required
