@@ -214,7 +214,7 @@ def upload_create(request: HttpRequest) -> JsonResponse:
         except runner.JobError as exc:
             path.unlink(missing_ok=True)
             upload.delete()
-            return _error(str(exc), 503 if isinstance(exc, runner.QueueUnavailable) else 409)
+            return _job_refused(exc)
         state = upload_state(upload) | _watch(request, job)
     return JsonResponse(state, status=201)
 
@@ -227,6 +227,11 @@ def _launch_upload_job(request: HttpRequest, upload: Upload) -> Job:
     Upload.objects.filter(pk=upload.pk).update(job=job)
     upload.job = job
     return job
+
+
+def _job_refused(exc: runner.JobError, **extra) -> JsonResponse:
+    """503 when the queue is down (try later), 409 when another job holds the volume or pool."""
+    return _error(str(exc), 503 if isinstance(exc, runner.QueueUnavailable) else 409, **extra)
 
 
 def _watch(request: HttpRequest, job: Job) -> dict:
@@ -454,7 +459,7 @@ def upload_complete(request: HttpRequest, pk) -> JsonResponse:
         except runner.JobError as exc:
             Upload.objects.filter(pk=upload.pk).update(state=upload.state)
             upload.refresh_from_db()
-            return _error(str(exc), 503 if isinstance(exc, runner.QueueUnavailable) else 409, **upload_state(upload))
+            return _job_refused(exc, **upload_state(upload))
     upload.refresh_from_db()
     state = upload_state(upload)
     if upload.missing():
