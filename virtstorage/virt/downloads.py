@@ -1,22 +1,25 @@
-"""Volume downloads over libvirt streams: no Django imports.
+"""Volume downloads: no Django imports.
 
-``VolumeReader`` reads a volume through several libvirt streams at once, in bounded windows, and
-hands it out in order: as plain bytes (``read``, holes as zeros) or as records (``next_record``:
-``Data`` and ``Hole``) for a consumer that keeps holes as holes, such as ``SparseEncoder``, which
-writes the framed format of ``sparse_format``.
+``open_reader`` gives a ``LocalVolumeReader`` (the volume's own file, when the host is this
+machine: see localfile) or a ``VolumeReader``, which reads a volume through several libvirt
+streams at once, in bounded windows. Either hands the volume out in order: as plain bytes
+(``read``, holes as zeros) or as records (``next_record``: ``Data`` and ``Hole``) for a consumer
+that keeps holes as holes, such as ``SparseEncoder``, which writes the framed format of
+``sparse_format``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import threading
 from collections.abc import Callable
 from typing import NamedTuple
 
 import libvirt
 
-from . import sparse_format, xmlio
+from . import localfile, sparse_format, streams, xmlio
 from .connection import LibvirtHost
 from .errors import InvalidRequest, OperationFailed, VirtError, translated
 from .streams import abort_stream
@@ -173,7 +176,74 @@ class _Worker:
         return records, position, data
 
 
-class VolumeReader:
+class _RecordReader:
+    """What both readers share: records in volume order (``_next``, of the subclass) handed out with
+    the bytes counted, and ``read`` (holes as zeros) on top of them."""
+
+    length: int
+    sparse: bool
+
+    def __init__(self) -> None:
+        self.done = 0  # bytes of the volume handed out, holes included
+        self.data_bytes = 0  # of which data (not holes)
+        self._pending: Data | None = None  # a record read() took and gave back
+        self._hole: Hole | None = None  # what read() has yet to hand out of a hole
+        self._closed = False
+
+    def _next(self) -> Record | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        self.close()
+
+    def next_record(self) -> Record | None:
+        """The next Data or Hole record, in volume order; None at the end (and after it)."""
+        record, self._pending = self._pending or self._next(), None
+        if isinstance(record, Data):
+            self.done += len(record.data)
+            self.data_bytes += len(record.data)
+        elif record is not None:
+            self.done += record.length
+        return record
+
+    def read(self, limit: int = READ_BYTES) -> bytes:
+        """Up to limit bytes of the volume (holes as zeros); b"" at the end."""
+        if self._closed:  # never let a stopped download pass for a whole one
+            raise ReaderClosed("the download was stopped")
+        parts: list[bytes] = []
+        size = 0
+        while size < limit:
+            if self._hole is not None:
+                if parts:  # a hole's zeros go out as blocks of their own (one shared object)
+                    break
+                n = min(self._hole.length, limit)
+                self._hole = Hole(self._hole.offset + n, self._hole.length - n) if n < self._hole.length else None
+                return _zeros(n)
+            record = self.next_record()
+            if record is None:
+                break
+            if isinstance(record, Hole):
+                self._hole = record
+                continue
+            data = record.data
+            if size + len(data) > limit and parts:
+                self._pushback(record)
+                break
+            parts.append(data)
+            size += len(data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _pushback(self, record: Data) -> None:
+        """Give back the record just taken: read() sends it in its next block."""
+        self._pending = record
+        self.done -= len(record.data)
+        self.data_bytes -= len(record.data)
+
+
+class VolumeReader(_RecordReader):
     """Reads a volume through STREAMS libvirt streams in parallel, handed out in order.
 
     sparse=True asks libvirt for holes instead of zeros (VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM):
@@ -187,12 +257,11 @@ class VolumeReader:
 
     def __init__(self, connect: Connect, pool_name: str, name: str, *, sparse: bool = False,
                  streams: int = STREAMS, window: int = WINDOW_BYTES) -> None:
+        super().__init__()
         self.pool_name, self.name, self.sparse = pool_name, name, sparse
         self.flags = libvirt.VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM if sparse else 0
         self.window = window
         self.stopped = threading.Event()
-        self.done = 0  # bytes of the volume handed out, holes included
-        self.data_bytes = 0  # of which data (not holes)
         self._connections = contextlib.ExitStack()
         self._workers: list[_Worker] = []
         self._closed = False
@@ -221,7 +290,6 @@ class VolumeReader:
         self._current: list[Record] = []
         self._current_at = 0
         self._current_worker: _Worker | None = None  # whose part _current is
-        self._hole: Hole | None = None  # what read() has yet to hand out of a hole
         for worker in self._workers:
             worker.thread.start()
 
@@ -248,8 +316,7 @@ class VolumeReader:
             self._posted.notify_all()
 
     # -- consumer side ---------------------------------------------------------------
-    def next_record(self) -> Record | None:
-        """The next Data or Hole record, in volume order; None at the end (and after it)."""
+    def _next(self) -> Record | None:
         while self._current_at >= len(self._current):
             if self._current_worker is not None:  # its part is used up: it may read more
                 self._current_worker.credit.release()
@@ -269,44 +336,7 @@ class VolumeReader:
             self._current, self._current_at, self._current_worker = part.records, 0, part.worker
         record = self._current[self._current_at]
         self._current_at += 1
-        if isinstance(record, Data):
-            self.done += len(record.data)
-            self.data_bytes += len(record.data)
-        else:
-            self.done += record.length
         return record
-
-    def read(self, limit: int = READ_BYTES) -> bytes:
-        """Up to limit bytes of the volume (holes as zeros); b"" at the end."""
-        parts: list[bytes] = []
-        size = 0
-        while size < limit:
-            if self._hole is not None:
-                if parts:  # a hole's zeros go out as blocks of their own (one shared object)
-                    break
-                n = min(self._hole.length, limit)
-                self._hole = Hole(self._hole.offset + n, self._hole.length - n) if n < self._hole.length else None
-                return _zeros(n)
-            record = self.next_record()
-            if record is None:
-                break
-            if isinstance(record, Hole):
-                self._hole = record
-                continue
-            data = record.data
-            if size + len(data) > limit and parts:
-                self._pushback(record)
-                break
-            parts.append(data)
-            size += len(data)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
-
-    def _pushback(self, record: Data) -> None:
-        """Give back the record just taken: read() sends it in its next block."""
-        self._current_at -= 1
-        self._current[self._current_at] = record
-        self.done -= len(record.data)
-        self.data_bytes -= len(record.data)
 
     def close(self) -> None:
         """Stop reading (libvirt aborts the streams still running) and close the connections."""
@@ -323,7 +353,52 @@ class VolumeReader:
         self._current = []
         self._connections.close()
 
-    abort = close
+
+class LocalVolumeReader(_RecordReader):
+    """Reads a volume's own file, opened here by localfile.open_volume_file: pread in blocks, and
+    holes found with SEEK_DATA/SEEK_HOLE, so they are neither read nor sent (as Hole records;
+    ``read`` turns them into zeros, which is also what libvirt would send without sparse)."""
+
+    def __init__(self, target: localfile.VolumeFile, *, sparse: bool = False) -> None:
+        super().__init__()
+        self.target, self.info, self.sparse = target, target.info, sparse
+        self.length = target.size
+        self._segments = streams.segments(target.fd, self.length)
+        self._segment: streams.Segment | None = None
+        self._position = 0
+
+    def _next(self) -> Record | None:
+        if self._closed:
+            raise ReaderClosed("the download was stopped")
+        if self._position >= self.length:
+            return None
+        if self._segment is None or self._position >= self._segment.end:
+            self._segment = next(self._segments)
+        segment, position = self._segment, self._position
+        if not segment.data:
+            self._position = segment.end
+            return Hole(position, segment.length)
+        data = os.pread(self.target.fd, min(READ_BYTES, segment.end - position), position)
+        if not data:  # the file shrank under us: never hand out a short volume
+            raise OperationFailed(f"the volume's file ended at byte {position}, before its {self.length} bytes")
+        self._position += len(data)
+        return Data(position, data)
+
+    def close(self) -> None:
+        self._closed = True
+        self.target.close()
+
+
+def open_reader(connect: Connect, pool_name: str, name: str, *, sparse: bool = False,
+                direct: bool = False) -> VolumeReader | LocalVolumeReader:
+    """A reader of the volume: its own file when direct I/O is allowed and possible (localfile),
+    else libvirt's streams. close() it on every path."""
+    if direct:
+        with connect() as lv:
+            target = localfile.open_volume_file(lv, pool_name, name)
+        if target is not None:
+            return LocalVolumeReader(target, sparse=sparse)
+    return VolumeReader(connect, pool_name, name, sparse=sparse)
 
 
 class SparseEncoder:
@@ -333,7 +408,7 @@ class SparseEncoder:
     frame; the end frame closes the stream, so a client can tell a whole download from a cut one.
     """
 
-    def __init__(self, reader: VolumeReader) -> None:
+    def __init__(self, reader: VolumeReader | LocalVolumeReader) -> None:
         self.reader = reader
         self._pending: Record | None = None
         self._started = self._ended = False

@@ -25,18 +25,15 @@ from dataclasses import dataclass
 
 import libvirt
 
-from . import xmlio
+from . import localfile, xmlio
 from .connection import LibvirtHost
 from .errors import OperationFailed, translated
+from .localfile import TruncatedSource
 from .types import VolumeInfo
 
 # One pread and one send per chunk; memory stays a few MiB whatever the volume's size. Measured on
 # libvirt 9.0 (1 GiB upload, 4 runs each): 1 MiB sends take ~1.0 s, 256 KiB ~1.2 s, 4 MiB ~2.0 s.
 CHUNK_BYTES = 1024 * 1024
-
-
-class TruncatedSource(OperationFailed):
-    """The file to upload ended before the length that was announced."""
 
 
 @dataclass(frozen=True)
@@ -114,39 +111,111 @@ def restore_capacity(lv: LibvirtHost, pool_name: str, name: str, capacity: int) 
         return info
 
 
+class StreamWriter:
+    """Writes a volume through libvirt's sparse upload stream (any host, any volume type)."""
+
+    how = "through libvirt's sparse stream"
+
+    def __init__(self, lv: LibvirtHost, pool_name: str, name: str, length: int) -> None:
+        with translated():
+            vol = lv.raw_volume(pool_name, name)
+            self.stream = lv.raw.newStream(0)
+            vol.upload(self.stream, 0, length, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
+
+    def data(self, fd: int, segment: Segment, chunk: int, progress: Callable[[int], None] | None) -> None:
+        _send_range(self.stream, fd, segment, chunk, progress)
+
+    def hole(self, segment: Segment) -> None:
+        self.stream.sendHole(segment.length, 0)
+
+    def finish(self) -> None:
+        self.stream.finish()
+
+    def abort(self) -> None:
+        abort_stream(self.stream)
+
+
+class FileWriter:
+    """Writes a new, empty volume's own file in place (localfile): data copied in the kernel, holes
+    left as the holes they already are, the size set at the end as a sparse stream sets it. Then
+    the pool is refreshed, as libvirt does after an upload, so it probes the file's format anew."""
+
+    how = "straight into the volume's file (the host is this machine)"
+
+    def __init__(self, lv: LibvirtHost, pool_name: str, target: localfile.VolumeFile, length: int) -> None:
+        self.lv, self.pool_name, self.target, self.length = lv, pool_name, target, length
+
+    def data(self, fd: int, segment: Segment, chunk: int, progress: Callable[[int], None] | None) -> None:
+        localfile.copy_range(fd, self.target.fd, segment.offset, segment.length, progress)
+
+    def hole(self, segment: Segment) -> None:
+        pass  # the file is empty: whatever is not written reads as zeros and takes no space
+
+    def finish(self) -> None:
+        os.ftruncate(self.target.fd, self.length)
+        self.target.close()
+        self.lv.raw_pool(self.pool_name).refresh(0)
+
+    def abort(self) -> None:
+        self.target.close()
+
+
+VolumeWriter = StreamWriter | FileWriter
+
+
+def open_writer(lv: LibvirtHost, pool_name: str, name: str, length: int, *, direct: bool = False) -> VolumeWriter:
+    """A writer of length bytes into the empty volume (see prepare_volume): its own file when direct
+    I/O is allowed and possible (localfile), else libvirt's sparse stream."""
+    if direct:
+        target = localfile.open_volume_file(lv, pool_name, name, write=True)
+        if target is not None:
+            if target.size == 0:
+                return FileWriter(lv, pool_name, target, length)
+            target.close()  # not the empty file prepare_volume makes: its old bytes must not stay
+    return StreamWriter(lv, pool_name, name, length)
+
+
 def upload_file(lv: LibvirtHost, pool_name: str, name: str, fd: int, length: int,
                 progress: Callable[[int], None] | None = None, chunk: int = CHUNK_BYTES,
-                available: Callable[[int], int] | None = None) -> None:
-    """Send the first length bytes of fd into the volume: data as data, holes as holes.
+                available: Callable[[int], int] | None = None, *, direct: bool = False) -> None:
+    """Write the first length bytes of fd into the empty volume: open_writer, then send_file."""
+    _require_length(fd, length)  # before libvirt sees anything
+    send_file(open_writer(lv, pool_name, name, length, direct=direct), fd, length, progress, chunk, available)
+
+
+def send_file(writer: VolumeWriter, fd: int, length: int, progress: Callable[[int], None] | None = None,
+              chunk: int = CHUNK_BYTES, available: Callable[[int], int] | None = None) -> None:
+    """Send the first length bytes of fd through the writer: data as data, holes as holes.
 
     progress(bytes_done) is called after each chunk or hole; it may raise to stop the
-    upload (a cancel), in which case the stream is aborted and the exception goes on.
+    upload (a cancel), in which case the writer is aborted and the exception goes on.
     available(bytes_done), when given, returns how far fd holds final bytes (more than
     bytes_done: it waits for them, or raises to stop), so a file still being written is sent
     as it grows; without it the whole file is final.
     """
-    if os.fstat(fd).st_size < length:
-        raise TruncatedSource(f"the file holds {os.fstat(fd).st_size} bytes, fewer than the {length} announced")
-    with translated():
-        vol = lv.raw_volume(pool_name, name)
-        stream = lv.raw.newStream(0)
-        vol.upload(stream, 0, length, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
-        try:
+    try:
+        _require_length(fd, length)
+        with translated():
             done = 0
             while done < length:
                 ready = min(length, available(done)) if available else length
                 for segment in segments(fd, ready, start=done):
                     if segment.data:
-                        _send_range(stream, fd, segment, chunk, progress)
+                        writer.data(fd, segment, chunk, progress)
                     else:
-                        stream.sendHole(segment.length, 0)
+                        writer.hole(segment)
                         if progress:
                             progress(segment.end)
                 done = ready
-            stream.finish()
-        except BaseException:
-            abort_stream(stream)
-            raise
+            writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _require_length(fd: int, length: int) -> None:
+    if os.fstat(fd).st_size < length:
+        raise TruncatedSource(f"the file holds {os.fstat(fd).st_size} bytes, fewer than the {length} announced")
 
 
 def _send_range(stream: libvirt.virStream, fd: int, segment: Segment, chunk: int,

@@ -43,4 +43,5 @@ class VolumeInfo:
     physical: int  # size of the file or device on the host
     backing_path: str = ""
     backing_format: str = ""
+    ctime_ns: int = 0  # the file's status-change time as libvirt saw it (0: not reported)
     xml: str = field(default="", repr=False)

@@ -38,8 +38,17 @@ def parse_volume(xml: str) -> VolumeInfo:
             if root.find("backingStore/format") is not None
             else ""
         ),
+        ctime_ns=_timestamp_ns(_text(root, "target/timestamps/ctime")),
         xml=xml,
     )
+
+
+def _timestamp_ns(text: str) -> int:
+    """libvirt's "seconds.nanoseconds" (nanoseconds may be absent) in nanoseconds; 0 when absent."""
+    seconds, _, fraction = text.partition(".")
+    if not seconds.isdigit() or (fraction and not fraction.isdigit()):
+        return 0
+    return int(seconds) * 1_000_000_000 + int(fraction.ljust(9, "0")[:9] or 0)
 
 
 def parse_pool(xml: str, *, active: bool, autostart: bool, persistent: bool) -> PoolInfo:
