@@ -175,6 +175,21 @@ def local_host(transactional_db):
     return Host.objects.create(name="local", uri=LIBVIRT_URI)
 
 
+@pytest.fixture(params=["direct", "libvirt"])
+def io_path(request, local_host) -> str:
+    """Runs a transfer test both ways the app moves bytes for a host that is this machine: direct
+    file I/O (Host.direct_io, the default) and libvirt's streams (what a remote host gets)."""
+    local_host.direct_io = request.param == "direct"
+    local_host.save(update_fields=["direct_io"])
+    return request.param
+
+
+def assert_moved_by(job, io_path: str) -> None:
+    """The job's log says its bytes went the way io_path asked for."""
+    direct = "the volume's file (the host is this machine)" in job.log
+    assert direct == (io_path == "direct"), f"{io_path}: {job.log}"
+
+
 def _user(username: str, role: str):
     from django.contrib.auth import get_user_model
 

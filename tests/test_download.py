@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import virsh, wait_for
+from tests.conftest import assert_moved_by, virsh, wait_for
 from virtstorage.virt import InvalidRequest, OperationFailed, downloads, sparse_format
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -474,7 +474,7 @@ def _finished_job(job_id):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("sparse", [False, True], ids=["plain", "sparse-format"])
-def test_vstransfer_downloads_dense_and_sparse_volumes_exactly(session, volumes, tmp_path, sparse):
+def test_vstransfer_downloads_dense_and_sparse_volumes_exactly(session, volumes, tmp_path, sparse, io_path):
     from virtstorage.jobs.models import Job
 
     vstransfer, http = session
@@ -493,6 +493,7 @@ def test_vstransfer_downloads_dense_and_sparse_volumes_exactly(session, volumes,
         job = _finished_job(int(result["job"]))
         assert job.kind == "download" and job.state == Job.State.SUCCEEDED, job.error
         assert job.progress_done == size
+        assert_moved_by(job, io_path)
         assert job.params == ({"sparse": True, "format": "sparse"} if sparse else {"sparse": False})
     _, sparse_file = volumes["sparse.img"]
     if sparse:
@@ -612,7 +613,7 @@ def test_a_client_leaving_a_sparse_download_fails_its_job(session, volumes, asgi
     assert job.state == Job.State.FAILED and "client went away" in job.error
 
 
-def test_a_client_that_stops_reading_is_let_go(session, volumes, asgi_server):
+def test_a_client_that_stops_reading_is_let_go(session, volumes, asgi_server, io_path):
     """Whether or not the server tells the response, a client that takes nothing is given up on
     after DOWNLOAD_IDLE_SECONDS (5 s in tests): the job fails and its libvirt streams close."""
     from virtstorage.jobs.models import Job

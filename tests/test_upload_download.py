@@ -19,7 +19,7 @@ import httpx
 import pytest
 from django.test import Client
 
-from tests.conftest import virsh, wait_for, wait_for_job
+from tests.conftest import assert_moved_by, virsh, wait_for, wait_for_job
 from virtstorage.jobs.models import Job
 from virtstorage.jobs.tasks import reap_stale_jobs
 from volumes.models import Upload, Volume
@@ -117,7 +117,7 @@ def download_sha256(api: Api, volume_pk: int, sparse: bool = False) -> tuple[str
     return digest.hexdigest(), count, headers
 
 
-def test_sparse_upload_into_new_volume_reads_back_and_stays_thin(api, synced, celery_worker, tmp_path):
+def test_sparse_upload_into_new_volume_reads_back_and_stays_thin(api, synced, celery_worker, tmp_path, io_path):
     pool, scratch = synced
     size = 96 * MiB
     src = make_sparse_file(tmp_path / "disk.img", size, [(0, MiB), (40 * MiB + 12345, 3 * MiB), (size - 10, 10)])
@@ -130,6 +130,7 @@ def test_sparse_upload_into_new_volume_reads_back_and_stays_thin(api, synced, ce
     job = wait_for_job(started.json()["job"])
     assert job.state == Job.State.SUCCEEDED, job.error
     assert job.kind == "upload" and job.progress_done == size
+    assert_moved_by(job, io_path)
 
     volume_file = scratch.path / "uploaded.img"
     info = scratch.vol_info("uploaded.img")
@@ -150,10 +151,11 @@ def test_sparse_upload_into_new_volume_reads_back_and_stays_thin(api, synced, ce
             state__in=Job.ACTIVE_STATES).filter(pk=job_id).first(), timeout=10, message="download job end")
         assert download.kind == "download" and download.state == Job.State.SUCCEEDED
         assert download.progress_done == count and download.params == {"sparse": sparse}
+        assert_moved_by(download, io_path)
     assert not Upload.objects.get(pk=created.json()["id"]).staging_path.exists()
 
 
-def test_replacing_a_volume_leaves_no_old_bytes_and_keeps_capacity(api, synced, celery_worker, tmp_path):
+def test_replacing_a_volume_leaves_no_old_bytes_and_keeps_capacity(api, synced, celery_worker, tmp_path, io_path):
     pool, scratch = synced
     old = tmp_path / "old.bin"
     old.write_bytes(os.urandom(16 * MiB))
@@ -168,6 +170,7 @@ def test_replacing_a_volume_leaves_no_old_bytes_and_keeps_capacity(api, synced, 
     api.send_file(created.json(), src)
     job = wait_for_job(api.complete(created.json()).json()["job"])
     assert job.state == Job.State.SUCCEEDED, job.error
+    assert_moved_by(job, io_path)
     volume_file = scratch.path / "raw-prealloc.img"
     assert int(scratch.vol_info("raw-prealloc.img")["Capacity"].split()[0]) == 16 * MiB
     assert sha256_file(volume_file) == sha256_file(src, extra_zeros=4 * MiB)
@@ -309,7 +312,7 @@ def _finish(api: Api, upload: dict, src: Path, scratch, *, sent: int) -> None:
     assert sha256_file(scratch.path / upload["volume"]) == sha256_file(src)
 
 
-def test_a_new_volume_is_written_while_the_chunks_arrive(api, synced, celery_worker, tmp_path):
+def test_a_new_volume_is_written_while_the_chunks_arrive(api, synced, celery_worker, tmp_path, io_path):
     pool, scratch = synced
     src = _random_file(tmp_path / "s.img", 64 * MiB)
     upload = api.create(pool=pool.pk, volume="streamed.img", mode="new", size=64 * MiB).json()
@@ -325,6 +328,7 @@ def test_a_new_volume_is_written_while_the_chunks_arrive(api, synced, celery_wor
     job = wait_for_job(upload["job"])
     assert job.state == Job.State.SUCCEEDED, job.error
     assert sha256_file(scratch.path / "streamed.img") == sha256_file(src)
+    assert_moved_by(job, io_path)
     assert api.complete(upload).status_code == 202  # said twice: the same answer, no second job
     assert Job.objects.filter(kind="upload", volume_name="streamed.img").count() == 1
 
@@ -351,10 +355,10 @@ def test_abandoning_a_streaming_upload_stops_its_job(api, synced, celery_worker,
     assert not Upload.objects.filter(pk=upload["id"]).exists()
 
 
-def test_killed_worker_fails_the_upload_with_a_reason(api, synced, celery_worker, tmp_path):
+def test_killed_worker_fails_the_upload_with_a_reason(api, synced, celery_worker, tmp_path, io_path):
     pool, scratch = synced
     upload, src = _streaming(api, synced, tmp_path, "killed.img", 64 * MiB, sent=16 * MiB)
-    job = wait_for(lambda: Job.objects.filter(pk=upload["job"], message__startswith="Sending").first(), timeout=60,
+    job = wait_for(lambda: Job.objects.filter(pk=upload["job"], message__startswith="Writing").first(), timeout=60,
                    interval=0.02, message="the upload to start sending")
     pid = int(job.worker.rsplit(":", 1)[1])
     os.kill(pid, signal.SIGKILL)
@@ -377,7 +381,7 @@ def test_killed_worker_fails_the_upload_with_a_reason(api, synced, celery_worker
     _finish(api, upload, src, scratch, sent=16 * MiB)
 
 
-def test_download_records_the_client_going_away(api, synced, celery_worker, tmp_path):
+def test_download_records_the_client_going_away(api, synced, celery_worker, tmp_path, io_path):
     pool, scratch = synced
     virsh("vol-resize", "--pool", scratch.name, "raw-thin.img", "512M")
     from virtstorage.hosts.inventory import sync_host
@@ -390,6 +394,7 @@ def test_download_records_the_client_going_away(api, synced, celery_worker, tmp_
     job = wait_for(lambda: Job.objects.filter(pk=job_id).exclude(state=Job.State.RUNNING).first(), timeout=30,
                    message="the download job to end")
     assert job.state == Job.State.FAILED and "client went away" in job.error
+    assert_moved_by(job, io_path)
 
 
 def test_chunk_bodies_stream_to_disk_and_bad_bodies_are_refused(api, synced, asgi_server, tmp_path):

@@ -61,8 +61,8 @@ class _DownloadPump:
     thread also reports progress, heartbeats and checks for a cancel, so the response only sends.
     """
 
-    def __init__(self, ctx: runner.JobContext, reader: downloads.VolumeReader,
-                 source: downloads.VolumeReader | downloads.SparseEncoder) -> None:
+    def __init__(self, ctx: runner.JobContext, reader: downloads.VolumeReader | downloads.LocalVolumeReader,
+                 source: downloads.VolumeReader | downloads.LocalVolumeReader | downloads.SparseEncoder) -> None:
         self.ctx, self.reader, self.source = ctx, reader, source
         self.queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
         self._slots = threading.Semaphore(DOWNLOAD_QUEUE_BLOCKS)
@@ -178,8 +178,8 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
     # Dedicated connections (one per stream): the streams are this request's alone, and end with it.
     connect = functools.partial(open_host, volume.pool.host.uri, shared=False)
     try:
-        reader = await asyncio.to_thread(downloads.VolumeReader, connect, volume.pool.name, volume.name,
-                                         sparse=sparse)
+        reader = await asyncio.to_thread(downloads.open_reader, connect, volume.pool.name, volume.name,
+                                         sparse=sparse, direct=volume.pool.host.direct_io)
     except VirtError as exc:
         await sync_to_async(runner.finish_inline)(ctx, Job.State.FAILED, error=str(exc))
         return HttpResponse(f"Cannot read volume {volume.name}: {exc}", status=502,
@@ -188,7 +188,7 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         await sync_to_async(ctx.step)(
             f"Sending {binary_size(reader.length)}{' (holes read as holes)' if sparse else ''} "
-            f"to {user.get_username()}")
+            f"to {user.get_username()}, read {_how(reader)}")
     except BaseException:
         await asyncio.to_thread(reader.close)
         raise
@@ -229,6 +229,12 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
     response["X-Job-Id"] = str(ctx.job.pk)
     response["X-Accel-Buffering"] = "no"
     return response
+
+
+def _how(reader: downloads.VolumeReader | downloads.LocalVolumeReader) -> str:
+    if isinstance(reader, downloads.LocalVolumeReader):
+        return "straight from the volume's file (the host is this machine)"
+    return f"through {reader.streams} libvirt streams"
 
 
 def _end_download(ctx: runner.JobContext, pump: _DownloadPump, outcome: tuple[str, str]) -> None:

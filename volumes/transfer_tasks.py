@@ -1,4 +1,7 @@
-"""The upload job: stream a staging file into a volume with libvirt's sparse stream.
+"""The upload job: write a staging file into a volume, holes kept as holes.
+
+The bytes go through libvirt's sparse stream, or straight into the volume's file when the host is
+this machine and allows it (Host.direct_io; virt/localfile.py).
 
 A streaming upload (into a new volume) starts its job with the upload: the job sends each run of
 bytes as soon as its chunks have arrived, so the volume is written while the client still sends
@@ -187,10 +190,12 @@ def _refuse_backed_image(ctx: JobContext, upload: Upload, fd: int) -> None:
 
 
 def _write(ctx: JobContext, lv: LibvirtHost, upload: Upload, fd: int, pool_name: str, name: str):
+    writer = streams.open_writer(lv, pool_name, name, upload.size, direct=ctx.host.direct_io)
     if upload.completed:
-        ctx.step(f"Sending {binary_size(upload.size)} ({binary_size(upload.hole_bytes)} of holes sent as holes)")
+        ctx.step(f"Writing {binary_size(upload.size)} {writer.how} "
+                 f"({binary_size(upload.hole_bytes)} of holes kept as holes)")
     else:
-        ctx.step(f"Sending {binary_size(upload.size)} as its chunks arrive (holes sent as holes)")
+        ctx.step(f"Writing {binary_size(upload.size)} {writer.how} as its chunks arrive (holes kept as holes)")
     ctx.report(0, upload.size)
     last_check = time.monotonic()
 
@@ -202,8 +207,7 @@ def _write(ctx: JobContext, lv: LibvirtHost, upload: Upload, fd: int, pool_name:
             last_check = now
             ctx.check_cancel()
 
-    streams.upload_file(lv, pool_name, name, fd, upload.size, progress,
-                        available=None if upload.completed else _arrived(ctx, upload))
+    streams.send_file(writer, fd, upload.size, progress, available=None if upload.completed else _arrived(ctx, upload))
     return streams.restore_capacity(lv, pool_name, name, upload.capacity)
 
 

@@ -13,7 +13,7 @@ _URI = re.compile(r"^[a-z][a-z0-9]*(\+[a-z0-9]+)?://[^\s<>\"']*$")
 class HostForm(forms.ModelForm):
     class Meta:
         model = Host
-        fields = ["name", "uri", "description", "enabled"]
+        fields = ["name", "uri", "description", "enabled", "direct_io"]
         help_texts = {
             "uri": "For example qemu:///system, qemu+ssh://root@kvm1/system, qemu+tls://kvm2/system "
                    "or test:///default.",

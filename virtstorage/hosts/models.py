@@ -16,6 +16,12 @@ class Host(models.Model):
     uri = models.CharField("libvirt URI", max_length=500, unique=True)
     description = models.CharField(max_length=500, blank=True)
     enabled = models.BooleanField(default=True, help_text="Disabled hosts are neither synced nor changed.")
+    direct_io = models.BooleanField(
+        "direct file I/O", default=True,
+        help_text="When this host is the machine the app runs on, uploads and downloads read and write "
+                  "volume files in place instead of copying every byte through libvirtd (several times "
+                  "faster). Used only for a file the app may open and libvirt vouches for; otherwise, and "
+                  "for remote hosts, libvirt's streams are used.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UNKNOWN)
     last_error = models.TextField(blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
