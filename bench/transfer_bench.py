@@ -7,6 +7,10 @@ web and worker processes, and writes bench/results/<case>.json.
 Fair by construction: both sides use the same files in the same run, every timing is the best of
 BENCH_REPEAT (3) runs, virsh and the app alternate, and dirty pages are written back (sync) before
 each timed run so no run pays for another's writeback. BENCH_CASES=dense or =sparse runs one case.
+
+Every case runs both ways the app moves bytes for a host that is this machine: direct file I/O
+(Host.direct_io, the default; cases upload_dense...) and libvirt's streams (what a remote host gets;
+cases upload_dense_libvirt...). BENCH_IO=direct or =libvirt runs one.
 """
 
 from __future__ import annotations
@@ -268,17 +272,28 @@ def run_cases(app: App, pool_name: str, pool_path: Path, files: dict[str, Path])
         volume = Volume.objects.get(pool=pool, name=name)
         vstransfer.download(session, volume.pk, str(target), sparse=sparse, quiet=True)
 
+    results = []
+    scratch = pool_path.parent / "downloads"
+    scratch.mkdir(exist_ok=True)
+    for io_path in os.environ.get("BENCH_IO", "direct,libvirt").split(","):
+        # The app's two ways of moving bytes for a host that is this machine (Host.direct_io).
+        Host.objects.filter(pk=host.pk).update(direct_io=io_path == "direct")
+        results += _run_io_path(app, pool_name, pool_path, files, scratch, app_upload, app_download,
+                                "" if io_path == "direct" else f"_{io_path}")
+    return results
+
+
+def _run_io_path(app: App, pool_name: str, pool_path: Path, files: dict[str, Path], scratch: Path,
+                 app_upload, app_download, suffix: str) -> list[dict]:
     def best(runs: list[float]) -> float:
         return min(runs)
 
     results = []
-    scratch = pool_path.parent / "downloads"
-    scratch.mkdir(exist_ok=True)
     for kind, path in files.items():
         sparse = kind == "sparse"
         size = path.stat().st_size
         flags = ["--sparse"] if sparse else []
-        virsh_name, app_name = f"virsh-{kind}.img", f"app-{kind}.img"
+        virsh_name, app_name = f"virsh-{kind}{suffix}.img", f"app-{kind}{suffix}.img"
 
         # Uploads: virsh and the app alternate, each into a fresh volume, best of REPEAT; dirty pages
         # of the previous run are written back first so no run pays for another's writeback.
@@ -286,23 +301,24 @@ def run_cases(app: App, pool_name: str, pool_path: Path, files: dict[str, Path])
         app.reset_peaks()
         for attempt in range(REPEAT):
             last = attempt == REPEAT - 1
-            name = virsh_name if last else f"virsh-{kind}-{attempt}.img"
+            name = virsh_name if last else f"virsh-{kind}{suffix}-{attempt}.img"
             virsh("vol-create-as", pool_name, name, str(size), "--allocation", "0", "--format", "raw")
             os.sync()
             seconds, cpu, _ = app.measured(virsh, "vol-upload", "--pool", pool_name, name, str(path), *flags)
             virsh_runs.append(seconds)
             virsh_cpu.append(cpu)
             os.sync()
-            seconds, cpu, phase = app.measured(app_upload, path, app_name if last else f"app-{kind}-{attempt}.img")
+            seconds, cpu, phase = app.measured(app_upload, path,
+                                               app_name if last else f"app-{kind}{suffix}-{attempt}.img")
             app_runs.append(seconds)
             app_cpu.append(cpu)
             phases.append(phase)
             if not last:
                 virsh("vol-delete", "--pool", pool_name, name)
-                virsh("vol-delete", "--pool", pool_name, f"app-{kind}-{attempt}.img")
+                virsh("vol-delete", "--pool", pool_name, f"app-{kind}{suffix}-{attempt}.img")
         fastest = app_runs.index(best(app_runs))
         results.append({
-            "case": f"upload_{kind}", "file_bytes": size, "app_s": best(app_runs), "virsh_s": best(virsh_runs),
+            "case": f"upload_{kind}{suffix}", "file_bytes": size, "app_s": best(app_runs), "virsh_s": best(virsh_runs),
             "ratio": best(app_runs) / best(virsh_runs), "app_runs_s": app_runs, "virsh_runs_s": virsh_runs,
             "app_sent_s": phases[fastest]["sent_s"],
             "app_cpu_s": app_cpu[fastest], "virsh_cpu_s": virsh_cpu[virsh_runs.index(best(virsh_runs))],
@@ -327,7 +343,8 @@ def run_cases(app: App, pool_name: str, pool_path: Path, files: dict[str, Path])
             if os.path.getsize(app_target) != size:
                 raise RuntimeError(f"download of {kind} has {os.path.getsize(app_target)} bytes, not {size}")
         row = {
-            "case": f"download_{kind}", "file_bytes": size, "app_s": best(app_runs), "virsh_s": best(virsh_runs),
+            "case": f"download_{kind}{suffix}", "file_bytes": size,
+            "app_s": best(app_runs), "virsh_s": best(virsh_runs),
             "ratio": best(app_runs) / best(virsh_runs), "app_runs_s": app_runs, "virsh_runs_s": virsh_runs,
             "app_cpu_s": app_cpu[app_runs.index(best(app_runs))],
             "virsh_cpu_s": virsh_cpu[virsh_runs.index(best(virsh_runs))],
@@ -368,22 +385,22 @@ def main() -> list[dict]:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "http_floor.json").write_text(json.dumps(floor, indent=2) + "\n")
     print(f"best of {REPEAT} runs each; the source files and volumes are warm in the page cache for both sides")
-    print(f"{'case':18} {'app s':>8} {'virsh s':>8} {'ratio':>6} {'app disk':>10} {'virsh disk':>10} "
+    print(f"{'case':26} {'app s':>8} {'virsh s':>8} {'ratio':>6} {'app disk':>10} {'virsh disk':>10} "
           f"{'web peak':>9} {'worker peak':>11}")
     for row in results:
         (RESULTS / f"{row['case']}.json").write_text(json.dumps(row, indent=2) + "\n")
-        print(f"{row['case']:18} {row['app_s']:8.2f} {row['virsh_s']:8.2f} {row['ratio']:6.2f} "
+        print(f"{row['case']:26} {row['app_s']:8.2f} {row['virsh_s']:8.2f} {row['ratio']:6.2f} "
               f"{row['disk_size_bytes'] / MiB:8.0f}Mi {row['virsh_disk_size_bytes'] / MiB:8.0f}Mi "
               f"{row['web_peak_rss_bytes'] / MiB:7.0f}Mi {row['worker_peak_rss_bytes'] / MiB:9.0f}Mi")
-        if row["case"] == "upload_dense":
-            print(f"{'':18} (floor: a bare ASGI app on the same server, no Django/disk/libvirt, receives 1 GiB in "
+        if row["case"] == "upload_dense_libvirt":
+            print(f"{'':26} (floor: a bare ASGI app on the same server, no Django/disk/libvirt, receives 1 GiB in "
                   f"{floor['up_s']:.2f} s)")
-        if row["case"] == "download_dense":
-            print(f"{'':18} (floor: a bare ASGI app on the same server streams 1 GiB from memory to this client in "
+        if row["case"] == "download_dense_libvirt":
+            print(f"{'':26} (floor: a bare ASGI app on the same server streams 1 GiB from memory to this client in "
                   f"{floor['down_s']:.2f} s)")
-        print(f"{'':18} CPU seconds: app {_cpu_text(row['app_cpu_s'])}; virsh {_cpu_text(row['virsh_cpu_s'])}")
+        print(f"{'':26} CPU seconds: app {_cpu_text(row['app_cpu_s'])}; virsh {_cpu_text(row['virsh_cpu_s'])}")
         if "app_sent_s" in row:
-            print(f"{'':18} (the client sent its last chunk after {row['app_sent_s']:.2f} s; the job writes the "
+            print(f"{'':26} (the client sent its last chunk after {row['app_sent_s']:.2f} s; the job writes the "
                   "volume while chunks arrive)")
     return results
 
