@@ -159,8 +159,9 @@ def _send(ctx: JobContext, upload: Upload, pool_name: str, name: str) -> str:
             try:
                 info = _write(ctx, lv, upload, fd, pool_name, name)
             except BaseException:
-                if not replace:  # a new volume holding part of the file is of no use to anyone
-                    _remove_quietly(lv, pool_name, name)
+                # A new volume holding part of the file is of no use to anyone. If it cannot be removed
+                # now (libvirtd restarting), it stays ours: the next job of this upload replaces it.
+                if not replace and _remove_quietly(lv, pool_name, name):
                     Upload.objects.filter(pk=upload.pk).update(volume_created=False)
                 raise
             if info.backing_path:  # a format whose header we do not read ourselves: libvirt's probe
@@ -211,13 +212,16 @@ def _write(ctx: JobContext, lv: LibvirtHost, upload: Upload, fd: int, pool_name:
     return streams.restore_capacity(lv, pool_name, name, upload.capacity)
 
 
-def _remove_quietly(lv: LibvirtHost, pool_name: str, name: str) -> None:
+def _remove_quietly(lv: LibvirtHost, pool_name: str, name: str) -> bool:
+    """Remove the volume; True when it is gone (or was already)."""
     try:
         lv.delete_volume(pool_name, name)
     except ObjectNotFound:
         pass
     except VirtError as exc:
         log.warning("could not remove the partial volume %s/%s: %s", pool_name, name, exc)
+        return False
+    return True
 
 
 @shared_task(ignore_result=True)
