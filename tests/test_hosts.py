@@ -47,7 +47,14 @@ def test_edit_and_disable_host(admin_client, local_host):
                                  {"name": "renamed", "uri": LIBVIRT_URI, "description": "lab"})
     assert response.status_code == 302
     local_host.refresh_from_db()
-    assert local_host.name == "renamed" and not local_host.enabled
+    assert local_host.name == "renamed" and not local_host.enabled and not local_host.direct_io
+    assert "libvirt streams only" in admin_client.get(local_host.get_absolute_url()).content.decode()
+    response = admin_client.post(reverse("hosts:edit", args=[local_host.pk]),
+                                 {"name": "renamed", "uri": LIBVIRT_URI, "enabled": "on", "direct_io": "on"})
+    local_host.refresh_from_db()
+    assert response.status_code == 302 and local_host.enabled and local_host.direct_io
+    assert "direct file I/O where the host is this machine" in admin_client.get(
+        local_host.get_absolute_url()).content.decode()
 
 
 def test_remove_host_needs_its_name_and_leaves_libvirt_alone(admin_client, synced):
