@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import LIBVIRT_URI, virsh
+from tests.test_upload_download import disk_usage_bytes, make_sparse_file, sha256_file
 from virtstorage.virt import downloads, localfile, open_host, streams
 
 MiB = 1024 * 1024
@@ -108,27 +109,9 @@ def test_copy_range_copies_in_pieces_and_refuses_a_short_source(tmp_path):
 
 # -- real libvirtd: both ways give the same volume -----------------------------------------------
 
-def _sparse_file(path: Path, size: int, extents: list[tuple[int, int]]) -> Path:
-    with open(path, "wb") as f:
-        f.truncate(size)
-        for offset, length in extents:
-            f.seek(offset)
-            f.write(os.urandom(length))
-    return path
-
-
-def _digest(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _disk(path: Path) -> int:
-    return path.stat().st_blocks * 512
-
-
 def test_uploads_direct_and_through_libvirt_write_the_same_thin_volume(scratch_pool, tmp_path):
     size = 40 * MiB + 4096
-    src = _sparse_file(tmp_path / "src.img", size, [(0, MiB), (17 * MiB + 4096, 3 * MiB), (size - 4096, 4096)])
+    src = make_sparse_file(tmp_path / "src.img", size, [(0, MiB), (17 * MiB + 4096, 3 * MiB), (size - 4096, 4096)])
     fd = os.open(src, os.O_RDONLY)
     try:
         with open_host(LIBVIRT_URI, shared=False) as lv:
@@ -150,12 +133,12 @@ def test_uploads_direct_and_through_libvirt_write_the_same_thin_volume(scratch_p
     finally:
         os.close(fd)
     direct, streamed = scratch_pool.path / "direct.img", scratch_pool.path / "streamed.img"
-    assert _digest(direct) == _digest(streamed) == _digest(src)
-    assert direct.stat().st_size == size and _disk(direct) == _disk(src)
+    assert sha256_file(direct) == sha256_file(streamed) == sha256_file(src)
+    assert direct.stat().st_size == size and disk_usage_bytes(direct) == disk_usage_bytes(src)
 
 
 def test_a_cancelled_direct_upload_stops_and_closes_the_file(scratch_pool, tmp_path):
-    src = _sparse_file(tmp_path / "src.img", 64 * MiB, [(0, 64 * MiB)])
+    src = make_sparse_file(tmp_path / "src.img", 64 * MiB, [(0, 64 * MiB)])
     fd = os.open(src, os.O_RDONLY)
     try:
         with open_host(LIBVIRT_URI, shared=False) as lv:
@@ -178,7 +161,7 @@ def test_a_cancelled_direct_upload_stops_and_closes_the_file(scratch_pool, tmp_p
 @pytest.mark.parametrize("sparse", [False, True])
 def test_the_file_reader_gives_what_libvirts_streams_give(scratch_pool, tmp_path, sparse):
     size = 24 * MiB + 512
-    src = _sparse_file(tmp_path / "src.img", size, [(4096, 2 * MiB), (10 * MiB, MiB + 7), (size - 512, 512)])
+    src = make_sparse_file(tmp_path / "src.img", size, [(4096, 2 * MiB), (10 * MiB, MiB + 7), (size - 512, 512)])
     virsh("vol-create-as", scratch_pool.name, "r.img", str(size), "--allocation", "0", "--format", "raw")
     virsh("vol-upload", "--sparse", "--pool", scratch_pool.name, "r.img", str(src))
     virsh("vol-resize", "--pool", scratch_pool.name, "r.img", str(size))
@@ -201,7 +184,7 @@ def test_the_file_reader_gives_what_libvirts_streams_give(scratch_pool, tmp_path
                 assert reader.data_bytes < 5 * MiB
         finally:
             reader.close()
-    assert outputs[True] == outputs[False] == (_digest(src), size)
+    assert outputs[True] == outputs[False] == (sha256_file(src), size)
 
 
 def test_a_closed_file_reader_refuses_to_go_on(scratch_pool):
