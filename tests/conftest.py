@@ -186,7 +186,9 @@ def io_path(request, local_host) -> str:
 
 def assert_moved_by(job, io_path: str) -> None:
     """The job's log says its bytes went the way io_path asked for."""
-    direct = "the volume's file (the host is this machine)" in job.log
+    from virtstorage.virt.localfile import VOLUME_FILE
+
+    direct = VOLUME_FILE in job.log
     assert direct == (io_path == "direct"), f"{io_path}: {job.log}"
 
 

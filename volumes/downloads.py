@@ -61,8 +61,8 @@ class _DownloadPump:
     thread also reports progress, heartbeats and checks for a cancel, so the response only sends.
     """
 
-    def __init__(self, ctx: runner.JobContext, reader: downloads.VolumeReader | downloads.LocalVolumeReader,
-                 source: downloads.VolumeReader | downloads.LocalVolumeReader | downloads.SparseEncoder) -> None:
+    def __init__(self, ctx: runner.JobContext, reader: downloads.Reader,
+                 source: downloads.Reader | downloads.SparseEncoder) -> None:
         self.ctx, self.reader, self.source = ctx, reader, source
         self.queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
         self._slots = threading.Semaphore(DOWNLOAD_QUEUE_BLOCKS)
@@ -188,7 +188,7 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         await sync_to_async(ctx.step)(
             f"Sending {binary_size(reader.length)}{' (holes read as holes)' if sparse else ''} "
-            f"to {user.get_username()}, read {_how(reader)}")
+            f"to {user.get_username()}, read {reader.how}")
     except BaseException:
         await asyncio.to_thread(reader.close)
         raise
@@ -229,12 +229,6 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
     response["X-Job-Id"] = str(ctx.job.pk)
     response["X-Accel-Buffering"] = "no"
     return response
-
-
-def _how(reader: downloads.VolumeReader | downloads.LocalVolumeReader) -> str:
-    if isinstance(reader, downloads.LocalVolumeReader):
-        return "straight from the volume's file (the host is this machine)"
-    return f"through {reader.streams} libvirt streams"
 
 
 def _end_download(ctx: runner.JobContext, pump: _DownloadPump, outcome: tuple[str, str]) -> None:

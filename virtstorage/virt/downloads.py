@@ -182,6 +182,7 @@ class _RecordReader:
 
     length: int
     sparse: bool
+    how: str  # how the bytes are read, for the job's log
 
     def __init__(self) -> None:
         self.done = 0  # bytes of the volume handed out, holes included
@@ -201,6 +202,8 @@ class _RecordReader:
 
     def next_record(self) -> Record | None:
         """The next Data or Hole record, in volume order; None at the end (and after it)."""
+        if self._closed:  # never let a stopped download pass for a whole one
+            raise ReaderClosed("the download was stopped")
         record, self._pending = self._pending or self._next(), None
         if isinstance(record, Data):
             self.done += len(record.data)
@@ -264,7 +267,6 @@ class VolumeReader(_RecordReader):
         self.stopped = threading.Event()
         self._connections = contextlib.ExitStack()
         self._workers: list[_Worker] = []
-        self._closed = False
         try:
             first = self._connections.enter_context(connect())
             with translated():
@@ -338,6 +340,10 @@ class VolumeReader(_RecordReader):
         self._current_at += 1
         return record
 
+    @property
+    def how(self) -> str:
+        return f"through {self.streams} libvirt streams"
+
     def close(self) -> None:
         """Stop reading (libvirt aborts the streams still running) and close the connections."""
         if self._closed:
@@ -359,6 +365,8 @@ class LocalVolumeReader(_RecordReader):
     holes found with SEEK_DATA/SEEK_HOLE, so they are neither read nor sent (as Hole records;
     ``read`` turns them into zeros, which is also what libvirt would send without sparse)."""
 
+    how = f"straight from {localfile.VOLUME_FILE}"
+
     def __init__(self, target: localfile.VolumeFile, *, sparse: bool = False) -> None:
         super().__init__()
         self.target, self.info, self.sparse = target, target.info, sparse
@@ -368,8 +376,6 @@ class LocalVolumeReader(_RecordReader):
         self._position = 0
 
     def _next(self) -> Record | None:
-        if self._closed:
-            raise ReaderClosed("the download was stopped")
         if self._position >= self.length:
             return None
         if self._segment is None or self._position >= self._segment.end:
@@ -389,8 +395,11 @@ class LocalVolumeReader(_RecordReader):
         self.target.close()
 
 
+Reader = VolumeReader | LocalVolumeReader
+
+
 def open_reader(connect: Connect, pool_name: str, name: str, *, sparse: bool = False,
-                direct: bool = False) -> VolumeReader | LocalVolumeReader:
+                direct: bool = False) -> Reader:
     """A reader of the volume: its own file when direct I/O is allowed and possible (localfile),
     else libvirt's streams. close() it on every path."""
     if direct:
@@ -408,7 +417,7 @@ class SparseEncoder:
     frame; the end frame closes the stream, so a client can tell a whole download from a cut one.
     """
 
-    def __init__(self, reader: VolumeReader | LocalVolumeReader) -> None:
+    def __init__(self, reader: Reader) -> None:
         self.reader = reader
         self._pending: Record | None = None
         self._started = self._ended = False

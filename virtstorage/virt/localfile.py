@@ -28,6 +28,8 @@ from .connection import LibvirtHost
 from .errors import OperationFailed, translated
 from .types import VolumeInfo
 
+# How a transfer's log names this way of moving bytes (tests look for it).
+VOLUME_FILE = "the volume's file (the host is this machine)"
 COPY_BYTES = 16 * 1024 * 1024  # copied per copy_file_range call, between progress reports
 _NO_COPY_FILE_RANGE = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)  # old kernels, odd file systems
 

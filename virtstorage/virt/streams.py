@@ -140,7 +140,7 @@ class FileWriter:
     left as the holes they already are, the size set at the end as a sparse stream sets it. Then
     the pool is refreshed, as libvirt does after an upload, so it probes the file's format anew."""
 
-    how = "straight into the volume's file (the host is this machine)"
+    how = f"straight into {localfile.VOLUME_FILE}"
 
     def __init__(self, lv: LibvirtHost, pool_name: str, target: localfile.VolumeFile, length: int) -> None:
         self.lv, self.pool_name, self.target, self.length = lv, pool_name, target, length
