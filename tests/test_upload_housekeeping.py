@@ -57,7 +57,7 @@ def test_unfinished_uploads_and_orphaned_staging_files_expire(member, synced, se
     failed = _upload(pool, member, "failed.img", state=Upload.State.FAILED)
     recent = _upload(pool, member, "recent.img")
     running_job = Job.objects.create(kind="upload", host=pool.host, pool=pool, state=Job.State.RUNNING)
-    streaming = _upload(pool, member, "streaming.img", streaming=True, job=running_job)
+    streaming = _upload(pool, member, "streaming.img", mode=Upload.Mode.NEW, job=running_job)
     Upload.objects.filter(pk__in=[abandoned.pk, failed.pk, streaming.pk]).update(updated_at=old)
     orphan = abandoned.staging_path.parent / "0f0f0f0f-0000-4000-8000-000000000000.part"
     orphan.write_bytes(b"x")

@@ -139,7 +139,6 @@ class Upload(models.Model):
     received_bytes = models.BigIntegerField(default=0)
     hole_bytes = models.BigIntegerField(default=0, help_text="Bytes the client declared zeros and did not send.")
     state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVING)
-    streaming = models.BooleanField(default=False, help_text="The job writes the volume while chunks arrive.")
     completed = models.BooleanField(default=False, help_text="The client said every chunk was sent.")
     volume_created = models.BooleanField(
         default=False, help_text="A job of this upload created the (new) volume: a later job may replace it.")
@@ -155,6 +154,11 @@ class Upload(models.Model):
 
     def __str__(self) -> str:
         return f"upload of {self.filename or self.volume_name} into {self.volume_name}"
+
+    @property
+    def streaming(self) -> bool:
+        """The job writes the volume while chunks arrive: into a new volume, which no one loses."""
+        return self.mode == self.Mode.NEW
 
     @property
     def staging_path(self) -> Path:

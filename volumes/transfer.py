@@ -199,7 +199,6 @@ def upload_create(request: HttpRequest) -> JsonResponse:
     upload = Upload.objects.create(
         created_by=request.user, pool=data["pool"], volume_name=data["volume"], mode=data["mode"],
         filename=data.get("filename") or "", size=data["size"], capacity=data["capacity"],
-        streaming=data["mode"] == Upload.Mode.NEW,
     )
     path = upload.staging_path
     path.parent.mkdir(parents=True, exist_ok=True)
