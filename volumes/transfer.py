@@ -315,8 +315,9 @@ def _body_blocks(request: HttpRequest) -> Iterator[list[bytes]]:
 
 
 def _all_zeros(piece: bytes) -> bool:
-    # startswith compares with memcmp and allocates nothing.
-    return all(_ZERO_PIECE.startswith(piece[i:i + BODY_PIECE]) for i in range(0, len(piece), BODY_PIECE))
+    # startswith compares with memcmp; slices of a memoryview copy nothing (of bytes they would).
+    view = memoryview(piece)
+    return all(_ZERO_PIECE.startswith(view[i:i + BODY_PIECE]) for i in range(0, len(piece), BODY_PIECE))
 
 
 def _write_body(request: HttpRequest, upload: Upload, offset: int, length: int, fresh: bool) -> int:
