@@ -122,13 +122,16 @@
       (secs > 0.5 ? " · " + sizeText(sentBytes / secs) + "/s sent" : "");
   }
 
+  function showJob(html) {  // the job's live progress (htmx SSE) under the transfer's own bar
+    jobBox.innerHTML = html;
+    if (window.htmx) htmx.process(jobBox);
+  }
+
   async function run(file) {
     var upload = await findOrCreate(file);
     transfer.hidden = false;
-    if (upload.watch_html) {  // into a new volume the job starts now and writes chunks as they arrive
-      jobBox.innerHTML = upload.watch_html;
-      if (window.htmx) htmx.process(jobBox);
-    }
+    // Into a new volume the job starts now and writes chunks as they arrive.
+    if (upload.watch_html) showJob(upload.watch_html);
     var done = upload.received_bytes, started = Date.now(), sent = 0;
     status.textContent = done ? "resuming at " + sizeText(done) : "sending";
     show(done, file.size, started, sent);
@@ -168,10 +171,7 @@
     var result = await withRetry("completing", function () { return request("POST", upload.complete_url, null); });
     localStorage.removeItem(resumeKey(file));
     status.textContent = "sent; the job finishes the volume";
-    if (!upload.watch_html) {
-      jobBox.innerHTML = result.watch_html;
-      if (window.htmx) htmx.process(jobBox);
-    }
+    if (!upload.watch_html) showJob(result.watch_html);
   }
 
   form.addEventListener("submit", function (event) {
