@@ -2,6 +2,7 @@
 
 import os
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -9,6 +10,21 @@ from django.core.management.utils import get_random_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VIRTSTORAGE_VAR_DIR", BASE_DIR / "var"))
+
+# -- File modes ----------------------------------------------------------------------------------
+# var/ holds the SQLite database (password hashes, sessions), the secret key, the admin's first
+# password, the beat schedule and upload staging files: only the account the app runs as may read
+# them, whatever umask the shell or service manager gave the process. Every process (web, workers,
+# beat, manage.py) imports this module first, so all it creates is 0600 (files) / 0700 (dirs).
+# `manage.py bootstrap` tightens the files of an older install. qemu (its own user) cannot enter a
+# 0700 var/: pools whose volumes running VMs use belong elsewhere, e.g. /var/lib/libvirt/images.
+os.umask(0o077)
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+if VAR_DIR.stat().st_mode & 0o077:
+    try:
+        VAR_DIR.chmod(0o700)
+    except OSError as exc:  # not ours (a mounted volume): say so, do not refuse to start
+        warnings.warn(f"could not make {VAR_DIR} private (0700): {exc}", RuntimeWarning, stacklevel=1)
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -50,6 +66,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "axes",  # login throttling: see the "Login throttling" block below
     "virtstorage.accounts",
     "virtstorage.hosts",
     "virtstorage.jobs",
@@ -68,6 +85,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into the login page's answer (429)
 ]
 
 ROOT_URLCONF = "virtstorage.urls"
@@ -119,6 +137,29 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
+# -- Login throttling (django-axes) --------------------------------------------------------------
+# Failed logins are counted per user name and, separately, per client address; either reaching
+# LOGIN_FAILURE_LIMIT within LOGIN_COOLOFF_MINUTES locks it out (even the right password) for that
+# long, counted again from each attempt made while locked out. A successful login forgets its own
+# failures (that account from that address: virtstorage/accounts/throttle.py says why). Every
+# failure is kept in axes' AccessFailureLog (user name, address, user agent, time; admin pages under
+# "Axes"). Unlock: `manage.py axes_reset` (all), axes_reset_username NAME, axes_reset_ip ADDRESS.
+BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
+AUTHENTICATION_BACKENDS = [
+    "virtstorage.accounts.throttle.ThrottleBackend",  # first: refuses a locked-out client
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "virtstorage.accounts.throttle.ThrottleHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_COOLOFF_MINUTES", "15")))
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_CLIENT_IP_CALLABLE = "virtstorage.accounts.throttle.client_ip"  # X-Forwarded-For only with BEHIND_PROXY
+AXES_LOCKOUT_CALLABLE = "virtstorage.accounts.throttle.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False  # no banner on every manage.py command; failures are still logged
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
@@ -169,6 +210,8 @@ JOB_HEARTBEAT_SECONDS = 5
 JOB_STALE_SECONDS = int(os.environ.get("JOB_STALE_SECONDS", "30"))
 # A streaming upload's job gives up (and removes its new volume) after this long without a chunk.
 UPLOAD_IDLE_SECONDS = int(os.environ.get("UPLOAD_IDLE_SECONDS", "600"))
+# A user's uploads that hold a transfer worker while their chunks arrive; more are written at complete.
+UPLOAD_STREAMS_PER_USER = int(os.environ.get("UPLOAD_STREAMS_PER_USER", "1"))
 # Unfinished uploads (and their staging files) are removed after this long without a change.
 UPLOAD_EXPIRE_HOURS = float(os.environ.get("UPLOAD_EXPIRE_HOURS", "24"))
 # Chunks are refused when the staging file system would keep less free space than this.
@@ -191,3 +234,25 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# Pool roots: a dir, fs or netfs pool's directory must be one of these or inside one, symlinks followed
+# (system directories such as /etc or /var/spool are refused whatever this says). POOL_ROOTS holds absolute
+# paths separated by os.pathsep (:) or commas; by default libvirt's images directory and var/pools.
+DEFAULT_POOL_ROOTS = ["/var/lib/libvirt/images", os.path.abspath(VAR_DIR / "pools")]
+
+
+def _pool_roots(text: str) -> list[str]:
+    roots = [item.strip() for item in text.replace(",", os.pathsep).split(os.pathsep) if item.strip()]
+    relative = [root for root in roots if not root.startswith("/")]
+    if relative:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"POOL_ROOTS takes absolute paths; not absolute: {', '.join(relative)}")
+    return [os.path.normpath(root) for root in roots] or list(DEFAULT_POOL_ROOTS)
+
+
+POOL_ROOTS = _pool_roots(os.environ.get("POOL_ROOTS", ""))
+
+# Host URIs: keyfile= and known_hosts= in a host's libvirt URI may only name a file in this directory
+# (every other URI parameter that makes the server run, read or trust something is refused).
+LIBVIRT_KEY_DIR = Path(os.environ.get("LIBVIRT_KEY_DIR", VAR_DIR / "libvirt-keys"))
