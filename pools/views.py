@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import messages
+from django.core.exceptions import BadRequest
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
@@ -83,7 +85,8 @@ def _volume_page(request: HttpRequest, pool: StoragePool) -> dict:
         sort = "name"
     in_use = DomainDisk.objects.filter(host_id=pool.host_id).filter(
         disk_uses_volume(pool.name, OuterRef("path"), OuterRef("name")))
-    volumes = pool.volumes.only("id", "pool_id", "name", "format", "type", "capacity", "allocation", "path")
+    volumes = pool.volumes.only("id", "pool_id", "name", "format", "type", "capacity", "allocation", "path",
+                                "unsafe_reason")
     volumes = volumes.annotate(in_use=Exists(in_use))
     if query:
         volumes = volumes.filter(name__icontains=query)
@@ -131,10 +134,19 @@ def _card_response(request: HttpRequest, pool: StoragePool, job: Job | None = No
     return render(request, "pools/_pool_card.html", context)
 
 
+class CardQuery(forms.Form):
+    """The pool card's query: ?job=N, the lifecycle job whose end reloaded it."""
+
+    job = forms.IntegerField(min_value=1, required=False)
+
+
 @member_required
 def pool_card(request: HttpRequest, pk: int) -> HttpResponse:
     """The pool card alone: htmx reloads it when a lifecycle job ends."""
-    job = Job.objects.visible_to(request.user).filter(pk=request.GET.get("job") or 0).first()
+    query = CardQuery(request.GET)
+    if not query.is_valid():
+        raise BadRequest("job must be a job's number.")
+    job = Job.objects.visible_to(request.user).filter(pk=query.cleaned_data["job"] or 0).first()
     pool = StoragePool.objects.select_related("host").filter(pk=pk).first()
     if pool is None:
         # Deleted, undefined, or a transient pool that stopped: go to its host.
@@ -149,15 +161,19 @@ def pool_card(request: HttpRequest, pk: int) -> HttpResponse:
 
 @member_required
 def pool_live(request: HttpRequest, pk: int) -> HttpResponse:
-    """libvirt's own view of the pool, now: loaded after the page so a slow host never blocks it."""
+    """libvirt's view of the pool as the last sync recorded it: no page waits on a host.
+
+    "Refresh from libvirt" starts the pool's refresh job (it rescans, then syncs the pool).
+    """
     pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
-    live, error = None, ""
-    try:
-        with open_host(pool.host.uri) as lv:
-            live = vpools.live_view(lv, pool.name)
-    except VirtError as exc:
-        error = str(exc)
-    return render(request, "pools/_live_view.html", {"pool": pool, "live": live, "error": error})
+    live = None
+    if pool.synced_at is not None:
+        live = vpools.PoolLiveView(
+            state="running" if pool.is_active else "inactive", capacity=pool.capacity, allocation=pool.allocation,
+            available=pool.available, autostart=pool.autostart, persistent=pool.persistent,
+            volume_count=pool.volume_count if pool.is_active else None, inactive_xml=pool.xml)
+    return render(request, "pools/_live_view.html",
+                  {"pool": pool, "live": live, "host_problem": _host_problem(pool.host)})
 
 
 # Quick actions from the pool card: URL verb -> (job task, kind, params, what the button promises).
@@ -239,14 +255,14 @@ def pool_policy(request: HttpRequest, pk: int) -> HttpResponse:
 
 @admin_required
 def pool_define(request: HttpRequest, host_pk: int) -> HttpResponse:
-    """Define a pool from a per-type form or pasted XML: preview first, then define."""
+    """Define a pool from a per-type form or pasted XML: preview first, then define.
+
+    The pool types offered are those the host's last check or sync recorded: the page never asks libvirt.
+    """
     host = get_object_or_404(Host, pk=host_pk)
-    try:
-        with open_host(host.uri) as lv:
-            supported = vpools.supported_pool_types(lv)
-    except VirtError as exc:
-        messages.error(request, f"Could not ask {host.name} which pool types it supports: {exc}")
-        return redirect(host)
+    supported = host.pool_type_support()
+    if supported is None:
+        return render(request, "pools/pool_define.html", {"host": host, "unrecorded": True})
     pool_type = request.GET.get("type") or request.POST.get("type") or "dir"
     if pool_type not in TYPE_FIELDS and pool_type != "xml":
         raise Http404("No form for that pool type.")
@@ -267,7 +283,7 @@ def pool_define(request: HttpRequest, host_pk: int) -> HttpResponse:
               "supported": _supports(supported, t)} for t in TYPE_FIELDS]
     return render(request, "pools/pool_define.html", {
         "host": host, "form": form, "pool_type": pool_type, "types": types, "preview": preview,
-        "unavailable": unavailable,
+        "unavailable": unavailable, "host_problem": _host_problem(host),
     })
 
 
@@ -276,8 +292,24 @@ def _supports(supported: dict[str, vpools.PoolTypeSupport], pool_type: str) -> b
     return found is not None and found.supported
 
 
+def _host_problem(host: Host) -> str:
+    """Why libvirt on host is not worth asking now, from what its last check recorded ("" when nothing)."""
+    if host.disabled_reason:
+        return f"{host.name}: {host.disabled_reason}"
+    if host.status == Host.Status.UNREACHABLE:
+        checked = f" ({host.last_checked_at:%Y-%m-%d %H:%M:%S %Z})" if host.last_checked_at else ""
+        return f"{host.name} was unreachable at its last check{checked}: {host.last_error}"
+    return ""
+
+
 def _define(request: HttpRequest, host: Host, form) -> StoragePool | None:
-    """Define the pool in libvirt (a quick, bounded call: nothing is mounted or built), then sync it."""
+    """Define the pool in libvirt (a quick, bounded call: nothing is mounted or built), then sync it.
+
+    A host recorded unreachable (or disabled for its URI) is refused at once instead of waited for.
+    """
+    if problem := _host_problem(host):
+        form.add_error(None, f"{problem.rstrip('.')}. Check the host, then try again.")
+        return None
     try:
         with open_host(host.uri) as lv:
             info = vpools.define_pool(lv, form.pool_xml())

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -27,6 +28,23 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_QUEUE = f"virtstorage-test-{os.getpid()}"
 os.environ["CELERY_QUEUE"] = TEST_QUEUE
 os.environ.setdefault("JOB_STALE_SECONDS", "15")
+
+
+def _pool_roots_with_tempdir() -> list[str]:
+    """Tests define pools in temp dirs: the temp dir is a pool root for them, next to the configured ones.
+
+    Django's settings may be loaded before this file, so the list goes into them as well as into the
+    environment the worker and server processes inherit; a test narrows it with the `settings` fixture.
+    """
+    from django.conf import settings
+
+    roots = [tempfile.gettempdir(), *(r for r in settings.POOL_ROOTS if r != tempfile.gettempdir())]
+    settings.POOL_ROOTS = roots
+    os.environ["POOL_ROOTS"] = os.pathsep.join(roots)
+    return roots
+
+
+TEST_POOL_ROOTS = _pool_roots_with_tempdir()
 LIBVIRT_URI = os.environ.get("TEST_LIBVIRT_URI", "qemu:///system")
 TEST_POOL_PREFIX = "vstest-"
 
@@ -170,9 +188,17 @@ def filled_pool(scratch_pool: ScratchPool) -> ScratchPool:
 
 @pytest.fixture
 def local_host(transactional_db):
-    from virtstorage.hosts.models import Host
+    """The local libvirtd as a Host, with the pool types a check or sync records (the define page offers those
+    and never asks libvirt itself); its status stays "not checked yet"."""
+    from django.utils import timezone
 
-    return Host.objects.create(name="local", uri=LIBVIRT_URI)
+    from virtstorage.hosts.models import Host
+    from virtstorage.virt import open_host
+    from virtstorage.virt import pools as vpools
+
+    with open_host(LIBVIRT_URI) as lv:
+        pool_types = Host.pool_types_json(vpools.supported_pool_types(lv))
+    return Host.objects.create(name="local", uri=LIBVIRT_URI, pool_types=pool_types, pool_types_at=timezone.now())
 
 
 @pytest.fixture(params=["direct", "libvirt"])

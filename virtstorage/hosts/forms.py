@@ -4,10 +4,9 @@ import re
 
 from django import forms
 
-from .models import Host
+from virtstorage.virt import InvalidRequest, uris
 
-# libvirt URI: driver[+transport]://[user@][host][:port]/[path][?query]
-_URI = re.compile(r"^[a-z][a-z0-9]*(\+[a-z0-9]+)?://[^\s<>\"']*$")
+from .models import Host
 
 
 class HostForm(forms.ModelForm):
@@ -16,7 +15,8 @@ class HostForm(forms.ModelForm):
         fields = ["name", "uri", "description", "enabled", "direct_io"]
         help_texts = {
             "uri": "For example qemu:///system, qemu+ssh://root@kvm1/system, qemu+tls://kvm2/system "
-                   "or test:///default.",
+                   "or test:///default. Parameters: only no_tty=1 and, for ssh, keyfile= and known_hosts= "
+                   "naming a file in the server's key directory.",
         }
 
     def clean_name(self) -> str:
@@ -26,7 +26,12 @@ class HostForm(forms.ModelForm):
         return name
 
     def clean_uri(self) -> str:
-        uri = self.cleaned_data["uri"].strip()
-        if not _URI.match(uri):
-            raise forms.ValidationError("This is not a libvirt URI (driver[+transport]://[user@host]/path).")
-        return uri
+        """The URI in its normal form, if the allow-list takes it (see virtstorage.virt.uris)."""
+        try:
+            return uris.check_uri(self.cleaned_data["uri"].strip(), key_dir=uris.configured_key_dir())
+        except InvalidRequest as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def save(self, commit: bool = True) -> Host:
+        self.instance.disabled_reason = ""  # the reason was a refused URI; this one passed
+        return super().save(commit)

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.db import models
 from django.urls import reverse
 
+from virtstorage.virt.pools import PoolTypeSupport
+
 
 class Host(models.Model):
     """A libvirt host the team manages, by connection URI."""
@@ -16,6 +18,9 @@ class Host(models.Model):
     uri = models.CharField("libvirt URI", max_length=500, unique=True)
     description = models.CharField(max_length=500, blank=True)
     enabled = models.BooleanField(default=True, help_text="Disabled hosts are neither synced nor changed.")
+    disabled_reason = models.TextField(
+        blank=True, help_text="Why virtstorage disabled the host itself: a URI it may not open. "
+                              "Saving the host with an allowed URI clears it.")
     direct_io = models.BooleanField(
         "direct file I/O", default=True,
         help_text="When this host is the machine the app runs on, uploads and downloads read and write "
@@ -35,6 +40,10 @@ class Host(models.Model):
     cpu_model = models.CharField(max_length=64, blank=True)
     cpus = models.PositiveIntegerField(null=True, blank=True)
     memory_bytes = models.BigIntegerField(null=True, blank=True)
+    # The storage pool types libvirt supports, recorded by each check and sync so that no page asks:
+    # {type: {"supported": bool, "source_formats": [...], "default_format": str}}; None until recorded.
+    pool_types = models.JSONField(null=True, blank=True)
+    pool_types_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -49,6 +58,22 @@ class Host(models.Model):
     @property
     def is_online(self) -> bool:
         return self.status == self.Status.ONLINE
+
+    def pool_type_support(self) -> dict[str, PoolTypeSupport] | None:
+        """The pool types libvirt supported at pool_types_at, as the define form wants them; None if unknown."""
+        if not isinstance(self.pool_types, dict):
+            return None
+        return {
+            kind: PoolTypeSupport(kind, bool(found.get("supported")), tuple(found.get("source_formats") or ()),
+                                  str(found.get("default_format") or ""))
+            for kind, found in self.pool_types.items()
+        }
+
+    @staticmethod
+    def pool_types_json(support: dict[str, PoolTypeSupport]) -> dict:
+        """What pool_types holds for support (supported_pool_types' answer)."""
+        return {kind: {"supported": s.supported, "source_formats": list(s.source_formats),
+                       "default_format": s.default_format} for kind, s in support.items()}
 
 
 class DomainDisk(models.Model):

@@ -43,5 +43,7 @@ def sync_job(job) -> str:
     result = sync_host(host, refresh=True, pool_names=job.params.get("pools"))
     if result is None:
         host.refresh_from_db()
+        if host.disabled_reason:  # its URI is refused: nothing was opened
+            raise RuntimeError(f"{host.name}: {host.disabled_reason}")
         raise RuntimeError(f"{host.name} is unreachable: {host.last_error}")
     return f"Synced {result}"

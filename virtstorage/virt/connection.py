@@ -7,7 +7,9 @@ Facts this module respects (measured on libvirt 9.0):
 - one long call (a clone) stalls other calls on the same connection, so long
   operations ask for a dedicated connection (``open_host(uri, shared=False)``);
 - keepalive needs a running event loop, so one is started per process before
-  the first connection; a dead peer is then noticed within seconds.
+  the first connection; a dead peer is then noticed within seconds;
+- a URI can run programs on this server (the ext transport, command=...): every
+  connection is opened only after ``uris.check_uri`` accepted its URI.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import libvirt
 
-from . import xmlio
+from . import uris, xmlio
 from .errors import HostUnreachable, ObjectNotFound, translate, translated
 from .types import HostFacts, PoolInfo, VolumeInfo
 
@@ -58,23 +60,31 @@ def _ensure_event_loop() -> None:
 
 
 def _non_interactive(uri: str) -> str:
-    """Make ssh transports fail instead of prompting on a terminal nobody watches."""
+    """Make ssh transports fail instead of prompting on a terminal nobody watches.
+
+    Takes a URI check_uri accepted (its normal form), so appending no_tty=1 is all it needs to do.
+    """
     parts = urlsplit(uri)
-    if "+ssh" not in parts.scheme and "+libssh" not in parts.scheme:
+    if parts.scheme.partition("+")[2] not in uris.SSH_TRANSPORTS:
         return uri
-    query = dict(parse_qsl(parts.query))
-    query.setdefault("no_tty", "1")
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    params = parts.query.split("&") if parts.query else []
+    if "no_tty=1" not in params:
+        params.append("no_tty=1")
+    return urlunsplit(parts._replace(query="&".join(params)))
 
 
 def _open(uri: str, timeout: float) -> libvirt.virConnect:
-    """Open a connection, giving up after ``timeout`` seconds (ssh can hang for minutes)."""
+    """Open a connection, giving up after ``timeout`` seconds (ssh can hang for minutes).
+
+    Raises InvalidRequest, before anything else happens, when the URI is not on the allow-list.
+    """
+    target = _non_interactive(uris.check_uri(uri, key_dir=uris.configured_key_dir()))
     _ensure_event_loop()
     result: dict[str, object] = {}
 
     def connect() -> None:
         try:
-            result["conn"] = libvirt.openAuth(_non_interactive(uri), [[], None, None], 0)
+            result["conn"] = libvirt.openAuth(target, [[], None, None], 0)
         except libvirt.libvirtError as exc:
             result["error"] = exc
 
@@ -270,7 +280,12 @@ def _version(number: int) -> str:
 
 @contextmanager
 def open_host(uri: str, *, shared: bool = True, timeout: float = CONNECT_TIMEOUT_SECONDS) -> Iterator[LibvirtHost]:
-    """A LibvirtHost for uri: the process's shared connection, or a dedicated one for long work."""
+    """A LibvirtHost for uri: the process's shared connection, or a dedicated one for long work.
+
+    Raises InvalidRequest when the URI is not one the app may open (see ``uris``): nothing runs then,
+    and a cached connection is not handed out either (checked here, and again by ``_open``).
+    """
+    uris.check_uri(uri, key_dir=uris.configured_key_dir())
     if shared:
         conn = _shared_connection(uri, timeout)
     else:
