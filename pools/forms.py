@@ -2,7 +2,9 @@
 
 Every name, path and address is checked here with the libvirt layer's validators
 before libvirt sees it; duplicates are checked against the host's inventory
-(libvirt rechecks on define and its error lands in the form too).
+(libvirt rechecks on define and its error lands in the form too). A pool's directory
+(dir, fs, netfs) must lie inside settings.POOL_ROOTS once symlinks are followed; it
+is read on every check, so a changed setting applies at once.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from virtstorage.virt import pools as vpools
@@ -93,6 +96,21 @@ def _checked(validator, *args):
         raise ValidationError(str(exc)) from None
 
 
+def _pool_directory(path: str) -> str:
+    """A dir/fs/netfs pool's directory: plainly written, and inside the pool roots once resolved.
+
+    libvirt gets the path as written; the check resolves its symlinks when the form is sent.
+    """
+    roots = list(settings.POOL_ROOTS)
+    try:
+        vpools.check_pool_target(vpools.validate_directory_path(path), roots)
+    except ValueError as exc:
+        message = str(exc)
+        hint = vpools.roots_hint(roots)
+        raise ValidationError(message if hint in message else f"{message} {hint}") from None
+    return path
+
+
 class _HostPoolsMixin:
     """Duplicate checks against the host's inventory."""
 
@@ -114,7 +132,8 @@ class _HostPoolsMixin:
 class PoolDefineForm(_HostPoolsMixin, forms.Form):
     """The fields one pool type needs; the rest are removed in __init__."""
 
-    name = forms.CharField(max_length=vpools.MAX_POOL_NAME, help_text="Letters, digits and . _ + -")
+    # Not stripped: " vms" is not "vms", so it is refused rather than guessed at.
+    name = forms.CharField(max_length=vpools.MAX_POOL_NAME, strip=False, help_text="Letters, digits and . _ + -")
     target_path = forms.CharField(required=False, max_length=4096)
     source_device = forms.CharField(required=False, max_length=4096)
     source_devices = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
@@ -143,6 +162,9 @@ class PoolDefineForm(_HostPoolsMixin, forms.Form):
         for field_name in list(self.fields):
             if field_name not in wanted:
                 del self.fields[field_name]
+        if pool_type in vpools.DIRECTORY_TARGET_TYPES:
+            self.fields["target_path"].help_text += (f" Must be under {vpools.roots_text(settings.POOL_ROOTS)} "
+                                                     "(POOL_ROOTS).")
         if "source_format" in self.fields:
             formats = list(support.source_formats if support else ())
             if pool_type == "logical":
@@ -155,7 +177,7 @@ class PoolDefineForm(_HostPoolsMixin, forms.Form):
 
     # -- per field --------------------------------------------------------------
     def clean_name(self) -> str:
-        return self._unique_name(_checked(vpools.validate_pool_name, self.cleaned_data["name"].strip()))
+        return self._unique_name(_checked(vpools.validate_pool_name, self.cleaned_data["name"]))
 
     def clean_target_path(self) -> str:
         path = self.cleaned_data["target_path"].strip()
@@ -163,7 +185,7 @@ class PoolDefineForm(_HostPoolsMixin, forms.Form):
             return path
         if self.pool_type == "logical":
             return self._unique_target(_checked(vpools.validate_device_path, path))
-        return self._unique_target(_checked(vpools.validate_directory_path, path))
+        return self._unique_target(_pool_directory(path))
 
     def clean_source_device(self) -> str:
         path = self.cleaned_data["source_device"].strip()
@@ -239,8 +261,6 @@ class PoolDefineForm(_HostPoolsMixin, forms.Form):
         return vpools.pool_xml(self.spec())
 
 
-# Pool types whose target is a directory the pool writes into (checked like a form's path).
-_DIRECTORY_TARGETS = {"dir", "fs", "netfs", "vstorage"}
 # Pool types whose <source><device path> is a block device (iSCSI uses it for an IQN).
 _DEVICE_SOURCES = {"fs", "logical", "disk", "zfs"}
 
@@ -261,6 +281,10 @@ class RawPoolXmlForm(_HostPoolsMixin, forms.Form):
     def clean_xml(self) -> str:
         text = self.cleaned_data["xml"].strip()
         summary = _checked(vpools.summarize_pool_xml, text)
+        if summary.type not in vpools.POOL_TYPES:
+            # The app checks the paths of the types it knows; another type's paths would go unchecked.
+            raise ValidationError(f"virtstorage does not know pool type '{summary.type[:40]}': paste XML of a "
+                                  f"{', '.join(vpools.POOL_TYPES)} pool.")
         support = self.supported.get(summary.type)
         if support is None:
             raise ValidationError(f"libvirt on {self.host} does not know pool type '{summary.type[:40]}'.")
@@ -271,11 +295,14 @@ class RawPoolXmlForm(_HostPoolsMixin, forms.Form):
             self._unique_name(_checked(vpools.validate_pool_name, summary.name))
         except ValidationError as exc:
             errors.extend(exc.messages)
-        if summary.type in _DIRECTORY_TARGETS:
-            try:
-                self._unique_target(_checked(vpools.validate_directory_path, summary.target_path))
-            except ValidationError as exc:
-                errors.extend(exc.messages)
+        try:
+            if summary.type in vpools.DIRECTORY_TARGET_TYPES:
+                self._unique_target(_pool_directory(summary.target_path))
+            elif summary.target_path:
+                # logical, disk, iscsi, zfs: where libvirt finds the volumes' device nodes.
+                _checked(vpools.validate_device_dir, summary.target_path)
+        except ValidationError as exc:
+            errors.extend(exc.messages)
         if summary.type in _DEVICE_SOURCES:
             for path in summary.device_paths:
                 try:

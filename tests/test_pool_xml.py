@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -23,11 +24,13 @@ SECRET = "0a81f5b2-8403-7b23-c8d6-21ccc2f80d6f"
 IQN = "iqn.2024-01.com.example:storage.vms"
 INITIATOR = "iqn.2024-01.com.example:host1"
 
-# Realistic inputs per type, as the define form posts them.
+# Realistic inputs per type, as the define form posts them. Mount points lie in a pool root (conftest makes
+# the temp dir one); defining creates nothing there.
+_MOUNTS = f"{tempfile.gettempdir()}/{TEST_POOL_PREFIX}{os.getpid()}"
 FORM_INPUTS: dict[str, dict[str, str]] = {
-    "fs": {"source_device": "/dev/vdb1", "source_format": "ext4", "target_path": "/srv/vstest-fs"},
+    "fs": {"source_device": "/dev/vdb1", "source_format": "ext4", "target_path": f"{_MOUNTS}-fs"},
     "netfs": {"source_host": "nfs.example.com", "source_format": "nfs", "source_dir": "/export/vms",
-              "target_path": "/srv/vstest-nfs"},
+              "target_path": f"{_MOUNTS}-nfs"},
     "logical": {"source_name": "vstestvg", "source_devices": "/dev/vdc\n/dev/vdd"},
     "disk": {"source_device": "/dev/vde", "source_format": "gpt"},
     "iscsi": {"source_host": "192.0.2.10:3260", "target_iqn": IQN, "initiator_iqn": INITIATOR,

@@ -11,7 +11,9 @@ libvirt words vs ours: "destroy" stops a pool (data intact, start undoes it);
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import os
 import posixpath
 import re
 import uuid
@@ -36,12 +38,24 @@ _DNS_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 _IQN = re.compile(r"iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[A-Za-z0-9.-]+(:[A-Za-z0-9.:_-]+)?")
 _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*")
 
-# A pool may never be (or live inside) these: it would write volumes among system files.
+# A pool may never be (or live inside) these, whatever POOL_ROOTS says: a member could then write files
+# (volumes) among system files, e.g. a volume named `root` in a crontab directory.
 SYSTEM_TREES = ("/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/dev",
-                "/proc", "/sys", "/run", "/root")
-# These may hold a pool in a subdirectory, but are never a pool themselves.
+                "/proc", "/sys", "/run", "/root", "/snap", "/var/spool", "/var/log", "/var/mail",
+                "/var/cache", "/var/backups", "/var/run", "/var/lock", "/var/lib/dpkg", "/var/lib/apt",
+                "/var/lib/rpm", "/var/lib/dnf", "/var/lib/yum", "/var/lib/systemd", "/var/lib/sudo",
+                "/var/lib/polkit-1", "/var/lib/libvirt/qemu", "/var/lib/libvirt/dnsmasq",
+                "/var/lib/libvirt/network", "/var/lib/libvirt/swtpm")
+# These may hold a pool in a subdirectory, but are never a pool themselves (nor is any parent of a system
+# tree, such as /var/lib). /home is here and not above because a checkout in a home directory keeps its
+# var/pools root there; hidden directories (~/.ssh, ~/.config) are refused below any root instead.
+# /tmp and /var/tmp are here and not above: tests and development set-ups put pools under the temp dir
+# when they list it in POOL_ROOTS; a production root there is a bad idea (any local user can plant
+# symlinks in it), which is why it is not a default root.
 SYSTEM_DIRS = frozenset({"/", "/var", "/var/lib", "/var/lib/libvirt", "/home", "/tmp", "/opt", "/srv",
                          "/mnt", "/media", "/var/tmp"})
+# Pool types whose <target><path> is a directory on the host the pool writes into (or mounts over).
+DIRECTORY_TARGET_TYPES = frozenset({"dir", "fs", "netfs"})
 
 # Fixed target paths libvirt expects for device-backed pools.
 DISK_TARGET = "/dev"
@@ -71,6 +85,9 @@ def validate_pool_name(text: str) -> str:
     """The name if it is a safe pool name: letters, digits and . _ + -, starting with a letter or digit."""
     if not text:
         raise ValueError("Enter a pool name.")
+    if text != text.strip():
+        # Refused, not stripped: libvirt would keep the spaces, and " vms" would look like "vms".
+        raise ValueError("A pool name may not start or end with a space; remove it.")
     if len(text) > MAX_POOL_NAME:
         raise ValueError(f"A pool name can have at most {MAX_POOL_NAME} characters.")
     if not _SAFE_NAME.fullmatch(text):
@@ -99,7 +116,7 @@ def _validate_absolute(text: str, what: str) -> str:
 
 
 def _inside(path: str, tree: str) -> bool:
-    return path == tree or path.startswith(tree + "/")
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
 
 
 def validate_directory_path(text: str, what: str = "target path") -> str:
@@ -111,6 +128,130 @@ def validate_directory_path(text: str, what: str = "target path") -> str:
     for tree in SYSTEM_TREES:
         if _inside(path, tree):
             raise ValueError(f"The {what} {path} is inside the system directory {tree}; pick another place.")
+    return path
+
+
+def roots_text(roots: list[str] | tuple[str, ...]) -> str:
+    """The configured roots for a message: "/a", "/a or /b", "/a, /b or /c"."""
+    roots = [r for r in roots if r]
+    if len(roots) <= 1:
+        return roots[0] if roots else "(none configured)"
+    return ", ".join(roots[:-1]) + " or " + roots[-1]
+
+
+def roots_hint(roots: list[str] | tuple[str, ...]) -> str:
+    return f"Pool directories must be under {roots_text(roots)} (POOL_ROOTS)."
+
+
+def _has_control_chars(text: str) -> bool:
+    return any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text)
+
+
+def _unresolvable(path: str, exc: OSError) -> ValueError:
+    if exc.errno == errno.ELOOP:
+        return ValueError(f"{path} runs through a loop of symbolic links (or too many of them).")
+    if exc.errno == errno.ENOENT:
+        return ValueError(f"{path} runs through a symbolic link to a place that does not exist.")
+    if exc.errno == errno.ENOTDIR:
+        return ValueError(f"{path} runs through a file, not a directory.")
+    return ValueError(f"Cannot check {path}: {exc.strerror or exc}.")
+
+
+def _resolve(path: str) -> str:
+    """The path with every symlink followed; the part that does not exist yet is appended as written.
+
+    The deepest existing ancestor (a dangling symlink counts: it exists) is resolved strictly, so a
+    symlink anywhere in it, a chain, a loop or a dangling link is either followed to its end or refused.
+    """
+    existing, missing = path, []
+    while True:
+        try:
+            os.lstat(existing)
+            break
+        except FileNotFoundError:
+            existing, name = posixpath.split(existing)
+            missing.insert(0, name)
+        except OSError as exc:  # a loop, a file on the way, no permission to look
+            raise _unresolvable(path, exc) from None
+    try:
+        real = os.path.realpath(existing, strict=True)
+    except OSError as exc:
+        raise _unresolvable(path, exc) from None
+    if not os.path.isdir(real):
+        raise ValueError(f"{path} is a file, not a directory." if not missing
+                         else f"{path} runs through {real}, which is a file, not a directory.")
+    return posixpath.join(real, *missing)
+
+
+def _ancestors(path: str) -> list[str]:
+    found = []
+    while path != "/":
+        path = posixpath.dirname(path)
+        found.append(path)
+    return found
+
+
+def _system_tree_of(path: str) -> str | None:
+    """The system tree path is in, or the system directory it is (a parent of a system tree is one too)."""
+    trees = set(SYSTEM_TREES) | {os.path.realpath(tree) for tree in SYSTEM_TREES}
+    for tree in sorted(trees):
+        if _inside(path, tree):
+            return tree
+    dirs = set(SYSTEM_DIRS) | {os.path.realpath(d) for d in SYSTEM_DIRS}
+    dirs.update(parent for tree in trees for parent in _ancestors(tree))
+    return path if path in dirs else None
+
+
+def check_pool_target(path: str, roots: list[str] | tuple[str, ...]) -> str:
+    """The resolved path if a pool may use path as its directory; ValueError (saying why) otherwise.
+
+    The rule: path is absolute, has no '..' and no control characters; with every symlink followed
+    (for the part that does not exist yet: its deepest existing ancestor) it is one of the roots or
+    inside one, the roots resolved too; nothing below the root is hidden (.ssh, .config); and
+    neither path nor where it leads is a system directory or inside a system tree, whatever the
+    roots say (a root of / still refuses /etc). Loops, dangling links and files on the way are refused.
+    """
+    if not isinstance(path, str) or not path:
+        raise ValueError("Enter the pool directory.")
+    if _has_control_chars(path):
+        raise ValueError("The pool directory may not contain control characters (NUL, newline, tab...).")
+    if not path.startswith("/"):
+        raise ValueError(f"The pool directory must be absolute (start with /), not {path}. {roots_hint(roots)}")
+    if ".." in path.split("/"):
+        raise ValueError(f"The pool directory may not contain '..' components; write the real path. "
+                         f"{roots_hint(roots)}")
+    written = posixpath.normpath(path)
+    if written.startswith("//"):
+        written = "/" + written.lstrip("/")
+    resolved = _resolve(written)
+    leads = f"{written} leads to {resolved} (through a symbolic link)" if resolved != written else written
+    for candidate in (written, resolved):
+        tree = _system_tree_of(candidate)
+        if tree is not None:
+            where = f"is the system directory {tree}" if candidate == tree else f"is inside the system directory {tree}"
+            subject = written if candidate == written else leads
+            raise ValueError(f"{subject} {where}: a pool there would put volumes among system files. "
+                             f"{roots_hint(roots)}")
+    usable = [r for r in roots if r and r.startswith("/") and not _has_control_chars(r)]
+    if not usable:
+        raise ValueError("No pool roots are configured: set POOL_ROOTS to the directories pools may use.")
+    for root in usable:
+        real_root = os.path.realpath(root)
+        if _inside(resolved, real_root):
+            hidden = [part for part in resolved[len(real_root):].split("/") if part.startswith(".")]
+            if hidden:
+                raise ValueError(f"{leads} goes into the hidden directory {hidden[0]}: pool directories may not "
+                                 f"be hidden ones such as .ssh or .config. {roots_hint(roots)}")
+            return resolved
+    raise ValueError(f"{leads} is outside the pool roots. {roots_hint(roots)}")
+
+
+def validate_device_dir(text: str) -> str:
+    """A pool's device directory (logical, disk, iscsi targets): /dev or under it, also after symlinks."""
+    path = _validate_absolute(text, "device directory")
+    if not _inside(path, "/dev") or not _inside(os.path.realpath(path), "/dev"):
+        raise ValueError(f"{path} is not a device directory: this pool type's target is /dev or a directory "
+                         "under /dev.")
     return path
 
 
@@ -344,11 +485,13 @@ def summarize_pool_xml(xml: str) -> PoolXmlSummary:
         raise ValueError(f"This is not well-formed XML: {exc}.") from None
     if root.tag != "pool":
         raise ValueError(f"The root element must be <pool>, not <{root.tag}>.")
-    name = (root.findtext("name") or "").strip()
+    if len(root.findall("target")) > 1 or len(root.findall("target/path")) > 1:
+        raise ValueError("A pool has one <target> with one <path>.")
+    # Name and path as libvirt will read them: not stripped, so " vms" or " /etc" is checked as it is.
     return PoolXmlSummary(
-        name=name,
+        name=root.findtext("name") or "",
         type=root.get("type", ""),
-        target_path=(root.findtext("target/path") or "").strip(),
+        target_path=root.findtext("target/path") or "",
         device_paths=tuple(d.get("path", "") for d in root.findall("source/device")),
     )
 
