@@ -57,4 +57,5 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q -r "$REQ"
   touch "$stamp"
 fi
-mkdir -p var
+# var/ holds the database, the secret key and upload staging files: this account's alone.
+install -d -m 0700 var

@@ -1,6 +1,7 @@
 """Set up a working installation on embedded defaults. Safe to run again: it reuses what exists."""
 
 import secrets
+import stat
 from pathlib import Path
 
 from django.conf import settings
@@ -12,6 +13,7 @@ from virtstorage.accounts.roles import ADMIN, ensure_role_groups, grant
 from virtstorage.hosts.inventory import sync_host
 from virtstorage.hosts.models import Host
 from virtstorage.virt import ObjectNotFound, VirtError, open_host
+from virtstorage.virt import pools as vpools
 
 
 class Command(BaseCommand):
@@ -22,6 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--admin-user", default="admin")
 
     def handle(self, no_demo_pool=False, admin_user="admin", **options):
+        self._private_files()
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         ensure_role_groups()
@@ -39,6 +42,36 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"Host {host.name} ({host.uri}): {result}")
 
+    def _private_files(self) -> None:
+        """Files of an older install (made under a umask of 022) readable by this account only.
+
+        New ones are private already (settings.py sets the umask); the demo pool under var/pools
+        and the static files keep their modes: var/ itself (0700) closes them to others.
+        """
+        var = Path(settings.VAR_DIR)
+        db = settings.DATABASES["default"]
+        paths = [var / "secret_key", var / "admin-password", var / "uploads"]
+        paths += sorted((var / "uploads").glob("*.part"))
+        paths += sorted(Path(settings.CELERY_BEAT_SCHEDULE_FILENAME).parent.glob(
+            Path(settings.CELERY_BEAT_SCHEDULE_FILENAME).name + "*"))  # shelve adds .db, .dir, ... by dbm
+        if db["ENGINE"] == "django.db.backends.sqlite3" and str(db["NAME"]) != ":memory:":
+            paths += [Path(f"{db['NAME']}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")]
+        for path in [var, *paths]:
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                continue  # the file it points to is not ours to change
+            mode = 0o700 if stat.S_ISDIR(st.st_mode) else 0o600
+            if stat.S_IMODE(st.st_mode) & 0o077:
+                try:
+                    path.chmod(mode)
+                except OSError as exc:
+                    self.stderr.write(f"warning: could not make {path} private ({mode:o}): {exc}")
+                    continue
+                self.stdout.write(f"Made {path} private ({mode:o})")
+
     def _admin(self, username: str) -> None:
         User = get_user_model()
         password_file = Path(settings.VAR_DIR) / "admin-password"
@@ -55,6 +88,11 @@ class Command(BaseCommand):
 
     def _demo_pool(self, host: Host) -> None:
         path = Path(settings.VAR_DIR, "pools", settings.DEMO_POOL_NAME).resolve()
+        try:
+            vpools.check_pool_target(str(path), settings.POOL_ROOTS)  # var/pools is a default root
+        except ValueError as exc:
+            self.stderr.write(f"warning: not setting up the demo pool: {exc}")
+            return
         try:
             with open_host(host.uri) as lv:
                 try:
