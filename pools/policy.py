@@ -14,6 +14,8 @@ from .models import StoragePool
 
 # Warn (not refuse) when thin volumes push the pool past this overcommit and no limit is set.
 OVERCOMMIT_WARNING = 1.0
+# Without an overcommit limit, one thin volume may be at most this many times the pool's capacity.
+LARGEST_THIN_VOLUME = 4.0
 
 
 class PolicyViolation(Exception):
@@ -25,6 +27,18 @@ class PolicyCheck:
     warnings: list[str]
 
 
+def largest_volume(pool: StoragePool) -> int | None:
+    """The largest virtual size one volume may have in the pool, None when its capacity is not known.
+
+    With an overcommit limit, the limit times the capacity (the sum rule below is stricter still).
+    Without one, LARGEST_THIN_VOLUME times the capacity: a thin volume may overcommit the pool, but a size
+    its file system could never hold (2^63-1 bytes, a typo's extra zeros) is refused here, not by libvirt."""
+    if not pool.capacity:
+        return None
+    factor = float(pool.max_overcommit) if pool.max_overcommit is not None else LARGEST_THIN_VOLUME
+    return int(pool.capacity * max(1.0, factor))
+
+
 def check_volume_fits(pool: StoragePool, *, capacity: int, allocation: int, replacing: int = 0,
                       replacing_allocation: int = 0) -> PolicyCheck:
     """Raise PolicyViolation if a volume of this capacity and allocation breaks the policy.
@@ -32,6 +46,13 @@ def check_volume_fits(pool: StoragePool, *, capacity: int, allocation: int, repl
     `replacing`/`replacing_allocation`: the sizes of a volume being resized, which no longer count.
     """
     warnings: list[str] = []
+    limit = largest_volume(pool)
+    if limit is not None and capacity > limit:
+        factor = f"its overcommit limit {pool.max_overcommit}×" if pool.max_overcommit is not None else \
+            f"{LARGEST_THIN_VOLUME:g}× for a thin volume without an overcommit limit"
+        allowed = f" ({factor} its capacity of {binary_size(pool.capacity)})"
+        raise PolicyViolation(f"A volume of {binary_size(capacity)} is more than pool {pool.name} can ever hold: "
+                              f"at most {binary_size(limit)}{allowed}.")
     extra_allocation = max(0, allocation - replacing_allocation)
     usable = pool.available - pool.reserve_bytes
     if extra_allocation > usable:

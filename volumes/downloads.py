@@ -19,7 +19,9 @@ from virtstorage.jobs import runner
 from virtstorage.jobs.models import Job
 from virtstorage.templatetags.sizes import binary_size
 from virtstorage.virt import VirtError, downloads, open_host, sparse_format
+from virtstorage.virt.imagecheck import UnsafeImage
 
+from . import safety
 from .models import Volume
 
 DOWNLOAD_REPORT_SECONDS = 0.2
@@ -39,6 +41,15 @@ def _start_download(user, volume: Volume, sparse: bool, framed: bool) -> runner.
         params["format"] = "sparse"
     return runner.start_inline(kind="download", user=user, host=volume.pool.host, pool=volume.pool,
                                volume_name=volume.name, params=params, cancellable=True)
+
+
+def _verify(volume: Volume) -> None:
+    """The image check every operation makes (volumes/safety.py), in a thread of its own."""
+    try:
+        with open_host(volume.pool.host.uri) as lv:
+            safety.verify(volume.pool.host, lv, volume.pool.name, volume.name)
+    finally:
+        db_connection.close()  # this thread's own connection
 
 
 def _cancel_requested(job: Job) -> bool:
@@ -167,6 +178,9 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
         volume = await Volume.objects.select_related("pool__host").aget(pk=pk)
     except Volume.DoesNotExist as exc:
         raise Http404() from exc
+    if volume.unsafe_reason:  # what a download reads is the file itself, but an unsafe image is quarantined
+        return HttpResponse(f"Refused: {volume.unsafe_reason} Only an admin can delete this volume.", status=409,
+                            content_type="text/plain; charset=utf-8")
     framed = request.GET.get("format") == "sparse"
     if not framed and request.GET.get("format") not in (None, "", "raw"):
         return HttpResponse("format must be sparse or raw", status=400, content_type="text/plain; charset=utf-8")
@@ -178,8 +192,12 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
     # Dedicated connections (one per stream): the streams are this request's alone, and end with it.
     connect = functools.partial(open_host, volume.pool.host.uri, shared=False)
     try:
+        await asyncio.to_thread(_verify, volume)
         reader = await asyncio.to_thread(downloads.open_reader, connect, volume.pool.name, volume.name,
                                          sparse=sparse, direct=volume.pool.host.direct_io)
+    except UnsafeImage as exc:
+        await sync_to_async(runner.finish_inline)(ctx, Job.State.FAILED, error=str(exc))
+        return HttpResponse(f"Refused: {exc}", status=409, content_type="text/plain; charset=utf-8")
     except VirtError as exc:
         await sync_to_async(runner.finish_inline)(ctx, Job.State.FAILED, error=str(exc))
         return HttpResponse(f"Cannot read volume {volume.name}: {exc}", status=502,

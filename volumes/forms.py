@@ -13,6 +13,7 @@ from virtstorage.virt.volumes import WipeChoice
 
 from .models import Volume
 from .names import validate_volume_name
+from .safety import refuse_unsafe
 from .sizes import UNITS_HELP, parse_size
 
 FORMAT_CHOICES = [("raw", "raw"), ("qcow2", "qcow2")]
@@ -182,6 +183,7 @@ class VolumeCloneForm(_PolicyMixin, forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
+        refuse_unsafe(self.volume)
         name, pool = data.get("name"), data.get("target_pool")
         if name and pool is not None:
             if _name_taken(pool, name):
@@ -208,6 +210,7 @@ class VolumeResizeForm(_PolicyMixin, forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
+        refuse_unsafe(self.volume)
         capacity = data.get("capacity")
         if capacity is None:
             return data
@@ -239,6 +242,7 @@ class _ConfirmNameForm(forms.Form):
     def __init__(self, *args, volume: Volume, can_force: bool, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.volume = volume
+        self.can_force = can_force
         if can_force:
             self.fields["force"] = forms.BooleanField(
                 required=False, label="Force, even if a virtual machine uses it (admins only)")
@@ -251,7 +255,11 @@ class _ConfirmNameForm(forms.Form):
 
 
 class VolumeDeleteForm(_ConfirmNameForm):
-    pass
+    def clean(self) -> dict:
+        data = super().clean()
+        if not self.can_force:  # an admin removes an unsafe volume; nobody else touches it
+            refuse_unsafe(self.volume)
+        return data
 
 
 class VolumeWipeForm(_ConfirmNameForm):
@@ -267,3 +275,8 @@ class VolumeWipeForm(_ConfirmNameForm):
         ]
         self.fields["algorithm"].initial = "zero"
         self.order_fields(["algorithm", "confirm", "force"])
+
+    def clean(self) -> dict:
+        data = super().clean()
+        refuse_unsafe(self.volume)
+        return data

@@ -32,6 +32,14 @@ class Volume(models.Model):
     backing_format = models.CharField(max_length=32, blank=True)
     xml = models.TextField(blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
+    # Image safety (virt/imagecheck.py). The format the app states in every operation: set when the app
+    # writes the volume or first sees it, never taken from a later probe of its bytes.
+    recorded_format = models.CharField(max_length=32, blank=True)
+    unsafe_reason = models.TextField(
+        blank=True, help_text="Why the image is refused (an external data file, a backing file outside the pools, "
+                              "a changed format...); every operation but an admin's delete is refused while set.")
+    inspected = models.CharField(
+        max_length=100, blank=True, help_text="format:ctime:size of the file when its header was last checked.")
 
     class Meta:
         ordering = ["name"]
@@ -63,6 +71,10 @@ class Volume(models.Model):
         return DomainDisk.objects.filter(host_id=self.pool.host_id).filter(
             disk_uses_volume(self.pool.name, models.Value(self.path), models.Value(self.name))
         )
+
+    @property
+    def is_unsafe(self) -> bool:
+        return bool(self.unsafe_reason)
 
     @property
     def thin_savings(self) -> int:
@@ -140,6 +152,12 @@ class Upload(models.Model):
     hole_bytes = models.BigIntegerField(default=0, help_text="Bytes the client declared zeros and did not send.")
     state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVING)
     completed = models.BooleanField(default=False, help_text="The client said every chunk was sent.")
+    streaming = models.BooleanField(
+        default=False, help_text="The job writes the volume while chunks arrive (a new volume, within the "
+                                 "uploader's share of the transfer workers); otherwise it starts at complete.")
+    stated_format = models.CharField(
+        max_length=16, blank=True, help_text="The format the client says the file is; blank: read from its header.")
+    force = models.BooleanField(default=False, help_text="An admin replaces a volume that a VM uses.")
     volume_created = models.BooleanField(
         default=False, help_text="A job of this upload created the (new) volume: a later job may replace it.")
     error = models.TextField(blank=True)
@@ -154,11 +172,6 @@ class Upload(models.Model):
 
     def __str__(self) -> str:
         return f"upload of {self.filename or self.volume_name} into {self.volume_name}"
-
-    @property
-    def streaming(self) -> bool:
-        """The job writes the volume while chunks arrive: into a new volume, which no one loses."""
-        return self.mode == self.Mode.NEW
 
     @property
     def staging_path(self) -> Path:

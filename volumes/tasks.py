@@ -16,6 +16,8 @@ from virtstorage.templatetags.sizes import binary_size
 from virtstorage.virt import LibvirtHost, open_host
 from virtstorage.virt import volumes as ops
 
+from . import safety
+
 
 class VolumeInUse(Exception):
     """A defined virtual machine has a disk on the volume."""
@@ -33,7 +35,14 @@ def _operation(ctx: JobContext, *pool_names: str) -> Iterator[LibvirtHost]:
         sync_host(ctx.host, pool_names=list(dict.fromkeys(pool_names)))
 
 
-def _refuse_if_in_use(ctx: JobContext, host: LibvirtHost, action: str) -> None:
+def _verified(ctx: JobContext, host: LibvirtHost) -> None:
+    """The image check (volumes/safety.py) right before libvirt opens the volume."""
+    ctx.step(f"Checking the image of {ctx.job.volume_name} (format, backing and data files)")
+    safety.verify(ctx.host, host, ctx.pool.name, ctx.job.volume_name)
+
+
+def refuse_if_in_use(ctx: JobContext, host: LibvirtHost, action: str) -> None:
+    """Refuse (VolumeInUse) when a defined VM has a disk on the job's volume, unless an admin forced it."""
     volume = host.volume(ctx.pool.name, ctx.job.volume_name)
     users = ops.volume_users(host, ctx.pool.name, volume)
     if not users:
@@ -64,6 +73,7 @@ def clone_volume_job(ctx: JobContext) -> str:
     p = ctx.params
     source, target_pool = ctx.job.volume_name, p["target_pool"]
     with _operation(ctx, ctx.pool.name, target_pool) as host, open_host(ctx.host.uri) as watcher:
+        _verified(ctx, host)
         ctx.step(f"Copying {source} to {target_pool}/{p['name']}"
                  + (f" as {p['format']}" if p.get("format") else "")
                  + "; libvirt finishes a copy even if asked to stop")
@@ -77,6 +87,7 @@ def resize_volume_job(ctx: JobContext) -> str:
     p = ctx.params
     name = ctx.job.volume_name
     with _operation(ctx, ctx.pool.name) as host:
+        _verified(ctx, host)
         ctx.check_cancel()
         verb = "Shrinking" if p.get("shrink") else "Growing"
         ctx.step(f"{verb} {name} to {binary_size(p['capacity'])}" + (" and allocating" if p.get("allocate") else ""))
@@ -90,7 +101,7 @@ def delete_volume_job(ctx: JobContext) -> str:
     name = ctx.job.volume_name
     with _operation(ctx, ctx.pool.name) as host:
         ctx.step("Checking that no virtual machine uses it")
-        _refuse_if_in_use(ctx, host, "delete")
+        refuse_if_in_use(ctx, host, "delete")
         ctx.check_cancel()
         ctx.step(f"Deleting {name}")
         host.delete_volume(ctx.pool.name, name)
@@ -102,8 +113,10 @@ def wipe_volume_job(ctx: JobContext) -> str:
     name, algorithm = ctx.job.volume_name, ctx.params["algorithm"]
     with _operation(ctx, ctx.pool.name) as host:
         ctx.step("Checking that no virtual machine uses it")
-        _refuse_if_in_use(ctx, host, "wipe")
+        refuse_if_in_use(ctx, host, "wipe")
+        _verified(ctx, host)
         ctx.step(f"Wiping {name} with {ops.WIPE_BY_NAME[algorithm].label}; libvirt reports no progress and "
                  "finishes even if asked to stop")
         info = ops.wipe_volume(host, ctx.pool.name, name, algorithm)
+        safety.record_format(ctx.host, ctx.pool.name, name, info.format)  # a wiped qcow2 is a raw file
     return f"Wiped {name} with {algorithm}; it is now a {info.format or 'raw'} volume of {binary_size(info.capacity)}"

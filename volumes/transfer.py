@@ -22,6 +22,7 @@ from pathlib import Path
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import BadRequest
 from django.db import transaction
 from django.http import (
     HttpRequest,
@@ -35,14 +36,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from pools.models import StoragePool
 from pools.policy import PolicyViolation, check_volume_fits
-from virtstorage.accounts.roles import member_required
+from virtstorage.accounts.roles import is_admin, member_required
 from virtstorage.jobs import progress, runner
 from virtstorage.jobs.models import Job
 from virtstorage.templatetags.sizes import binary_size
 
 from .asgi_upload import BODY_STREAM_KEY, BodyAborted
+from .forms import FORMAT_CHOICES, VolumeNameField
 from .models import Upload, Volume, merge_range
-from .names import validate_volume_name
+from .safety import refuse_unsafe
 from .sizes import parse_size
 from .transfer_tasks import truncation_message, upload_volume
 
@@ -55,20 +57,34 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 # -- Creating an upload ---------------------------------------------------------
 
+class UploadPageQuery(forms.Form):
+    """The upload page's query: ?pool=N for a new volume, or ?volume=N to replace one."""
+
+    pool = forms.IntegerField(min_value=1, required=False)
+    volume = forms.IntegerField(min_value=1, required=False)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not self.errors and not data.get("pool") and not data.get("volume"):
+            raise forms.ValidationError("Give ?pool=N (a new volume) or ?volume=N (to replace it).")
+        return data
+
+
 class UploadForm(forms.Form):
     pool = forms.IntegerField(min_value=1)
-    volume = forms.CharField(max_length=255, strip=True)
+    volume = VolumeNameField()
     mode = forms.ChoiceField(choices=Upload.Mode.choices, initial=Upload.Mode.NEW)
     size = forms.CharField(help_text="Bytes of the file.")
     capacity = forms.CharField(required=False, help_text="Virtual size of a new raw volume; default: the file's size.")
-    confirm = forms.CharField(required=False, help_text="To replace a volume, type its name.")
+    format = forms.ChoiceField(choices=[("", "Read from the file's header"), *FORMAT_CHOICES], required=False,
+                               help_text="What the file is; the file's header must agree.")
+    confirm = forms.CharField(required=False, strip=False, help_text="To replace a volume, type its name.")
+    force = forms.BooleanField(required=False, help_text="Replace even if a virtual machine uses it (admins only).")
     filename = forms.CharField(required=False, max_length=255)
 
-    def clean_volume(self) -> str:
-        try:
-            return validate_volume_name(self.cleaned_data["volume"])
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from exc
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
 
     def clean_size(self) -> int:
         try:
@@ -100,34 +116,51 @@ class UploadForm(forms.Form):
             self.add_error("pool", f"Pool {pool.name} is not running: start it before uploading into it.")
             return data
         data["pool"] = pool
+        if data["mode"] == Upload.Mode.EXISTING:
+            self._clean_replace(data, pool)
+        else:
+            self._clean_new(data, pool)
+        return data
+
+    def _clean_replace(self, data: dict, pool: StoragePool) -> None:
         name, size = data["volume"], data["size"]
         existing = Volume.objects.filter(pool=pool, name=name).first()
-        if data["mode"] == Upload.Mode.EXISTING:
-            if existing is None:
-                self.add_error("volume", f"Pool {pool.name} has no volume {name}.")
-                return data
-            if size > existing.capacity:
-                self.add_error("size", f"The file ({binary_size(size)}, {size} bytes) is larger than volume {name} "
-                                       f"({binary_size(existing.capacity)}, {existing.capacity} bytes).")
-            if data.get("confirm") != name:
-                self.add_error("confirm", f"Replacing {name} erases what it holds: type its name to confirm.")
-            data["capacity"] = existing.capacity if existing.format == "raw" else size
-        else:
-            if existing is not None:
-                self.add_error("volume", f"Pool {pool.name} already has a volume {name}: choose another name, "
-                                         "or replace it.")
-                return data
-            capacity = data.get("capacity") or size
-            if capacity < size:
-                self.add_error("capacity", f"The capacity ({binary_size(capacity)}) is smaller than the file "
-                                           f"({binary_size(size)}).")
-                return data
-            try:
-                check_volume_fits(pool, capacity=capacity, allocation=0)
-            except PolicyViolation as exc:
-                self.add_error("capacity", str(exc))
-            data["capacity"] = capacity
-        return data
+        if existing is None:
+            self.add_error("volume", f"Pool {pool.name} has no volume {name}.")
+            return
+        try:
+            refuse_unsafe(existing)
+        except forms.ValidationError as exc:
+            self.add_error("volume", exc)
+        if size > existing.capacity:
+            self.add_error("size", f"The file ({binary_size(size)}, {size} bytes) is larger than volume {name} "
+                                   f"({binary_size(existing.capacity)}, {existing.capacity} bytes).")
+        if data.get("confirm") != name:
+            self.add_error("confirm", f"Replacing {name} erases what it holds: type its name to confirm.")
+        data["force"] = bool(data.get("force")) and is_admin(self.user)
+        users = sorted({disk.domain for disk in existing.users()})  # as of the last sync; the job asks libvirt
+        if users and not data["force"]:
+            self.add_error("volume", f"Refused to replace {name}: it is a disk of the virtual machine(s) "
+                                     f"{', '.join(users)}. Remove the disk first, or ask an admin to force it.")
+        data["capacity"] = existing.capacity if existing.format == "raw" else size
+
+    def _clean_new(self, data: dict, pool: StoragePool) -> None:
+        name, size = data["volume"], data["size"]
+        data["force"] = False
+        if Volume.objects.filter(pool=pool, name=name).exists():
+            self.add_error("volume", f"Pool {pool.name} already has a volume {name}: choose another name, "
+                                     "or replace it.")
+            return
+        capacity = data.get("capacity") or size
+        if capacity < size:
+            self.add_error("capacity", f"The capacity ({binary_size(capacity)}) is smaller than the file "
+                                       f"({binary_size(size)}).")
+            return
+        try:
+            check_volume_fits(pool, capacity=capacity, allocation=0)
+        except PolicyViolation as exc:
+            self.add_error("capacity" if data.get("capacity") else "size", str(exc))
+        data["capacity"] = capacity
 
 
 def _payload(request: HttpRequest) -> dict:
@@ -176,12 +209,15 @@ def upload_state(upload: Upload) -> dict:
 @require_GET
 def upload_page(request: HttpRequest) -> HttpResponse:
     """The browser's upload form: into a new volume of a pool, or replacing a volume."""
+    query = UploadPageQuery(request.GET)
+    if not query.is_valid():
+        raise BadRequest("; ".join(f"{field}: {' '.join(errors)}" for field, errors in query.errors.items()))
     volume = None
-    if request.GET.get("volume"):
-        volume = get_object_or_404(Volume.objects.select_related("pool__host"), pk=request.GET["volume"])
+    if query.cleaned_data["volume"]:
+        volume = get_object_or_404(Volume.objects.select_related("pool__host"), pk=query.cleaned_data["volume"])
         pool = volume.pool
     else:
-        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=request.GET.get("pool") or 0)
+        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=query.cleaned_data["pool"])
     return render(request, "volumes/upload.html", {"pool": pool, "volume": volume,
                                                    "chunk_bytes": 8 * 1024 * 1024})
 
@@ -190,7 +226,7 @@ def upload_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def upload_create(request: HttpRequest) -> JsonResponse:
     try:
-        form = UploadForm(_payload(request))
+        form = UploadForm(_payload(request), user=request.user)
     except ValueError as exc:
         return _error(str(exc), 400)
     if not form.is_valid():
@@ -199,30 +235,59 @@ def upload_create(request: HttpRequest) -> JsonResponse:
     upload = Upload.objects.create(
         created_by=request.user, pool=data["pool"], volume_name=data["volume"], mode=data["mode"],
         filename=data.get("filename") or "", size=data["size"], capacity=data["capacity"],
-    )
-    path = upload.staging_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A sparse file of the final size: ranges never written (holes) read as zeros, cost no disk.
-    with open(path, "wb") as staging:
-        staging.truncate(upload.size)
+        stated_format=data.get("format") or "", force=data["force"],
+        streaming=data["mode"] == Upload.Mode.NEW and may_stream(request.user))
+    try:
+        create_staging_file(upload)
+    except OSError as exc:
+        upload.delete()
+        return _error(f"The server cannot stage a file of {binary_size(upload.size)}: {exc.strerror}. "
+                      "Nothing was kept.", 507)
     state = upload_state(upload)
     if upload.streaming:
         # Into a new volume the job starts now and writes each run of chunks as it arrives.
         try:
             job = _launch_upload_job(request, upload)
         except runner.JobError as exc:
-            path.unlink(missing_ok=True)
+            upload.staging_path.unlink(missing_ok=True)
             upload.delete()
             return _job_refused(exc)
         state = upload_state(upload) | _watch(request, job)
     return JsonResponse(state, status=201)
 
 
+def create_staging_file(upload: Upload) -> None:
+    """A sparse file of the upload's size, readable by this user only: ranges never written (holes) read as
+    zeros and cost no disk."""
+    path = upload.staging_path
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        os.ftruncate(fd, upload.size)
+    except OSError:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+
+
+def may_stream(user) -> bool:
+    """Whether a new upload of this user may hold a transfer worker while its chunks arrive.
+
+    A streaming job holds its worker process until the last chunk (or UPLOAD_IDLE_SECONDS without one), so
+    one user streams at most UPLOAD_STREAMS_PER_USER uploads at once; further uploads are staged and their
+    job starts at complete, with every byte there. Another user's upload never waits for one user's."""
+    streaming = Upload.objects.filter(created_by=user, streaming=True, completed=False,
+                                      job__state__in=Job.ACTIVE_STATES).count()
+    return streaming < settings.UPLOAD_STREAMS_PER_USER
+
+
 def _launch_upload_job(request: HttpRequest, upload: Upload) -> Job:
     pool = upload.pool
     job = runner.launch(upload_volume, kind="upload", user=request.user, host=pool.host, pool=pool,
-                        volume_name=upload.volume_name, params={"upload": str(upload.pk), "size": upload.size},
-                        cancellable=True)
+                        volume_name=upload.volume_name, cancellable=True,
+                        params={"upload": str(upload.pk), "size": upload.size, "force": upload.force})
     Upload.objects.filter(pk=upload.pk).update(job=job)
     upload.job = job
     return job

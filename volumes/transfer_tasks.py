@@ -27,10 +27,13 @@ from virtstorage.hosts.inventory import sync_host
 from virtstorage.jobs.models import Job
 from virtstorage.jobs.runner import JobCancelled, JobContext, job_task
 from virtstorage.templatetags.sizes import binary_size
-from virtstorage.virt import LibvirtHost, ObjectExists, ObjectNotFound, VirtError, open_host, streams
+from virtstorage.virt import LibvirtHost, ObjectExists, ObjectNotFound, VirtError, imagecheck, open_host, streams
+from virtstorage.virt import volumes as vvolumes
+from virtstorage.virt.imagecheck import ImageFacts
 
-from . import images
+from . import safety
 from .models import Upload
+from .tasks import refuse_if_in_use
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +46,6 @@ WAIT_MAX_SECONDS = 0.5
 
 class UploadTruncated(Exception):
     """Some byte ranges never arrived: the volume is not written (or a new one is removed)."""
-
-
-class UnsafeImage(Exception):
-    """The image refers to files outside itself (a backing file): it is not written."""
 
 
 class UploadStalled(Exception):
@@ -135,12 +134,13 @@ def _send(ctx: JobContext, upload: Upload, pool_name: str, name: str) -> str:
                 f"The upload is truncated: the staging file holds {os.fstat(fd).st_size} bytes, "
                 f"not {upload.size}. Nothing was written to the volume.")
         ctx.check_cancel()
-        _refuse_backed_image(ctx, upload, fd)
+        facts = _inspect_image(ctx, upload, fd)
         with open_host(ctx.host.uri, shared=False) as lv:
             replace = upload.mode == Upload.Mode.EXISTING
             # What an earlier job of this upload left (its worker was killed) is ours to replace.
             leftover = not replace and upload.volume_created and lv.has_volume(pool_name, name)
             if replace:
+                refuse_if_in_use(ctx, lv, "replace")
                 current = lv.volume(pool_name, name)  # ObjectNotFound says it clearly
                 if upload.size > current.capacity:
                     raise ValueError(f"The file ({binary_size(upload.size)}) is larger than volume {name} "
@@ -164,30 +164,39 @@ def _send(ctx: JobContext, upload: Upload, pool_name: str, name: str) -> str:
                 if not replace and _remove_quietly(lv, pool_name, name):
                     Upload.objects.filter(pk=upload.pk).update(volume_created=False)
                 raise
-            if info.backing_path:  # a format whose header we do not read ourselves: libvirt's probe
+            if info.backing_path or vvolumes.format_family(info.format) != facts.format:
                 _remove_quietly(lv, pool_name, name)
-                raise UnsafeImage(f"libvirt reads the uploaded image as {info.format} backed by "
-                                  f"{info.backing_path}; an upload must be a self-contained image, so volume "
-                                  f"{name} was removed. Flatten it first (qemu-img convert -O qcow2 in out).")
+                raise imagecheck.UnsafeImage(
+                    f"libvirt reads the uploaded image as {info.format}"
+                    + (f" backed by {info.backing_path}" if info.backing_path else f", not {facts.format}")
+                    + f"; volume {name} was removed. Upload a self-contained raw or qcow2 image.")
+            if replace:
+                safety.record_format(ctx.host, pool_name, name, facts.format)
     finally:
         os.close(fd)
     return (f"Uploaded {binary_size(upload.size)} into {pool_name}/{name}: {info.format}, "
             f"virtual size {binary_size(info.capacity)}, disk size {binary_size(info.allocation)}")
 
 
-def _refuse_backed_image(ctx: JobContext, upload: Upload, fd: int) -> None:
-    """Read the image's header (waiting for its first bytes if they are still on their way) and refuse
-    a qcow2 that names a backing file, before any volume is created or replaced."""
-    need = min(images.HEADER_BYTES, upload.size)
-    ready = upload.size if upload.completed else 0
+def _inspect_image(ctx: JobContext, upload: Upload, fd: int) -> ImageFacts:
+    """Read the image's header (waiting for its first bytes if they are still on their way) and refuse it
+    (imagecheck.UnsafeImage) before any volume is created or replaced: a format other than the one stated,
+    one the app does not support, a backing file, an external data file."""
     available = _arrived(ctx, upload)
-    while ready < need:
-        ready = available(ready)
-    backing = images.backing_reference(os.pread(fd, need, 0))
-    if backing:
-        raise UnsafeImage(f"The image is a qcow2 backed by {backing!r}: attached to a guest, it would read "
-                          "that file of the host. Upload a self-contained image (qemu-img convert -O qcow2 "
-                          "in out); nothing was written.")
+    ready = upload.size if upload.completed else 0
+    need = min(imagecheck.HEAD_BYTES, upload.size)
+    while True:
+        while ready < need:
+            ready = available(ready)
+        head = os.pread(fd, need, 0)
+        more = min(imagecheck.needed_bytes(head), upload.size)
+        if more <= need:
+            break
+        need = more
+    facts = imagecheck.inspect(head, upload.stated_format or None)
+    ctx.step(f"The file is a {facts.format} image" + (" (as stated)" if upload.stated_format else "")
+             + ": no backing file, no external data file")
+    return facts
 
 
 def _write(ctx: JobContext, lv: LibvirtHost, upload: Upload, fd: int, pool_name: str, name: str):

@@ -16,17 +16,19 @@ Deleting a volume is ``LibvirtHost.delete_volume``.
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import libvirt
 
-from . import xmlio
+from . import imagecheck, localfile, xmlio
 from .connection import LibvirtHost
 from .errors import InvalidRequest, VirtError, translated
+from .localfile import is_local_uri
 from .types import VolumeInfo
 
 FORMATS = ("raw", "qcow2")
@@ -74,11 +76,6 @@ class WipeChoice:
     algorithm: WipeAlgorithm
     available: bool | None
     reason: str = ""
-
-
-def is_local_uri(uri: str) -> bool:
-    """True for a libvirt URI on this machine (qemu:///system), false for qemu+ssh://host/..."""
-    return not urlsplit(uri).hostname
 
 
 def wipe_algorithms(uri: str, pool_type: str = "dir") -> list[WipeChoice]:
@@ -216,3 +213,66 @@ def volume_users(host: LibvirtHost, pool_name: str, volume: VolumeInfo) -> list[
         if (by_path or by_name) and domain not in users:
             users.append(domain)
     return users
+
+
+# -- Image safety: what an operation may open ------------------------------------------------
+
+RAW_FAMILY = ("raw", "iso", "")  # formats libvirt reports for content with no image header of its own
+
+
+def format_family(reported: str) -> str:
+    """The format the app states for what libvirt reports: an ISO 9660 file is raw data to qemu."""
+    return "raw" if reported in RAW_FAMILY else reported
+
+
+def symlink_target(path: str) -> str:
+    """Where a volume's path leads when it is a symbolic link on this machine, else "".
+
+    libvirt follows symlinks in dir pools: a link planted in a pool directory would let an operation
+    read or write the file it names. Only meaningful for a host that is this machine."""
+    try:
+        return os.readlink(path) if stat.S_ISLNK(os.lstat(path).st_mode) else ""
+    except OSError:
+        return ""
+
+
+def read_head(lv: LibvirtHost, pool_name: str, name: str, *, direct: bool) -> bytes:
+    """The start of a volume, as much as the image check needs: from its file when the host is this
+    machine and libvirt vouches for the file, else through a libvirt stream (any host)."""
+    opened = localfile.open_volume_file(lv, pool_name, name) if direct else None
+    if opened is None:
+        return imagecheck.read_volume_head(lv, pool_name, name)
+    try:
+        return imagecheck.read_head_from_fd(opened.fd, opened.size)
+    finally:
+        opened.close()
+
+
+def check_image(lv: LibvirtHost, info: VolumeInfo, pool_name: str, stated_format: str, *, direct: bool,
+                backing_allowed: Callable[[str], bool] | None = None) -> None:
+    """Raise UnsafeImage unless the volume may be opened as stated_format: libvirt reads it as that
+    format, and a qcow2 names no data file and no backing file but one backing_allowed accepts."""
+    seen = format_family(info.format)
+    if stated_format and seen != stated_format:
+        raise imagecheck.UnsafeImage(
+            f"Volume {info.name} is recorded as {stated_format}, but libvirt now reads its content as "
+            f"{info.format}: it is never opened as {info.format}.")
+    if seen not in imagecheck.SUPPORTED_FORMATS:
+        raise imagecheck.UnsafeImage(f"Volume {info.name} is a {info.format} image: the app supports only "
+                                     f"{' and '.join(imagecheck.SUPPORTED_FORMATS)}.")
+    if info.type == "file" and is_local_uri(lv.uri) and (link := symlink_target(info.path)):
+        raise imagecheck.UnsafeImage(f"Volume {info.name} is a symbolic link to {link}: the app never opens "
+                                     "a file outside the pool through it.")
+    if seen == "qcow2":
+        head = read_head(lv, pool_name, info.name, direct=direct)
+        image_dir = os.path.dirname(info.path)
+        imagecheck.inspect(head, "qcow2", backing_allowed=backing_allowed and (
+            lambda name: backing_allowed(os.path.normpath(os.path.join(image_dir, name)))))
+
+
+def verified_volume(lv: LibvirtHost, pool_name: str, name: str, stated_format: str, *, direct: bool,
+                    backing_allowed: Callable[[str], bool] | None = None) -> VolumeInfo:
+    """libvirt's view of the volume now, after check_image: jobs call it right before they operate."""
+    info = lv.volume(pool_name, name)
+    check_image(lv, info, pool_name, stated_format, direct=direct, backing_allowed=backing_allowed)
+    return info
