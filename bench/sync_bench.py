@@ -1,6 +1,6 @@
 """Benchmark: inventory sync of a pool with 10,000 volumes vs `virsh vol-list --details`, and pool page render.
 
-Run with `make bench` (all benchmarks) or `.venv/bin/python bench/sync_bench.py`. Needs libvirtd and root.
+Run with `make bench` (all benchmarks) or `.venv/bin/python -m bench.sync_bench`. Needs libvirtd and root.
 Prints times and ratios; writes bench/results/sync.json. Not a test: nothing here asserts a speed.
 """
 
@@ -16,14 +16,11 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.common import URI, virsh
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 VOLUMES = int(os.environ.get("BENCH_SYNC_VOLUMES", "10000"))
-URI = os.environ.get("BENCH_LIBVIRT_URI", "qemu:///system")
-
-
-def virsh(*args: str) -> str:
-    return subprocess.run(["virsh", "-q", "-c", URI, *args], check=True, capture_output=True, text=True).stdout
 
 
 def timed(fn, repeat: int = 3) -> tuple[float, object]:
@@ -64,10 +61,10 @@ def main() -> dict:
         from django.test import Client
         from django.urls import reverse
 
+        from accounts.roles import MEMBER, grant
+        from hosts.models import Host
+        from inventory.sync import sync_host
         from pools.models import StoragePool
-        from virtstorage.accounts.roles import MEMBER, grant
-        from virtstorage.hosts.inventory import sync_host
-        from virtstorage.hosts.models import Host
 
         host = Host.objects.create(name="bench", uri=URI)
         virsh_s, listing = timed(lambda: virsh("vol-list", "--details", pool_name))

@@ -27,66 +27,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common import URI, children, cpu_seconds, disk_size, peak_rss, timed, virsh
 from scripts import vstransfer
 from scripts.procfile import procfile_web_args
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-URI = os.environ.get("BENCH_LIBVIRT_URI", "qemu:///system")
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 CHUNK = 8 * MiB  # as static/js/upload.js
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))  # each timing is the best of this many runs
-
-
-def virsh(*args: str) -> str:
-    proc = subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True)
-    if proc.returncode:
-        raise RuntimeError(f"virsh {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-def timed(call, *args) -> float:
-    start = time.perf_counter()
-    call(*args)
-    return time.perf_counter() - start
-
-
-def disk_size(path: Path) -> int:
-    return os.stat(path).st_blocks * 512
-
-
-def peak_rss(pids: list[int]) -> int:
-    """Largest VmHWM (peak resident memory) among the processes, in bytes."""
-    peak = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]) * 1024)
-        except OSError:
-            pass
-    return peak
-
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """CPU time (user + system, with that of their reaped children) the processes have used."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-    return total / _TICKS
-
-
-def children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
 
 
 def make_files(base: Path, kinds: list[str]) -> dict[str, Path]:
@@ -239,10 +189,10 @@ def run_cases(app: App, pool_name: str, pool_path: Path, files: dict[str, Path])
     django.setup()
     from django.contrib.auth import get_user_model
 
+    from accounts.roles import grant
+    from hosts.models import Host
+    from inventory.sync import sync_host
     from pools.models import StoragePool
-    from virtstorage.accounts.roles import grant
-    from virtstorage.hosts.inventory import sync_host
-    from virtstorage.hosts.models import Host
     from volumes.models import Volume
 
     password = secrets.token_hex(16)

@@ -1,342 +1,30 @@
-"""Forms of the pool lifecycle: define (per type, or raw XML), build, delete, capacity policy.
-
-Every name, path and address is checked here with the libvirt layer's validators
-before libvirt sees it; duplicates are checked against the host's inventory
-(libvirt rechecks on define and its error lands in the form too). A pool's directory
-(dir, fs, netfs) must lie inside settings.POOL_ROOTS once symlinks are followed; it
-is read on every check, so a changed setting applies at once.
-"""
+"""Forms of a defined pool's lifecycle and policy: build, delete, capacity policy (define: define_forms.py)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from django import forms
-from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from hosts.forms import ConfirmNameForm
 from virtstorage.virt import pools as vpools
-from volumes.sizes import UNITS_HELP, parse_size
+from virtstorage.virt.units import UNITS_HELP, exact_size_text, parse_size
 
 from .models import StoragePool
 
-# Per pool type: (field, required, label, help). Only these fields appear in that type's form.
-TYPE_FIELDS: dict[str, list[tuple[str, bool, str, str]]] = {
-    "dir": [
-        ("target_path", True, "Directory", "Volumes are files here, e.g. /var/lib/libvirt/images/vms. "
-                                           "Build creates it."),
-    ],
-    "fs": [
-        ("source_device", True, "Block device", "The device holding the file system, e.g. /dev/sdb1."),
-        ("source_format", False, "File system", "Build formats the device with it (mkfs); auto only mounts."),
-        ("target_path", True, "Mount point", "Where libvirt mounts the device when the pool starts."),
-    ],
-    "netfs": [
-        ("source_host", True, "Server", "NFS or CIFS server: host name or IP address."),
-        ("source_format", True, "Protocol", ""),
-        ("source_dir", True, "Export path", "The exported directory (/export/vms) or, for CIFS, the share name."),
-        ("target_path", True, "Mount point", "Where libvirt mounts the export when the pool starts."),
-    ],
-    "logical": [
-        ("source_name", True, "Volume group", "The LVM volume group; Build creates it from the devices below."),
-        ("source_devices", False, "Physical volumes", "One device per line, e.g. /dev/sdc. Needed only to build."),
-        ("target_path", False, "Device directory", "Leave empty for /dev/<volume group>."),
-    ],
-    "disk": [
-        ("source_device", True, "Disk", "The whole disk, e.g. /dev/sdd; volumes are its partitions."),
-        ("source_format", False, "Partition table", "Build writes a new, empty partition table of this type."),
-    ],
-    "iscsi": [
-        ("source_host", True, "Portal", "iSCSI portal host[:port], e.g. 192.0.2.10:3260."),
-        ("target_iqn", True, "Target IQN", "e.g. iqn.2024-01.com.example:storage.vms"),
-        ("initiator_iqn", False, "Initiator IQN", "Leave empty to use the host's own initiator name."),
-        ("auth_username", False, "CHAP user", "Only if the target asks for CHAP."),
-        ("auth_secret_uuid", False, "CHAP secret", "UUID of a libvirt secret holding the CHAP password."),
-    ],
-    "iscsi-direct": [
-        ("source_host", True, "Portal", "iSCSI portal host[:port], e.g. 192.0.2.10:3260."),
-        ("target_iqn", True, "Target IQN", "e.g. iqn.2024-01.com.example:storage.vms"),
-        ("initiator_iqn", True, "Initiator IQN", "libiscsi logs in with this name."),
-        ("auth_username", False, "CHAP user", "Only if the target asks for CHAP."),
-        ("auth_secret_uuid", False, "CHAP secret", "UUID of a libvirt secret holding the CHAP password."),
-    ],
-    "rbd": [
-        ("source_name", True, "Ceph pool", "The RADOS pool that holds the images."),
-        ("source_hosts", True, "Monitors", "One monitor per line: host[:port]."),
-        ("auth_username", False, "Ceph user", "e.g. libvirt (without the client. prefix)."),
-        ("auth_secret_uuid", False, "Ceph secret", "UUID of the libvirt secret holding the user's key."),
-    ],
-    "zfs": [
-        ("source_name", True, "ZFS pool", "The zpool name; Build creates it from the devices below."),
-        ("source_device", False, "Device", "The device to build the zpool on, e.g. /dev/sdf. Needed only to build."),
-    ],
-}
 
-TYPE_DESCRIPTIONS = {
-    "dir": "A directory on the host",
-    "fs": "A local block device with a file system",
-    "netfs": "An NFS, CIFS or GlusterFS export",
-    "logical": "An LVM volume group",
-    "disk": "A whole disk; volumes are partitions",
-    "iscsi": "An iSCSI target, through the host's initiator",
-    "iscsi-direct": "An iSCSI target, through libiscsi",
-    "rbd": "A Ceph RADOS block device pool",
-    "zfs": "A ZFS pool",
-}
+class PoolConfirmForm(ConfirmNameForm):
+    """Type the pool's name to confirm a destructive step (only where the step needs it)."""
 
-
-def _lines(text: str) -> list[str]:
-    return [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
-
-
-def _checked(validator, *args):
-    try:
-        return validator(*args)
-    except ValueError as exc:
-        raise ValidationError(str(exc)) from None
-
-
-def _pool_directory(path: str) -> str:
-    """A dir/fs/netfs pool's directory: plainly written, and inside the pool roots once resolved.
-
-    libvirt gets the path as written; the check resolves its symlinks when the form is sent.
-    """
-    roots = list(settings.POOL_ROOTS)
-    try:
-        vpools.check_pool_target(vpools.validate_directory_path(path), roots)
-    except ValueError as exc:
-        message = str(exc)
-        hint = vpools.roots_hint(roots)
-        raise ValidationError(message if hint in message else f"{message} {hint}") from None
-    return path
-
-
-class _HostPoolsMixin:
-    """Duplicate checks against the host's inventory."""
-
-    host = None
-
-    def _unique_name(self, name: str) -> str:
-        if StoragePool.objects.filter(host=self.host, name=name).exists():
-            raise ValidationError(f"{self.host} already has a pool named {name}.")
-        return name
-
-    def _unique_target(self, path: str) -> str:
-        other = StoragePool.objects.filter(host=self.host, target_path=path).first()
-        if path and other is not None:
-            raise ValidationError(f"Pool {other.name} already uses {path}; two pools on one path would "
-                                  "see each other's volumes.")
-        return path
-
-
-class PoolDefineForm(_HostPoolsMixin, forms.Form):
-    """The fields one pool type needs; the rest are removed in __init__."""
-
-    # Not stripped: " vms" is not "vms", so it is refused rather than guessed at.
-    name = forms.CharField(max_length=vpools.MAX_POOL_NAME, strip=False, help_text="Letters, digits and . _ + -")
-    target_path = forms.CharField(required=False, max_length=4096)
-    source_device = forms.CharField(required=False, max_length=4096)
-    source_devices = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    source_format = forms.ChoiceField(required=False, choices=())
-    source_host = forms.CharField(required=False, max_length=300)
-    source_hosts = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    source_dir = forms.CharField(required=False, max_length=4096)
-    source_name = forms.CharField(required=False, max_length=127)
-    target_iqn = forms.CharField(required=False, max_length=223)
-    initiator_iqn = forms.CharField(required=False, max_length=223)
-    auth_username = forms.CharField(required=False, max_length=64)
-    auth_secret_uuid = forms.CharField(required=False, max_length=36)
-    start_now = forms.BooleanField(required=False, label="Build and start it after defining")
-
-    def __init__(self, *args, host, pool_type: str, support: vpools.PoolTypeSupport | None, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.host = host
-        self.pool_type = pool_type
-        wanted = {"name", "start_now"}
-        for field_name, required, label, help_text in TYPE_FIELDS[pool_type]:
-            wanted.add(field_name)
-            field = self.fields[field_name]
-            field.required = required
-            field.label = label
-            field.help_text = help_text
-        for field_name in list(self.fields):
-            if field_name not in wanted:
-                del self.fields[field_name]
-        if pool_type in vpools.DIRECTORY_TARGET_TYPES:
-            self.fields["target_path"].help_text += (f" Must be under {vpools.roots_text(settings.POOL_ROOTS)} "
-                                                     "(POOL_ROOTS).")
-        if "source_format" in self.fields:
-            formats = list(support.source_formats if support else ())
-            if pool_type == "logical":
-                formats = [f for f in formats if f == "lvm2"]
-            self.fields["source_format"].choices = [(f, f) for f in formats]
-            if support and support.default_format in formats:
-                self.fields["source_format"].initial = support.default_format
-            if pool_type == "netfs":
-                self.fields["source_format"].initial = "nfs"
-
-    # -- per field --------------------------------------------------------------
-    def clean_name(self) -> str:
-        return self._unique_name(_checked(vpools.validate_pool_name, self.cleaned_data["name"]))
-
-    def clean_target_path(self) -> str:
-        path = self.cleaned_data["target_path"].strip()
-        if not path:
-            return path
-        if self.pool_type == "logical":
-            return self._unique_target(_checked(vpools.validate_device_path, path))
-        return self._unique_target(_pool_directory(path))
-
-    def clean_source_device(self) -> str:
-        path = self.cleaned_data["source_device"].strip()
-        return _checked(vpools.validate_device_path, path) if path else path
-
-    def clean_source_devices(self) -> list[str]:
-        return [_checked(vpools.validate_device_path, p) for p in _lines(self.cleaned_data["source_devices"])]
-
-    def clean_source_host(self) -> str:
-        text = self.cleaned_data["source_host"].strip()
-        if text:
-            _checked(vpools.validate_host_address, text)
-        return text
-
-    def clean_source_hosts(self) -> list[str]:
-        hosts = _lines(self.cleaned_data["source_hosts"])
-        for text in hosts:
-            _checked(vpools.validate_host_address, text)
-        if self.fields["source_hosts"].required and not hosts:
-            raise ValidationError("Enter at least one monitor.")
-        return hosts
-
-    def clean_source_name(self) -> str:
-        text = self.cleaned_data["source_name"].strip()
-        label = self.fields["source_name"].label.lower()
-        return _checked(vpools.validate_source_name, text, label) if text else text
-
-    def clean_target_iqn(self) -> str:
-        text = self.cleaned_data["target_iqn"].strip()
-        return _checked(vpools.validate_iqn, text, "target IQN") if text else text
-
-    def clean_initiator_iqn(self) -> str:
-        text = self.cleaned_data["initiator_iqn"].strip()
-        return _checked(vpools.validate_iqn, text, "initiator IQN") if text else text
-
-    def clean_auth_username(self) -> str:
-        text = self.cleaned_data["auth_username"].strip()
-        return _checked(vpools.validate_username, text) if text else text
-
-    def clean_auth_secret_uuid(self) -> str:
-        text = self.cleaned_data["auth_secret_uuid"].strip()
-        return _checked(vpools.validate_uuid, text) if text else text
-
-    def clean(self) -> dict:
-        data = super().clean()
-        if "source_dir" in self.fields and data.get("source_dir"):
-            try:
-                data["source_dir"] = vpools.validate_export_path(data["source_dir"].strip(),
-                                                                 data.get("source_format", ""))
-            except ValueError as exc:
-                self.add_error("source_dir", str(exc))
-        if "auth_username" in self.fields and bool(data.get("auth_username")) != bool(data.get("auth_secret_uuid")):
-            self.add_error("auth_secret_uuid", "Give both the user and the secret, or neither.")
-        return data
-
-    def spec(self) -> vpools.PoolSpec:
-        data = self.cleaned_data
-        devices = data.get("source_devices") or ([data["source_device"]] if data.get("source_device") else [])
-        hosts = data.get("source_hosts") or ([data["source_host"]] if data.get("source_host") else [])
-        return vpools.PoolSpec(
-            name=data["name"], type=self.pool_type, target_path=data.get("target_path", ""),
-            source_devices=tuple(devices), source_format=data.get("source_format", ""),
-            source_hosts=tuple(hosts), source_dir=data.get("source_dir", ""),
-            source_name=data.get("source_name", ""), target_iqn=data.get("target_iqn", ""),
-            initiator_iqn=data.get("initiator_iqn", ""), auth_username=data.get("auth_username", ""),
-            auth_secret_uuid=data.get("auth_secret_uuid", ""),
-        )
-
-    def pool_name(self) -> str:
-        return self.cleaned_data["name"]
-
-    def pool_xml(self) -> str:
-        return vpools.pool_xml(self.spec())
-
-
-# Pool types whose <source><device path> is a block device (iSCSI uses it for an IQN).
-_DEVICE_SOURCES = {"fs", "logical", "disk", "zfs"}
-
-
-class RawPoolXmlForm(_HostPoolsMixin, forms.Form):
-    """Pasted pool XML: the app checks name, type and paths; libvirt validates the rest on define."""
-
-    xml = forms.CharField(label="Pool XML", max_length=20000, widget=forms.Textarea(attrs={"rows": 16, "cols": 80}),
-                          help_text="As `virsh pool-dumpxml` prints it. libvirt validates it against its schema "
-                                    "before anything is defined.")
-    start_now = forms.BooleanField(required=False, label="Build and start it after defining")
-
-    def __init__(self, *args, host, supported: dict[str, vpools.PoolTypeSupport], **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.host = host
-        self.supported = supported
-
-    def clean_xml(self) -> str:
-        text = self.cleaned_data["xml"].strip()
-        summary = _checked(vpools.summarize_pool_xml, text)
-        if summary.type not in vpools.POOL_TYPES:
-            # The app checks the paths of the types it knows; another type's paths would go unchecked.
-            raise ValidationError(f"virtstorage does not know pool type '{summary.type[:40]}': paste XML of a "
-                                  f"{', '.join(vpools.POOL_TYPES)} pool.")
-        support = self.supported.get(summary.type)
-        if support is None:
-            raise ValidationError(f"libvirt on {self.host} does not know pool type '{summary.type[:40]}'.")
-        if not support.supported:
-            raise ValidationError(f"libvirt on {self.host} does not support {summary.type} pools.")
-        errors = []
-        try:
-            self._unique_name(_checked(vpools.validate_pool_name, summary.name))
-        except ValidationError as exc:
-            errors.extend(exc.messages)
-        try:
-            if summary.type in vpools.DIRECTORY_TARGET_TYPES:
-                self._unique_target(_pool_directory(summary.target_path))
-            elif summary.target_path:
-                # logical, disk, iscsi, zfs: where libvirt finds the volumes' device nodes.
-                _checked(vpools.validate_device_dir, summary.target_path)
-        except ValidationError as exc:
-            errors.extend(exc.messages)
-        if summary.type in _DEVICE_SOURCES:
-            for path in summary.device_paths:
-                try:
-                    _checked(vpools.validate_device_path, path)
-                except ValidationError as exc:
-                    errors.extend(exc.messages)
-        if errors:
-            raise ValidationError(errors)
-        self.summary = summary
-        return text
-
-    def pool_name(self) -> str:
-        return self.summary.name
-
-    def pool_xml(self) -> str:
-        return self.cleaned_data["xml"]
-
-
-class ConfirmNameForm(forms.Form):
-    """Type the pool's name to confirm a destructive step."""
-
-    confirm_name = forms.CharField(label="Type the pool's name to confirm", max_length=vpools.MAX_POOL_NAME,
-                                   required=False)
+    confirm_field = "confirm_name"
 
     def __init__(self, *args, pool: StoragePool, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, name=pool.name, what="pool", required=False, **kwargs)
         self.pool = pool
 
-    def _require_name(self) -> None:
-        if self.cleaned_data.get("confirm_name", "").strip() != self.pool.name:
-            self.add_error("confirm_name", f"Type {self.pool.name} exactly to confirm.")
 
-
-class DeletePoolForm(ConfirmNameForm):
+class DeletePoolForm(PoolConfirmForm):
     delete_volumes = forms.BooleanField(required=False)
 
     def __init__(self, *args, pool: StoragePool, **kwargs) -> None:
@@ -348,14 +36,14 @@ class DeletePoolForm(ConfirmNameForm):
 
     def clean(self) -> dict:
         data = super().clean()
-        self._require_name()
+        self.require_name()
         if self.pool.volume_count and not data.get("delete_volumes"):
             self.add_error("delete_volumes", f"Pool {self.pool.name} holds {self.pool.volume_count} volume(s): "
                                              "tick this to delete them too, or delete them first.")
         return data
 
 
-class BuildPoolForm(ConfirmNameForm):
+class BuildPoolForm(PoolConfirmForm):
     overwrite = forms.BooleanField(
         required=False, label="Overwrite: format the device even if it already holds data",
         help_text="Without this, libvirt refuses to build over an existing file system, label or volume group.")
@@ -369,16 +57,8 @@ class BuildPoolForm(ConfirmNameForm):
     def clean(self) -> dict:
         data = super().clean()
         if data.get("overwrite"):
-            self._require_name()
+            self.require_name()
         return data
-
-
-def size_text(value: int) -> str:
-    """A size in the largest unit that keeps it exact, so re-saving the form never changes it."""
-    for suffix, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
-        if value and value % factor == 0:
-            return f"{value // factor}{suffix}"
-    return str(value)
 
 
 class PolicyForm(forms.ModelForm):
@@ -394,7 +74,7 @@ class PolicyForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["reserve"].initial = size_text(self.instance.reserve_bytes)
+        self.fields["reserve"].initial = exact_size_text(self.instance.reserve_bytes)
 
     def clean_max_overcommit(self) -> Decimal | None:
         value = self.cleaned_data["max_overcommit"]
@@ -406,7 +86,10 @@ class PolicyForm(forms.ModelForm):
         text = self.cleaned_data["reserve"].strip()
         if not text:
             return 0
-        size = _checked(parse_size, text)
+        try:
+            size = parse_size(text)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
         if self.instance.capacity and size > self.instance.capacity:
             raise ValidationError(f"The reserve ({text}) is larger than the whole pool.")
         return size

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from virtstorage.templatetags.sizes import binary_size
+from virtstorage.virt.units import binary_size
 
 from .models import StoragePool
 

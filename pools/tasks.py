@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from virtstorage.hosts.inventory import sync_host
-from virtstorage.jobs.runner import JobContext, job_task
+from hosts.signals import resync
+from jobs.runner import JobContext, job_task
 from virtstorage.virt import LibvirtHost, open_host
 from virtstorage.virt import pools as vpools
 
@@ -28,10 +28,10 @@ def _operate(ctx: JobContext, operation: Callable[[LibvirtHost, str], str]) -> s
             return operation(lv, name)
     finally:
         ctx.step("Updating the inventory")
-        sync_host(ctx.host, pool_names=[name])
+        resync(ctx.host, pool_names=[name])
 
 
-@job_task("pool-build")
+@job_task("pool-build", name="pools.tasks.build_pool_job")
 def build_pool_job(ctx: JobContext) -> str:
     overwrite = bool(ctx.params.get("overwrite"))
 
@@ -43,7 +43,7 @@ def build_pool_job(ctx: JobContext) -> str:
     return _operate(ctx, build)
 
 
-@job_task("pool-start")
+@job_task("pool-start", name="pools.tasks.start_pool_job")
 def start_pool_job(ctx: JobContext) -> str:
     def start(lv: LibvirtHost, name: str) -> str:
         if ctx.params.get("build"):
@@ -56,7 +56,7 @@ def start_pool_job(ctx: JobContext) -> str:
     return _operate(ctx, start)
 
 
-@job_task("pool-stop")
+@job_task("pool-stop", name="pools.tasks.stop_pool_job")
 def stop_pool_job(ctx: JobContext) -> str:
     def stop(lv: LibvirtHost, name: str) -> str:
         ctx.step(f"Stopping {name} (libvirt: destroy); the data stays")
@@ -66,7 +66,7 @@ def stop_pool_job(ctx: JobContext) -> str:
     return _operate(ctx, stop)
 
 
-@job_task("pool-refresh")
+@job_task("pool-refresh", name="pools.tasks.refresh_pool_job")
 def refresh_pool_job(ctx: JobContext) -> str:
     def refresh(lv: LibvirtHost, name: str) -> str:
         ctx.step(f"Rescanning {name} for volumes")
@@ -76,7 +76,7 @@ def refresh_pool_job(ctx: JobContext) -> str:
     return _operate(ctx, refresh)
 
 
-@job_task("pool-autostart")
+@job_task("pool-autostart", name="pools.tasks.autostart_pool_job")
 def autostart_pool_job(ctx: JobContext) -> str:
     enabled = bool(ctx.params.get("enabled"))
 
@@ -88,7 +88,7 @@ def autostart_pool_job(ctx: JobContext) -> str:
     return _operate(ctx, autostart)
 
 
-@job_task("pool-delete")
+@job_task("pool-delete", name="pools.tasks.delete_pool_job")
 def delete_pool_job(ctx: JobContext) -> str:
     def delete(lv: LibvirtHost, name: str) -> str:
         count = vpools.delete_pool(lv, name, delete_volumes=bool(ctx.params.get("delete_volumes")), say=ctx.step)
@@ -98,7 +98,7 @@ def delete_pool_job(ctx: JobContext) -> str:
     return _operate(ctx, delete)
 
 
-@job_task("pool-undefine")
+@job_task("pool-undefine", name="pools.tasks.undefine_pool_job")
 def undefine_pool_job(ctx: JobContext) -> str:
     def undefine(lv: LibvirtHost, name: str) -> str:
         vpools.undefine_pool(lv, name, say=ctx.step)

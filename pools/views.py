@@ -6,31 +6,22 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import BadRequest
 from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from virtstorage.accounts.roles import admin_required, is_admin, member_required
-from virtstorage.hosts.inventory import sync_host
-from virtstorage.hosts.models import DomainDisk, Host
-from virtstorage.jobs import progress
-from virtstorage.jobs.models import Job
-from virtstorage.jobs.runner import JobError, launch
+from accounts.roles import admin_required, is_admin, member_required
+from hosts.models import Host
+from hosts.signals import resync
+from jobs import progress
+from jobs.models import Job
+from jobs.runner import JobError, launch
 from virtstorage.virt import VirtError, open_host
 from virtstorage.virt import pools as vpools
-from volumes.models import disk_uses_volume
 
-from .forms import (
-    TYPE_DESCRIPTIONS,
-    TYPE_FIELDS,
-    BuildPoolForm,
-    DeletePoolForm,
-    PolicyForm,
-    PoolDefineForm,
-    RawPoolXmlForm,
-)
+from .define_forms import TYPE_DESCRIPTIONS, TYPE_FIELDS, PoolDefineForm, RawPoolXmlForm
+from .forms import BuildPoolForm, DeletePoolForm, PolicyForm
 from .models import StoragePool
 from .tasks import (
     LIFECYCLE_KINDS,
@@ -83,11 +74,7 @@ def _volume_page(request: HttpRequest, pool: StoragePool) -> dict:
     sort = request.GET.get("sort", "name")
     if sort not in VOLUME_SORTS:
         sort = "name"
-    in_use = DomainDisk.objects.filter(host_id=pool.host_id).filter(
-        disk_uses_volume(pool.name, OuterRef("path"), OuterRef("name")))
-    volumes = pool.volumes.only("id", "pool_id", "name", "format", "type", "capacity", "allocation", "path",
-                                "unsafe_reason")
-    volumes = volumes.annotate(in_use=Exists(in_use))
+    volumes = pool.volumes.table_rows()
     if query:
         volumes = volumes.filter(name__icontains=query)
     page = Paginator(volumes.order_by(*VOLUME_SORTS[sort]), VOLUMES_PER_PAGE).get_page(request.GET.get("page"))
@@ -316,7 +303,7 @@ def _define(request: HttpRequest, host: Host, form) -> StoragePool | None:
     except VirtError as exc:
         form.add_error(None, f"libvirt refused to define the pool: {exc}")
         return None
-    sync_host(host, pool_names=[info.name])
+    resync(host, pool_names=[info.name])
     pool = StoragePool.objects.filter(host=host, name=info.name).first()
     if pool is None:
         form.add_error(None, f"libvirt defined {info.name}, but it did not show up in the inventory; sync the host.")

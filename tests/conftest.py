@@ -192,7 +192,7 @@ def local_host(transactional_db):
     and never asks libvirt itself); its status stays "not checked yet"."""
     from django.utils import timezone
 
-    from virtstorage.hosts.models import Host
+    from hosts.models import Host
     from virtstorage.virt import open_host
     from virtstorage.virt import pools as vpools
 
@@ -221,7 +221,7 @@ def assert_moved_by(job, io_path: str) -> None:
 def _user(username: str, role: str):
     from django.contrib.auth import get_user_model
 
-    from virtstorage.accounts.roles import grant
+    from accounts.roles import grant
 
     user = get_user_model().objects.create_user(username=username, password="correct-horse-battery")
     grant(user, role)
@@ -247,8 +247,8 @@ def member_client(client, member):
 @pytest.fixture
 def synced(local_host, filled_pool):
     """The filled pool, synced into the inventory; returns (pool row, scratch pool)."""
+    from inventory.sync import sync_host
     from pools.models import StoragePool
-    from virtstorage.hosts.inventory import sync_host
 
     assert sync_host(local_host, pool_names=[filled_pool.name]) is not None
     return StoragePool.objects.get(host=local_host, name=filled_pool.name), filled_pool
@@ -354,7 +354,7 @@ class CeleryWorker(ManagedProcess):
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[CeleryWorker]:
     """A real Celery worker (prefork, 2 processes) on the test database and the test-only queues (jobs and
     transfers)."""
-    from virtstorage.jobs.runner import TRANSFER_QUEUE_SUFFIX
+    from jobs.runner import TRANSFER_QUEUE_SUFFIX
 
     queue = TEST_QUEUE
     worker = CeleryWorker(
@@ -417,7 +417,7 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message: str
 
 def wait_for_job(job_id: int, timeout: float = 120):
     """Wait until the job is in a final state; return it."""
-    from virtstorage.jobs.models import Job
+    from jobs.models import Job
 
     def done():
         job = Job.objects.get(pk=job_id)

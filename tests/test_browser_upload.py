@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from jobs.models import Job
 from tests.test_upload_download import MiB, make_sparse_file, sha256_file
-from virtstorage.jobs.models import Job
 from volumes.models import Upload
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]

@@ -436,7 +436,7 @@ def disk_size(path: Path) -> int:
 @pytest.fixture
 def volumes(synced):
     """A dense and a sparse volume written into the scratch pool behind libvirt's back, then synced."""
-    from virtstorage.hosts.inventory import sync_host
+    from inventory.sync import sync_host
     from volumes.models import Volume
 
     pool, scratch = synced
@@ -466,7 +466,7 @@ def session(asgi_server, member):
 
 
 def _finished_job(job_id):
-    from virtstorage.jobs.models import Job
+    from jobs.models import Job
 
     return wait_for(lambda: Job.objects.exclude(state__in=Job.ACTIVE_STATES).filter(pk=job_id).first(),
                     timeout=15, message=f"download job {job_id} to end")
@@ -475,7 +475,7 @@ def _finished_job(job_id):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("sparse", [False, True], ids=["plain", "sparse-format"])
 def test_vstransfer_downloads_dense_and_sparse_volumes_exactly(session, volumes, tmp_path, sparse, io_path):
-    from virtstorage.jobs.models import Job
+    from jobs.models import Job
 
     vstransfer, http = session
     for name, (volume, volume_file) in volumes.items():
@@ -603,7 +603,7 @@ def _raw_download(asgi_server, session, path: str) -> Iterator[tuple[socket.sock
 
 
 def test_a_client_leaving_a_sparse_download_fails_its_job(session, volumes, asgi_server):
-    from virtstorage.jobs.models import Job
+    from jobs.models import Job
 
     volume, _ = volumes["dense.img"]
     with _raw_download(asgi_server, session, f"/volumes/{volume.pk}/download?format=sparse") as (_, job_id):
@@ -616,7 +616,7 @@ def test_a_client_leaving_a_sparse_download_fails_its_job(session, volumes, asgi
 def test_a_client_that_stops_reading_is_let_go(session, volumes, asgi_server, io_path):
     """Whether or not the server tells the response, a client that takes nothing is given up on
     after DOWNLOAD_IDLE_SECONDS (5 s in tests): the job fails and its libvirt streams close."""
-    from virtstorage.jobs.models import Job
+    from jobs.models import Job
 
     volume, _ = volumes["sparse.img"]  # 200 MiB of mostly zeros: far more than the socket buffers hold
     with _raw_download(asgi_server, session, f"/volumes/{volume.pk}/download?sparse=1") as (_, job_id):

@@ -18,10 +18,11 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
+from hosts.models import Host
+from hosts.status import check_host
+from inventory.sync import sync_host
+from inventory.tasks import sync_host_task
 from tests.conftest import LIBVIRT_URI
-from virtstorage.hosts.inventory import check_host, sync_host
-from virtstorage.hosts.models import Host
-from virtstorage.hosts.tasks import sync_host_task
 from virtstorage.virt import InvalidRequest, open_host
 from virtstorage.virt.connection import _non_interactive, _open
 from virtstorage.virt.uris import check_uri
@@ -308,7 +309,7 @@ def test_saving_an_allowed_uri_clears_the_reason(admin_client):
 
 
 def _migration():
-    return importlib.import_module("virtstorage.hosts.migrations.0004_uri_allow_list_and_pool_types")
+    return importlib.import_module("hosts.migrations.0004_uri_allow_list_and_pool_types")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -6,11 +6,11 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
+from hosts.models import Host
+from hosts.status import check_host
+from jobs.models import Job
 from pools.models import StoragePool
 from tests.conftest import LIBVIRT_URI, wait_for, wait_for_job
-from virtstorage.hosts.inventory import check_host
-from virtstorage.hosts.models import Host
-from virtstorage.jobs.models import Job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+from inventory.sync import sync_host
+from jobs.models import Job
+from jobs.runner import launch
 from tests.conftest import virsh, wait_for_job
 from tests.test_upload_download import Api, sha256_file
 from tests.test_volume_ops import job_from, vol_names, volume_row
-from virtstorage.hosts.inventory import sync_host
-from virtstorage.jobs.models import Job
-from virtstorage.jobs.runner import launch
 from volumes import tasks
 from volumes.models import Volume
 
@@ -272,7 +272,7 @@ def test_a_replacing_upload_of_a_vms_disk_is_refused_unless_an_admin_forces(
     refused = api.create(**fields, force=True)  # a member's force means nothing
     assert refused.status_code == 400 and domain_using in refused.text, refused.text
     # The inventory may be stale: the job asks libvirt again.
-    from virtstorage.hosts.models import DomainDisk
+    from hosts.models import DomainDisk
 
     DomainDisk.objects.all().delete()
     job = _upload(api, pool, source, "raw-thin.img", mode="existing", confirm="raw-thin.img")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from jobs.models import Job
+from jobs.runner import JobConflict, launch
 from pools.models import StoragePool
 from pools.tasks import stop_pool_job
-from virtstorage.jobs.models import Job
-from virtstorage.jobs.runner import JobConflict, launch
 from volumes.tasks import delete_volume_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -79,8 +79,8 @@ def test_a_clone_keeps_its_target_pool_and_new_name_busy(pool, local_host):
 
 
 def test_uploads_go_to_the_transfer_queue_and_the_rest_to_the_job_queue(pool):
+    from jobs.runner import queue_for
     from virtstorage.celery import app
-    from virtstorage.jobs.runner import queue_for
 
     default = app.conf.task_default_queue
     assert queue_for("upload") == default + "-transfers"

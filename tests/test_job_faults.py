@@ -14,11 +14,11 @@ import time
 import pytest
 from django.urls import reverse
 
+from inventory.sync import sync_host
+from jobs.models import Job
+from jobs.tasks import reap_stale_jobs
 from tests.conftest import virsh, wait_for, wait_for_job
 from tests.test_volume_ops import job_from, run_op, vol_names, vol_sizes, volume_row
-from virtstorage.hosts.inventory import sync_host
-from virtstorage.jobs.models import Job
-from virtstorage.jobs.tasks import reap_stale_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

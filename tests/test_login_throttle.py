@@ -18,7 +18,7 @@ from django.contrib.auth import authenticate
 from django.test import RequestFactory
 from django.urls import reverse
 
-from virtstorage.accounts.throttle import client_ip
+from accounts.throttle import client_ip
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from virtstorage.virt.units import MAX_SIZE, parse_size
 from volumes.names import MAX_NAME_BYTES, validate_volume_name
-from volumes.sizes import MAX_SIZE, parse_size
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,254}")
 NAME_ALPHABET = st.characters(codec="ascii", categories=("L", "N")) | st.sampled_from("._+-")

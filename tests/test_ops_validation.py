@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from jobs.models import Job
 from tests.test_volume_ops import vol_names, volume_row
-from virtstorage.jobs.models import Job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,8 +6,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from hosts.models import Host
 from pools.models import StoragePool
-from virtstorage.hosts.models import Host
 from volumes.models import Volume
 
 pytestmark = pytest.mark.django_db(transaction=True)

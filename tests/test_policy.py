@@ -80,7 +80,8 @@ def test_overcommit_level_turns_amber_before_the_limit(total, limit, level):
 
 
 def test_policy_form_parses_sizes_and_keeps_exact_values():
-    from pools.forms import PolicyForm, size_text
+    from pools.forms import PolicyForm
+    from virtstorage.virt.units import exact_size_text as size_text
 
     assert size_text(10 * GiB) == "10G" and size_text(1536) == "1536" and size_text(3 * 1024**2) == "3M"
     pool = _pool()

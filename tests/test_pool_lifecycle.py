@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from jobs.models import Job
 from pools.models import StoragePool
 from tests.conftest import LIBVIRT_URI, TEST_POOL_PREFIX, virsh, wait_for_job
-from virtstorage.jobs.models import Job
 from virtstorage.virt import open_host
 from virtstorage.virt import pools as vpools
 
@@ -168,7 +168,7 @@ def test_undefine_forgets_the_pool_and_keeps_its_storage(admin_client, local_hos
 
 
 def test_transient_pool_is_shown_as_such_and_cannot_be_undefined(admin_client, local_host, pool_dir):
-    from virtstorage.hosts.inventory import sync_host
+    from inventory.sync import sync_host
 
     name, path = pool_dir
     path.mkdir(parents=True)
@@ -210,7 +210,7 @@ def test_bad_names_and_paths_get_form_errors(admin_client, local_host, tmp_path,
 
 
 def test_duplicate_name_and_target_path_get_form_errors(admin_client, local_host, scratch_pool, tmp_path):
-    from virtstorage.hosts.inventory import sync_host
+    from inventory.sync import sync_host
 
     sync_host(local_host, pool_names=[scratch_pool.name])
     url = f"/pools/define/on/{local_host.pk}/?type=dir"

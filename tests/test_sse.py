@@ -10,9 +10,9 @@ import httpx
 import pytest
 from django.utils import timezone
 
+from jobs import progress
+from jobs.models import Job
 from tests.test_upload_download import Api, MiB, _random_file, _remove_staging_files  # noqa: F401
-from virtstorage.jobs import progress
-from virtstorage.jobs.models import Job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -105,7 +105,7 @@ def test_a_real_upload_streams_increasing_progress_and_a_final_state(asgi_server
 
 def test_many_reports_are_throttled_before_redis(local_host, member):
     """A tight loop of reports publishes at most every 0.2 s, whatever the loop's speed."""
-    from virtstorage.jobs.runner import PUBLISH_INTERVAL, JobContext
+    from jobs.runner import PUBLISH_INTERVAL, JobContext
 
     job = Job.objects.create(kind="upload", host=local_host, created_by=member, state=Job.State.RUNNING,
                              started_at=timezone.now())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from hosts.models import Host
+from inventory.sync import sync_host
 from pools.models import StoragePool
 from tests.conftest import virsh
-from virtstorage.hosts.inventory import sync_host
-from virtstorage.hosts.models import Host
 from volumes.models import Volume
 
 pytestmark = pytest.mark.django_db(transaction=True)

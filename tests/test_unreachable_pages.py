@@ -18,11 +18,12 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from hosts.models import Host
+from hosts.status import check_host
+from inventory.sync import sync_host
+from jobs.models import Job
 from pools.models import StoragePool
 from tests.conftest import LIBVIRT_URI, virsh, wait_for_job
-from virtstorage.hosts.inventory import check_host, sync_host
-from virtstorage.hosts.models import Host
-from virtstorage.jobs.models import Job
 from virtstorage.virt import HostUnreachable, open_host
 from virtstorage.virt.pools import PoolTypeSupport
 

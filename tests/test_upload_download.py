@@ -19,9 +19,9 @@ import httpx
 import pytest
 from django.test import Client
 
+from jobs.models import Job
+from jobs.tasks import reap_stale_jobs
 from tests.conftest import assert_moved_by, virsh, wait_for, wait_for_job
-from virtstorage.jobs.models import Job
-from virtstorage.jobs.tasks import reap_stale_jobs
 from volumes.models import Upload, Volume
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -198,9 +198,9 @@ def test_bad_input_is_refused_before_anything_is_written(api, synced, celery_wor
     assert set(Upload.objects.values_list("pk", flat=True)) == staging_before
 
     # A volume of another pool: pool B does not have pool A's volume.
+    from inventory.sync import sync_host
     from pools.models import StoragePool
     from tests.conftest import _cleanup_pool, make_scratch_pool
-    from virtstorage.hosts.inventory import sync_host
 
     other = make_scratch_pool(tmp_path / "other")
     try:
@@ -254,7 +254,7 @@ def test_truncated_upload_fails_the_job_then_resumes(api, synced, celery_worker,
 def test_uploads_belong_to_their_creator(api, synced, asgi_server, admin_user):
     from django.contrib.auth import get_user_model
 
-    from virtstorage.accounts.roles import grant
+    from accounts.roles import grant
 
     pool, _ = synced
     upload = api.create(pool=pool.pk, volume="mine.img", mode="new", size=MiB).json()
@@ -384,7 +384,7 @@ def test_killed_worker_fails_the_upload_with_a_reason(api, synced, celery_worker
 def test_download_records_the_client_going_away(api, synced, celery_worker, tmp_path, io_path):
     pool, scratch = synced
     virsh("vol-resize", "--pool", scratch.name, "raw-thin.img", "512M")
-    from virtstorage.hosts.inventory import sync_host
+    from inventory.sync import sync_host
     sync_host(pool.host, pool_names=[pool.name])
     volume = Volume.objects.get(pool=pool, name="raw-thin.img")
     with api.http.stream("GET", f"/volumes/{volume.pk}/download") as r:

@@ -11,9 +11,9 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from virtstorage.jobs.models import Job
+from jobs.models import Job
 from volumes.models import Upload
-from volumes.transfer_tasks import expire_uploads
+from volumes.upload_job import expire_uploads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,8 +7,9 @@ import xml.etree.ElementTree as ET
 import libvirt
 import pytest
 
-from virtstorage.templatetags.sizes import binary_size, percent, size
+from virtstorage.templatetags.sizes import percent, size
 from virtstorage.virt import errors, xmlio
+from virtstorage.virt.units import binary_size
 
 VOLUME_XML = """<volume type='file'>
   <name>disk.qcow2</name><key>/pool/disk.qcow2</key>

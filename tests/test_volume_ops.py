@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import pytest
 from django.urls import resolve, reverse
 
+from inventory.sync import sync_host
+from jobs.models import Job
 from pools.models import StoragePool
 from tests.conftest import make_scratch_pool, virsh, wait_for, wait_for_job
-from virtstorage.hosts.inventory import sync_host
-from virtstorage.jobs.models import Job
 from volumes.models import Volume
 
 pytestmark = pytest.mark.django_db(transaction=True)

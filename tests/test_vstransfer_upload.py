@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from jobs.models import Job
 from tests.conftest import virsh
 from tests.test_upload_download import Api, disk_usage_bytes, make_sparse_file, sha256_file
-from virtstorage.jobs.models import Job
 from volumes.models import Upload
 
 pytestmark = pytest.mark.django_db(transaction=True)

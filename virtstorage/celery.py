@@ -9,4 +9,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "virtstorage.settings")
 app = Celery("virtstorage")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-app.autodiscover_tasks(related_name="transfer_tasks")  # volumes.transfer_tasks: upload jobs
+app.autodiscover_tasks(related_name="upload_job")  # volumes.upload_job: the upload job, expiry

@@ -67,11 +67,13 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "axes",  # login throttling: see the "Login throttling" block below
-    "virtstorage.accounts",
-    "virtstorage.hosts",
-    "virtstorage.jobs",
+    # The apps, lowest first: an app imports only those above it in this list (tests/test_layout.py checks).
+    "accounts",
+    "jobs",
+    "hosts",
     "pools",
     "volumes",
+    "inventory",
 ]
 
 MIDDLEWARE = [
@@ -101,7 +103,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "virtstorage.accounts.context_processors.roles",
+                "accounts.context_processors.roles",
             ],
             "builtins": ["virtstorage.templatetags.sizes"],
         },
@@ -141,22 +143,22 @@ LOGOUT_REDIRECT_URL = "login"
 # Failed logins are counted per user name and, separately, per client address; either reaching
 # LOGIN_FAILURE_LIMIT within LOGIN_COOLOFF_MINUTES locks it out (even the right password) for that
 # long, counted again from each attempt made while locked out. A successful login forgets its own
-# failures (that account from that address: virtstorage/accounts/throttle.py says why). Every
+# failures (that account from that address: accounts/throttle.py says why). Every
 # failure is kept in axes' AccessFailureLog (user name, address, user agent, time; admin pages under
 # "Axes"). Unlock: `manage.py axes_reset` (all), axes_reset_username NAME, axes_reset_ip ADDRESS.
 BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
 AUTHENTICATION_BACKENDS = [
-    "virtstorage.accounts.throttle.ThrottleBackend",  # first: refuses a locked-out client
+    "accounts.throttle.ThrottleBackend",  # first: refuses a locked-out client
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_HANDLER = "virtstorage.accounts.throttle.ThrottleHandler"
+AXES_HANDLER = "accounts.throttle.ThrottleHandler"
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
 AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_COOLOFF_MINUTES", "15")))
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
-AXES_CLIENT_IP_CALLABLE = "virtstorage.accounts.throttle.client_ip"  # X-Forwarded-For only with BEHIND_PROXY
-AXES_LOCKOUT_CALLABLE = "virtstorage.accounts.throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "accounts.throttle.client_ip"  # X-Forwarded-For only with BEHIND_PROXY
+AXES_LOCKOUT_CALLABLE = "accounts.throttle.lockout_response"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False  # no banner on every manage.py command; failures are still logged
 

@@ -7,13 +7,29 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from accounts.roles import OwnedQuerySet
+from hosts.models import DomainDisk
 
-def disk_uses_volume(pool_name: str, path, name) -> models.Q:
+
+def _disk_uses_volume(pool_name, path, name) -> models.Q:
     """A DomainDisk condition: the disk is this volume, by path or by pool and volume name.
 
-    `path` and `name` are expressions (a Value, or an OuterRef for a subquery over volumes).
+    The arguments are expressions (a Value, or an OuterRef for a subquery over volumes).
     """
     return (models.Q(path=path) & ~models.Q(path="")) | models.Q(pool_name=pool_name, volume_name=name)
+
+
+class VolumeQuerySet(models.QuerySet):
+    def with_in_use(self) -> VolumeQuerySet:
+        """Each volume with ``in_use``: whether a VM defined on its host has it as a disk (one subquery)."""
+        disks = DomainDisk.objects.filter(host_id=models.OuterRef("pool__host_id")).filter(
+            _disk_uses_volume(models.OuterRef("pool__name"), models.OuterRef("path"), models.OuterRef("name")))
+        return self.annotate(in_use=models.Exists(disks))
+
+    def table_rows(self) -> VolumeQuerySet:
+        """What a volume table shows of each volume, and whether it is in use: queries do not grow with the page."""
+        return self.only("id", "pool_id", "name", "format", "type", "capacity", "allocation", "path",
+                         "unsafe_reason").with_in_use()
 
 
 class Volume(models.Model):
@@ -41,6 +57,8 @@ class Volume(models.Model):
     inspected = models.CharField(
         max_length=100, blank=True, help_text="format:ctime:size of the file when its header was last checked.")
 
+    objects = VolumeQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["pool", "name"], name="unique_volume_name_per_pool")]
@@ -66,10 +84,8 @@ class Volume(models.Model):
 
     def users(self):
         """Disks of VMs defined on the host that use this volume, by path or by pool and volume name."""
-        from virtstorage.hosts.models import DomainDisk
-
         return DomainDisk.objects.filter(host_id=self.pool.host_id).filter(
-            disk_uses_volume(self.pool.name, models.Value(self.path), models.Value(self.name))
+            _disk_uses_volume(self.pool.name, models.Value(self.path), models.Value(self.name))
         )
 
     @property
@@ -110,13 +126,6 @@ def missing_ranges(ranges: list[list[int]], size: int) -> list[list[int]]:
     if pos < size:
         missing.append([pos, size])
     return [r for r in missing if r[0] < r[1]]
-
-
-class UploadQuerySet(models.QuerySet):
-    def visible_to(self, user) -> UploadQuerySet:
-        from virtstorage.accounts.roles import is_admin
-
-        return self if is_admin(user) else self.filter(created_by=user)
 
 
 class Upload(models.Model):
@@ -165,7 +174,7 @@ class Upload(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = UploadQuerySet.as_manager()
+    objects = OwnedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -10,10 +10,12 @@ turn, never a file outside the pools).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django import forms
 
-from virtstorage.virt import LibvirtHost
+from hosts.models import Host
+from virtstorage.virt import HostUnreachable, LibvirtHost, VirtError
 from virtstorage.virt import volumes as vvolumes
 from virtstorage.virt.imagecheck import UnsafeImage
 from virtstorage.virt.types import VolumeInfo
@@ -66,3 +68,68 @@ def record_format(host, pool_name: str, name: str, fmt: str) -> None:
     states from now on. The next sync checks the image again."""
     Volume.objects.filter(pool__host=host, pool__name=pool_name, name=name).update(
         recorded_format=vvolumes.format_family(fmt), inspected="")
+
+
+# -- The inventory sync's check of every listed volume ---------------------------------------
+
+@dataclass(frozen=True)
+class ImageSafety:
+    recorded_format: str
+    unsafe_reason: str
+    inspected: str
+
+
+def _signature(info: VolumeInfo) -> str:
+    return f"{info.format}:{info.ctime_ns}:{info.physical}"
+
+
+def check_listed_images(host: Host, lv: LibvirtHost,
+                        listings: dict[str, list[VolumeInfo]]) -> dict[str, dict[str, ImageSafety]]:
+    """Every listed volume's image check (virt.volumes.check_image), by pool and volume name.
+
+    A volume whose format, ctime and size are those of its last check keeps that check's outcome, so
+    a sync reads headers only of new and changed files. The format the app states is the one it
+    recorded for the volume (or libvirt's, the first time it sees it): a later probe of the bytes
+    never changes it, it marks the volume unsafe."""
+    known = {(row["pool__name"], row["name"]): row for row in Volume.objects.filter(
+        pool__host=host, pool__name__in=list(listings)).values(
+        "pool__name", "name", "recorded_format", "unsafe_reason", "inspected")}
+    listed = {info.path for volumes in listings.values() for info in volumes}
+    safe_paths: set[str] | None = None
+
+    def backing_allowed(path: str) -> bool:
+        nonlocal safe_paths
+        if safe_paths is None:  # only when an image has a backing file: safe volumes of the other pools
+            safe_paths = set(Volume.objects.filter(pool__host=host, unsafe_reason="").exclude(
+                path__in=listed).values_list("path", flat=True))
+        return path in safe_paths or path in safe_here
+
+    safe_here: set[str] = set()
+    outcome: dict[str, dict[str, ImageSafety]] = {pool_name: {} for pool_name in listings}
+    # Images without a backing file first: an overlay's base in the same sync is then known to be safe.
+    ordered = sorted(((pool_name, info) for pool_name, volumes in listings.items() for info in volumes),
+                     key=lambda item: bool(item[1].backing_path))
+    for pool_name, info in ordered:
+        found = outcome[pool_name][info.name] = _check_image(host, lv, pool_name, info,
+                                                             known.get((pool_name, info.name)), backing_allowed)
+        if not found.unsafe_reason:
+            safe_here.add(info.path)
+    return outcome
+
+
+def _check_image(host: Host, lv: LibvirtHost, pool_name: str, info: VolumeInfo, row: dict | None,
+                 backing_allowed) -> ImageSafety:
+    signature = _signature(info)
+    local_link = info.type == "file" and vvolumes.is_local_uri(host.uri) and vvolumes.symlink_target(info.path)
+    if row and row["inspected"] == signature and not local_link:
+        return ImageSafety(row["recorded_format"], row["unsafe_reason"], signature)
+    recorded = (row and row["recorded_format"]) or vvolumes.format_family(info.format)
+    try:
+        vvolumes.check_image(lv, info, pool_name, recorded, direct=host.direct_io, backing_allowed=backing_allowed)
+    except UnsafeImage as exc:
+        return ImageSafety(recorded, str(exc), signature)
+    except HostUnreachable:
+        raise
+    except VirtError as exc:  # gone meanwhile, or busy: checked again at the next sync
+        return ImageSafety(recorded, f"Its image could not be checked: {exc}", "")
+    return ImageSafety(recorded, "", signature)

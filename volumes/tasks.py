@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from virtstorage.hosts.inventory import sync_host
-from virtstorage.jobs.runner import JobContext, job_task
-from virtstorage.templatetags.sizes import binary_size
+from hosts.signals import resync
+from jobs.runner import JobContext, job_task
 from virtstorage.virt import LibvirtHost, open_host
 from virtstorage.virt import volumes as ops
+from virtstorage.virt.units import binary_size
 
 from . import safety
 
@@ -32,7 +32,7 @@ def _operation(ctx: JobContext, *pool_names: str) -> Iterator[LibvirtHost]:
             yield host
     finally:
         ctx.step("Refreshing the inventory")
-        sync_host(ctx.host, pool_names=list(dict.fromkeys(pool_names)))
+        resync(ctx.host, pool_names=list(dict.fromkeys(pool_names)))
 
 
 def _verified(ctx: JobContext, host: LibvirtHost) -> None:
@@ -55,7 +55,7 @@ def refuse_if_in_use(ctx: JobContext, host: LibvirtHost, action: str) -> None:
                       "Remove the disk from the machine first, or ask an admin to force it.")
 
 
-@job_task("create")
+@job_task("create", name="volumes.tasks.create_volume_job")
 def create_volume_job(ctx: JobContext) -> str:
     p = ctx.params
     with _operation(ctx, ctx.pool.name) as host:
@@ -68,7 +68,7 @@ def create_volume_job(ctx: JobContext) -> str:
     return f"Created {info.name}: {binary_size(info.capacity)} virtual, {binary_size(info.allocation)} on disk"
 
 
-@job_task("clone")
+@job_task("clone", name="volumes.tasks.clone_volume_job")
 def clone_volume_job(ctx: JobContext) -> str:
     p = ctx.params
     source, target_pool = ctx.job.volume_name, p["target_pool"]
@@ -82,7 +82,7 @@ def clone_volume_job(ctx: JobContext) -> str:
     return f"Cloned {source} to {target_pool}/{info.name} ({info.format}, {binary_size(info.allocation)} on disk)"
 
 
-@job_task("resize")
+@job_task("resize", name="volumes.tasks.resize_volume_job")
 def resize_volume_job(ctx: JobContext) -> str:
     p = ctx.params
     name = ctx.job.volume_name
@@ -96,7 +96,7 @@ def resize_volume_job(ctx: JobContext) -> str:
     return f"Resized {name} to {binary_size(info.capacity)} ({binary_size(info.allocation)} on disk)"
 
 
-@job_task("delete")
+@job_task("delete", name="volumes.tasks.delete_volume_job")
 def delete_volume_job(ctx: JobContext) -> str:
     name = ctx.job.volume_name
     with _operation(ctx, ctx.pool.name) as host:
@@ -108,7 +108,7 @@ def delete_volume_job(ctx: JobContext) -> str:
     return f"Deleted {name} from {ctx.pool.name}"
 
 
-@job_task("wipe")
+@job_task("wipe", name="volumes.tasks.wipe_volume_job")
 def wipe_volume_job(ctx: JobContext) -> str:
     name, algorithm = ctx.job.volume_name, ctx.params["algorithm"]
     with _operation(ctx, ctx.pool.name) as host:

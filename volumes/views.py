@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from virtstorage.accounts.roles import member_required
-from virtstorage.jobs.models import Job
+from accounts.roles import member_required
+from jobs.models import Job
 
 from .models import Volume
 

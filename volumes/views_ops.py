@@ -13,10 +13,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 
+from accounts.roles import is_admin, member_required
+from jobs.models import Job
+from jobs.runner import JobError, launch
 from pools.models import StoragePool
-from virtstorage.accounts.roles import is_admin, member_required
-from virtstorage.jobs.models import Job
-from virtstorage.jobs.runner import JobError, launch
 from virtstorage.virt.volumes import wipe_algorithms
 
 from . import tasks

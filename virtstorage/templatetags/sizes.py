@@ -1,28 +1,13 @@
-"""Template filters for sizes: binary units, exact bytes on hover."""
+"""Template filters for sizes (virt/units.py formats them): binary units, exact bytes on hover."""
 
 from __future__ import annotations
 
 from django import template
 from django.utils.html import format_html
 
+from virtstorage.virt.units import binary_size
+
 register = template.Library()
-
-_UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
-
-
-def binary_size(value: int | None) -> str:
-    """1536 -> '1.5 KiB'; exact below 1 KiB."""
-    if value is None:
-        return "—"
-    size = float(value)
-    for unit in _UNITS:
-        if abs(size) < 1024 or unit == _UNITS[-1]:
-            if unit == "bytes":
-                return f"{int(size)} bytes"
-            return f"{size:.1f} {unit}" if size < 100 else f"{size:.0f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
 
 @register.filter
 def size(value: int | None) -> str:

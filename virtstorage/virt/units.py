@@ -1,7 +1,16 @@
-"""Size units as libvirt reads them: single letters and IEC names are binary, SI names decimal.
+"""Sizes, in one place: the unit table libvirt reads, parsing what people type, and formatting.
 
-The one table for both libvirt's scaled integers (<capacity unit='KiB'>) and sizes people type.
+Single letters and IEC names are binary (K = KiB = 1024), as in qemu-img and virsh; the SI spellings
+KB, MB, GB... mean powers of 1000, as libvirt reads them. A plain number is bytes. Decimals are allowed;
+a parsed size is rounded up to a whole byte so a volume is never smaller than asked. Shown sizes are
+binary (1.5 GiB). The same table serves libvirt's scaled integers (<capacity unit='KiB'>).
 """
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import Decimal, InvalidOperation
 
 UNIT_FACTORS: dict[str, int] = {
     "": 1, "b": 1, "byte": 1, "bytes": 1,
@@ -12,3 +21,69 @@ UNIT_FACTORS: dict[str, int] = {
     "p": 1024**5, "pib": 1024**5, "pb": 1000**5,
     "e": 1024**6, "eib": 1024**6, "eb": 1000**6,
 }
+_FACTORS = UNIT_FACTORS
+
+# libvirt sizes are unsigned long long, the inventory stores signed 64-bit
+MAX_SIZE = 2**63 - 1
+
+_SIZE = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>[A-Za-z]*)")
+UNITS_HELP = "bytes, or K/M/G/T (binary: KiB, MiB, GiB, TiB), e.g. 10G, 512 MiB, 1.5TiB"
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes for a size such as "10G"; ValueError with a message a person can act on."""
+    if isinstance(text, bool):
+        raise ValueError("Enter a size such as 10G.")
+    if isinstance(text, int):
+        if text < 0:
+            raise ValueError("A size cannot be negative.")
+        if text > MAX_SIZE:
+            raise ValueError("That size is too large.")
+        return text
+    cleaned = str(text).strip()
+    if not cleaned:
+        raise ValueError("Enter a size such as 10G.")
+    if cleaned.startswith("-"):
+        raise ValueError("A size cannot be negative.")
+    match = _SIZE.fullmatch(cleaned)
+    if match is None:
+        raise ValueError(f"'{cleaned[:40]}' is not a size; use {UNITS_HELP}.")
+    unit = match["unit"].lower()
+    if unit not in _FACTORS:
+        raise ValueError(f"Unknown unit '{match['unit'][:10]}'; use {UNITS_HELP}.")
+    try:
+        number = Decimal(match["number"])
+    except InvalidOperation as exc:  # the regex admits only digits, kept for safety
+        raise ValueError(f"'{cleaned[:40]}' is not a size; use {UNITS_HELP}.") from exc
+    if number.adjusted() > 30:  # far beyond MAX_SIZE; spare Decimal a huge computation
+        raise ValueError("That size is too large.")
+    size = math.ceil(number * _FACTORS[unit])
+    if size > MAX_SIZE:
+        raise ValueError("That size is too large.")
+    return size
+
+
+_SHOWN_UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def binary_size(value: int | None) -> str:
+    """1536 -> '1.5 KiB'; exact below 1 KiB."""
+    if value is None:
+        return "—"
+    size = float(value)
+    for unit in _SHOWN_UNITS:
+        if abs(size) < 1024 or unit == _SHOWN_UNITS[-1]:
+            if unit == "bytes":
+                return f"{int(size)} bytes"
+            return f"{size:.1f} {unit}" if size < 100 else f"{size:.0f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def exact_size_text(value: int) -> str:
+    """A size in the largest unit that keeps it exact ("10G"), so a form that shows it and is saved again
+    never changes it."""
+    for suffix, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if value and value % factor == 0:
+            return f"{value // factor}{suffix}"
+    return str(value)

@@ -1,0 +1,79 @@
+"""The two roles: members use storage and file requests, admins manage and approve.
+
+Roles are Django groups so they show in Django's admin and can carry permissions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
+from django.core.exceptions import PermissionDenied
+from django.db import models
+
+MEMBER = "member"
+ADMIN = "admin"
+ROLES = (MEMBER, ADMIN)
+
+
+def ensure_role_groups() -> None:
+    for name in ROLES:
+        Group.objects.get_or_create(name=name)
+
+
+def is_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    cached = getattr(user, "_virtstorage_is_admin", None)
+    if cached is None:
+        cached = user.groups.filter(name=ADMIN).exists()
+        user._virtstorage_is_admin = cached
+    return cached
+
+
+def is_member(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Any active account with a role (admins are members too)."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return is_admin(user) or user.groups.filter(name=MEMBER).exists()
+
+
+def grant(user: AbstractBaseUser, role: str) -> None:
+    ensure_role_groups()
+    user.groups.add(Group.objects.get(name=role))
+
+
+def member_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Logged in (LoginRequiredMiddleware does that) and holding a role."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not is_member(request.user):
+            raise PermissionDenied("Your account has no role yet: ask an admin to make you a member.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not is_admin(request.user):
+            raise PermissionDenied("Only admins can do this.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+class OwnedQuerySet(models.QuerySet):
+    """Records people start (jobs, uploads): the one rule of who sees them."""
+
+    owner_field = "created_by"
+
+    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> OwnedQuerySet:
+        """An admin sees everyone's; anyone else their own."""
+        return self if is_admin(user) else self.filter(**{self.owner_field: user})

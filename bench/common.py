@@ -1,0 +1,60 @@
+"""What the benchmarks share: virsh on the benchmark's libvirt URI, and what a process cost (CPU, memory)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+URI = os.environ.get("BENCH_LIBVIRT_URI", "qemu:///system")
+
+
+def virsh(*args: str) -> str:
+    proc = subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"virsh {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def timed(call, *args) -> float:
+    start = time.perf_counter()
+    call(*args)
+    return time.perf_counter() - start
+
+
+def disk_size(path: Path) -> int:
+    return os.stat(path).st_blocks * 512
+
+
+def peak_rss(pids: list[int]) -> int:
+    """Largest VmHWM (peak resident memory) among the processes, in bytes."""
+    peak = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) * 1024)
+        except OSError:
+            pass
+    return peak
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system, with that of their reaped children) the processes have used."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / _TICKS
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]

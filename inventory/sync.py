@@ -1,0 +1,172 @@
+"""Mirror a host's pools and volumes into the database. libvirt is the source of truth.
+
+The one module that writes hosts, pools and volumes together, so it stands above them all. Apps below
+ask for a sync through hosts.signals.resync (a job that changed a pool); beat and "Sync now" run the
+tasks in inventory/tasks.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from hosts.models import Host
+from hosts.status import (
+    domain_disks,
+    pool_types_of,
+    record_reachable,
+    record_unreachable,
+    refuse_uri,
+    store_domain_disks,
+)
+from pools.models import StoragePool
+from virtstorage.virt import HostUnreachable, LibvirtHost, ObjectNotFound, VirtError, open_host
+from virtstorage.virt.types import PoolInfo, VolumeInfo
+from volumes.models import Volume
+from volumes.safety import ImageSafety, check_listed_images
+
+log = logging.getLogger(__name__)
+
+_POOL_FIELDS = ["uuid", "type", "state", "autostart", "persistent", "capacity", "allocation",
+                "available", "target_path", "xml", "synced_at"]
+_VOLUME_FIELDS = ["key", "path", "type", "format", "capacity", "allocation", "physical",
+                  "backing_path", "backing_format", "xml", "synced_at", "recorded_format", "unsafe_reason",
+                  "inspected"]
+
+
+@dataclass
+class SyncResult:
+    pools: int = 0
+    volumes: int = 0
+    removed_pools: int = 0
+    removed_volumes: int = 0
+
+    def __str__(self) -> str:
+        return (f"{self.pools} pools, {self.volumes} volumes "
+                f"({self.removed_pools} pools and {self.removed_volumes} volumes gone)")
+
+
+def sync_host(host: Host, *, refresh: bool = False, pool_names: list[str] | None = None) -> SyncResult | None:
+    """Sync one host, or only the named pools. Returns None when the host is unreachable.
+
+    One round trip per pool and per volume (its XML holds every field we keep):
+    listing 10,000 volumes is cheap, asking each for info() and XML is not.
+    A host whose URI is refused is disabled instead (see refuse_uri), also returning None.
+    """
+    if refuse_uri(host):
+        return None
+    try:
+        with open_host(host.uri) as lv:
+            facts = lv.facts()
+            pool_types = pool_types_of(lv)
+            pools = _fetch_pools(lv, pool_names)
+            if refresh:
+                for info in pools:
+                    if info.active:
+                        _per_pool(lv.refresh_pool, info.name)
+                pools = _fetch_pools(lv, [p.name for p in pools])
+            listings: dict[str, list[VolumeInfo]] = {}
+            for info in pools:
+                if info.active:
+                    volumes = _per_pool(lv.volumes, info.name)
+                    if volumes is not None:
+                        listings[info.name] = volumes
+            safety = check_listed_images(host, lv, listings)
+            disks = domain_disks(lv)
+    except HostUnreachable as exc:
+        record_unreachable(host, exc)
+        return None
+    record_reachable(host, facts, pool_types)
+    result = SyncResult()
+    _store(host, pools, listings, safety, result, scope=pool_names)
+    if disks is not None:
+        store_domain_disks(host, disks)
+    return result
+
+
+def _per_pool(call, name: str):
+    """call(name) for one pool, or None when that pool cannot answer now.
+
+    A pool that vanished meanwhile goes at the next sync; one that is busy (libvirt refuses to
+    refresh a pool while an upload runs into it) keeps its rows as they were. Either way the
+    other pools are still synced; only an unreachable host stops the sync.
+    """
+    try:
+        return call(name)
+    except ObjectNotFound:
+        return None
+    except HostUnreachable:
+        raise
+    except VirtError as exc:
+        log.warning("sync of pool %s skipped this time: %s", name, exc)
+        return None
+
+
+def _fetch_pools(lv: LibvirtHost, names: list[str] | None) -> list[PoolInfo]:
+    if names is None:
+        return lv.pools()
+    found = (_per_pool(lv.pool, name) for name in names)
+    return [info for info in found if info is not None]
+
+
+@transaction.atomic
+def _store(host: Host, pools: list[PoolInfo], listings: dict[str, list[VolumeInfo]],
+           safety: dict[str, dict[str, ImageSafety]], result: SyncResult, *, scope: list[str] | None) -> None:
+    """Write what libvirt said; rows in scope (None: the whole host) it no longer has go."""
+    now = timezone.now()
+    rows = StoragePool.objects.filter(host=host)
+    if scope is not None:
+        rows = rows.filter(name__in=scope)
+    existing = {p.name: p for p in rows}
+    for info in pools:
+        pool = existing.pop(info.name, None) or StoragePool(host=host, name=info.name)
+        pool.uuid = info.uuid
+        pool.type = info.type
+        pool.state = StoragePool.State.ACTIVE if info.active else StoragePool.State.INACTIVE
+        pool.autostart = info.autostart
+        pool.persistent = info.persistent
+        pool.capacity = info.capacity
+        pool.allocation = info.allocation
+        pool.available = info.available
+        pool.target_path = info.target_path
+        pool.xml = info.xml
+        pool.synced_at = now
+        pool.save()
+        result.pools += 1
+        if info.name in listings:
+            # A stopped pool keeps its rows: its data is intact, libvirt just cannot list it.
+            _store_volumes(pool, listings[info.name], safety.get(info.name, {}), now, result)
+    if existing:
+        result.removed_pools = len(existing)
+        StoragePool.objects.filter(pk__in=[p.pk for p in existing.values()]).delete()
+    host.last_synced_at = now
+    host.save(update_fields=["last_synced_at"])
+
+
+def _store_volumes(pool: StoragePool, volumes: list[VolumeInfo], safety: dict[str, ImageSafety], now,
+                   result: SyncResult) -> None:
+    unchecked = ImageSafety("", "", "")
+    rows = [
+        Volume(pool=pool, name=v.name, key=v.key, path=v.path, type=v.type, format=v.format,
+               capacity=v.capacity, allocation=v.allocation, physical=v.physical,
+               backing_path=v.backing_path, backing_format=v.backing_format, xml=v.xml, synced_at=now,
+               recorded_format=(s := safety.get(v.name, unchecked)).recorded_format,
+               unsafe_reason=s.unsafe_reason, inspected=s.inspected)
+        for v in volumes
+    ]
+    Volume.objects.bulk_create(rows, batch_size=500, update_conflicts=True,
+                               unique_fields=["pool", "name"], update_fields=_VOLUME_FIELDS)
+    removed, _ = Volume.objects.filter(pool=pool).exclude(synced_at=now).delete()
+    result.volumes += len(rows)
+    result.removed_volumes += removed
+    pool.volume_count = len(rows)
+    pool.volume_capacity_total = sum(v.capacity for v in volumes)
+    pool.save(update_fields=["volume_count", "volume_capacity_total"])
+
+
+def sync_after_change(sender, *, host: Host, pool_names: list[str] | None, **_) -> None:
+    """hosts.signals.pools_changed: a job changed these pools; mirror them before it ends."""
+    sync_host(host, pool_names=pool_names)

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.roles import OwnedQuerySet
+
+
+class JobQuerySet(OwnedQuerySet):
+    def active(self) -> JobQuerySet:
+        return self.filter(state__in=Job.ACTIVE_STATES)
+
+
+class Job(models.Model):
+    """One long libvirt operation, run by a Celery worker and watched by a person."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE_STATES = (State.QUEUED, State.RUNNING)
+
+    kind = models.CharField(max_length=32)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED, db_index=True)
+    host = models.ForeignKey("hosts.Host", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    pool = models.ForeignKey("pools.StoragePool", null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="jobs")
+    # Names are kept as text: the job outlives a deleted volume or pool row.
+    pool_name = models.CharField(max_length=255, blank=True)
+    volume_name = models.CharField(max_length=255, blank=True, db_index=True)
+    # A second place the job writes (a clone's new volume): conflicts are checked there too.
+    target_pool = models.ForeignKey("pools.StoragePool", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    target_volume_name = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="jobs")
+    params = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    progress_done = models.BigIntegerField(null=True, blank=True)
+    progress_total = models.BigIntegerField(null=True, blank=True)
+    message = models.CharField(max_length=500, blank=True, help_text="What the job is doing now.")
+    log = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    result = models.CharField(max_length=500, blank=True)
+    cancellable = models.BooleanField(default=False)
+    cancel_requested = models.BooleanField(default=False)
+    worker = models.CharField(max_length=255, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["pool", "state"])]
+
+    def __str__(self) -> str:
+        target = "/".join(n for n in (self.pool_name, self.volume_name) if n)
+        return f"{self.get_kind_display()} {target}".strip()
+
+    def get_absolute_url(self) -> str:
+        return reverse("jobs:detail", args=[self.pk])
+
+    def get_kind_display(self) -> str:
+        return self.kind.replace("_", " ").replace("-", " ").capitalize()
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE_STATES
+
+    @property
+    def percent(self) -> float | None:
+        if self.progress_total and self.progress_done is not None:
+            return max(0.0, min(100.0, 100.0 * self.progress_done / self.progress_total))
+        return None
+
+    @property
+    def elapsed(self) -> timedelta | None:
+        if not self.started_at:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    @property
+    def rate(self) -> float | None:
+        """Bytes per second since the start, when the job reports bytes."""
+        elapsed = self.elapsed
+        if self.progress_done is None or not elapsed or elapsed.total_seconds() < 0.5:
+            return None
+        return self.progress_done / elapsed.total_seconds()
+
+    @property
+    def eta_seconds(self) -> float | None:
+        rate = self.rate
+        if not rate or not self.progress_total or self.state != self.State.RUNNING:
+            return None
+        return max(0.0, (self.progress_total - (self.progress_done or 0)) / rate)

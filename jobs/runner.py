@@ -1,0 +1,312 @@
+"""Running jobs: launch from a view, run in a worker, report progress, never hang.
+
+A view calls ``launch(task, ...)``; it creates the Job row and queues the task
+when the transaction commits. The worker side is a function decorated with
+``@job_task(kind, name=...)`` that receives a ``JobContext`` and returns a result line.
+While it runs, a thread heartbeats the row; ``reap_stale_jobs`` fails jobs
+whose heartbeat stopped (the worker was killed).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from celery import current_app, shared_task
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from . import progress
+from .models import Job
+
+log = logging.getLogger(__name__)
+
+PUBLISH_INTERVAL = 0.2  # seconds between progress messages: fast streams do not flood Redis
+SAVE_INTERVAL = 1.0  # seconds between progress writes to the database
+
+
+class JobError(Exception):
+    """A job could not be started; the message is meant for the user."""
+
+
+class QueueUnavailable(JobError):
+    pass
+
+
+class JobConflict(JobError):
+    pass
+
+
+class JobCancelled(Exception):
+    """Raised inside a job when its owner asked to cancel at a safe point."""
+
+
+# Kinds that may run side by side on the same volume; everything else excludes the others.
+SHARED_KINDS = frozenset({"download", "sync"})
+# Kinds that wait on a client for as long as it sends (a streaming upload): they go to a queue of their
+# own, served by workers of their own (Procfile `transfers:`), so they never hold a slot other jobs need.
+TRANSFER_KINDS = frozenset({"upload"})
+TRANSFER_QUEUE_SUFFIX = "-transfers"
+
+
+def queue_for(kind: str) -> str:
+    """The Celery queue a job of this kind goes to."""
+    default = current_app.conf.task_default_queue
+    return default + TRANSFER_QUEUE_SUFFIX if kind in TRANSFER_KINDS else default
+
+
+def launch(task: Any, *, kind: str, user, host, pool=None, volume_name: str = "", params: dict | None = None,
+           cancellable: bool = False, pool_name: str = "", target_pool=None, target_volume_name: str = "") -> Job:
+    """Create a job and queue it. Raises QueueUnavailable or JobConflict with a clear message.
+
+    target_pool/target_volume_name: a second place the job writes (a clone into another pool)."""
+    if not progress.broker_available():
+        raise QueueUnavailable(
+            "The job queue (Redis) is not reachable, so nothing was started. "
+            "Ask an admin to start Redis and the Celery worker, then try again."
+        )
+    with transaction.atomic():
+        job = _create_job(kind=kind, user=user, host=host, pool=pool, volume_name=volume_name, params=params,
+                          cancellable=cancellable, pool_name=pool_name, target_pool=target_pool,
+                          target_volume_name=target_volume_name)
+        transaction.on_commit(functools.partial(_enqueue, task, job.pk, queue_for(kind)), robust=False)
+    return job
+
+
+def _create_job(*, kind: str, user, host, pool, volume_name: str, params: dict | None, cancellable: bool,
+                pool_name: str = "", target_pool=None, target_volume_name: str = "", **fields) -> Job:
+    """The Job row, after the conflict check; call inside a transaction."""
+    places = [(pool, volume_name)] + ([(target_pool, target_volume_name)] if target_pool is not None else [])
+    _refuse_if_busy(kind, places)
+    return Job.objects.create(
+        kind=kind, host=host, pool=pool, pool_name=pool_name or (pool.name if pool else ""),
+        volume_name=volume_name, created_by=user if user and user.is_authenticated else None,
+        params=params or {}, cancellable=cancellable, target_pool=target_pool,
+        target_volume_name=target_volume_name, **fields,
+    )
+
+
+def _touching(pool, volume_name: str) -> Q:
+    """Active jobs that touch the volume (or, with no name, anything) of the pool, where they read or write."""
+    if not volume_name:
+        return Q(pool=pool) | Q(target_pool=pool)
+    return (Q(pool=pool) & Q(volume_name__in=[volume_name, ""])) | Q(target_pool=pool,
+                                                                      target_volume_name=volume_name)
+
+
+def _refuse_if_busy(kind: str, places: list[tuple[object, str]]) -> None:
+    """Raise JobConflict if the job would collide with an active one; call inside the creating transaction.
+
+    A volume job needs its volume free (shared kinds such as downloads may run side by side);
+    a pool job (volume_name empty: start, stop, delete...) needs the whole pool free, and a
+    volume job waits for a running pool job. A job that also writes elsewhere (a clone's new
+    volume in another pool) needs that place free too, and keeps it busy while it runs.
+    Locking the pool rows (in one order) serializes launches on a pool (SQLite's immediate
+    transactions already do).
+    """
+    places = [(pool, name) for pool, name in places if pool is not None]
+    if not places:
+        return
+    pools = sorted({pool.pk: pool for pool, _ in places}.values(), key=lambda pool: pool.pk)
+    for pool in pools:
+        type(pool).objects.select_for_update().filter(pk=pool.pk).first()
+    touching = Q()
+    for pool, volume_name in places:
+        touching |= _touching(pool, volume_name)
+    active = Job.objects.active().filter(touching)
+    if kind in SHARED_KINDS:
+        active = active.exclude(kind__in=SHARED_KINDS)
+    other = active.first()
+    if other is None:
+        return
+    if other.volume_name:
+        what = f"“{other.volume_name}” is busy with job #{other.pk}"
+    else:
+        what = f"Pool {other.pool_name} is busy with job #{other.pk}"
+    if other.target_pool_id and any(pool.pk == other.target_pool_id for pool, _ in places):
+        what += f", which writes “{other.target_volume_name}” in pool {other.target_pool.name}"
+    raise JobConflict(f"{what} ({other.get_kind_display().lower()}, {other.get_state_display().lower()}); "
+                      "wait for it to finish.")
+
+
+def start_inline(*, kind: str, user, host, pool=None, volume_name: str = "", params: dict | None = None,
+                 cancellable: bool = False) -> JobContext:
+    """A job the calling process runs itself (a download streamed by the web server), already running.
+
+    The caller reports through the context, calls ``touch`` at least every JOB_HEARTBEAT_SECONDS
+    (else the reaper fails the job) and ends it with ``finish_inline``.
+    """
+    with transaction.atomic():
+        now = timezone.now()
+        job = _create_job(kind=kind, user=user, host=host, pool=pool, volume_name=volume_name, params=params,
+                          cancellable=cancellable, state=Job.State.RUNNING, started_at=now, heartbeat_at=now,
+                          worker=f"{socket.gethostname()}:{os.getpid()} (web)")
+    ctx = JobContext(job)
+    progress.publish(job)
+    return ctx
+
+
+def touch(job: Job) -> None:
+    """Heartbeat of an inline job."""
+    Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(heartbeat_at=timezone.now())
+
+
+def finish_inline(ctx: JobContext, state: str, *, error: str = "", result: str = "") -> None:
+    """End an inline job: saves its last progress, logs the outcome and tells the watchers."""
+    ctx.job.save(update_fields=["progress_done", "progress_total"])
+    ctx.step(error or result or "Done")
+    _finish(ctx.job, state, error=error, result=result)
+
+
+def _enqueue(task, job_id: int, queue: str) -> None:
+    """Queue the job's task: a task object, or a task's name (an app below the one that defines it)."""
+    try:
+        if isinstance(task, str):
+            current_app.send_task(task, args=[job_id], retry=False, queue=queue)
+        else:
+            task.apply_async(args=[job_id], retry=False, queue=queue)
+    except Exception as exc:  # kombu raises several types for a dead broker
+        Job.objects.filter(pk=job_id).update(
+            state=Job.State.FAILED, error=f"Could not queue the job: {exc}", finished_at=timezone.now()
+        )
+        raise QueueUnavailable(f"The job queue (Redis) refused the job: {exc}") from exc
+
+
+class JobContext:
+    """What a running job uses to talk to its record and its watchers."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self._last_publish = 0.0
+        self._last_save = 0.0
+
+    # Convenience accessors so job functions read naturally.
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.job.params
+
+    @property
+    def host(self):
+        return self.job.host
+
+    @property
+    def pool(self):
+        return self.job.pool
+
+    def step(self, message: str) -> None:
+        """A new phase: logged, saved and published at once."""
+        stamp = timezone.localtime().strftime("%H:%M:%S")
+        self.job.message = message[:500]
+        self.job.log += f"{stamp} {message}\n"
+        self.job.save(update_fields=["message", "log"])
+        self._publish(force=True)
+
+    def report(self, done: int, total: int | None = None) -> None:
+        """Bytes done (of total): published at most every 0.2 s, saved every second."""
+        self.job.progress_done = done
+        if total is not None:
+            self.job.progress_total = total
+        now = time.monotonic()
+        if now - self._last_save >= SAVE_INTERVAL:
+            self._last_save = now
+            self.job.save(update_fields=["progress_done", "progress_total"])
+        self._publish()
+
+    def check_cancel(self) -> None:
+        """Raise JobCancelled if the owner asked; call at points where stopping is safe."""
+        if Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
+            raise JobCancelled()
+
+    def _publish(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_publish >= PUBLISH_INTERVAL:
+            self._last_publish = now
+            progress.publish(self.job)
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, job_id: int) -> None:
+        super().__init__(name=f"job-{job_id}-heartbeat", daemon=True)
+        self.job_id = job_id
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(settings.JOB_HEARTBEAT_SECONDS):
+                Job.objects.filter(pk=self.job_id, state=Job.State.RUNNING).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+
+def _finish(job: Job, state: str, *, error: str = "", result: str = "") -> None:
+    job.state = state
+    job.error = error
+    job.result = result[:500]
+    job.finished_at = timezone.now()
+    if state == Job.State.SUCCEEDED and job.progress_total:
+        job.progress_done = job.progress_total
+    job.save(update_fields=["state", "error", "result", "finished_at", "progress_done"])
+    progress.publish(job)
+
+
+def run_job(job_id: int, body: Callable[[JobContext], str | None]) -> None:
+    """Claim a queued job, run body, and leave the job in a final state whatever happens."""
+    close_old_connections()
+    claimed = Job.objects.filter(pk=job_id, state=Job.State.QUEUED).update(
+        state=Job.State.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(),
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+    )
+    if not claimed:
+        log.info("job %s is not queued any more (cancelled, reaped or redelivered); skipping", job_id)
+        return
+    job = Job.objects.select_related("host", "pool").get(pk=job_id)
+    ctx = JobContext(job)
+    progress.publish(job)
+    heartbeat = _Heartbeat(job_id)
+    heartbeat.start()
+    try:
+        if job.cancel_requested:
+            raise JobCancelled()
+        result = body(ctx) or ""
+    except JobCancelled:
+        ctx.step("Cancelled at the owner's request")
+        _finish(job, Job.State.CANCELLED, error="Cancelled by the user.")
+    except Exception as exc:  # every failure must end the job, with its reason
+        log.exception("job %s failed", job_id)
+        message = str(exc) or exc.__class__.__name__
+        try:
+            ctx.step(f"Failed: {message}")
+        except Exception:
+            pass
+        _finish(job, Job.State.FAILED, error=message)
+    else:
+        ctx.step(result or "Done")
+        _finish(job, Job.State.SUCCEEDED, result=result)
+    finally:
+        heartbeat.stopped.set()
+
+
+def job_task(kind: str, *, name: str) -> Callable[[Callable[[JobContext], str | None]], Any]:
+    """Turn ``body(ctx) -> result line`` into a Celery task that takes a job id.
+
+    ``name`` is the task's name in the queue: spelled out, never derived from the module, so that moving
+    the code never strands the messages a queue still holds."""
+
+    def decorate(body: Callable[[JobContext], str | None]):
+        @shared_task(name=name, ignore_result=True, acks_late=True)
+        @functools.wraps(body)
+        def task(job_id: int) -> None:
+            run_job(job_id, body)
+
+        task.job_kind = kind
+        return task
+
+    return decorate

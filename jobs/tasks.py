@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from . import progress
+from .models import Job
+
+
+@shared_task(name="virtstorage.jobs.tasks.reap_stale_jobs", ignore_result=True)
+def reap_stale_jobs() -> int:
+    """Fail running jobs whose worker stopped heartbeating (killed, crashed, host lost)."""
+    cutoff = timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS)
+    stale = list(Job.objects.filter(state=Job.State.RUNNING, heartbeat_at__lt=cutoff))
+    for job in stale:
+        updated = Job.objects.filter(pk=job.pk, state=Job.State.RUNNING, heartbeat_at__lt=cutoff).update(
+            state=Job.State.FAILED,
+            finished_at=timezone.now(),
+            error=(
+                f"The worker running this job ({job.worker or 'unknown'}) stopped responding at "
+                f"{timezone.localtime(job.heartbeat_at):%Y-%m-%d %H:%M:%S}: it was killed or crashed. "
+                "The operation may be incomplete; check the volume before using it."
+            ),
+        )
+        if updated:
+            job.refresh_from_db()
+            progress.publish(job)
+    return len(stale)

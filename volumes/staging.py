@@ -1,0 +1,121 @@
+"""An upload's staging file: a sparse file of the upload's size that chunks are written into as they arrive,
+what has arrived recorded on the Upload row, and the staging space's reserve.
+
+The upload job (upload_job.py) reads the file and writes the volume; the views (upload_views.py) hand
+request bodies here. Zero pieces in ranges not received before are never written, so the file stays thin.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+
+from virtstorage.virt.units import binary_size
+
+from .asgi_upload import BODY_STREAM_KEY, BodyAborted
+from .models import Upload, merge_range
+
+BODY_PIECE = 1024 * 1024  # the request body is copied to the staging file in pieces this big
+RECORD_BYTES = 16 * 1024 * 1024  # a chunk's bytes are recorded as received this often while it arrives
+_ZERO_PIECE = bytes(BODY_PIECE)
+
+
+def create_staging_file(upload: Upload) -> None:
+    """A sparse file of the upload's size, readable by this user only: ranges never written (holes) read as
+    zeros and cost no disk."""
+    path = upload.staging_path
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        os.ftruncate(fd, upload.size)
+    except OSError:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+
+
+def body_blocks(request: HttpRequest) -> Iterator[list[bytes]]:
+    """The request body in blocks of pieces: streamed from the connection when the ASGI wrapper
+    (asgi_upload) left it there, else read from Django's spooled body (tests, WSGI)."""
+    stream = getattr(request, "scope", {}).get(BODY_STREAM_KEY)
+    if stream is None:
+        while piece := request.read(BODY_PIECE):
+            yield [piece]
+        return
+    while block := stream.next_block():
+        yield block
+
+
+def all_zeros(piece: bytes) -> bool:
+    # startswith compares with memcmp; slices of a memoryview copy nothing (of bytes they would).
+    view = memoryview(piece)
+    return all(_ZERO_PIECE.startswith(view[i:i + BODY_PIECE]) for i in range(0, len(piece), BODY_PIECE))
+
+
+def write_body(request: HttpRequest, upload: Upload, offset: int, length: int, fresh: bool) -> int:
+    """Copy the body into the staging file at offset; returns bytes read (compare to length).
+
+    Pieces of zeros in ranges not received before are skipped: the staging file is sparse,
+    so they already read as zeros and a script's dense upload still stays thin. Every
+    RECORD_BYTES the bytes written so far are recorded as received: a streaming job follows
+    a large chunk while it arrives, and a chunk cut short keeps what did arrive.
+    """
+    fd = os.open(upload.staging_path, os.O_WRONLY)
+    recorded = pos = offset
+    end = offset + length
+    try:
+        for pieces in body_blocks(request):
+            size = sum(len(piece) for piece in pieces)
+            if pos + size > end:
+                raise ValueError(f"The body holds more than the {length} bytes announced.")
+            if not (fresh and all(all_zeros(piece) for piece in pieces)):
+                written = os.pwritev(fd, pieces, pos)  # one system call per block, no copy to join pieces
+                if written < size:  # a full disk: writing the rest raises the error
+                    os.pwrite(fd, b"".join(pieces)[written:], pos + written)
+            pos += size
+            if pos - recorded >= RECORD_BYTES and pos < end:
+                record(upload, [(recorded, pos)])
+                recorded = pos
+    except BodyAborted:
+        pass  # the client is gone; the short count says so
+    finally:
+        os.close(fd)
+    if recorded < pos < end:
+        record(upload, [(recorded, pos)])
+    return pos - offset
+
+
+def record(upload: Upload, ranges: list[tuple[int, int]], *, holes: bool = False) -> Upload:
+    """Add [start, end) ranges to what the upload has received (holes: declared zeros, not sent)."""
+    with transaction.atomic():
+        upload = Upload.objects.select_for_update().get(pk=upload.pk)
+        before = upload.received_bytes
+        received = upload.received
+        for start, end in ranges:
+            received = merge_range(received, start, end)
+        upload.received = received
+        upload.received_bytes = sum(hi - lo for lo, hi in received)
+        if holes:
+            upload.hole_bytes += upload.received_bytes - before
+        upload.state = Upload.State.RECEIVING
+        upload.save(update_fields=["received", "received_bytes", "hole_bytes", "state", "updated_at"])
+    return upload
+
+
+def no_room_for(length: int) -> str | None:
+    """Why writing length bytes is refused (it would leave the staging file system less than its reserve),
+    or None when there is room."""
+    free = shutil.disk_usage(Path(settings.VAR_DIR) / "uploads").free
+    if free - length >= settings.UPLOAD_STAGING_RESERVE_BYTES:
+        return None
+    return (f"The server has {binary_size(free)} free for uploads and keeps "
+            f"{binary_size(settings.UPLOAD_STAGING_RESERVE_BYTES)} in reserve, so it cannot take this "
+            f"{binary_size(length)} chunk. Nothing was written; ask an admin to free space, then resume.")

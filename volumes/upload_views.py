@@ -1,0 +1,321 @@
+"""The upload API's views: chunks go into a staging file (staging.py), a job writes the volume
+(upload_job.py). Downloads are download_view.py.
+
+The upload API, for browsers (static/js/upload.js) and scripts alike:
+  POST   /volumes/uploads/                      create: pool, volume, mode, size[, capacity, confirm]
+  GET    /volumes/uploads/<id>/                 what has arrived, to resume
+  PUT    /volumes/uploads/<id>/chunks?offset=N  body = bytes (or Content-Range: bytes a-b/size)
+  PUT    /volumes/uploads/<id>/chunks?offset=N&hole=L   L bytes of zeros, not sent
+  POST   /volumes/uploads/<id>/holes            {"holes": [[offset, length], ...]}: many at once
+  POST   /volumes/uploads/<id>/complete         launch the job that writes the volume
+  DELETE /volumes/uploads/<id>/                 abandon
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from django.conf import settings
+from django.core.exceptions import BadRequest
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+)
+from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.roles import member_required
+from jobs import progress, runner
+from jobs.models import Job
+from pools.models import StoragePool
+from virtstorage.virt.units import binary_size
+
+from . import staging
+from .forms import UploadForm, UploadPageQuery
+from .models import Upload, Volume
+from .upload_job import truncation_message, upload_volume
+
+MAX_HOLES_PER_REQUEST = 100_000
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+# -- Creating an upload ---------------------------------------------------------
+
+def _payload(request: HttpRequest) -> dict:
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError as exc:
+            raise ValueError(f"The body is not valid JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise ValueError("The body must be a JSON object.")
+        return {k: v for k, v in body.items() if v is not None}
+    return request.POST.dict()
+
+
+def _error(message: str, status: int, **extra) -> JsonResponse:
+    return JsonResponse({**extra, "error": message}, status=status)
+
+
+def upload_state(upload: Upload) -> dict:
+    """What a client needs to resume or watch an upload."""
+    missing = upload.missing()
+    return {
+        "id": str(upload.pk),
+        "url": reverse("volumes:upload", args=[upload.pk]),
+        "chunks_url": reverse("volumes:upload_chunks", args=[upload.pk]),
+        "holes_url": reverse("volumes:upload_holes", args=[upload.pk]),
+        "complete_url": reverse("volumes:upload_complete", args=[upload.pk]),
+        "pool": upload.pool_id,
+        "volume": upload.volume_name,
+        "mode": upload.mode,
+        "size": upload.size,
+        "capacity": upload.capacity,
+        "received": upload.received,
+        "received_bytes": upload.received_bytes,
+        "hole_bytes": upload.hole_bytes,
+        "next_offset": upload.next_offset(),
+        "missing": missing[:100],
+        "state": upload.state,
+        "error": upload.error,
+        "job": upload.job_id,
+        "job_url": reverse("jobs:detail", args=[upload.job_id]) if upload.job_id else None,
+    }
+
+
+@member_required
+@require_GET
+def upload_page(request: HttpRequest) -> HttpResponse:
+    """The browser's upload form: into a new volume of a pool, or replacing a volume."""
+    query = UploadPageQuery(request.GET)
+    if not query.is_valid():
+        raise BadRequest("; ".join(f"{field}: {' '.join(errors)}" for field, errors in query.errors.items()))
+    volume = None
+    if query.cleaned_data["volume"]:
+        volume = get_object_or_404(Volume.objects.select_related("pool__host"), pk=query.cleaned_data["volume"])
+        pool = volume.pool
+    else:
+        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=query.cleaned_data["pool"])
+    return render(request, "volumes/upload.html", {"pool": pool, "volume": volume,
+                                                   "chunk_bytes": 8 * 1024 * 1024})
+
+
+@member_required
+@require_POST
+def upload_create(request: HttpRequest) -> JsonResponse:
+    try:
+        form = UploadForm(_payload(request), user=request.user)
+    except ValueError as exc:
+        return _error(str(exc), 400)
+    if not form.is_valid():
+        return JsonResponse({"error": "Please correct the errors.", "errors": form.errors}, status=400)
+    data = form.cleaned_data
+    upload = Upload.objects.create(
+        created_by=request.user, pool=data["pool"], volume_name=data["volume"], mode=data["mode"],
+        filename=data.get("filename") or "", size=data["size"], capacity=data["capacity"],
+        stated_format=data.get("format") or "", force=data["force"],
+        streaming=data["mode"] == Upload.Mode.NEW and may_stream(request.user))
+    try:
+        staging.create_staging_file(upload)
+    except OSError as exc:
+        upload.delete()
+        return _error(f"The server cannot stage a file of {binary_size(upload.size)}: {exc.strerror}. "
+                      "Nothing was kept.", 507)
+    state = upload_state(upload)
+    if upload.streaming:
+        # Into a new volume the job starts now and writes each run of chunks as it arrives.
+        try:
+            job = _launch_upload_job(request, upload)
+        except runner.JobError as exc:
+            upload.staging_path.unlink(missing_ok=True)
+            upload.delete()
+            return _job_refused(exc)
+        state = upload_state(upload) | _watch(request, job)
+    return JsonResponse(state, status=201)
+
+
+def may_stream(user) -> bool:
+    """Whether a new upload of this user may hold a transfer worker while its chunks arrive.
+
+    A streaming job holds its worker process until the last chunk (or UPLOAD_IDLE_SECONDS without one), so
+    one user streams at most UPLOAD_STREAMS_PER_USER uploads at once; further uploads are staged and their
+    job starts at complete, with every byte there. Another user's upload never waits for one user's."""
+    streaming = Upload.objects.filter(created_by=user, streaming=True, completed=False,
+                                      job__state__in=Job.ACTIVE_STATES).count()
+    return streaming < settings.UPLOAD_STREAMS_PER_USER
+
+
+def _launch_upload_job(request: HttpRequest, upload: Upload) -> Job:
+    pool = upload.pool
+    job = runner.launch(upload_volume, kind="upload", user=request.user, host=pool.host, pool=pool,
+                        volume_name=upload.volume_name, cancellable=True,
+                        params={"upload": str(upload.pk), "size": upload.size, "force": upload.force})
+    Upload.objects.filter(pk=upload.pk).update(job=job)
+    upload.job = job
+    return job
+
+
+def _job_refused(exc: runner.JobError, **extra) -> JsonResponse:
+    """503 when the queue is down (try later), 409 when another job holds the volume or pool."""
+    return _error(str(exc), 503 if isinstance(exc, runner.QueueUnavailable) else 409, **extra)
+
+
+def _watch(request: HttpRequest, job: Job) -> dict:
+    """Where a client follows the upload's job."""
+    return {"events_url": reverse("jobs:events", args=[job.pk]),
+            "progress_url": reverse("jobs:progress", args=[job.pk]),
+            "watch_html": render_to_string("partials/job_watch.html", {"snap": progress.snapshot(job)},
+                                           request=request)}
+
+
+def _own_upload(request: HttpRequest, pk) -> Upload:
+    upload = get_object_or_404(Upload.objects.visible_to(request.user).select_related("pool", "job"), pk=pk)
+    upload.settle()
+    return upload
+
+
+@member_required
+@require_http_methods(["GET", "DELETE"])
+def upload_detail(request: HttpRequest, pk) -> JsonResponse:
+    upload = _own_upload(request, pk)
+    if request.method == "DELETE":
+        if upload.state == Upload.State.SENDING:
+            return _error("The upload is being written to the volume; cancel its job instead.", 409)
+        if upload.job_id:  # a streaming job waiting for chunks: it stops and removes its new volume
+            Job.objects.filter(pk=upload.job_id, cancellable=True).update(cancel_requested=True)
+        upload.staging_path.unlink(missing_ok=True)
+        upload.delete()
+        return JsonResponse({"deleted": str(pk)})
+    return JsonResponse(upload_state(upload))
+
+
+def _chunk_range(request: HttpRequest, upload: Upload) -> tuple[int, int, bool]:
+    """(offset, length, is_hole) of a chunk request; ValueError with the reason when wrong."""
+    header = request.headers.get("Content-Range", "")
+    hole = request.GET.get("hole")
+    if header:
+        match = _CONTENT_RANGE.fullmatch(header.strip())
+        if not match:
+            raise ValueError("Content-Range must look like 'bytes 0-1048575/8589934592'.")
+        start, last, total = int(match[1]), int(match[2]), match[3]
+        if total != "*" and int(total) != upload.size:
+            raise ValueError(f"Content-Range says the file has {total} bytes; this upload is of {upload.size}.")
+        if "offset" in request.GET and request.GET["offset"] != str(start):
+            raise ValueError("offset and Content-Range disagree.")
+        offset, length = start, last - start + 1
+        if length <= 0:
+            raise ValueError("Content-Range ends before it starts.")
+    else:
+        try:
+            offset = int(request.GET["offset"])
+        except (KeyError, ValueError) as exc:
+            raise ValueError("Give ?offset=N (a byte offset) or a Content-Range header.") from exc
+        if hole is not None:
+            try:
+                length = int(hole)
+            except ValueError as exc:
+                raise ValueError("hole must be a number of bytes.") from exc
+        else:
+            try:
+                length = int(request.headers.get("Content-Length") or "")
+            except ValueError as exc:
+                raise ValueError("A chunk needs a Content-Length.") from exc
+    if offset < 0 or length <= 0:
+        raise ValueError("offset must be >= 0 and the chunk must not be empty.")
+    if offset + length > upload.size:
+        raise ValueError(f"bytes {offset}-{offset + length - 1} go past the end of the file ({upload.size} bytes).")
+    if hole is not None and int(request.headers.get("Content-Length") or 0):
+        raise ValueError("A hole has no body: send ?hole=LENGTH with an empty body.")
+    return offset, length, hole is not None
+
+
+def _takes_data(upload: Upload) -> JsonResponse | None:
+    """The refusal when the upload takes no more data, else None."""
+    if upload.state not in (Upload.State.RECEIVING, Upload.State.FAILED):
+        return _error(f"This upload is {upload.get_state_display().lower()}: it takes no more data.", 409)
+    if not upload.staging_path.exists():
+        return _error("The staging file of this upload is gone: start a new upload.", 410)
+    return None
+
+
+@member_required
+@require_http_methods(["PUT"])
+def upload_chunk(request: HttpRequest, pk) -> JsonResponse:
+    upload = _own_upload(request, pk)
+    if refusal := _takes_data(upload):
+        return refusal
+    try:
+        offset, length, hole = _chunk_range(request, upload)
+    except ValueError as exc:
+        return _error(str(exc), 400, **upload_state(upload))
+    if not hole:
+        if refusal := staging.no_room_for(length):
+            return _error(refusal, 507)
+        fresh = not any(lo < offset + length and offset < hi for lo, hi in upload.received)
+        try:
+            got = staging.write_body(request, upload, offset, length, fresh)
+        except ValueError as exc:
+            return _error(str(exc), 400, **upload_state(upload))
+        if got != length:
+            upload.refresh_from_db()
+            return _error(f"The chunk is truncated: {got} of {length} bytes arrived (those are kept); "
+                          "send the rest again.", 400, **upload_state(upload))
+    upload = staging.record(upload, [(offset, offset + length)], holes=hole)
+    return JsonResponse(upload_state(upload))
+
+
+@member_required
+@require_POST
+def upload_holes(request: HttpRequest, pk) -> JsonResponse:
+    """Declare many ranges of zeros at once: {"holes": [[offset, length], ...]} (a sparse image's
+    holes in one request instead of one each)."""
+    upload = _own_upload(request, pk)
+    if refusal := _takes_data(upload):
+        return refusal
+    try:
+        holes = _payload(request).get("holes")
+        if not isinstance(holes, list) or len(holes) > MAX_HOLES_PER_REQUEST:
+            raise ValueError(f"Send {{\"holes\": [[offset, length], ...]}}, at most {MAX_HOLES_PER_REQUEST} of them.")
+        ranges = []
+        for hole in holes:
+            if not (isinstance(hole, list) and len(hole) == 2 and all(type(n) is int for n in hole)):
+                raise ValueError(f"Each hole is [offset, length] in bytes, not {hole!r}.")
+            offset, length = hole
+            if offset < 0 or length <= 0 or offset + length > upload.size:
+                raise ValueError(f"The hole [{offset}, {length}] is empty or outside the file ({upload.size} bytes).")
+            ranges.append((offset, offset + length))
+    except ValueError as exc:
+        return _error(str(exc), 400, **upload_state(upload))
+    return JsonResponse(upload_state(staging.record(upload, ranges, holes=True)))
+
+
+@member_required
+@require_POST
+def upload_complete(request: HttpRequest, pk) -> JsonResponse:
+    """The client has sent every chunk: the job (already streaming, or started now) finishes the volume."""
+    upload = _own_upload(request, pk)
+    if upload.state in (Upload.State.SENDING, Upload.State.DONE) and upload.job_id:  # settled: the job lives or won
+        # Said twice (a retry after a lost response), or a streaming job finished first: same answer.
+        return JsonResponse(upload_state(upload) | _watch(request, upload.job), status=202)
+    job = upload.job if upload.job_id and upload.job.is_active else None
+    if job is not None:  # streaming: the job sees `completed` and finishes, or fails on a missing range
+        Upload.objects.filter(pk=upload.pk).update(completed=True)
+    else:
+        # Saved before the job can read the row (a truncated upload fails it at once).
+        Upload.objects.filter(pk=upload.pk).update(completed=True, state=Upload.State.SENDING, error="")
+        try:
+            job = _launch_upload_job(request, upload)
+        except runner.JobError as exc:
+            Upload.objects.filter(pk=upload.pk).update(state=upload.state)
+            upload.refresh_from_db()
+            return _job_refused(exc, **upload_state(upload))
+    upload.refresh_from_db()
+    state = upload_state(upload)
+    if upload.missing():
+        # The job fails, saying so; the upload stays, to be resumed and completed again.
+        state["warning"] = truncation_message(upload)
+    return JsonResponse(state | _watch(request, job), status=202)
