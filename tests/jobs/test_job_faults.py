@@ -18,7 +18,7 @@ from inventory.sync import sync_host
 from jobs.models import Job
 from jobs.tasks import reap_stale_jobs
 from tests.conftest import virsh, wait_for, wait_for_job
-from tests.test_volume_ops import job_from, run_op, vol_names, vol_sizes, volume_row
+from tests.volumes.test_volume_ops import job_from, run_op, vol_names, vol_sizes, volume_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

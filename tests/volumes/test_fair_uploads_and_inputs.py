@@ -11,8 +11,8 @@ from django.urls import reverse
 
 from jobs.models import Job
 from tests.conftest import _user, wait_for, wait_for_job
-from tests.test_upload_download import Api
-from tests.test_volume_ops import vol_names
+from tests.volumes.test_upload_download import Api
+from tests.volumes.test_volume_ops import vol_names
 from volumes.models import Upload
 
 pytestmark = pytest.mark.django_db(transaction=True)

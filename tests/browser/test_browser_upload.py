@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from jobs.models import Job
-from tests.test_upload_download import MiB, make_sparse_file, sha256_file
+from tests.volumes.test_upload_download import MiB, make_sparse_file, sha256_file
 from volumes.models import Upload
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.browser import browser_page
+from tests.browser.browser import browser_page
 from tests.conftest import virsh
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]

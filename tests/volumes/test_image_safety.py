@@ -22,8 +22,8 @@ from inventory.sync import sync_host
 from jobs.models import Job
 from jobs.runner import launch
 from tests.conftest import virsh, wait_for_job
-from tests.test_upload_download import Api, sha256_file
-from tests.test_volume_ops import job_from, vol_names, volume_row
+from tests.volumes.test_upload_download import Api, sha256_file
+from tests.volumes.test_volume_ops import job_from, vol_names, volume_row
 from volumes import tasks
 from volumes.models import Volume
 

@@ -12,13 +12,13 @@ import pytest
 
 from jobs.models import Job
 from tests.conftest import virsh
-from tests.test_upload_download import Api, disk_usage_bytes, make_sparse_file, sha256_file
+from tests.volumes.test_upload_download import Api, disk_usage_bytes, make_sparse_file, sha256_file
 from volumes.models import Upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MiB = 1024 * 1024
-CLIENT = Path(__file__).resolve().parent.parent / "scripts" / "vstransfer.py"
+CLIENT = Path(__file__).resolve().parents[2] / "scripts" / "vstransfer.py"
 
 
 def vstransfer(url: str, *args: str, password: str = "correct-horse-battery") -> subprocess.CompletedProcess:

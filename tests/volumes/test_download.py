@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from tests.conftest import assert_moved_by, virsh, wait_for
 from virtstorage.virt import InvalidRequest, OperationFailed, downloads, sparse_format
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KiB = 1024
 MiB = 1024 * KiB
 BLOCK = 4 * KiB

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.test_imagecheck_unit import build_qcow2, file_head, qemu_img
+from tests.virt.test_imagecheck_unit import build_qcow2, file_head, qemu_img
 from virtstorage.virt.imagecheck import (
     EXT_BACKING_FORMAT,
     EXT_BITMAPS,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import LIBVIRT_URI, virsh
-from tests.test_upload_download import disk_usage_bytes, make_sparse_file, sha256_file
+from tests.volumes.test_upload_download import disk_usage_bytes, make_sparse_file, sha256_file
 from virtstorage.virt import downloads, localfile, open_host, streams
 
 MiB = 1024 * 1024

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from jobs.models import Job
-from tests.test_volume_ops import vol_names, volume_row
+from tests.volumes.test_volume_ops import vol_names, volume_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
