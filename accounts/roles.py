@@ -11,7 +11,6 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.core.exceptions import PermissionDenied
-from django.db import models
 
 MEMBER = "member"
 ADMIN = "admin"
@@ -67,13 +66,3 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(request, *args, **kwargs)
 
     return wrapper
-
-
-class OwnedQuerySet(models.QuerySet):
-    """Records people start (jobs, uploads): the one rule of who sees them."""
-
-    owner_field = "created_by"
-
-    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> OwnedQuerySet:
-        """An admin sees everyone's; anyone else their own."""
-        return self if is_admin(user) else self.filter(**{self.owner_field: user})

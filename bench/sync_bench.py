@@ -45,6 +45,47 @@ def setup_django(db_path: Path) -> None:
     call_command("migrate", verbosity=0)
 
 
+TEAM_VIEW_REQUESTS = 200
+
+
+def team_member_vs_admin(host, pool) -> dict:
+    """The pool page of the big pool, p95 over TEAM_VIEW_REQUESTS requests each, for an admin and for a member
+    of a team granted 20 of 200 pools (the other pools are inventory rows only), alternating."""
+    import statistics
+
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.urls import reverse
+
+    from accounts.models import Membership, Team
+    from accounts.roles import ADMIN, MEMBER, grant
+    from accounts.teams import join
+    from pools.models import PoolGrant, StoragePool
+
+    others = StoragePool.objects.bulk_create(
+        StoragePool(host=host, name=f"other-{i:03d}", state=StoragePool.State.ACTIVE) for i in range(199))
+    team = Team.objects.create(name="bench-team")
+    PoolGrant.objects.bulk_create(PoolGrant(team=team, pool=p) for p in [pool, *others[:19]])
+    clients = {}
+    for kind in ("admin", "member"):
+        user = get_user_model().objects.create_user(f"bench-{kind}", password="bench-password-1")
+        grant(user, ADMIN if kind == "admin" else MEMBER)
+        if kind == "member":
+            join(user, team, Membership.Role.MEMBER)
+        clients[kind] = Client(HTTP_HOST="localhost")
+        clients[kind].force_login(user)
+    url = reverse("pools:detail", args=[pool.pk])
+    times: dict[str, list[float]] = {"admin": [], "member": []}
+    for _ in range(TEAM_VIEW_REQUESTS):
+        for kind, client in clients.items():
+            start = time.perf_counter()
+            assert client.get(url).status_code == 200
+            times[kind].append(time.perf_counter() - start)
+    p95 = {kind: statistics.quantiles(t, n=20)[-1] * 1000 for kind, t in times.items()}
+    return {"admin_p95_ms": round(p95["admin"], 1), "member_p95_ms": round(p95["member"], 1),
+            "ratio": round(p95["member"] / p95["admin"], 2)}
+
+
 def main() -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="vs-bench-sync-", dir=ROOT / "var"))
     pool_name = f"vsbench-{uuid.uuid4().hex[:8]}"
@@ -62,6 +103,7 @@ def main() -> dict:
         from django.urls import reverse
 
         from accounts.roles import MEMBER, grant
+        from accounts.teams import join
         from hosts.models import Host
         from inventory.sync import sync_host
         from pools.models import StoragePool
@@ -77,6 +119,7 @@ def main() -> dict:
         pool = StoragePool.objects.get(host=host, name=pool_name)
         user = get_user_model().objects.create_user("bench", password="bench-password-1")
         grant(user, MEMBER)
+        join(user)  # the default team: may use every pool
         client = Client(HTTP_HOST="localhost")
         client.force_login(user)
         url = reverse("pools:detail", args=[pool.pk])
@@ -85,7 +128,9 @@ def main() -> dict:
         last_page_s, _ = timed(lambda: client.get(url, {"page": VOLUMES // 50, "sort": "-allocation"}), repeat=5)
         search_s, _ = timed(lambda: client.get(reverse("pools:volumes", args=[pool.pk]), {"q": "vol-0999"}), repeat=5)
 
+        team_view = team_member_vs_admin(host, pool)
         results = {
+            "team_view": team_view,
             "volumes": VOLUMES,
             "virsh_s": round(virsh_s, 3),
             "app_s": round(sync_s, 3),
@@ -102,6 +147,9 @@ def main() -> dict:
               f"{sync_s / virsh_s:.2f}")
         print(f"pool page: {page_s * 1000:.0f} ms; last page sorted by disk size: {last_page_s * 1000:.0f} ms; "
               f"search: {search_s * 1000:.0f} ms")
+        print(f"pool page of {VOLUMES} volumes, p95 over {TEAM_VIEW_REQUESTS} requests: admin "
+              f"{team_view['admin_p95_ms']} ms, member of a team that sees 20 of 200 pools "
+              f"{team_view['member_p95_ms']} ms -> ratio member/admin {team_view['ratio']}")
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "sync.json").write_text(json.dumps(results, indent=2) + "\n")
         return results

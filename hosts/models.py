@@ -3,7 +3,15 @@ from __future__ import annotations
 from django.db import models
 from django.urls import reverse
 
+from accounts import access
 from virtstorage.virt.pools import PoolTypeSupport
+
+
+class HostQuerySet(models.QuerySet):
+    def visible_to(self, user) -> HostQuerySet:
+        """Hosts with a pool the user may see (every host for an admin)."""
+        ids = access.pool_ids(user)
+        return self if ids is None else self.filter(pools__in=ids).distinct()
 
 
 class Host(models.Model):
@@ -45,6 +53,8 @@ class Host(models.Model):
     pool_types = models.JSONField(null=True, blank=True)
     pool_types_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = HostQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

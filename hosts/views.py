@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts.roles import admin_required, member_required
+from audit.log import changes, record
 from jobs.progress import broker_available
 from jobs.runner import JobError, launch
 
@@ -16,23 +18,17 @@ from .tasks import SYNC_JOB, check_host_task
 
 
 @member_required
-def dashboard(request: HttpRequest) -> HttpResponse:
-    hosts = Host.objects.prefetch_related("pools")  # a pool's default order is by host, then name
-    return render(request, "hosts/dashboard.html", {"hosts": hosts})
-
-
-@member_required
 def host_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    host = get_object_or_404(Host, pk=pk)
+    host = get_object_or_404(Host.objects.visible_to(request.user), pk=pk)
     context = _status_context(host, None)
-    context["pools"] = host.pools.order_by("name")
+    context["pools"] = host.pools.visible_to(request.user).order_by("name")
     return render(request, "hosts/host_detail.html", context)
 
 
 @member_required
 def host_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The status card alone: polled by htmx after a connection test."""
-    host = get_object_or_404(Host, pk=pk)
+    host = get_object_or_404(Host.objects.visible_to(request.user), pk=pk)
     return render(request, "hosts/_status.html", _status_context(host, request.GET.get("since")))
 
 
@@ -47,6 +43,7 @@ def host_create(request: HttpRequest) -> HttpResponse:
     form = HostForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         host = form.save()
+        record("host.create", request=request, target=host, detail={"uri": host.uri})
         messages.success(request, f"Added {host.name}. Checking the connection and syncing it now.")
         _start_sync(request, host)
         return redirect(host)
@@ -59,6 +56,7 @@ def host_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = HostForm(request.POST or None, instance=host)
     if request.method == "POST" and form.is_valid():
         form.save()
+        record("host.edit", request=request, target=host, detail=changes(form))
         messages.success(request, f"Saved {host.name}.")
         return redirect(host)
     return render(request, "hosts/host_form.html", {"form": form, "host": host})
@@ -72,7 +70,9 @@ def host_delete(request: HttpRequest, pk: int) -> HttpResponse:
         if request.POST.get("confirm_name") != host.name:
             messages.error(request, "Type the host's name to confirm.")
         else:
-            host.delete()
+            with transaction.atomic():  # recorded while the row (and its id) is there, removed with it
+                record("host.delete", request=request, target=host, detail={"uri": host.uri})
+                host.delete()
             messages.success(request, f"Removed {host.name} from virtstorage. Nothing on the host was changed.")
             return redirect("dashboard")
     return render(request, "hosts/host_confirm_delete.html", {"host": host})
@@ -88,6 +88,7 @@ def host_test(request: HttpRequest, pk: int) -> HttpResponse:
         since = None
     else:
         check_host_task.delay(host.pk)
+    record("host.test", request=request, target=host, outcome="refused" if since is None else "started")
     if request.htmx:
         return render(request, "hosts/_status.html", _status_context(host, since))
     return redirect(host)
@@ -96,7 +97,7 @@ def host_test(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @member_required
 def host_sync(request: HttpRequest, pk: int) -> HttpResponse:
-    host = get_object_or_404(Host, pk=pk)
+    host = get_object_or_404(Host.objects.visible_to(request.user), pk=pk)
     job = _start_sync(request, host)
     if job is None:
         return redirect(_safe_next(request) or host.get_absolute_url())
@@ -114,7 +115,7 @@ def _safe_next(request: HttpRequest) -> str | None:
 
 def _start_sync(request: HttpRequest, host: Host, pools: list[str] | None = None):
     try:
-        return launch(SYNC_JOB, kind="sync", user=request.user, host=host, params={"pools": pools})
+        return launch(SYNC_JOB, kind="sync", user=request.user, host=host, params={"pools": pools}, request=request)
     except JobError as exc:
         messages.error(request, str(exc))
         return None

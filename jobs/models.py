@@ -7,7 +7,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.roles import OwnedQuerySet
+from accounts.access import OwnedQuerySet
 
 
 class JobQuerySet(OwnedQuerySet):

@@ -24,8 +24,11 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.log import record as audit_record
+
 from . import progress
 from .models import Job
+from .signals import announce_end
 
 log = logging.getLogger(__name__)
 
@@ -64,21 +67,66 @@ def queue_for(kind: str) -> str:
 
 
 def launch(task: Any, *, kind: str, user, host, pool=None, volume_name: str = "", params: dict | None = None,
-           cancellable: bool = False, pool_name: str = "", target_pool=None, target_volume_name: str = "") -> Job:
+           cancellable: bool = False, pool_name: str = "", target_pool=None, target_volume_name: str = "",
+           request=None) -> Job:
     """Create a job and queue it. Raises QueueUnavailable or JobConflict with a clear message.
 
-    target_pool/target_volume_name: a second place the job writes (a clone into another pool)."""
-    if not progress.broker_available():
-        raise QueueUnavailable(
-            "The job queue (Redis) is not reachable, so nothing was started. "
-            "Ask an admin to start Redis and the Celery worker, then try again."
-        )
-    with transaction.atomic():
-        job = _create_job(kind=kind, user=user, host=host, pool=pool, volume_name=volume_name, params=params,
-                          cancellable=cancellable, pool_name=pool_name, target_pool=target_pool,
-                          target_volume_name=target_volume_name)
-        transaction.on_commit(functools.partial(_enqueue, task, job.pk, queue_for(kind)), robust=False)
+    target_pool/target_volume_name: a second place the job writes (a clone into another pool).
+    request: the one asking, whose address the audit log keeps with the launch (or the refusal)."""
+    job = None
+    try:
+        if not progress.broker_available():
+            raise QueueUnavailable(
+                "The job queue (Redis) is not reachable, so nothing was started. "
+                "Ask an admin to start Redis and the Celery worker, then try again."
+            )
+        with transaction.atomic():
+            job = _create_job(kind=kind, user=user, host=host, pool=pool, volume_name=volume_name, params=params,
+                              cancellable=cancellable, pool_name=pool_name, target_pool=target_pool,
+                              target_volume_name=target_volume_name)
+            audit_job(job, "started", request=request)
+            transaction.on_commit(functools.partial(_enqueue, task, job.pk, queue_for(kind)), robust=False)
+    except JobError as exc:
+        if job is not None:  # created, then the queue refused it: _enqueue recorded its failure
+            raise
+        refused = Job(kind=kind, host=host, pool=pool, pool_name=pool_name or (pool.name if pool else ""),
+                      volume_name=volume_name, params=params or {}, created_by=_person(user))
+        audit_job(refused, "refused", request=request, error=str(exc))
+        raise
     return job
+
+
+def audit_action(kind: str) -> str:
+    """A job kind as an audit action: pool-start -> pool.start, sync -> host.sync, create -> volume.create;
+    upload and download stay as they are."""
+    if "-" in kind:
+        return kind.replace("-", ".", 1)
+    if kind == "sync":
+        return "host.sync"
+    return kind if kind in SHARED_KINDS | TRANSFER_KINDS else f"volume.{kind}"
+
+
+def audit_job(job: Job, outcome: str, *, request=None, error: str = "", result: str = "") -> None:
+    """The job's audit record: launched ("started", with the request's address), refused, or ended
+    (ok, failed, cancelled, with the error). Its target is the volume, else the pool, else the host."""
+    host = job.host.name if job.host_id else "a removed host"
+    if job.volume_name:
+        target = ("volume", f"{job.pool_id}/{job.volume_name}",
+                  f"volume {job.volume_name} in pool {job.pool_name} on {host}")
+    elif job.pool_name:
+        target = ("pool", str(job.pool_id or ""), f"pool {job.pool_name} on {host}")
+    else:
+        target = ("host", str(job.host_id or ""), f"host {host}")
+    detail = {"job": job.pk, "kind": job.kind, "params": job.params}
+    if job.target_pool_id:
+        detail["writes"] = f"{job.target_pool_id}/{job.target_volume_name}"
+    detail.update({key: value for key, value in (("error", error), ("result", result)) if value})
+    audit_record(audit_action(job.kind), request=request, user=job.created_by, target_type=target[0],
+                 target_id=target[1], target=target[2], outcome=outcome, detail=detail)
+
+
+def _person(user):
+    return user if user and user.is_authenticated else None
 
 
 def _create_job(*, kind: str, user, host, pool, volume_name: str, params: dict | None, cancellable: bool,
@@ -88,7 +136,7 @@ def _create_job(*, kind: str, user, host, pool, volume_name: str, params: dict |
     _refuse_if_busy(kind, places)
     return Job.objects.create(
         kind=kind, host=host, pool=pool, pool_name=pool_name or (pool.name if pool else ""),
-        volume_name=volume_name, created_by=user if user and user.is_authenticated else None,
+        volume_name=volume_name, created_by=_person(user),
         params=params or {}, cancellable=cancellable, target_pool=target_pool,
         target_volume_name=target_volume_name, **fields,
     )
@@ -138,7 +186,7 @@ def _refuse_if_busy(kind: str, places: list[tuple[object, str]]) -> None:
 
 
 def start_inline(*, kind: str, user, host, pool=None, volume_name: str = "", params: dict | None = None,
-                 cancellable: bool = False) -> JobContext:
+                 cancellable: bool = False, request=None) -> JobContext:
     """A job the calling process runs itself (a download streamed by the web server), already running.
 
     The caller reports through the context, calls ``touch`` at least every JOB_HEARTBEAT_SECONDS
@@ -149,6 +197,7 @@ def start_inline(*, kind: str, user, host, pool=None, volume_name: str = "", par
         job = _create_job(kind=kind, user=user, host=host, pool=pool, volume_name=volume_name, params=params,
                           cancellable=cancellable, state=Job.State.RUNNING, started_at=now, heartbeat_at=now,
                           worker=f"{socket.gethostname()}:{os.getpid()} (web)")
+        audit_job(job, "started", request=request)
     ctx = JobContext(job)
     progress.publish(job)
     return ctx
@@ -174,9 +223,11 @@ def _enqueue(task, job_id: int, queue: str) -> None:
         else:
             task.apply_async(args=[job_id], retry=False, queue=queue)
     except Exception as exc:  # kombu raises several types for a dead broker
-        Job.objects.filter(pk=job_id).update(
-            state=Job.State.FAILED, error=f"Could not queue the job: {exc}", finished_at=timezone.now()
-        )
+        error = f"Could not queue the job: {exc}"
+        with transaction.atomic():
+            Job.objects.filter(pk=job_id).update(state=Job.State.FAILED, error=error, finished_at=timezone.now())
+            audit_job(Job.objects.select_related("host").get(pk=job_id), "failed", error=error)
+        announce_end(Job.objects.get(pk=job_id))
         raise QueueUnavailable(f"The job queue (Redis) refused the job: {exc}") from exc
 
 
@@ -246,6 +297,9 @@ class _Heartbeat(threading.Thread):
             connection.close()
 
 
+FINISH_OUTCOMES = {Job.State.SUCCEEDED: "ok", Job.State.FAILED: "failed", Job.State.CANCELLED: "cancelled"}
+
+
 def _finish(job: Job, state: str, *, error: str = "", result: str = "") -> None:
     job.state = state
     job.error = error
@@ -253,7 +307,10 @@ def _finish(job: Job, state: str, *, error: str = "", result: str = "") -> None:
     job.finished_at = timezone.now()
     if state == Job.State.SUCCEEDED and job.progress_total:
         job.progress_done = job.progress_total
-    job.save(update_fields=["state", "error", "result", "finished_at", "progress_done"])
+    with transaction.atomic():  # the end and its audit record together
+        job.save(update_fields=["state", "error", "result", "finished_at", "progress_done"])
+        audit_job(job, FINISH_OUTCOMES[state], error=error, result=result)
+    announce_end(job)  # before the watchers hear the end: what they reload is up to date
     progress.publish(job)
 
 

@@ -8,6 +8,8 @@ from django.utils import timezone
 
 from . import progress
 from .models import Job
+from .runner import audit_job
+from .signals import announce_end
 
 
 @shared_task(name="virtstorage.jobs.tasks.reap_stale_jobs", ignore_result=True)
@@ -27,5 +29,7 @@ def reap_stale_jobs() -> int:
         )
         if updated:
             job.refresh_from_db()
+            audit_job(job, "failed", error=job.error)
+            announce_end(job)
             progress.publish(job)
     return len(stale)

@@ -16,6 +16,8 @@ from accounts.roles import is_admin, is_member, member_required
 
 from . import progress
 from .models import Job
+from .runner import audit_job
+from .signals import announce_end
 
 SSE_KEEPALIVE_SECONDS = 15
 
@@ -63,8 +65,11 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = _visible_job(request, pk)
     if job.is_active and job.cancellable:
         if job.state == Job.State.QUEUED:
-            Job.objects.filter(pk=job.pk, state=Job.State.QUEUED).update(
-                state=Job.State.CANCELLED, cancel_requested=True, error="Cancelled before it started.")
+            if Job.objects.filter(pk=job.pk, state=Job.State.QUEUED).update(
+                    state=Job.State.CANCELLED, cancel_requested=True, error="Cancelled before it started."):
+                audit_job(job, "cancelled", request=request, error="Cancelled before it started.")
+                job.refresh_from_db()
+                announce_end(job)
         else:
             Job.objects.filter(pk=job.pk).update(cancel_requested=True)
         job.refresh_from_db()

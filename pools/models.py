@@ -3,6 +3,14 @@ from __future__ import annotations
 from django.db import models
 from django.urls import reverse
 
+from accounts import access
+
+
+class PoolQuerySet(models.QuerySet):
+    def visible_to(self, user) -> PoolQuerySet:
+        """The pools one of the user's teams may use (every pool for an admin)."""
+        return access.visible(self, user, "pk")
+
 
 class StoragePool(models.Model):
     """A libvirt storage pool as last seen by a sync, plus the team's capacity policy."""
@@ -33,6 +41,10 @@ class StoragePool(models.Model):
         help_text="Largest allowed sum of volume capacities / pool capacity, e.g. 1.50.",
     )
     reserve_bytes = models.BigIntegerField(default=0, help_text="Free space that volumes may not use.")
+
+    teams = models.ManyToManyField("accounts.Team", through="PoolGrant", related_name="pools", blank=True)
+
+    objects = PoolQuerySet.as_manager()
 
     class Meta:
         ordering = ["host__name", "name"]
@@ -79,3 +91,21 @@ class StoragePool(models.Model):
     @property
     def used_percent(self) -> float:
         return 100.0 * self.allocation / self.capacity if self.capacity else 0.0
+
+
+class PoolGrant(models.Model):
+    """A team may use a pool, within its quota there (empty: no limit)."""
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="grants")
+    pool = models.ForeignKey(StoragePool, on_delete=models.CASCADE, related_name="grants")
+    max_virtual_bytes = models.BigIntegerField(null=True, blank=True,
+                                               help_text="Largest sum of the team's volumes' virtual sizes here.")
+    max_volumes = models.PositiveIntegerField(null=True, blank=True, help_text="Most volumes the team may have here.")
+    granted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["team__name", "pool__name"]
+        constraints = [models.UniqueConstraint(fields=["team", "pool"], name="one_grant_per_team_and_pool")]
+
+    def __str__(self) -> str:
+        return f"{self.team} may use {self.pool}"

@@ -6,12 +6,14 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import BadRequest
 from django.core.paginator import Paginator
+from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.roles import admin_required, is_admin, member_required
+from audit.log import changes, record
 from hosts.models import Host
 from hosts.signals import resync
 from jobs import progress
@@ -69,6 +71,19 @@ def _columns(query: str, sort: str) -> list[dict]:
     return columns
 
 
+@member_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Every host the user may see, each with the pools the user may see and their usage."""
+    pools = Prefetch("pools", queryset=StoragePool.objects.visible_to(request.user))
+    hosts = Host.objects.visible_to(request.user).prefetch_related(pools)  # pools in host, then name order
+    return render(request, "hosts/dashboard.html", {"hosts": hosts})
+
+
+def _visible_pool(request: HttpRequest, pk: int) -> StoragePool:
+    """The pool if the user may see it (404 otherwise: another team's pool is not there for them)."""
+    return get_object_or_404(StoragePool.objects.visible_to(request.user).select_related("host"), pk=pk)
+
+
 def _volume_page(request: HttpRequest, pool: StoragePool) -> dict:
     query = request.GET.get("q", "").strip()
     sort = request.GET.get("sort", "name")
@@ -84,7 +99,7 @@ def _volume_page(request: HttpRequest, pool: StoragePool) -> dict:
 
 @member_required
 def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+    pool = _visible_pool(request, pk)
     context = _volume_page(request, pool)
     context["active_jobs"] = Job.objects.active().filter(pool=pool).exclude(kind__in=LIFECYCLE_KINDS)[:20]
     context.update(_card_context(request, pool))
@@ -94,7 +109,7 @@ def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @member_required
 def pool_volumes(request: HttpRequest, pk: int) -> HttpResponse:
     """The volume table alone: htmx swaps it on search, sort and page."""
-    pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+    pool = _visible_pool(request, pk)
     return render(request, "pools/_volume_table.html", _volume_page(request, pool))
 
 
@@ -134,7 +149,7 @@ def pool_card(request: HttpRequest, pk: int) -> HttpResponse:
     if not query.is_valid():
         raise BadRequest("job must be a job's number.")
     job = Job.objects.visible_to(request.user).filter(pk=query.cleaned_data["job"] or 0).first()
-    pool = StoragePool.objects.select_related("host").filter(pk=pk).first()
+    pool = StoragePool.objects.visible_to(request.user).select_related("host").filter(pk=pk).first()
     if pool is None:
         # Deleted, undefined, or a transient pool that stopped: go to its host.
         if job is not None and job.host_id:
@@ -152,7 +167,7 @@ def pool_live(request: HttpRequest, pk: int) -> HttpResponse:
 
     "Refresh from libvirt" starts the pool's refresh job (it rescans, then syncs the pool).
     """
-    pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+    pool = _visible_pool(request, pk)
     live = None
     if pool.synced_at is not None:
         live = vpools.PoolLiveView(
@@ -177,7 +192,7 @@ QUICK_ACTIONS = {
 def _launch_lifecycle(request: HttpRequest, pool: StoragePool, task, kind: str, params: dict) -> Job | None:
     """Start a lifecycle job, or say why not (another job on the pool, queue down)."""
     try:
-        return launch(task, kind=kind, user=request.user, host=pool.host, pool=pool, params=params)
+        return launch(task, kind=kind, user=request.user, host=pool.host, pool=pool, params=params, request=request)
     except JobError as exc:
         messages.error(request, str(exc))
         return None
@@ -228,6 +243,7 @@ def pool_policy(request: HttpRequest, pk: int) -> HttpResponse:
     form = PolicyForm(request.POST, instance=pool)
     if form.is_valid():
         form.save()
+        record("pool.policy", request=request, target=pool, detail=changes(form))
         messages.success(request, f"Saved the capacity policy of {pool.name}.")
         pool.refresh_from_db()
         form = None
@@ -302,12 +318,14 @@ def _define(request: HttpRequest, host: Host, form) -> StoragePool | None:
             info = vpools.define_pool(lv, form.pool_xml())
     except VirtError as exc:
         form.add_error(None, f"libvirt refused to define the pool: {exc}")
+        record("pool.define", request=request, target=host, outcome="failed", detail={"error": str(exc)})
         return None
     resync(host, pool_names=[info.name])
     pool = StoragePool.objects.filter(host=host, name=info.name).first()
     if pool is None:
         form.add_error(None, f"libvirt defined {info.name}, but it did not show up in the inventory; sync the host.")
         return None
+    record("pool.define", request=request, target=pool, detail={"xml": form.pool_xml()})
     messages.success(request, f"Defined pool {pool.name}. Build creates its storage; Start makes it usable.")
     if form.cleaned_data.get("start_now"):
         _launch_lifecycle(request, pool, start_pool_job, "pool-start", {"build": True})

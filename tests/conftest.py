@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_QUEUE = f"virtstorage-test-{os.getpid()}"
 os.environ["CELERY_QUEUE"] = TEST_QUEUE
 os.environ.setdefault("JOB_STALE_SECONDS", "15")
+# Mail the worker and server send goes to files here, never to a real server (tests/notifications reads them).
+TEST_MAIL_DIR = Path(tempfile.gettempdir()) / f"virtstorage-test-mail-{os.getpid()}"
 
 
 def _pool_roots_with_tempdir() -> list[str]:
@@ -218,13 +220,18 @@ def assert_moved_by(job, io_path: str) -> None:
     assert direct == (io_path == "direct"), f"{io_path}: {job.log}"
 
 
-def _user(username: str, role: str):
+def _user(username: str, role: str, team_role: str = "operator"):
+    """An account as the app had them before teams: a member may do everything but admin work, which is an
+    operator of the default team (that may use every pool). Team tests make their own."""
     from django.contrib.auth import get_user_model
 
-    from accounts.roles import grant
+    from accounts.roles import MEMBER, grant
+    from accounts.teams import join
 
     user = get_user_model().objects.create_user(username=username, password="correct-horse-battery")
     grant(user, role)
+    if role == MEMBER:
+        join(user, role=team_role)
     return user
 
 
@@ -298,6 +305,7 @@ def _process_env() -> dict[str, str]:
     env["DJANGO_SETTINGS_MODULE"] = "virtstorage.settings"
     env["PYTHONUNBUFFERED"] = "1"
     env["DOWNLOAD_IDLE_SECONDS"] = "5"  # a client that hangs up is noticed soon whatever the server says
+    env.update(EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(TEST_MAIL_DIR))
     return env
 
 
@@ -370,6 +378,7 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Itera
         yield worker
     finally:
         worker.stop()
+        shutil.rmtree(TEST_MAIL_DIR, ignore_errors=True)
 
 
 class AsgiServer(ManagedProcess):

@@ -69,11 +69,14 @@ INSTALLED_APPS = [
     "axes",  # login throttling: see the "Login throttling" block below
     # The apps, lowest first: an app imports only those above it in this list (tests/test_layout.py checks).
     "accounts",
+    "audit",
+    "notifications",
     "jobs",
     "hosts",
     "pools",
     "volumes",
     "inventory",
+    "provisioning",
 ]
 
 MIDDLEWARE = [
@@ -104,6 +107,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.roles",
+                "notifications.context_processors.bell",
             ],
             "builtins": ["virtstorage.templatetags.sizes"],
         },
@@ -258,3 +262,17 @@ POOL_ROOTS = _pool_roots(os.environ.get("POOL_ROOTS", ""))
 # Host URIs: keyfile= and known_hosts= in a host's libvirt URI may only name a file in this directory
 # (every other URI parameter that makes the server run, read or trust something is refused).
 LIBVIRT_KEY_DIR = Path(os.environ.get("LIBVIRT_KEY_DIR", VAR_DIR / "libvirt-keys"))
+
+# -- E-mail (notifications) ----------------------------------------------------------------------
+# Notifications are e-mailed by a worker (never in a request) to users with an address. Without
+# EMAIL_HOST they are printed on the worker's console; with it, sent by SMTP (EMAIL_USE_TLS: STARTTLS).
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST
+                               else "django.core.mail.backends.console.EmailBackend")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587" if EMAIL_USE_TLS else "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_TIMEOUT = 20  # seconds: a mail server that does not answer never holds a worker for long
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH") or None  # the file backend's directory (tests)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "virtstorage@localhost")

@@ -1,14 +1,18 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from hosts import views as host_views
+from pools import views as pool_views
 
 urlpatterns = [
-    path("", host_views.dashboard, name="dashboard"),
+    path("", pool_views.dashboard, name="dashboard"),
     path("accounts/", include("accounts.urls")),
     path("hosts/", include("hosts.urls")),
     path("pools/", include("pools.urls")),
+    path("teams/", include("pools.team_urls")),
     path("volumes/", include("volumes.urls")),
     path("jobs/", include("jobs.urls")),
+    path("requests/", include("provisioning.urls")),
+    path("audit/", include("audit.urls")),
+    path("notifications/", include("notifications.urls")),
     path("admin/", admin.site.urls),
 ]

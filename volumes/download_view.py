@@ -12,8 +12,10 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection as db_connection
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
 from django.utils.http import content_disposition_header
 
+from accounts import access
 from accounts.roles import is_member
 from jobs import runner
 from jobs.models import Job
@@ -35,12 +37,19 @@ BODY_START_SECONDS = 10.0
 
 # -- Download -------------------------------------------------------------------
 
-def _start_download(user, volume: Volume, sparse: bool, framed: bool) -> runner.JobContext:
+def _start_download(request, user, volume: Volume, sparse: bool, framed: bool) -> runner.JobContext:
     params: dict[str, object] = {"sparse": sparse}
     if framed:
         params["format"] = "sparse"
     return runner.start_inline(kind="download", user=user, host=volume.pool.host, pool=volume.pool,
-                               volume_name=volume.name, params=params, cancellable=True)
+                               volume_name=volume.name, params=params, cancellable=True, request=request)
+
+
+def _downloadable(user, pk: int) -> Volume:
+    """The volume, if the user may see it (404) and download from its pool (403)."""
+    volume = get_object_or_404(Volume.objects.visible_to(user).select_related("pool__host"), pk=pk)
+    access.require(user, "download", volume.pool)
+    return volume
 
 
 def _verify(volume: Volume) -> None:
@@ -188,16 +197,13 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
     user = await request.auser()
     if not await sync_to_async(is_member)(user):
         raise Http404()
-    try:
-        volume = await Volume.objects.select_related("pool__host").aget(pk=pk)
-    except Volume.DoesNotExist as exc:
-        raise Http404() from exc
+    volume = await sync_to_async(_downloadable)(user, pk)
     how = _how(request, volume)
     if isinstance(how, HttpResponse):
         return how
     sparse, framed = how
     try:
-        ctx = await sync_to_async(_start_download)(user, volume, sparse, framed)
+        ctx = await sync_to_async(_start_download)(request, user, volume, sparse, framed)
     except runner.JobConflict as exc:
         return _text(str(exc), 409)
     reader = await _open_reader(ctx, volume, sparse, user.get_username())

@@ -6,7 +6,7 @@ from django import forms
 from django.urls import reverse
 from django.utils.html import format_html
 
-from accounts.roles import is_admin
+from accounts import access
 from hosts.forms import ConfirmNameForm
 from pools.models import StoragePool
 from pools.policy import PolicyViolation, check_volume_fits
@@ -88,9 +88,10 @@ class _PolicyMixin:
 BACKING_OPTIONS = 50  # volumes listed at once in the backing volume picker
 
 
-def backing_candidates(pool: StoragePool):
-    """Volumes of the pool's host a qcow2 overlay may be based on."""
-    return (Volume.objects.filter(pool__host_id=pool.host_id, format__in=["raw", "qcow2"])
+def backing_candidates(pool: StoragePool, user):
+    """Volumes of the pool's host that a qcow2 overlay may be based on: safe ones the user may see."""
+    return (Volume.objects.visible_to(user).filter(pool__host_id=pool.host_id, format__in=["raw", "qcow2"],
+                                                    unsafe_reason="")
             .select_related("pool").order_by("pool__name", "name"))
 
 
@@ -125,12 +126,12 @@ class VolumeCreateForm(_PolicyMixin, forms.Form):
         help_text="The new volume starts as a copy-on-write overlay of this one; it stays thin.",
     )
 
-    def __init__(self, *args, pool: StoragePool, **kwargs) -> None:
+    def __init__(self, *args, pool: StoragePool, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.pool = pool
         self.warnings = []
         field = self.fields["backing"]
-        field.queryset = backing_candidates(pool)  # what validation accepts: any of the host's volumes
+        field.queryset = backing_candidates(pool, user)  # what validation accepts: any the user may see
         # What the page lists: a host may hold 10,000 volumes, so the first few and the one chosen;
         # typing in the search box above the list asks for matching ones (volumes:backing_options).
         chosen = self.data.get("backing") if self.is_bound else None
@@ -174,11 +175,12 @@ class VolumeCloneForm(_PolicyMixin, forms.Form):
     format = forms.ChoiceField(choices=[("", "Keep the format"), *FORMAT_CHOICES], required=False,
                                label="Format of the copy")
 
-    def __init__(self, *args, volume: Volume, **kwargs) -> None:
+    def __init__(self, *args, volume: Volume, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.volume = volume
         self.warnings = []
-        self.fields["target_pool"].queryset = StoragePool.objects.filter(
+        # A copy goes only into the user's teams' pools on the same host.
+        self.fields["target_pool"].queryset = StoragePool.objects.visible_to(user).filter(
             host_id=volume.pool.host_id, state=StoragePool.State.ACTIVE)
         self.fields["target_pool"].initial = volume.pool.pk
 
@@ -335,9 +337,14 @@ class UploadForm(forms.Form):
         data = super().clean()
         if self.errors:
             return data
-        pool = StoragePool.objects.select_related("host").filter(pk=data["pool"]).first()
+        pool = StoragePool.objects.visible_to(self.user).select_related("host").filter(pk=data["pool"]).first()
         if pool is None:
             self.add_error("pool", "No such pool.")
+            return data
+        action = "replace" if data["mode"] == Upload.Mode.EXISTING else "upload"
+        if not access.may(self.user, action, pool):
+            self.add_error("mode", f"To {action} in pool {pool.name} you need to be "
+                                   f"{'an operator' if action == 'replace' else 'a member'} of a team that may use it.")
             return data
         if not pool.is_active or not pool.host.enabled:
             self.add_error("pool", f"Pool {pool.name} is not running: start it before uploading into it.")
@@ -364,7 +371,7 @@ class UploadForm(forms.Form):
                                    f"({binary_size(existing.capacity)}, {existing.capacity} bytes).")
         if data.get("confirm") != name:
             self.add_error("confirm", f"Replacing {name} erases what it holds: type its name to confirm.")
-        data["force"] = bool(data.get("force")) and is_admin(self.user)
+        data["force"] = bool(data.get("force")) and access.may(self.user, "force", pool)
         users = sorted({disk.domain for disk in existing.users()})  # as of the last sync; the job asks libvirt
         if users and not data["force"]:
             self.add_error("volume", f"Refused to replace {name}: it is a disk of the virtual machine(s) "

@@ -7,7 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from accounts.roles import OwnedQuerySet
+from accounts import access
+from accounts.access import OwnedQuerySet
 from hosts.models import DomainDisk
 
 
@@ -20,6 +21,10 @@ def _disk_uses_volume(pool_name, path, name) -> models.Q:
 
 
 class VolumeQuerySet(models.QuerySet):
+    def visible_to(self, user) -> VolumeQuerySet:
+        """Volumes of the pools the user may see."""
+        return access.visible(self, user, "pool")
+
     def with_in_use(self) -> VolumeQuerySet:
         """Each volume with ``in_use``: whether a VM defined on its host has it as a disk (one subquery)."""
         disks = DomainDisk.objects.filter(host_id=models.OuterRef("pool__host_id")).filter(

@@ -28,7 +28,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import access
 from accounts.roles import member_required
+from audit.log import record
 from jobs import progress, runner
 from jobs.models import Job
 from pools.models import StoragePool
@@ -96,10 +98,13 @@ def upload_page(request: HttpRequest) -> HttpResponse:
         raise BadRequest("; ".join(f"{field}: {' '.join(errors)}" for field, errors in query.errors.items()))
     volume = None
     if query.cleaned_data["volume"]:
-        volume = get_object_or_404(Volume.objects.select_related("pool__host"), pk=query.cleaned_data["volume"])
+        volume = get_object_or_404(Volume.objects.visible_to(request.user).select_related("pool__host"),
+                                   pk=query.cleaned_data["volume"])
         pool = volume.pool
     else:
-        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=query.cleaned_data["pool"])
+        pool = get_object_or_404(StoragePool.objects.visible_to(request.user).select_related("host"),
+                                 pk=query.cleaned_data["pool"])
+    access.require(request.user, "replace" if volume else "upload", pool)
     return render(request, "volumes/upload.html", {"pool": pool, "volume": volume,
                                                    "chunk_bytes": 8 * 1024 * 1024})
 
@@ -125,6 +130,7 @@ def upload_create(request: HttpRequest) -> JsonResponse:
         upload.delete()
         return _error(f"The server cannot stage a file of {binary_size(upload.size)}: {exc.strerror}. "
                       "Nothing was kept.", 507)
+    record("upload.create", request=request, target=upload, detail={"size": upload.size, "mode": upload.mode})
     state = upload_state(upload)
     if upload.streaming:
         # Into a new volume the job starts now and writes each run of chunks as it arrives.
@@ -151,7 +157,7 @@ def may_stream(user) -> bool:
 
 def _launch_upload_job(request: HttpRequest, upload: Upload) -> Job:
     pool = upload.pool
-    job = runner.launch(upload_volume, kind="upload", user=request.user, host=pool.host, pool=pool,
+    job = runner.launch(upload_volume, kind="upload", user=request.user, request=request, host=pool.host, pool=pool,
                         volume_name=upload.volume_name, cancellable=True,
                         params={"upload": str(upload.pk), "size": upload.size, "force": upload.force})
     Upload.objects.filter(pk=upload.pk).update(job=job)
@@ -187,6 +193,7 @@ def upload_detail(request: HttpRequest, pk) -> JsonResponse:
             return _error("The upload is being written to the volume; cancel its job instead.", 409)
         if upload.job_id:  # a streaming job waiting for chunks: it stops and removes its new volume
             Job.objects.filter(pk=upload.job_id, cancellable=True).update(cancel_requested=True)
+        record("upload.abandon", request=request, target=upload, detail={"received_bytes": upload.received_bytes})
         upload.staging_path.unlink(missing_ok=True)
         upload.delete()
         return JsonResponse({"deleted": str(pk)})

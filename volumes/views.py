@@ -28,7 +28,7 @@ def backing_chain(volume: Volume) -> list[dict]:
 
 @member_required
 def volume_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    volume = get_object_or_404(Volume.objects.select_related("pool", "pool__host"), pk=pk)
+    volume = get_object_or_404(Volume.objects.visible_to(request.user).select_related("pool", "pool__host"), pk=pk)
     context = {
         "volume": volume,
         "pool": volume.pool,

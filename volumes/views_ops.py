@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 
+from accounts import access
 from accounts.roles import is_admin, member_required
 from jobs.models import Job
 from jobs.runner import JobError, launch
@@ -33,14 +34,23 @@ from .forms import (
 from .models import Volume
 
 
-def _volume(pk: int) -> Volume:
-    return get_object_or_404(Volume.objects.select_related("pool", "pool__host"), pk=pk)
+def _volume(request: HttpRequest, pk: int, action: str) -> Volume:
+    """The volume if the user may see it (404 otherwise) and may do this to it (403 otherwise)."""
+    volume = get_object_or_404(Volume.objects.visible_to(request.user).select_related("pool", "pool__host"), pk=pk)
+    access.require(request.user, action, volume.pool)
+    return volume
+
+
+def _pool(request: HttpRequest, pk: int, action: str) -> StoragePool:
+    pool = get_object_or_404(StoragePool.objects.visible_to(request.user).select_related("host"), pk=pk)
+    access.require(request.user, action, pool)
+    return pool
 
 
 def _start(request: HttpRequest, form: forms.Form, task, **job) -> Job | None:
     """Launch the job; a refusal (queue down, volume busy) becomes a form error and nothing is lost."""
     try:
-        started = launch(task, user=request.user, **job)
+        started = launch(task, user=request.user, request=request, **job)
     except JobError as exc:
         form.add_error(None, str(exc))
         return None
@@ -61,9 +71,9 @@ def _page(request: HttpRequest, op: str, form: forms.Form, pool: StoragePool, vo
 @require_GET
 def backing_options(request: HttpRequest, pool_pk: int) -> HttpResponse:
     """The backing volume picker's options for what was typed in its search box (htmx)."""
-    pool = get_object_or_404(StoragePool, pk=pool_pk)
+    pool = _pool(request, pool_pk, "view")
     query = request.GET.get("backing_search", "").strip()
-    volumes = backing_candidates(pool)
+    volumes = backing_candidates(pool, request.user)
     if query:
         volumes = volumes.filter(name__icontains=query)
     return render(request, "volumes/_backing_options.html",
@@ -73,8 +83,8 @@ def backing_options(request: HttpRequest, pool_pk: int) -> HttpResponse:
 
 @member_required
 def volume_create(request: HttpRequest, pool_pk: int) -> HttpResponse:
-    pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pool_pk)
-    form = VolumeCreateForm(request.POST or None, pool=pool)
+    pool = _pool(request, pool_pk, "create")
+    form = VolumeCreateForm(request.POST or None, pool=pool, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         backing = data["backing"]
@@ -106,8 +116,8 @@ def _volume_op(request: HttpRequest, op: str, volume: Volume, form: forms.Form, 
 
 @member_required
 def volume_clone(request: HttpRequest, pk: int) -> HttpResponse:
-    volume = _volume(pk)
-    form = VolumeCloneForm(request.POST or None, volume=volume)
+    volume = _volume(request, pk, "clone")
+    form = VolumeCloneForm(request.POST or None, volume=volume, user=request.user)
     return _volume_op(request, "clone", volume, form, tasks.clone_volume_job, lambda data: {
         "name": data["name"], "target_pool": data["target_pool"].name, "format": data["format"],
     }, cancellable=False, target=lambda data: (data["target_pool"], data["name"]))
@@ -115,7 +125,7 @@ def volume_clone(request: HttpRequest, pk: int) -> HttpResponse:
 
 @member_required
 def volume_resize(request: HttpRequest, pk: int) -> HttpResponse:
-    volume = _volume(pk)
+    volume = _volume(request, pk, "resize")
     form = VolumeResizeForm(request.POST or None, volume=volume)
     return _volume_op(request, "resize", volume, form, tasks.resize_volume_job, lambda data: {
         "capacity": data["capacity"], "allocate": data["allocate"], "shrink": form.shrinking,
@@ -124,7 +134,7 @@ def volume_resize(request: HttpRequest, pk: int) -> HttpResponse:
 
 @member_required
 def volume_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    volume = _volume(pk)
+    volume = _volume(request, pk, "delete")
     form = VolumeDeleteForm(request.POST or None, volume=volume, can_force=is_admin(request.user))
     return _volume_op(request, "delete", volume, form, tasks.delete_volume_job,
                       lambda data: {"force": bool(data.get("force"))}, cancellable=True)
@@ -132,7 +142,7 @@ def volume_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @member_required
 def volume_wipe(request: HttpRequest, pk: int) -> HttpResponse:
-    volume = _volume(pk)
+    volume = _volume(request, pk, "wipe")
     choices = wipe_algorithms(volume.pool.host.uri, volume.pool.type)
     form = VolumeWipeForm(request.POST or None, volume=volume, can_force=is_admin(request.user), choices=choices)
     return _volume_op(request, "wipe", volume, form, tasks.wipe_volume_job, lambda data: {

@@ -163,7 +163,7 @@ def test_posts_need_the_csrf_token(synced, member):
     assert not Job.objects.exists()
 
 
-def test_the_backing_volume_picker_lists_a_few_and_finds_the_rest(member_client, synced):
+def test_the_backing_volume_picker_lists_a_few_and_finds_the_rest(member_client, member, synced):
     """A host with many volumes: the create page lists 50 backing candidates, the search box finds any
     of them, and one found by search is accepted (validation knows every volume of the host)."""
     from volumes.forms import BACKING_OPTIONS
@@ -190,7 +190,7 @@ def test_the_backing_volume_picker_lists_a_few_and_finds_the_rest(member_client,
     far = Volume.objects.get(pool=pool, name="bulk-0299.qcow2")
     data = {"name": "picked.qcow2", "capacity": "8M", "format": "qcow2", "provisioning": "off", "backing": far.pk}
     from volumes.forms import VolumeCreateForm
-    form = VolumeCreateForm(data, pool=pool)
+    form = VolumeCreateForm(data, pool=pool, user=member)
     assert form.is_valid(), form.errors
     assert form.cleaned_data["backing"] == far
     assert f'<option value="{far.pk}" selected>' in str(form["backing"])  # the choice shows when the page returns

@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class AuditConfig(AppConfig):
+    name = "audit"
+    label = "audit"
+    verbose_name = "Audit log"
+
+    def ready(self) -> None:
+        from django.contrib.auth import signals
+
+        from . import logins
+
+        signals.user_logged_in.connect(logins.logged_in, dispatch_uid="audit.logged_in")
+        signals.user_login_failed.connect(logins.login_failed, dispatch_uid="audit.login_failed")
+        signals.user_logged_out.connect(logins.logged_out, dispatch_uid="audit.logged_out")

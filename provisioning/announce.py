@@ -1,0 +1,53 @@
+"""Every step of a request is told three ways: its timeline (RequestEvent), the audit log and, for the people
+it concerns, a notification. Call inside the transaction that made the step: they commit (or not) with it."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from audit.log import record
+from notifications.send import notify
+from virtstorage.virt.units import binary_size
+
+from . import rules
+from .models import ProvisioningRequest, RequestEvent
+
+Kind = RequestEvent.Kind
+
+# Steps that go to the audit log (the job's own start and end are recorded by the job runner).
+AUDITED = {Kind.SUBMITTED: "submitted", Kind.EDITED: "edited", Kind.WITHDRAWN: "withdrawn",
+           Kind.APPROVED: "approved", Kind.AUTO_APPROVED: "approved", Kind.REJECTED: "rejected",
+           Kind.RETRIED: "retried"}
+
+
+def what(req: ProvisioningRequest) -> str:
+    return (f"{req.name} ({binary_size(req.capacity)} {req.format}, {req.provisioning_label}) "
+            f"in pool {req.pool.name}")
+
+
+def step(req: ProvisioningRequest, kind: str, actor=None, comment: str = "", *, request: HttpRequest | None = None,
+         detail: dict | None = None) -> RequestEvent:
+    """The timeline entry and, for the steps people take, the audit record."""
+    event = RequestEvent.objects.create(request=req, actor=actor, kind=kind, comment=comment)
+    if kind in AUDITED:
+        info = {"request": req.pk, "pool": req.pool.name, "name": req.name, "capacity": req.capacity,
+                "format": req.format, "preallocation": req.preallocation, "state": req.state, **(detail or {})}
+        if comment:
+            info["comment"] = comment
+        if kind == Kind.AUTO_APPROVED:
+            info["automatic"] = True
+        record(f"request.{AUDITED[kind]}", request=request if actor is not None else None, user=actor,
+               target_type="request", target_id=str(req.pk), target=f"request #{req.pk}: {what(req)}",
+               team=req.team.name, detail=info)
+    return event
+
+
+def tell_requester(req: ProvisioningRequest, text: str) -> None:
+    if req.requested_by is not None:
+        notify(req.requested_by, f"Request #{req.pk}, {what(req)}: {text}", url=req.get_absolute_url())
+
+
+def tell_approvers(req: ProvisioningRequest) -> None:
+    who = req.requested_by.get_username() if req.requested_by else "someone"
+    notify(rules.approvers(req), f"{who} asks for {what(req)} for team {req.team.name}; it waits for your approval.",
+           url=req.get_absolute_url(), subject=f"Request #{req.pk} waits for approval")

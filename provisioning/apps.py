@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class ProvisioningConfig(AppConfig):
+    name = "provisioning"
+    label = "provisioning"
+    verbose_name = "Provisioning requests"
+
+    def ready(self) -> None:
+        from jobs.signals import job_finished
+
+        from .services import job_finished as settle_request
+
+        # A create job's end makes its request ready or failed, in the process that ended the job.
+        job_finished.connect(settle_request, dispatch_uid="provisioning.settle_request")

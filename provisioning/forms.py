@@ -1,0 +1,105 @@
+"""The request form (new and edit) and the review form. A request is checked like a new volume
+(volumes.forms.VolumeCreateForm: name, size, format, provisioning, backing, the pool's policy) and then for
+what only a request has: its team, a name free among the pool's open requests, the pool's policy with the
+approved requests not in the inventory yet, and the team's quota; each refusal says why, with the numbers."""
+
+from __future__ import annotations
+
+from django import forms
+
+from pools.models import StoragePool
+from pools.policy import PolicyViolation
+from virtstorage.virt.units import binary_size
+from volumes.forms import VolumeCreateForm
+
+from . import quota, rules
+from .models import ProvisioningRequest
+
+
+class RequestForm(VolumeCreateForm):
+    team = forms.ModelChoiceField(queryset=None, empty_label=None,
+                                  help_text="The team whose quota in this pool the volume counts against.")
+    purpose = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
+                              help_text="What the volume is for: the approver reads this.")
+
+    field_order = ["team", "name", "capacity", "format", "provisioning", "backing", "purpose"]
+
+    def __init__(self, *args, pool: StoragePool, user, instance: ProvisioningRequest | None = None, **kwargs) -> None:
+        if instance is not None:
+            kwargs.setdefault("initial", initial_of(instance))
+        super().__init__(*args, pool=pool, user=user, **kwargs)
+        self.instance = instance
+        teams = rules.requesting_teams(user, pool)
+        self.fields["team"].queryset = teams
+        if instance is None and len(teams[:2]) == 1:
+            self.fields["team"].initial = teams[0].pk
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        clash = quota.name_clash(self.pool, name, exclude=self.instance)
+        if clash:
+            raise forms.ValidationError(clash)
+        return name
+
+    def _check_policy(self, pool: StoragePool, **sizes: int) -> None:
+        try:
+            self.warnings = quota.check_policy(pool, exclude=self.instance, **sizes)
+        except PolicyViolation as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+    def clean(self) -> dict:
+        data = super().clean()
+        team, capacity = data.get("team"), data.get("capacity")
+        if team is not None and capacity is not None and not self.errors:
+            try:
+                quota.check_quota(team, self.pool, quota.grant_of(team, self.pool), capacity, exclude=self.instance)
+            except quota.QuotaExceeded as exc:
+                raise forms.ValidationError(str(exc)) from exc
+        return data
+
+    def changes(self) -> dict:
+        """What an edit changes, in words: {field: {"from": old, "to": new}}."""
+        req, data = self.instance, self.cleaned_data
+        before = {"team": req.team, "name": req.name, "capacity": req.capacity, "format": req.format,
+                  "provisioning": req.preallocation, "backing": req.backing, "purpose": req.purpose}
+        return {name: {"from": _text(name, old), "to": _text(name, data.get(name))}
+                for name, old in before.items() if old != data.get(name)}
+
+
+def typed_size(size: int) -> str:
+    """A size as one would type it, exactly: 10G, 512M, or bytes."""
+    for unit, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+def initial_of(req: ProvisioningRequest) -> dict:
+    return {"team": req.team_id, "name": req.name, "capacity": typed_size(req.capacity), "format": req.format,
+            "provisioning": req.preallocation, "backing": req.backing_id, "purpose": req.purpose}
+
+
+def _text(name: str, value) -> str:
+    if value is None or value == "":
+        return "—"
+    return binary_size(value) if name == "capacity" else str(value)
+
+
+class ReviewForm(forms.Form):
+    """Approve or reject the ticked requests (one or many), with one comment."""
+
+    requests = forms.ModelMultipleChoiceField(queryset=ProvisioningRequest.objects.none(),
+                                              error_messages={"required": "Tick at least one request."})
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Any state: one decided meanwhile is told so by services.review, not refused as an unknown choice.
+        self.fields["requests"].queryset = rules.approvable(user).order_by("created_at", "pk")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("decision") == "reject" and not data.get("comment", "").strip():
+            self.add_error("comment", "Say why you reject: the requester reads it.")
+        return data

@@ -1,0 +1,61 @@
+"""The approval queue: admins see every pending request, operators those of their teams (in pools they may
+use); anyone else gets a 403. Approve or reject one or many at once, with a comment."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from accounts.roles import member_required
+
+from . import quota, rules, services
+from .filters import QueueFilter
+from .forms import ReviewForm
+from .models import ProvisioningRequest
+
+QUEUE_LIMIT = 200  # pending requests shown at once (oldest first): more than anyone reviews in one sitting
+
+
+def _approver(request: HttpRequest) -> None:
+    if not rules.is_approver(request.user):
+        raise PermissionDenied("The approval queue is for admins and the operators of a team.")
+
+
+@member_required
+def queue(request: HttpRequest) -> HttpResponse:
+    _approver(request)
+    pending = (rules.approvable(request.user).filter(state=ProvisioningRequest.State.PENDING)
+               .select_related("team", "pool", "pool__host", "requested_by", "backing").order_by("created_at", "pk"))
+    found = QueueFilter(request.GET or None, queryset=pending, user=request.user)
+    requests = list(found.qs[:QUEUE_LIMIT])
+    rows = [{"req": req, "impact": quota.impact(req), "own": rules.own_request(request.user, req)}
+            for req in requests]
+    return render(request, "provisioning/queue.html", {
+        "filter": found, "rows": rows, "more": len(requests) == QUEUE_LIMIT,
+        "form": ReviewForm(user=request.user), "query": request.GET.urlencode()})
+
+
+@require_POST
+@member_required
+def review(request: HttpRequest) -> HttpResponse:
+    """One POST decides every ticked request, each in its own locked transaction (services.review)."""
+    _approver(request)
+    form = ReviewForm(request.POST, user=request.user)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+    else:
+        approve = form.cleaned_data["decision"] == "approve"
+        for req in form.cleaned_data["requests"]:
+            outcome = services.review(req.pk, request.user, approve=approve, comment=form.cleaned_data["comment"],
+                                      request=request)
+            (messages.success if outcome.ok else messages.error)(request, outcome.message)
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = "requests:queue"
+    return redirect(back)
