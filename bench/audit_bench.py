@@ -15,11 +15,12 @@ import os
 import random
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from bench.common import setup_django
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -30,18 +31,6 @@ BATCH = 50_000
 ACTIONS = [("login", 30), ("logout", 10), ("volume.create", 10), ("volume.delete", 5), ("volume.resize", 3),
            ("volume.clone", 3), ("download", 12), ("upload", 6), ("upload.create", 6), ("pool.start", 2),
            ("pool.stop", 2), ("pool.policy", 1), ("host.sync", 6), ("host.edit", 1), ("login.failed", 3)]
-
-
-def setup_django(db_path: Path) -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "virtstorage.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def fill(count: int, user_ids: list[int]) -> float:

@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 URI = os.environ.get("BENCH_LIBVIRT_URI", "qemu:///system")
+
+
+def setup_django(db_path: Path) -> None:
+    """Django on a database of the benchmark's own (a SQLite file), migrated."""
+    sys.path.insert(0, str(ROOT))
+    os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "virtstorage.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
 
 
 def virsh(*args: str) -> str:

@@ -10,13 +10,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from bench.common import URI, virsh
+from bench.common import URI, setup_django, virsh
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -31,18 +30,6 @@ def timed(fn, repeat: int = 3) -> tuple[float, object]:
         result = fn()
         best = min(best, time.perf_counter() - start)
     return best, result
-
-
-def setup_django(db_path: Path) -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "virtstorage.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 TEAM_VIEW_REQUESTS = 200
