@@ -4,6 +4,8 @@ of its VMs. Written by the connection check here and by the inventory sync (inve
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -14,6 +16,7 @@ from virtstorage.virt import pools as vpools
 from .models import DomainDisk, Host
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def record_reachable(host: Host, facts=None, pool_types: dict[str, vpools.PoolTypeSupport] | None = None) -> None:
@@ -70,19 +73,30 @@ def pool_types_of(lv: LibvirtHost) -> dict[str, vpools.PoolTypeSupport] | None:
         return None
 
 
-def check_host(host: Host) -> bool:
-    """Test the connection and store the host's facts or the error. Never raises VirtError."""
+def session(host: Host, work: Callable[[LibvirtHost], T], *,
+            errors: type[VirtError] | tuple[type[VirtError], ...] = HostUnreachable) -> T | None:
+    """Connect to the host, record its facts and pool types, and run work(lv) on the same connection.
+
+    Returns work's result, or None when the URI is refused (the host is disabled) or the host did not
+    answer (``errors``; recorded as unreachable). The connection check and the inventory sync both go
+    through here, so a host's status is written one way."""
     if refuse_uri(host):
-        return False
+        return None
     try:
         with open_host(host.uri) as lv:
             facts = lv.facts()
             pool_types = pool_types_of(lv)
-    except VirtError as exc:
+            result = work(lv)
+    except errors as exc:
         record_unreachable(host, exc)
-        return False
+        return None
     record_reachable(host, facts, pool_types)
-    return True
+    return result
+
+
+def check_host(host: Host) -> bool:
+    """Test the connection and store the host's facts or the error. Never raises VirtError."""
+    return session(host, lambda lv: True, errors=VirtError) is True
 
 
 def domain_disks(lv: LibvirtHost) -> list[DomainDisk] | None:

@@ -16,14 +16,11 @@ from django.utils import timezone
 from hosts.models import Host
 from hosts.status import (
     domain_disks,
-    pool_types_of,
-    record_reachable,
-    record_unreachable,
-    refuse_uri,
+    session,
     store_domain_disks,
 )
 from pools.models import StoragePool
-from virtstorage.virt import HostUnreachable, LibvirtHost, ObjectNotFound, VirtError, open_host
+from virtstorage.virt import HostUnreachable, LibvirtHost, ObjectNotFound, VirtError
 from virtstorage.virt.types import PoolInfo, VolumeInfo
 from volumes.models import Volume
 from volumes.safety import ImageSafety, check_listed_images
@@ -56,30 +53,25 @@ def sync_host(host: Host, *, refresh: bool = False, pool_names: list[str] | None
     listing 10,000 volumes is cheap, asking each for info() and XML is not.
     A host whose URI is refused is disabled instead (see refuse_uri), also returning None.
     """
-    if refuse_uri(host):
-        return None
-    try:
-        with open_host(host.uri) as lv:
-            facts = lv.facts()
-            pool_types = pool_types_of(lv)
-            pools = _fetch_pools(lv, pool_names)
-            if refresh:
-                for info in pools:
-                    if info.active:
-                        _per_pool(lv.refresh_pool, info.name)
-                pools = _fetch_pools(lv, [p.name for p in pools])
-            listings: dict[str, list[VolumeInfo]] = {}
+    def fetch(lv: LibvirtHost):
+        pools = _fetch_pools(lv, pool_names)
+        if refresh:
             for info in pools:
                 if info.active:
-                    volumes = _per_pool(lv.volumes, info.name)
-                    if volumes is not None:
-                        listings[info.name] = volumes
-            safety = check_listed_images(host, lv, listings)
-            disks = domain_disks(lv)
-    except HostUnreachable as exc:
-        record_unreachable(host, exc)
+                    _per_pool(lv.refresh_pool, info.name)
+            pools = _fetch_pools(lv, [p.name for p in pools])
+        listings: dict[str, list[VolumeInfo]] = {}
+        for info in pools:
+            if info.active:
+                volumes = _per_pool(lv.volumes, info.name)
+                if volumes is not None:
+                    listings[info.name] = volumes
+        return pools, listings, check_listed_images(host, lv, listings), domain_disks(lv)
+
+    fetched = session(host, fetch)
+    if fetched is None:
         return None
-    record_reachable(host, facts, pool_types)
+    pools, listings, safety, disks = fetched
     result = SyncResult()
     _store(host, pools, listings, safety, result, scope=pool_names)
     if disks is not None:

@@ -94,10 +94,6 @@ class Volume(models.Model):
         )
 
     @property
-    def is_unsafe(self) -> bool:
-        return bool(self.unsafe_reason)
-
-    @property
     def thin_savings(self) -> int:
         """Bytes the guest may still use that the host has not handed out yet."""
         return max(0, self.capacity - self.allocation)
