@@ -14,13 +14,12 @@ import json
 import os
 import random
 import shutil
-import statistics
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.common import setup_django
+from bench.common import page_timings, setup_django
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -63,27 +62,6 @@ def fill(count: int, user_ids: list[int]) -> float:
     return time.perf_counter() - began
 
 
-def timings(client, url: str, params: dict, repeat: int) -> dict:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    spent = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        response = client.get(url, params)
-        spent.append(time.perf_counter() - began)
-        assert response.status_code == 200, response.status_code
-    queries = {}
-    for size in (50, 200):
-        with CaptureQueriesContext(connection) as captured:
-            client.get(url, {**params, "per_page": size})
-        queries[size] = len(captured)
-    spent.sort()
-    return {"p50_ms": round(statistics.median(spent) * 1000, 1),
-            "p95_ms": round(spent[int(len(spent) * 0.95) - 1] * 1000, 1),
-            "rows": response.content.count(b"<td title="), "queries_50": queries[50], "queries_200": queries[200]}
-
-
 def main() -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="vs-bench-audit-", dir=ROOT / "var"))
     try:
@@ -123,7 +101,7 @@ def main() -> dict:
         }
         results: dict = {"records": RECORDS, "fill_s": round(fill_s, 1), "repeat": REPEAT, "pages": {}}
         for name, params in scenarios.items():
-            results["pages"][name] = found = timings(client, url, params, REPEAT)
+            results["pages"][name] = found = page_timings(client, url, params, REPEAT, row=b"<td title=")
             print(f"{name:>22}: p50 {found['p50_ms']:6.1f} ms  p95 {found['p95_ms']:6.1f} ms  "
                   f"{found['rows']} rows  queries {found['queries_50']} (50/page) {found['queries_200']} (200/page)",
                   flush=True)

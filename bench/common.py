@@ -1,8 +1,10 @@
-"""What the benchmarks share: virsh on the benchmark's libvirt URI, and what a process cost (CPU, memory)."""
+"""What the benchmarks share: Django on a database of their own, virsh on the benchmark's libvirt URI, what a
+process cost (CPU, memory) and how long a page takes."""
 
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -73,3 +75,26 @@ def cpu_seconds(pids: list[int]) -> float:
 def children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
+
+
+def page_timings(client, url: str, params: dict, repeat: int, *, row: bytes) -> dict:
+    """GET url with params `repeat` times through Django's test client: p50/p95 in ms, the rows on the page
+    (occurrences of `row`), and the queries one page costs at 50 and at 200 rows a page (?per_page=)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    spent = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        response = client.get(url, params)
+        spent.append(time.perf_counter() - began)
+        assert response.status_code == 200, response.status_code
+    queries = {}
+    for size in (50, 200):
+        with CaptureQueriesContext(connection) as captured:
+            client.get(url, {**params, "per_page": size})
+        queries[size] = len(captured)
+    spent.sort()
+    return {"p50_ms": round(statistics.median(spent) * 1000, 1),
+            "p95_ms": round(spent[int(len(spent) * 0.95) - 1] * 1000, 1),
+            "rows": response.content.count(row), "queries_50": queries[50], "queries_200": queries[200]}

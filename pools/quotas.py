@@ -1,49 +1,23 @@
-"""Teams' pool grants and what counts against their quotas.
+"""Teams' pool grants and their quotas.
 
-``team_usage`` is the one rule of what a team uses in a pool. For now every volume in the pool counts
-against each team with a grant there; when volumes have owning teams (provisioning) only this function
-changes.
+What counts against a quota is provisioning's rule (provisioning/quota.py: the volumes a team's requests made
+plus what its approved requests reserve), the one place the request form, the approvals and the team pages
+read it from.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from django.db.models import Count, Sum
+from django.db.models import QuerySet
 
 from accounts.models import Team
 
 from .models import PoolGrant, StoragePool
 
 
-def team_usage(team: Team, pool: StoragePool) -> tuple[int, int]:
-    """(sum of virtual sizes in bytes, number of volumes) that count against the team's quota in the pool."""
-    totals = pool.volumes.aggregate(size=Sum("capacity"), count=Count("pk"))  # volumes: a relation, not an import
-    return totals["size"] or 0, totals["count"]
-
-
-@dataclass
-class GrantUsage:
-    grant: PoolGrant
-    used_bytes: int
-    used_volumes: int
-
-    @property
-    def pool(self) -> StoragePool:
-        return self.grant.pool
-
-    @property
-    def over(self) -> bool:
-        """Past either limit (a grant made smaller than what is already there)."""
-        grant = self.grant
-        return ((grant.max_virtual_bytes is not None and self.used_bytes > grant.max_virtual_bytes)
-                or (grant.max_volumes is not None and self.used_volumes > grant.max_volumes))
-
-
-def grants_with_usage(team: Team) -> list[GrantUsage]:
-    """The team's grants, host and pool name order, each with its usage."""
-    grants = team.grants.select_related("pool__host").order_by("pool__host__name", "pool__name")
-    return [GrantUsage(grant, *team_usage(team, grant.pool)) for grant in grants]
+def grants_of(team: Team) -> QuerySet:
+    """The team's grants, host and pool name order (the team pages show what counts against each through
+    provisioning's quota rule: provisioning_tags.grant_usage)."""
+    return team.grants.select_related("pool__host").order_by("pool__host__name", "pool__name")
 
 
 def grant_pool(team: Team, pool: StoragePool, max_virtual_bytes: int | None,

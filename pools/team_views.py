@@ -18,7 +18,7 @@ from accounts.teams import add_member, remove_member
 from audit.log import changes, record
 
 from .models import StoragePool
-from .quotas import grant_pool, grants_with_usage, revoke_pool
+from .quotas import grant_pool, grants_of, revoke_pool
 from .team_forms import GrantForm
 
 
@@ -59,7 +59,7 @@ def team_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _detail_page(request: HttpRequest, team: Team, *, member_form: MemberForm | None = None,
                  grant_form: GrantForm | None = None) -> HttpResponse:
     """The team's page; a form given back with its errors is shown in place of the empty one (status 400)."""
-    rows = [{"usage": usage, "max_size": size_text(usage.grant.max_virtual_bytes)} for usage in grants_with_usage(team)]
+    rows = [{"grant": grant, "max_size": size_text(grant.max_virtual_bytes)} for grant in grants_of(team)]
     return render(request, "pools/team_detail.html", {
         "team": team, "memberships": team.memberships.select_related("user").order_by("user__username"),
         "roles": Membership.Role.choices, "grants": rows,
@@ -139,6 +139,6 @@ def grant_revoke(request: HttpRequest, pk: int, pool_pk: int) -> HttpResponse:
 @member_required
 def my_teams(request: HttpRequest) -> HttpResponse:
     """The user's teams, their role in each and the pools each may use, with the team's quota usage."""
-    teams = [{"membership": m, "grants": grants_with_usage(m.team)}
+    teams = [{"membership": m, "grants": grants_of(m.team)}
              for m in teams_of(request.user).order_by("team__name")]
     return render(request, "pools/my_teams.html", {"teams": teams})

@@ -43,16 +43,21 @@ class RequestForm(VolumeCreateForm):
 
     def _check_policy(self, pool: StoragePool, **sizes: int) -> None:
         try:
-            self.warnings = quota.check_policy(pool, exclude=self.instance, **sizes)
+            self.warnings = quota.check_policy(pool, self._ledger(), **sizes)
         except PolicyViolation as exc:
             raise forms.ValidationError(str(exc)) from exc
+
+    def _ledger(self, team=None) -> quota.Ledger:
+        """The pool's reservations (and the team's usage, given a team), the request being edited left out."""
+        exclude = [self.instance.pk] if self.instance is not None and self.instance.pk else []
+        return quota.Ledger.read({(team.pk if team is not None else 0, self.pool.pk)}, exclude=exclude)
 
     def clean(self) -> dict:
         data = super().clean()
         team, capacity = data.get("team"), data.get("capacity")
         if team is not None and capacity is not None and not self.errors:
             try:
-                quota.check_quota(team, self.pool, quota.grant_of(team, self.pool), capacity, exclude=self.instance)
+                quota.check_quota(team, self.pool, capacity, self._ledger(team))
             except quota.QuotaExceeded as exc:
                 raise forms.ValidationError(str(exc)) from exc
         return data

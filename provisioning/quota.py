@@ -8,14 +8,17 @@ max_virtual_bytes; empty means no limit):
 - its reservations: approved requests whose volume is not in the inventory yet (approved, provisioning).
   A reservation ends when the request becomes ready (the volume counts instead) or failed.
 
-The pool's capacity policy (pools.policy) is checked with every team's reservations added to the pool's
-numbers, so two approvals cannot both take the last free space before the sync sees either volume.
-Callers that decide (approval, retry) hold the pool and grant rows locked while they check.
+This is the one rule: the request form, the approval (under its locks), the approval queue and the team pages
+(through provisioning_tags) all read it from a ``Ledger``. The pool's capacity policy (pools.policy) is checked
+with every team's reservations added to the pool's numbers, so two approvals cannot both take the last free space
+before the sync sees either volume. Callers that decide (approval, retry) hold the pool and grant rows locked
+while they read the ledger.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db.models import Case, Count, IntegerField, Sum, When
@@ -29,6 +32,7 @@ from volumes.models import Volume
 from .models import ProvisioningRequest
 
 Request = ProvisioningRequest
+Pair = tuple[int, int]  # (team id, pool id)
 
 
 class QuotaExceeded(Exception):
@@ -41,6 +45,9 @@ class Reserved:
     capacity: int = 0
     allocation: int = 0
 
+    def __add__(self, other: Reserved) -> Reserved:
+        return Reserved(self.count + other.count, self.capacity + other.capacity, self.allocation + other.allocation)
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -48,53 +55,87 @@ class Usage:
     capacity: int  # their virtual sizes
     reserved: Reserved
 
+    @property
+    def total_count(self) -> int:
+        return self.count + self.reserved.count
 
-def _exclude(queryset, exclude: Request | None):
-    return queryset.exclude(pk=exclude.pk) if exclude is not None and exclude.pk else queryset
-
-
-def reserved(requests) -> Reserved:
-    totals = requests.reserving().aggregate(
-        n=Count("pk"), virtual=Coalesce(Sum("capacity"), 0),
-        disk=Coalesce(Sum(Case(When(preallocation="full", then="capacity"), default=0,
-                               output_field=IntegerField())), 0))
-    return Reserved(count=totals["n"], capacity=totals["virtual"], allocation=totals["disk"])
+    @property
+    def total_capacity(self) -> int:
+        return self.capacity + self.reserved.capacity
 
 
-def pool_reserved(pool: StoragePool, exclude: Request | None = None) -> Reserved:
-    return reserved(_exclude(Request.objects.filter(pool=pool), exclude))
+@dataclass
+class Ledger:
+    """Reservations, usage, grants and taken names for a set of (team, pool) pairs, read in five queries
+    whatever their number: the approval queue reads one for its whole page."""
+
+    held: dict[Pair, Reserved]  # every team's reservations in the pools of the pairs
+    made: dict[Pair, tuple[int, int]]  # (volumes, virtual bytes) made by ready requests
+    grants: dict[Pair, PoolGrant]
+    volume_names: set[tuple[int, str]]  # (pool id, name) of volumes in the inventory
+    reserving_names: dict[tuple[int, str], Request]  # (pool id, name) of approved requests not made yet
+
+    @classmethod
+    def read(cls, pairs: Iterable[Pair], names: Iterable[tuple[int, str]] = (), *,
+             exclude: Iterable[int] = (), lock_grants: bool = False) -> Ledger:
+        """exclude: pks of requests not to count (the one being decided, edited or retried)."""
+        pairs, names, exclude = set(pairs), set(names), set(exclude)
+        teams, pools = {t for t, _ in pairs}, {p for _, p in pairs} | {p for p, _ in names}
+        requests = Request.objects.filter(pool_id__in=pools).exclude(pk__in=exclude)
+        held = {(row["team_id"], row["pool_id"]): Reserved(row["n"], row["virtual"], row["disk"])
+                for row in requests.reserving().values("team_id", "pool_id").annotate(
+                    n=Count("pk"), virtual=Coalesce(Sum("capacity"), 0),
+                    disk=Coalesce(Sum(Case(When(preallocation="full", then="capacity"), default=0,
+                                           output_field=IntegerField())), 0))}
+        made = {(row["team_id"], row["pool_id"]): (row["n"], row["virtual"] or 0)
+                for row in requests.filter(team_id__in=teams, state=Request.State.READY, volume__isnull=False)
+                .values("team_id", "pool_id").annotate(n=Count("volume", distinct=True),
+                                                       virtual=Sum("volume__capacity"))}
+        grant_rows = PoolGrant.objects.filter(team_id__in=teams, pool_id__in=pools)
+        grants = {(g.team_id, g.pool_id): g for g in (grant_rows.select_for_update() if lock_grants else grant_rows)
+                  if (g.team_id, g.pool_id) in pairs}
+        volume_names, reserving_names = set(), {}
+        if names:
+            wanted = {n for _, n in names}
+            volume_names = {key for key in Volume.objects.filter(pool_id__in=pools, name__in=wanted)
+                            .values_list("pool_id", "name") if key in names}
+            reserving_names = {(r.pool_id, r.name): r for r in requests.reserving().filter(name__in=wanted)
+                               .only("pk", "pool_id", "name", "state")}
+        return cls(held, made, grants, volume_names, reserving_names)
+
+    def pool_reserved(self, pool_id: int) -> Reserved:
+        return sum((r for (_, p), r in self.held.items() if p == pool_id), Reserved())
+
+    def usage(self, team_id: int, pool_id: int) -> Usage:
+        count, capacity = self.made.get((team_id, pool_id), (0, 0))
+        return Usage(count, capacity, self.held.get((team_id, pool_id), Reserved()))
+
+    def grant(self, team_id: int, pool_id: int) -> PoolGrant | None:
+        """The team's grant in the pool (its quota), None when it uses the pool through "all pools" alone."""
+        return self.grants.get((team_id, pool_id))
 
 
-def team_usage(team, pool: StoragePool, exclude: Request | None = None) -> Usage:
-    mine = _exclude(Request.objects.filter(team=team, pool=pool), exclude)
-    made = Volume.objects.filter(pk__in=mine.filter(state=Request.State.READY, volume__isnull=False)
-                                 .values("volume_id"))
-    totals = made.aggregate(n=Count("pk"), virtual=Coalesce(Sum("capacity"), 0))
-    return Usage(count=totals["n"], capacity=totals["virtual"], reserved=reserved(mine))
-
-
-def grant_of(team, pool: StoragePool, *, lock: bool = False) -> PoolGrant | None:
-    """The team's grant in the pool (its quota), None when it uses the pool through "all pools" alone."""
-    grants = PoolGrant.objects.filter(team=team, pool=pool)
-    return (grants.select_for_update() if lock else grants).first()
+def ledger_for(req: Request, *, lock_grants: bool = False) -> Ledger:
+    """The ledger that decides one request (everything but the request itself)."""
+    return Ledger.read({(req.team_id, req.pool_id)}, {(req.pool_id, req.name)}, exclude=[req.pk] if req.pk else [],
+                       lock_grants=lock_grants)
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def check_quota(team, pool: StoragePool, grant: PoolGrant | None, capacity: int,
-                exclude: Request | None = None) -> Usage:
+def check_quota(team, pool: StoragePool, capacity: int, ledger: Ledger) -> Usage:
     """Raise QuotaExceeded unless one more volume of this capacity fits the team's grant in the pool."""
-    usage = team_usage(team, pool, exclude)
+    usage, grant = ledger.usage(team.pk, pool.pk), ledger.grant(team.pk, pool.pk)
     if grant is None:
         return usage
     held = usage.reserved
-    if grant.max_volumes is not None and usage.count + held.count + 1 > grant.max_volumes:
+    if grant.max_volumes is not None and usage.total_count + 1 > grant.max_volumes:
         raise QuotaExceeded(
             f"Team {team.name} may have {_plural(grant.max_volumes, 'volume')} in pool {pool.name}; it has "
             f"{usage.count} and {held.count} reserved by approved requests; this request needs one more.")
-    if grant.max_virtual_bytes is not None and usage.capacity + held.capacity + capacity > grant.max_virtual_bytes:
+    if grant.max_virtual_bytes is not None and usage.total_capacity + capacity > grant.max_virtual_bytes:
         raise QuotaExceeded(
             f"Team {team.name} may use {binary_size(grant.max_virtual_bytes)} in pool {pool.name}; it uses "
             f"{binary_size(usage.capacity)} and has {binary_size(held.capacity)} reserved by approved requests; "
@@ -111,11 +152,10 @@ def with_reservations(pool: StoragePool, held: Reserved) -> StoragePool:
     return shadow
 
 
-def check_policy(pool: StoragePool, *, capacity: int, allocation: int, exclude: Request | None = None,
-                 **extra: int) -> list[str]:
+def check_policy(pool: StoragePool, ledger: Ledger, *, capacity: int, allocation: int, **extra: int) -> list[str]:
     """pools.policy.check_volume_fits on the pool with every approved request not yet in the inventory counted
     in; the PolicyViolation says so. Returns the policy's warnings."""
-    held = pool_reserved(pool, exclude)
+    held = ledger.pool_reserved(pool.pk)
     try:
         return check_volume_fits(with_reservations(pool, held), capacity=capacity, allocation=allocation,
                                  **extra).warnings
@@ -131,7 +171,8 @@ def name_clash(pool: StoragePool, name: str, exclude: Request | None = None) -> 
     """Why the name is not free in the pool (a volume, another open request), or ""."""
     if Volume.objects.filter(pool=pool, name=name).exists():
         return f"Pool {pool.name} already has a volume named {name}."
-    other = _exclude(Request.objects.open().filter(pool=pool, name=name), exclude).first()
+    others = Request.objects.open().filter(pool=pool, name=name)
+    other = (others.exclude(pk=exclude.pk) if exclude is not None and exclude.pk else others).first()
     if other is not None:
         return f"Request #{other.pk} ({other.get_state_display().lower()}) already asks for {name} in pool {pool.name}."
     return ""
@@ -152,46 +193,54 @@ class Impact:
     refusal: str  # why approving now would be refused, or ""
 
 
-def refusal(req: Request, grant: PoolGrant | None, *, inventory_name: bool = True) -> str:
+def refusal(req: Request, ledger: Ledger, *, inventory_name: bool = True) -> str:
     """Why req cannot be approved (or retried) now: pool stopped, backing gone, name taken, policy, quota; or "".
 
     inventory_name=False (a retry) leaves a volume of that name in the inventory to libvirt: after a failed
     create it may be the very collision that was since removed, and the inventory learns that only later."""
     pool = req.pool
-    if grant is None and not req.team.all_pools:
+    if ledger.grant(req.team_id, pool.pk) is None and not req.team.all_pools:
         return f"Team {req.team.name} may no longer use pool {pool.name}."
     if not pool.is_active:
         return f"Pool {pool.name} is stopped; start it first."
     if req.backing_path and (req.backing is None or req.backing.unsafe_reason):
         return f"The backing volume ({req.backing_path}) is gone from the inventory or marked unsafe."
-    if inventory_name and Volume.objects.filter(pool=pool, name=req.name).exists():
+    if inventory_name and (pool.pk, req.name) in ledger.volume_names:
         return f"Pool {pool.name} already has a volume named {req.name}."
-    other = Request.objects.reserving().filter(pool=pool, name=req.name).exclude(pk=req.pk).first()
-    if other is not None:
+    other = ledger.reserving_names.get((pool.pk, req.name))
+    if other is not None and other.pk != req.pk:
         return f"Request #{other.pk} ({other.get_state_display().lower()}) already makes {req.name} in {pool.name}."
     try:
-        check_policy(pool, capacity=req.capacity, allocation=req.allocation, exclude=req)
-        check_quota(req.team, pool, grant, req.capacity, exclude=req)
+        check_policy(pool, ledger, capacity=req.capacity, allocation=req.allocation)
+        check_quota(req.team, pool, req.capacity, ledger)
     except (PolicyViolation, QuotaExceeded) as exc:
         return str(exc)
     return ""
 
 
-def impact(req: Request) -> Impact:
+def impact(req: Request, ledger: Ledger) -> Impact:
+    """From the ledger alone (no query): the queue computes a page of these from one ledger."""
     pool = req.pool
-    after = with_reservations(pool, pool_reserved(pool, exclude=req))
-    grant = grant_of(req.team, pool)
-    usage = team_usage(req.team, pool, exclude=req)
+    after = with_reservations(pool, ledger.pool_reserved(pool.pk))
+    grant = ledger.grant(req.team_id, pool.pk)
+    usage = ledger.usage(req.team_id, pool.pk)
     total = after.volume_capacity_total + req.capacity
     return Impact(
         allocation_after=after.allocation + req.allocation,
         available_after=after.available - req.allocation,
         overcommit_after=total / pool.capacity if pool.capacity else None,
         overcommit_limit=float(pool.max_overcommit) if pool.max_overcommit is not None else None,
-        quota_bytes_after=usage.capacity + usage.reserved.capacity + req.capacity,
+        quota_bytes_after=usage.total_capacity + req.capacity,
         quota_bytes_max=grant.max_virtual_bytes if grant else None,
-        quota_count_after=usage.count + usage.reserved.count + 1,
+        quota_count_after=usage.total_count + 1,
         quota_count_max=grant.max_volumes if grant else None,
-        refusal=refusal(req, grant),
+        refusal=refusal(req, ledger),
     )
+
+
+def impacts(requests: list[Request]) -> list[Impact]:
+    """impact() of each request, from one ledger for all of them (the requests are pending: none reserves)."""
+    ledger = Ledger.read({(r.team_id, r.pool_id) for r in requests}, {(r.pool_id, r.name) for r in requests},
+                         exclude=[r.pk for r in requests])
+    return [impact(req, ledger) for req in requests]
 

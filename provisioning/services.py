@@ -141,15 +141,14 @@ def _reject(req: Request, reviewer, comment: str, request) -> Outcome:
     return Outcome(req.pk, True, f"Rejected request #{req.pk} ({req.name}).")
 
 
-def _lock_pool_and_grant(req: Request):
-    """Lock the pool row and the team's grant row (in this order) and re-read their numbers."""
+def _locked_ledger(req: Request) -> quota.Ledger:
+    """Lock the pool row and the team's grant row (in this order) and read the numbers that decide."""
     req.pool = StoragePool.objects.select_for_update().select_related("host").get(pk=req.pool_id)
-    return quota.grant_of(req.team, req.pool, lock=True)
+    return quota.ledger_for(req, lock_grants=True)
 
 
 def _approve(req: Request, reviewer, comment: str, request) -> Outcome:
-    grant = _lock_pool_and_grant(req)
-    why = quota.refusal(req, grant)
+    why = quota.refusal(req, _locked_ledger(req))
     if why:
         raise Refused(f"Request #{req.pk} stays pending: {why}")
     req.approve(reviewer, comment)
@@ -192,8 +191,7 @@ def retry(pk: int, *, user, request: HttpRequest | None = None) -> Outcome:
             req = _locked(pk)
             if req.state != State.FAILED:
                 raise Refused(f"Request #{pk} is {req.get_state_display().lower()}: only a failed request is retried.")
-            grant = _lock_pool_and_grant(req)
-            why = quota.refusal(req, grant, inventory_name=False)
+            why = quota.refusal(req, _locked_ledger(req), inventory_name=False)
             if why:
                 raise Refused(f"Request #{pk} cannot be retried now: {why}")
             announce.step(req, Kind.RETRIED, user, f"After: {req.error}", request=request)

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts.roles import member_required
+from audit.pages import PAGE_SIZES, page_size
 
 from . import quota, rules, services
 from .filters import QueueFilter
 from .forms import ReviewForm
 from .models import ProvisioningRequest
-
-QUEUE_LIMIT = 200  # pending requests shown at once (oldest first): more than anyone reviews in one sitting
 
 
 def _approver(request: HttpRequest) -> None:
@@ -31,11 +31,15 @@ def queue(request: HttpRequest) -> HttpResponse:
     pending = (rules.approvable(request.user).filter(state=ProvisioningRequest.State.PENDING)
                .select_related("team", "pool", "pool__host", "requested_by", "backing").order_by("created_at", "pk"))
     found = QueueFilter(request.GET or None, queryset=pending, user=request.user)
-    requests = list(found.qs[:QUEUE_LIMIT])
-    rows = [{"req": req, "impact": quota.impact(req), "own": rules.own_request(request.user, req)}
-            for req in requests]
+    page = Paginator(found.qs, page_size(request.GET.get("per_page"))).get_page(request.GET.get("page"))
+    requests = list(page.object_list)
+    # One ledger for the page: the queries do not grow with the number of rows (bench/approvals_bench.py).
+    rows = [{"req": req, "impact": impact, "own": rules.own_request(request.user, req)}
+            for req, impact in zip(requests, quota.impacts(requests), strict=True)]
+    filters = request.GET.copy()
+    filters.pop("page", None)
     return render(request, "provisioning/queue.html", {
-        "filter": found, "rows": rows, "more": len(requests) == QUEUE_LIMIT,
+        "filter": found, "rows": rows, "page": page, "page_sizes": PAGE_SIZES, "filters": filters.urlencode(),
         "form": ReviewForm(user=request.user), "query": request.GET.urlencode()})
 
 

@@ -59,6 +59,9 @@ def refuse_if_in_use(ctx: JobContext, host: LibvirtHost, action: str) -> None:
 def create_volume_job(ctx: JobContext) -> str:
     p = ctx.params
     with _operation(ctx, ctx.pool.name) as host:
+        ctx.step(f"Checking the free space of {ctx.pool.name}")
+        ops.check_room(host, ctx.pool.name, p["capacity"], preallocation=p["preallocation"],
+                       reserve=ctx.pool.reserve_bytes)
         ctx.check_cancel()
         ctx.step(f"Creating {p['format']} volume {p['name']} of {binary_size(p['capacity'])}"
                  + (" (preallocating)" if p["preallocation"] != "off" else ""))

@@ -11,7 +11,6 @@ from types import SimpleNamespace
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.db.models import Sum
 from django.test import Client
 from django.urls import reverse
 
@@ -22,7 +21,8 @@ from audit.models import AuditRecord
 from inventory.sync import sync_host
 from jobs.models import Job
 from pools.models import PoolGrant, StoragePool
-from pools.quotas import team_usage
+from provisioning.models import ProvisioningRequest
+from provisioning.quota import Ledger
 from tests.conftest import _cleanup_pool, make_scratch_pool, virsh, wait_for_job
 from tests.volumes.test_upload_download import Api
 from tests.volumes.test_volume_ops import job_from, run_op, vol_names
@@ -255,11 +255,25 @@ def test_an_admin_grants_a_pool_with_a_quota_and_sees_the_usage(client, admin_us
     grant = PoolGrant.objects.get(team=team, pool=pool)
     assert (grant.max_virtual_bytes, grant.max_volumes) == (2 * 1024**3, 3)
     assert _last("team.grant").detail["pool_id"] == pool.pk
-    # Usage: every volume of the pool, 1360 MiB of virtual sizes in 5 volumes, against 2 GiB and 3 volumes.
-    volumes = Volume.objects.filter(pool=pool)
-    assert team_usage(team, pool) == (volumes.aggregate(s=Sum("capacity"))["s"], volumes.count()) == (1360 * MiB, 5)
+    # Usage by provisioning's rule: the volumes the team's ready requests made (not every volume of the pool)
+    # plus the approved requests not made yet; against 2 GiB and 3 volumes.
+    assert 'aria-label="0% of the quota used"' in client.get(detail).content.decode()
+    volumes = list(Volume.objects.filter(pool=pool).order_by("name"))
+    made, other = volumes[:3], volumes[3]
+    for volume in made:
+        ProvisioningRequest.objects.create(team=team, pool=pool, name=volume.name, capacity=1, volume=volume,
+                                           state="ready")
+    ProvisioningRequest.objects.create(team=Team.objects.create(name="else"), pool=pool, name=other.name,
+                                       capacity=1, volume=other, state="ready")  # another team's: not ours
+    ProvisioningRequest.objects.create(team=team, pool=pool, name="coming.img", capacity=300 * MiB,
+                                       state="approved")
+    made_bytes = sum(v.capacity for v in made)  # at the volumes' size now, not the size asked for
+    usage = Ledger.read({(team.pk, pool.pk)}).usage(team.pk, pool.pk)
+    assert (usage.count, usage.capacity, usage.reserved.count, usage.reserved.capacity) == (3, made_bytes, 1, 300 * MiB)
     page = client.get(detail).content.decode()
-    assert 'aria-label="66% of the quota used"' in page and "5 of 3" in page
+    share = int((made_bytes + 300 * MiB) * 100 / (2 * 1024**3))
+    assert f'aria-label="{share}% of the quota used"' in page and "4 of 3" in page, page
+    assert "300 MiB</span> of it reserved by 1 approved request" in page, page
     assert f">local / {pool.name}<" not in page  # granted: no longer offered as a new grant
     client.post(url, {"pool": pool.pk, "max_size": "1G", "max_volumes": ""})
     grant.refresh_from_db()

@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 
 from tests.conftest import virsh
+from virtstorage.virt.units import binary_size
 
 from .conftest import MiB, decide, file_request, messages_of, request_data
 from .test_lifecycle import wait_settled
@@ -82,3 +83,25 @@ def test_auto_approval_still_needs_the_quota(world):
     response = world.client(world.rita).post(reverse("requests:new", args=[world.pool.pk]),
                                              request_data("over.qcow2", "8M", team=world.team))
     assert response.status_code == 400 and "may have 0 volumes" in response.content.decode()
+
+
+def test_the_create_job_rechecks_the_pools_free_space_when_it_starts(world, celery_worker):
+    """The inventory said there was room (it is stale: space went since the last sync); the job asks libvirt
+    again before it creates anything, fails with the numbers, and creates nothing."""
+    from provisioning.models import ProvisioningRequest
+
+    free = int(next(line for line in virsh("pool-info", "--bytes", world.scratch.name).splitlines()
+                    if line.startswith("Available:")).split()[1])  # libvirt's own figure, what the job reads
+    size_gib = free // 1024**3 + 2
+    pool = world.pool
+    pool.available, pool.capacity = (size_gib + 10) * 1024**3, (size_gib + 10) * 1024**3  # the stale view
+    pool.save(update_fields=["available", "capacity"])
+    rita, otto = world.client(world.rita), world.client(world.otto)
+    req = file_request(rita, pool, **request_data("too-big.img", f"{size_gib}G", fmt="raw", provisioning="full",
+                                                  team=world.team))
+    decide(otto, req)
+    req = wait_settled(req)
+    assert req.state == ProvisioningRequest.State.FAILED, req.state
+    assert f"pool {world.scratch.name} has" in req.error and "free now" in req.error, req.error
+    assert f"a preallocated volume of {binary_size(size_gib * 1024**3)} takes" in req.error, req.error
+    assert "too-big.img" not in virsh("vol-list", world.scratch.name)

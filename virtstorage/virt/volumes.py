@@ -30,6 +30,7 @@ from .connection import LibvirtHost
 from .errors import InvalidRequest, VirtError, translated
 from .localfile import is_local_uri
 from .types import VolumeInfo
+from .units import binary_size
 
 FORMATS = ("raw", "qcow2")
 CLONE_POLL_SECONDS = 0.25
@@ -102,6 +103,25 @@ def wipe_algorithms(uri: str, pool_type: str = "dir") -> list[WipeChoice]:
         else:
             choices.append(WipeChoice(alg, False, "the scrub program is not installed on the host"))
     return choices
+
+
+class NotEnoughSpace(VirtError):
+    """The pool has less free space now than the volume takes at once."""
+
+
+def check_room(host: LibvirtHost, pool_name: str, capacity: int, *, preallocation: str = "off",
+               reserve: int = 0) -> int:
+    """Refuse (NotEnoughSpace) a fully preallocated volume larger than the pool's free space now, less the
+    reserve the pool keeps: the pool is rescanned first, so space taken since the last sync (by anyone)
+    counts. Returns the free bytes. A thin volume takes (almost) nothing at once and passes: the pool's
+    overcommit policy guards it."""
+    host.refresh_pool(pool_name)
+    available = host.pool(pool_name).available
+    if preallocation == "full" and capacity > available - reserve:
+        kept = f", of which it keeps {binary_size(reserve)} in reserve" if reserve else ""
+        raise NotEnoughSpace(f"pool {pool_name} has {binary_size(available)} free now{kept}; a preallocated "
+                             f"volume of {binary_size(capacity)} takes its whole size at once")
+    return available
 
 
 def create_volume(host: LibvirtHost, pool_name: str, name: str, capacity: int, *, fmt: str = "raw",
