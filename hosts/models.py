@@ -106,3 +106,28 @@ class DomainDisk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.domain} ({self.target})" if self.target else self.domain
+
+
+def disk_uses_volume(pool_name, path, name) -> models.Q:
+    """A DomainDisk condition: the disk is this volume, by path or by pool and volume name.
+
+    The arguments are values or expressions (an OuterRef for a subquery over volumes)."""
+    return (models.Q(path=path) & ~models.Q(path="")) | models.Q(pool_name=pool_name, volume_name=name)
+
+
+def vm_names_by_volume(host_id: int, pool_name: str, volumes) -> dict[int, list[str]]:
+    """For each volume of the pool (objects with pk, path and name): the names of the VMs that have it as a
+    disk, by path or by pool and volume name, as of the last sync. One query for all of them."""
+    volumes = list(volumes)
+    paths, names = {v.path for v in volumes if v.path}, {v.name for v in volumes}
+    disks = (DomainDisk.objects.filter(host_id=host_id)
+             .filter(models.Q(path__in=paths) | models.Q(pool_name=pool_name, volume_name__in=names))
+             .values_list("domain", "path", "pool_name", "volume_name"))
+    by_path: dict[str, set[str]] = {}
+    by_name: dict[str, set[str]] = {}
+    for domain, path, disk_pool, volume_name in disks:
+        if path:
+            by_path.setdefault(path, set()).add(domain)
+        if disk_pool == pool_name and volume_name:
+            by_name.setdefault(volume_name, set()).add(domain)
+    return {v.pk: sorted(by_path.get(v.path, set()) | by_name.get(v.name, set())) for v in volumes}

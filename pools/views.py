@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.roles import admin_required, is_admin, member_required
 from audit.log import changes, record
-from hosts.models import Host
+from hosts.models import Host, vm_names_by_volume
 from hosts.signals import resync
 from jobs import progress
 from jobs.models import Job
@@ -93,6 +93,10 @@ def _volume_page(request: HttpRequest, pool: StoragePool) -> dict:
     if query:
         volumes = volumes.filter(name__icontains=query)
     page = Paginator(volumes.order_by(*VOLUME_SORTS[sort]), VOLUMES_PER_PAGE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    users = vm_names_by_volume(pool.host_id, pool.name, page.object_list)
+    for volume in page.object_list:
+        volume.vm_names = users[volume.pk]
     return {"pool": pool, "page": page, "q": query, "sort": sort, "columns": _columns(query, sort),
             "base_query": urlencode({"q": query, "sort": sort})}
 

@@ -13,7 +13,7 @@ from pools.policy import PolicyViolation, check_volume_fits
 from virtstorage.virt.units import UNITS_HELP, binary_size, parse_size
 from virtstorage.virt.volumes import WipeChoice
 
-from .models import Upload, Volume
+from .models import Upload, Volume, in_use_refusal
 from .names import validate_volume_name
 from .safety import refuse_unsafe
 
@@ -205,11 +205,14 @@ class VolumeResizeForm(_PolicyMixin, forms.Form):
         help_text="Shrinking drops every byte past the new end; the guest's file system must already fit.",
     )
 
-    def __init__(self, *args, volume: Volume, **kwargs) -> None:
+    def __init__(self, *args, volume: Volume, can_force: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.volume = volume
         self.warnings = []
         self.shrinking = False
+        if can_force:
+            self.fields["force"] = forms.BooleanField(
+                required=False, label="Shrink even if a virtual machine uses it (admins only)")
 
     def clean(self) -> dict:
         data = super().clean()
@@ -231,6 +234,8 @@ class VolumeResizeForm(_PolicyMixin, forms.Form):
         elif self.shrinking and data.get("confirm_shrink") != volume.name:
             self.add_error("confirm_shrink", f"The new size is smaller: everything past {binary_size(capacity)} "
                                              f"is lost. Type “{volume.name}” to confirm.")
+        if self.shrinking:
+            refuse_in_use(self, "shrink", volume)
         if self.errors:
             return data
         allocation = max(capacity, volume.allocation) if data.get("allocate") else min(volume.allocation, capacity)
@@ -253,10 +258,20 @@ class _VolumeConfirmForm(ConfirmNameForm):
     def clean(self) -> dict:
         data = super().clean()
         self.require_name()
+        refuse_in_use(self, self.action, self.volume)
         return data
 
 
+def refuse_in_use(form: forms.Form, action: str, volume: Volume) -> None:
+    """The form's error when a VM uses the volume (as of the last sync) and no admin forces it; the job
+    checks libvirt again."""
+    if not form.cleaned_data.get("force") and (refusal := in_use_refusal(action, volume.name, volume.vm_names())):
+        form.add_error(None, refusal)
+
+
 class VolumeDeleteForm(_VolumeConfirmForm):
+    action = "delete"
+
     def clean(self) -> dict:
         data = super().clean()
         if not self.can_force:  # an admin removes an unsafe volume; nobody else touches it
@@ -265,6 +280,7 @@ class VolumeDeleteForm(_VolumeConfirmForm):
 
 
 class VolumeWipeForm(_VolumeConfirmForm):
+    action = "wipe"
     algorithm = forms.ChoiceField(label="Wipe pattern")
 
     def __init__(self, *args, choices: list[WipeChoice], **kwargs) -> None:
@@ -372,10 +388,8 @@ class UploadForm(forms.Form):
         if data.get("confirm") != name:
             self.add_error("confirm", f"Replacing {name} erases what it holds: type its name to confirm.")
         data["force"] = bool(data.get("force")) and access.may(self.user, "force", pool)
-        users = sorted({disk.domain for disk in existing.users()})  # as of the last sync; the job asks libvirt
-        if users and not data["force"]:
-            self.add_error("volume", f"Refused to replace {name}: it is a disk of the virtual machine(s) "
-                                     f"{', '.join(users)}. Remove the disk first, or ask an admin to force it.")
+        if not data["force"] and (refusal := in_use_refusal("replace", name, existing.vm_names())):
+            self.add_error("volume", refusal)  # as of the last sync; the job asks libvirt again
         data["capacity"] = existing.capacity if existing.format == "raw" else size
 
     def _clean_new(self, data: dict, pool: StoragePool) -> None:

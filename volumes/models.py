@@ -9,15 +9,16 @@ from django.urls import reverse
 
 from accounts import access
 from accounts.access import OwnedQuerySet
-from hosts.models import DomainDisk
+from hosts.models import DomainDisk, disk_uses_volume
 
 
-def _disk_uses_volume(pool_name, path, name) -> models.Q:
-    """A DomainDisk condition: the disk is this volume, by path or by pool and volume name.
-
-    The arguments are expressions (a Value, or an OuterRef for a subquery over volumes).
-    """
-    return (models.Q(path=path) & ~models.Q(path="")) | models.Q(pool_name=pool_name, volume_name=name)
+def in_use_refusal(action: str, volume_name: str, vm_names: list[str]) -> str:
+    """Why an action that needs the volume free of VMs (delete, wipe, shrink, replace) is refused: the form
+    says it from the inventory, the job again from libvirt. "" when no VM uses it."""
+    if not vm_names:
+        return ""
+    return (f"Refused to {action} “{volume_name}”: it is a disk of the virtual machine(s) {', '.join(vm_names)}. "
+            "Remove the disk from the machine first, or ask an admin to force it.")
 
 
 class VolumeQuerySet(models.QuerySet):
@@ -28,7 +29,7 @@ class VolumeQuerySet(models.QuerySet):
     def with_in_use(self) -> VolumeQuerySet:
         """Each volume with ``in_use``: whether a VM defined on its host has it as a disk (one subquery)."""
         disks = DomainDisk.objects.filter(host_id=models.OuterRef("pool__host_id")).filter(
-            _disk_uses_volume(models.OuterRef("pool__name"), models.OuterRef("path"), models.OuterRef("name")))
+            disk_uses_volume(models.OuterRef("pool__name"), models.OuterRef("path"), models.OuterRef("name")))
         return self.annotate(in_use=models.Exists(disks))
 
     def table_rows(self) -> VolumeQuerySet:
@@ -90,8 +91,12 @@ class Volume(models.Model):
     def users(self):
         """Disks of VMs defined on the host that use this volume, by path or by pool and volume name."""
         return DomainDisk.objects.filter(host_id=self.pool.host_id).filter(
-            _disk_uses_volume(self.pool.name, models.Value(self.path), models.Value(self.name))
+            disk_uses_volume(self.pool.name, models.Value(self.path), models.Value(self.name))
         )
+
+    def vm_names(self) -> list[str]:
+        """The VMs that have this volume as a disk, as of the last sync."""
+        return sorted(set(self.users().values_list("domain", flat=True)))
 
     @property
     def thin_savings(self) -> int:

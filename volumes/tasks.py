@@ -17,6 +17,7 @@ from virtstorage.virt import volumes as ops
 from virtstorage.virt.units import binary_size
 
 from . import safety
+from .models import in_use_refusal
 
 
 class VolumeInUse(Exception):
@@ -44,15 +45,11 @@ def _verified(ctx: JobContext, host: LibvirtHost) -> None:
 def refuse_if_in_use(ctx: JobContext, host: LibvirtHost, action: str) -> None:
     """Refuse (VolumeInUse) when a defined VM has a disk on the job's volume, unless an admin forced it."""
     volume = host.volume(ctx.pool.name, ctx.job.volume_name)
-    users = ops.volume_users(host, ctx.pool.name, volume)
-    if not users:
-        return
-    names = ", ".join(users)
-    if ctx.params.get("force"):
-        ctx.step(f"Used by virtual machine(s) {names}; going ahead because an admin forced it")
-        return
-    raise VolumeInUse(f"Refused to {action} “{volume.name}”: it is a disk of the virtual machine(s) {names}. "
-                      "Remove the disk from the machine first, or ask an admin to force it.")
+    users = sorted(ops.volume_users(host, ctx.pool.name, volume))
+    if users and ctx.params.get("force"):
+        ctx.step(f"Used by virtual machine(s) {', '.join(users)}; going ahead because an admin forced it")
+    elif users:
+        raise VolumeInUse(in_use_refusal(action, volume.name, users))
 
 
 @job_task("create", name="volumes.tasks.create_volume_job")
@@ -91,6 +88,9 @@ def resize_volume_job(ctx: JobContext) -> str:
     name = ctx.job.volume_name
     with _operation(ctx, ctx.pool.name) as host:
         _verified(ctx, host)
+        if p.get("shrink"):
+            ctx.step("Checking that no virtual machine uses it")
+            refuse_if_in_use(ctx, host, "shrink")
         ctx.check_cancel()
         verb = "Shrinking" if p.get("shrink") else "Growing"
         ctx.step(f"{verb} {name} to {binary_size(p['capacity'])}" + (" and allocating" if p.get("allocate") else ""))

@@ -126,9 +126,10 @@ def volume_clone(request: HttpRequest, pk: int) -> HttpResponse:
 @member_required
 def volume_resize(request: HttpRequest, pk: int) -> HttpResponse:
     volume = _volume(request, pk, "resize")
-    form = VolumeResizeForm(request.POST or None, volume=volume)
+    form = VolumeResizeForm(request.POST or None, volume=volume, can_force=is_admin(request.user))
     return _volume_op(request, "resize", volume, form, tasks.resize_volume_job, lambda data: {
         "capacity": data["capacity"], "allocate": data["allocate"], "shrink": form.shrinking,
+        "force": bool(data.get("force")),
     }, cancellable=True)
 
 

@@ -90,7 +90,7 @@ def test_sync_records_which_vm_uses_which_volume(local_host, synced, domain_usin
     assert [(d.domain, d.target) for d in by_name.users()] == [(domain_using, "vdb")]
     assert list(free.users()) == []
     table = member_client.get(reverse("pools:volumes", args=[pool.pk]), {"q": "thin"}).content.decode()
-    assert table.count(">in use</span>") == 2  # raw-thin.img and qcow2-thin.qcow2
+    assert table.count(f">in use by {domain_using}</span>") == 2  # raw-thin.img and qcow2-thin.qcow2
     page = member_client.get(reverse("volumes:detail", args=[by_name.pk])).content.decode()
     assert f"VM <strong>{domain_using}</strong> as vdb" in page
     warning = member_client.get(reverse("volumes:delete", args=[by_path.pk])).content.decode()

@@ -292,16 +292,18 @@ def test_volume_used_by_a_vm_is_refused_unless_an_admin_forces(client, member, a
     assert domain_using in job.error and "ask an admin" in job.error
     assert "raw-thin.img" in vol_names(scratch.name)
     by_name = volume_row(pool, "qcow2-thin.qcow2")
-    job = run_op(client, reverse("volumes:wipe", args=[by_name.pk]),
-                 {"algorithm": "zero", "confirm": "qcow2-thin.qcow2"})
-    assert job.state == Job.State.FAILED and domain_using in job.error
+    # the delete job's sync told the inventory about the VM: now the form refuses, before any job
+    refused = client.post(reverse("volumes:wipe", args=[by_name.pk]),
+                          {"algorithm": "zero", "confirm": "qcow2-thin.qcow2"})
+    assert refused.status_code == 400 and f"virtual machine(s) {domain_using}" in refused.content.decode()
+    assert Job.objects.filter(kind="wipe").count() == 0
     assert qemu_img_info(by_name.path)["format"] == "qcow2"  # untouched
     assert "Force" not in client.get(reverse("volumes:delete", args=[by_path.pk])).content.decode()
 
     client.force_login(admin_user)
     assert "Force" in client.get(reverse("volumes:delete", args=[by_path.pk])).content.decode()
-    job = run_op(client, reverse("volumes:delete", args=[by_path.pk]), {"confirm": "raw-thin.img"})
-    assert job.state == Job.State.FAILED  # an admin must still tick "force"
+    refused = client.post(reverse("volumes:delete", args=[by_path.pk]), {"confirm": "raw-thin.img"})
+    assert refused.status_code == 400 and "Refused to delete" in refused.content.decode()  # an admin ticks "force"
     job = run_op(client, reverse("volumes:delete", args=[by_path.pk]), {"confirm": "raw-thin.img", "force": "on"})
     assert job.state == Job.State.SUCCEEDED, job.error
     assert "raw-thin.img" not in vol_names(scratch.name)
