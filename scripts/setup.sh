@@ -24,6 +24,13 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
 fi
 
+# The compose file's static check (tests/test_docker.py) needs Debian's docker-compose, not a Docker engine.
+if [ "${WITH_TEST_TOOLS:-0}" = "1" ] && ! command -v docker-compose >/dev/null; then
+  echo "==> Installing docker-compose (for checking docker/compose.yaml)"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends docker-compose \
+    || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends docker-compose; }
+fi
+
 have_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
 
 start_daemon() {  # start_daemon NAME CHECK_CMD START_CMD...
