@@ -115,7 +115,12 @@ def check_room(host: LibvirtHost, pool_name: str, capacity: int, *, preallocatio
     reserve the pool keeps: the pool is rescanned first, so space taken since the last sync (by anyone)
     counts. Returns the free bytes. A thin volume takes (almost) nothing at once and passes: the pool's
     overcommit policy guards it."""
-    host.refresh_pool(pool_name)
+    try:
+        host.refresh_pool(pool_name)
+    except VirtError:
+        # libvirt refuses to rescan a pool while it builds a volume in it ("pool has asynchronous jobs
+        # running"): its own figure then already counts the volumes it is building, and is the best there is.
+        pass
     available = host.pool(pool_name).available
     if preallocation == "full" and capacity > available - reserve:
         kept = f", of which it keeps {binary_size(reserve)} in reserve" if reserve else ""
