@@ -90,11 +90,26 @@ def _text(name: str, value) -> str:
     return binary_size(value) if name == "capacity" else str(value)
 
 
+class RequestsField(forms.ModelMultipleChoiceField):
+    """Request ids; one no row could have (not a 64-bit number) is an invalid choice, not a database error
+    (Django guards exact lookups against out-of-range numbers, not the `in` lookup this field makes)."""
+
+    def _check_values(self, value):
+        for pk in value or ():
+            try:
+                if not -(2**63) <= int(str(pk)) < 2**63:
+                    raise ValueError
+            except ValueError:
+                raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
+                                            params={"value": pk}) from None
+        return super()._check_values(value)
+
+
 class ReviewForm(forms.Form):
     """Approve or reject the ticked requests (one or many), with one comment."""
 
-    requests = forms.ModelMultipleChoiceField(queryset=ProvisioningRequest.objects.none(),
-                                              error_messages={"required": "Tick at least one request."})
+    requests = RequestsField(queryset=ProvisioningRequest.objects.none(),
+                             error_messages={"required": "Tick at least one request."})
     decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
     comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 

@@ -97,3 +97,15 @@ def test_the_review_form_checks_csrf(world):
     assert strict.post(reverse("requests:review"), {"requests": [req.pk], "decision": "approve"}).status_code == 403
     req.refresh_from_db()
     assert req.state == "pending"
+
+
+@pytest.mark.parametrize("pk", ["99999999999999999999999", "-99999999999999999999999", "1e3", "abc"])
+def test_an_id_no_request_could_have_is_an_invalid_choice_not_an_error(world, pk):
+    from provisioning.models import ProvisioningRequest
+
+    req = file_request(world.client(world.rita), world.pool, **request_data("kept.qcow2", team=world.team))
+    response = world.client(world.ada).post(reverse("requests:review"),
+                                            {"requests": [pk, req.pk], "decision": "approve"}, follow=True)
+    assert response.status_code == 200
+    assert any("is not one of the available choices" in m for m in messages_of(response)), messages_of(response)
+    assert ProvisioningRequest.objects.get(pk=req.pk).state == "pending"  # nothing decided
