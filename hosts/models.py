@@ -4,6 +4,7 @@ from django.db import models
 from django.urls import reverse
 
 from accounts import access
+from accounts.roles import is_admin
 from virtstorage.virt.pools import PoolTypeSupport
 
 
@@ -86,19 +87,92 @@ class Host(models.Model):
                        "default_format": s.default_format} for kind, s in support.items()}
 
 
+class DomainQuerySet(models.QuerySet):
+    def visible_to(self, user) -> DomainQuerySet:
+        """The VMs the user may see: every VM for an admin or a member of a team that may use every pool;
+        otherwise those one of their teams owns."""
+        if access.pool_ids(user) is None:  # an admin, or a team with all_pools
+            return self
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(team__in=access.teams_of(user).values("team_id"))
+
+    def changeable_by(self, user) -> DomainQuerySet:
+        """The VMs whose disks the user may attach and detach: every VM for an admin or an operator of a team
+        that may use every pool; otherwise those owned by a team the user is an operator of."""
+        if is_admin(user):
+            return self
+        if not user.is_authenticated:
+            return self.none()
+        teams = access.teams_of(user).filter(role=access.OPERATOR)
+        if teams.filter(team__all_pools=True).exists():
+            return self
+        return self.filter(team__in=teams.values("team_id"))
+
+
+class Domain(models.Model):
+    """A virtual machine defined (or running) on a host, as last seen by a sync.
+
+    The sync updates the row in place, by UUID, so what the app adds (the owning team) survives it."""
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="domains")
+    name = models.CharField(max_length=255)
+    uuid = models.CharField(max_length=36)
+    state = models.CharField(max_length=32, blank=True, help_text="As virsh says it: running, shut off, paused...")
+    vcpus = models.PositiveIntegerField(default=0)
+    memory_kib = models.BigIntegerField(default=0)
+    persistent = models.BooleanField(default=True)
+    team = models.ForeignKey(
+        "accounts.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="domains",
+        help_text="The team that owns the VM: its operators attach and detach disks. Set by an admin.")
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DomainQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["host__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["host", "uuid"], name="unique_domain_uuid_per_host")]
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.host}" if self.host_id else self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("vms:detail", args=[self.pk])
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.memory_kib * 1024
+
+    @property
+    def is_active(self) -> bool:
+        return self.state not in ("shut off", "")
+
+    def may_change_disks(self, user) -> bool:
+        """Whether the user may attach and detach this VM's disks (DomainQuerySet.changeable_by)."""
+        return type(self).objects.changeable_by(user).filter(pk=self.pk).exists()
+
+
 class DomainDisk(models.Model):
     """A disk of a VM defined on a host, as last seen by a sync: which volumes are in use.
 
     A disk names its storage by path (file or block device) or, in a started pool, by
-    pool and volume name; both are kept so either way finds the volume.
+    pool and volume name; both are kept so either way finds the volume. The sync replaces
+    a host's disks at once; ``domain`` keeps the VM's name for the pages that list users.
     """
 
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="domain_disks")
+    machine = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="disks")
     domain = models.CharField(max_length=255)
     target = models.CharField(max_length=64, blank=True, help_text="The guest's device name, e.g. vda.")
     path = models.CharField(max_length=4096, blank=True, db_index=True)
     pool_name = models.CharField(max_length=255, blank=True)
     volume_name = models.CharField(max_length=255, blank=True)
+    source_type = models.CharField(max_length=16, blank=True, help_text="file, block, volume, network, dir.")
+    device = models.CharField(max_length=16, blank=True, help_text="disk, cdrom, floppy or lun.")
+    bus = models.CharField(max_length=16, blank=True)
+    readonly = models.BooleanField(default=False)
+    shareable = models.BooleanField(default=False)
+    cache = models.CharField(max_length=16, blank=True, help_text="Empty: the hypervisor's default.")
 
     class Meta:
         ordering = ["domain", "target"]

@@ -1,5 +1,5 @@
-"""What a host says about itself: whether it answers, its facts, the pool types it supports and the disks
-of its VMs. Written by the connection check here and by the inventory sync (inventory/sync.py)."""
+"""What a host says about itself: whether it answers, its facts, the pool types it supports and its VMs
+with their disks. Written by the connection check here and by the inventory sync (inventory/sync.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from virtstorage.virt import HostUnreachable, InvalidRequest, LibvirtHost, VirtError, open_host, uris
 from virtstorage.virt import pools as vpools
+from virtstorage.virt.domains import DomainInfo
 
-from .models import DomainDisk, Host
+from .models import Domain, DomainDisk, Host
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,25 +100,52 @@ def check_host(host: Host) -> bool:
     return session(host, lambda lv: True, errors=VirtError) is True
 
 
-def domain_disks(lv: LibvirtHost) -> list[DomainDisk] | None:
-    """Every disk of every defined VM (one round trip per VM); None when libvirt cannot list them."""
+def domains_of(lv: LibvirtHost) -> list[DomainInfo] | None:
+    """Every VM of the host with its disks (virt/domains.py); None when libvirt cannot list them."""
     try:
-        found = lv.domain_disks()
+        return lv.domains()
     except HostUnreachable:
         raise
     except VirtError as exc:  # e.g. a storage-only libvirtd without a hypervisor driver
         log.warning("could not list the VMs of %s: %s", lv.uri, exc)
         return None
-    return [
-        DomainDisk(domain=domain, target=disk.get("target", ""), path=disk.get("file") or disk.get("dev") or "",
-                   pool_name=disk.get("pool", ""), volume_name=disk.get("volume", ""))
-        for domain, disk in found
-    ]
+
+
+_DOMAIN_FIELDS = ("name", "state", "vcpus", "memory_kib", "persistent")
+_DISK_FIELDS = ("domain", "target", "path", "pool_name", "volume_name", "source_type", "device", "bus", "readonly",
+                "shareable", "cache")
+
+
+def _disk_row(name: str, disk) -> tuple:
+    """A disk as the values of _DISK_FIELDS."""
+    return (name, disk.target, disk.path, disk.pool, disk.volume, disk.source_type, disk.device, disk.bus,
+            disk.readonly, disk.shareable, disk.cache)
 
 
 @transaction.atomic
-def store_domain_disks(host: Host, disks: list[DomainDisk]) -> None:
-    DomainDisk.objects.filter(host=host).delete()
-    for disk in disks:
-        disk.host = host
-    DomainDisk.objects.bulk_create(disks)
+def store_domains(host: Host, domains: list[DomainInfo]) -> None:
+    """Write the host's VMs: rows updated in place by UUID (so the owning team stays), vanished ones deleted,
+    and the disks made what libvirt said. Only what changed is written: a host's sync runs every minute."""
+    now = timezone.now()
+    known = {row[0]: row for row in Domain.objects.filter(host=host).values_list("uuid", "pk", *_DOMAIN_FIELDS)}
+    changed = [Domain(host=host, uuid=d.uuid, name=d.name, state=d.state, vcpus=d.vcpus, memory_kib=d.memory_kib,
+                      persistent=d.persistent, synced_at=now)
+               for d in domains if known.get(d.uuid, ())[2:] != (d.name, d.state, d.vcpus, d.memory_kib, d.persistent)]
+    Domain.objects.bulk_create(changed, batch_size=500, update_conflicts=True, unique_fields=["host", "uuid"],
+                               update_fields=[*_DOMAIN_FIELDS, "synced_at"])
+    seen = {d.uuid for d in domains}
+    vanished = [row[1] for uuid, row in known.items() if uuid not in seen]
+    for start in range(0, len(vanished), 500):  # their disks go with them
+        Domain.objects.filter(pk__in=vanished[start:start + 500]).delete()
+    Domain.objects.filter(host=host).update(synced_at=now)
+    ids = dict(Domain.objects.filter(host=host).values_list("uuid", "pk")) if changed else {
+        uuid: row[1] for uuid, row in known.items()}
+    wanted = {(ids[d.uuid], *_disk_row(d.name, disk)) for d in domains for disk in d.disks}
+    have = {row[1:]: row[0] for row in DomainDisk.objects.filter(host=host).values_list("pk", "machine_id",
+                                                                                         *_DISK_FIELDS)}
+    stale = [pk for row, pk in have.items() if row not in wanted]
+    for start in range(0, len(stale), 500):
+        DomainDisk.objects.filter(pk__in=stale[start:start + 500]).delete()
+    DomainDisk.objects.bulk_create(
+        [DomainDisk(host=host, machine_id=row[0], **dict(zip(_DISK_FIELDS, row[1:], strict=True)))
+         for row in wanted if row not in have], batch_size=500)

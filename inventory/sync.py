@@ -1,4 +1,4 @@
-"""Mirror a host's pools and volumes into the database. libvirt is the source of truth.
+"""Mirror a host's pools, volumes and VMs into the database. libvirt is the source of truth.
 
 The one module that writes hosts, pools and volumes together, so it stands above them all. Apps below
 ask for a sync through hosts.signals.resync (a job that changed a pool); beat and "Sync now" run the
@@ -14,11 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from hosts.models import Host
-from hosts.status import (
-    domain_disks,
-    session,
-    store_domain_disks,
-)
+from hosts.status import domains_of, session, store_domains
 from pools.models import StoragePool
 from virtstorage.virt import HostUnreachable, LibvirtHost, ObjectNotFound, VirtError
 from virtstorage.virt.types import PoolInfo, VolumeInfo
@@ -40,9 +36,11 @@ class SyncResult:
     volumes: int = 0
     removed_pools: int = 0
     removed_volumes: int = 0
+    domains: int | None = None  # VMs seen; None when libvirt could not list them
 
     def __str__(self) -> str:
-        return (f"{self.pools} pools, {self.volumes} volumes "
+        vms = "" if self.domains is None else f", {self.domains} VMs"
+        return (f"{self.pools} pools, {self.volumes} volumes{vms} "
                 f"({self.removed_pools} pools and {self.removed_volumes} volumes gone)")
 
 
@@ -66,16 +64,17 @@ def sync_host(host: Host, *, refresh: bool = False, pool_names: list[str] | None
                 volumes = _per_pool(lv.volumes, info.name)
                 if volumes is not None:
                     listings[info.name] = volumes
-        return pools, listings, check_listed_images(host, lv, listings), domain_disks(lv)
+        return pools, listings, check_listed_images(host, lv, listings), domains_of(lv)
 
     fetched = session(host, fetch)
     if fetched is None:
         return None
-    pools, listings, safety, disks = fetched
+    pools, listings, safety, domains = fetched
     result = SyncResult()
     _store(host, pools, listings, safety, result, scope=pool_names)
-    if disks is not None:
-        store_domain_disks(host, disks)
+    if domains is not None:
+        store_domains(host, domains)
+        result.domains = len(domains)
     return result
 
 

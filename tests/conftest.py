@@ -121,6 +121,7 @@ def _remove_leftover_test_pools(services) -> Iterator[None]:
 
     def sweep() -> None:
         for name in leftovers("list", "--all", "--name"):
+            virsh("destroy", name, check=False)  # a running VM that is only undefined keeps running
             virsh("undefine", name, check=False)
         for name in leftovers("pool-list", "--all", "--name"):
             _cleanup_pool(name)

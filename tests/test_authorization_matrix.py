@@ -82,6 +82,13 @@ RULES: dict[str, tuple] = {
                               {"anon": LOGIN, "noteam": 405, "other": 405, "operator": 405}),
     "volumes:upload_holes": (lambda o: {"pk": o["upload"].pk}, POST_ONLY, _refused(OWNER)),
     "volumes:upload_complete": (lambda o: {"pk": o["upload"].pk}, POST_ONLY, _refused(OWNER)),
+    # The image tools (qemu-img): the Image panel for whoever sees the volume; check and convert as a clone
+    # (members of the team); importing a host file into a pool is an admin's ("manage").
+    "volumes:image_panel": (lambda o: {"pk": o["volume"].pk}, TEAM_MEMBER, None),
+    "volumes:image_check": (lambda o: {"pk": o["volume"].pk}, POST_ONLY, _refused(TEAM_MEMBER)),
+    "volumes:image_convert": (lambda o: {"pk": o["volume"].pk}, TEAM_MEMBER, _refused(TEAM_MEMBER)),
+    "volumes:image_import": (lambda o: {"pool_pk": o["pool"].pk}, _with(TEAM_OPERATOR, operator=403),
+                             _refused(_with(TEAM_OPERATOR, operator=403))),
     "jobs:list": (lambda o: {}, ANY_ACCOUNT, None),
     "jobs:detail": (lambda o: {"pk": o["job"].pk}, OWNER, None),
     "jobs:progress": (lambda o: {"pk": o["job"].pk}, OWNER, None),
@@ -109,6 +116,21 @@ RULES: dict[str, tuple] = {
     # Only its owner opens a notification; even an admin gets 404 for someone else's.
     "notifications:open": (lambda o: {"pk": o["notification"].pk}, POST_ONLY,
                            {"anon": LOGIN, "noteam": 404, "other": 404, "operator": 404, "admin": 404}),
+    # VMs (vms/): team-a's VM on the host (_vm) with disk vdb on the team's volume. A host's VM list is open to
+    # whoever sees the host (team-b's member sees it empty); the VM's pages to its team; disks change by its
+    # operators, the volume side by those who may create in the volume's pool; the owning team by admins.
+    "vms:list": (lambda o: {"host_pk": o["host"].pk}, _with(TEAM_MEMBER, other=200), None),
+    "vms:detail": (lambda o: {"pk": _vm(o).pk}, TEAM_MEMBER, None),
+    "vms:attach": (lambda o: {"pk": _vm(o).pk}, TEAM_OPERATOR, _refused(TEAM_OPERATOR)),
+    "vms:detach": (lambda o: {"pk": _vm(o).pk, "target": "vdb"}, TEAM_OPERATOR, _refused(TEAM_OPERATOR)),
+    "vms:team": (lambda o: {"pk": _vm(o).pk}, POST_ONLY, _refused(ADMIN_ONLY)),
+    "vms:attach_volume": (lambda o: {"volume_pk": o["volume"].pk}, TEAM_OPERATOR, _refused(TEAM_OPERATOR)),
+    # Unmanaged storage (vms/views_unmanaged.py): the report, adopt and the switch of a disk to its copy are
+    # admins' work, whoever owns the VM (_adopted: an adopt job of team-a's VM disk vdb).
+    "vms:unmanaged": (lambda o: {"host_pk": o["host"].pk}, ADMIN_ONLY, None),
+    "vms:adopt": (lambda o: {"host_pk": o["host"].pk}, ADMIN_ONLY, _refused(ADMIN_ONLY)),
+    "vms:switch": (lambda o: {"pk": _vm(o).pk, "target": "vdb", "job_pk": _adopted(o).pk}, ADMIN_ONLY,
+                   _refused(ADMIN_ONLY)),
     "teams:list": (lambda o: {}, ADMIN_ONLY, None),
     "teams:create": (lambda o: {}, ADMIN_ONLY, _refused(ADMIN_ONLY)),
     "teams:mine": (lambda o: {}, ANY_ACCOUNT, None),
@@ -135,6 +157,34 @@ def _request(objects: dict):
             team=Team.objects.get(name="team-a"), pool=objects["pool"], name="asked.img", capacity=2**20,
             requested_by=get_user_model().objects.get(username="u-member"), purpose="the matrix")
     return objects["request"]
+
+
+def _vm(objects: dict):
+    """team-a's VM (inventory rows only) with the team's volume as disk vdb, made on first use."""
+    if "vm" not in objects:
+        from accounts.models import Team
+        from hosts.models import Domain, DomainDisk
+
+        vm = Domain.objects.create(host=objects["host"], name="vm-a", uuid="6f1c3a52-0000-4000-8000-00000000000a",
+                                   state="shut off", team=Team.objects.get(name="team-a"))
+        DomainDisk.objects.create(host=vm.host, machine=vm, domain=vm.name, target="vdb", source_type="volume",
+                                  pool_name=objects["pool"].name, volume_name=objects["volume"].name, bus="virtio")
+        objects["vm"] = vm
+    return objects["vm"]
+
+
+def _adopted(objects: dict):
+    """A succeeded adopt job of team-a's VM disk vdb (vms/adopt.py), made on first use."""
+    if "adopted" not in objects:
+        from jobs.models import Job
+
+        vm = _vm(objects)
+        objects["adopted"] = Job.objects.create(
+            kind="vm-adopt", host=vm.host, pool=objects["pool"], pool_name=objects["pool"].name,
+            volume_name="adopted.img", state=Job.State.SUCCEEDED,
+            params={"uuid": vm.uuid, "domain": vm.name, "target": "vdb", "path": "/nowhere/vdb.img"})
+    return objects["adopted"]
+
 
 
 def _named_urls(patterns=None, namespace: str | None = None):

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "pools",
     "volumes",
     "inventory",
+    "vms",
     "provisioning",
 ]
 
@@ -209,6 +210,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # one job per worker process at a time
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 24 * 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "virtstorage")
+# Job modules that autodiscovery (each app's tasks.py) does not find: workers import them too.
+CELERY_IMPORTS = ["volumes.tools_tasks", "vms.adopt_tasks"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 INVENTORY_SYNC_SECONDS = int(os.environ.get("INVENTORY_SYNC_SECONDS", "60"))
@@ -224,6 +227,8 @@ UPLOAD_EXPIRE_HOURS = float(os.environ.get("UPLOAD_EXPIRE_HOURS", "24"))
 UPLOAD_STAGING_RESERVE_BYTES = int(os.environ.get("UPLOAD_STAGING_RESERVE_BYTES", str(1024**3)))
 # A download whose client takes nothing for this long is ended (its job failed, its streams closed).
 DOWNLOAD_IDLE_SECONDS = int(os.environ.get("DOWNLOAD_IDLE_SECONDS", "120"))
+# A live detach waits this long (after libvirt's own 5 s) for the guest to release the disk.
+VM_DETACH_TIMEOUT_SECONDS = float(os.environ.get("VM_DETACH_TIMEOUT_SECONDS", "30"))
 CELERY_BEAT_SCHEDULE = {
     "sync-all-hosts": {"task": "virtstorage.hosts.tasks.sync_all_hosts", "schedule": INVENTORY_SYNC_SECONDS},
     "reap-stale-jobs": {"task": "virtstorage.jobs.tasks.reap_stale_jobs", "schedule": 15.0},
@@ -258,6 +263,9 @@ def _pool_roots(text: str) -> list[str]:
 
 
 POOL_ROOTS = _pool_roots(os.environ.get("POOL_ROOTS", ""))
+# Import roots: the only directories an admin's "Import an image file" reads host files from (symlinks followed,
+# system and hidden directories refused whatever this says). Empty (the default): the pool roots, nothing else.
+IMPORT_ROOTS = _pool_roots(os.environ["IMPORT_ROOTS"]) if os.environ.get("IMPORT_ROOTS", "").strip() else []
 
 # Host URIs: keyfile= and known_hosts= in a host's libvirt URI may only name a file in this directory
 # (every other URI parameter that makes the server run, read or trust something is refused).

@@ -10,6 +10,7 @@ urlpatterns = [
     path("pools/", include("pools.urls")),
     path("teams/", include("pools.team_urls")),
     path("volumes/", include("volumes.urls")),
+    path("vms/", include("vms.urls")),
     path("jobs/", include("jobs.urls")),
     path("requests/", include("provisioning.urls")),
     path("audit/", include("audit.urls")),

@@ -2,6 +2,7 @@ from django.urls import path
 
 from . import views
 from .urls_ops import urlpatterns as operation_urls
+from .urls_tools import urlpatterns as tool_urls
 from .urls_transfer import urlpatterns as transfer_urls
 
 app_name = "volumes"
@@ -9,4 +10,5 @@ urlpatterns = [
     path("<int:pk>/", views.volume_detail, name="detail"),
     *operation_urls,
     *transfer_urls,
+    *tool_urls,
 ]

@@ -23,7 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import libvirt
 
-from . import uris, xmlio
+from . import domains, uris, xmlio
+from .domains import DomainInfo
 from .errors import HostUnreachable, ObjectNotFound, translate, translated
 from .types import HostFacts, PoolInfo, VolumeInfo
 
@@ -248,14 +249,24 @@ class LibvirtHost:
             self.raw_volume(pool_name, name).delete(0)
 
     # -- domains -------------------------------------------------------------
+    def domains(self) -> list[DomainInfo]:
+        """Every VM defined (or running) on the host, with its disks (see ``domains``)."""
+        return domains.list_domains(self)
+
     def domain_disks(self) -> list[tuple[str, dict[str, str]]]:
-        """(domain name, disk source) for every disk of every defined domain."""
-        with translated():
-            result = []
-            for dom in self._conn.listAllDomains(0):
-                for disk in xmlio.domain_disk_sources(dom.XMLDesc(0)):
-                    result.append((dom.name(), disk))
-            return result
+        """(domain name, disk source) for every disk with a source of every domain: {'file'|'dev'|'pool'+'volume':
+        ...} plus 'target', as the volume operations' "in use" check reads them."""
+        result = []
+        for dom in self.domains():
+            for disk in dom.disks:
+                if disk.pool:
+                    source = {"pool": disk.pool, "volume": disk.volume}
+                elif disk.path and disk.source_type in ("file", "block"):
+                    source = {"file" if disk.source_type == "file" else "dev": disk.path}
+                else:
+                    continue
+                result.append((dom.name, {**source, "target": disk.target}))
+        return result
 
     # -- raw access for operations in this package ----------------------------
     @property

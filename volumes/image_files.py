@@ -1,0 +1,209 @@
+"""The files the image tools let qemu-img open, and only those (virt/qemuimg.py runs it).
+
+qemu-img runs on the app's machine, so the tools serve hosts whose libvirt is this machine, and volumes
+that are plain files libvirt vouches for (virt/localfile.py: after the open, libvirt's ctime and size of the
+file must be the opened file's). Every file of a volume's backing chain is checked by volumes/safety.py
+(the image check against the format the app recorded; backing files only inside the pools) and then opened
+here; qemu-img is given the open descriptors with each format stated, so it opens nothing an image names.
+
+An import reads a file of this machine from the import roots only (IMPORT_ROOTS, by default POOL_ROOTS):
+its path is resolved with every symlink followed before the check, its directory must pass the pool roots'
+rule (no system or hidden directory), and the file is opened without following a link and must still be
+the file checked. Its content, never its name, says its format (virt/imagecheck.py).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from hosts.models import Host
+from virtstorage.virt import LibvirtHost, imagecheck, localfile
+from virtstorage.virt import pools as vpools
+from virtstorage.virt import volumes as vvolumes
+from virtstorage.virt.imagecheck import ImageFacts, UnsafeImage
+from virtstorage.virt.qemuimg import ImageFile
+from virtstorage.virt.types import VolumeInfo
+
+from . import safety
+from .models import Volume
+
+
+class ToolsUnavailable(Exception):
+    """qemu-img cannot be run on this volume or host from here; str() says why."""
+
+
+def unavailable_reason(host: Host) -> str:
+    """Why the image tools cannot serve this host now ("" when they can), from what the app knows: no
+    connection is opened."""
+    if not localfile.is_local_uri(host.uri):
+        return (f"The image tools run qemu-img on the app's own machine, and host {host.name} is another machine "
+                f"({host.uri}): its images can only be read there. Clone a volume to change its format.")
+    if not host.enabled or host.disabled_reason:
+        return f"Host {host.name} is disabled{': ' + host.disabled_reason if host.disabled_reason else '.'}"
+    if host.status == Host.Status.UNREACHABLE:
+        return f"Host {host.name} was unreachable at its last check: {host.last_error}"
+    return ""
+
+
+def require_tools(host: Host) -> None:
+    if reason := unavailable_reason(host):
+        raise ToolsUnavailable(reason)
+
+
+# -- a volume and its backing chain ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ChainLink:
+    """One verified file of a volume's chain: the volume itself first, then its backing volumes."""
+
+    pool_name: str
+    name: str
+    format: str  # the format the app states for it
+    info: VolumeInfo  # libvirt's view, right after the check
+
+
+def verified_chain(host: Host, lv: LibvirtHost, pool_name: str, name: str) -> list[ChainLink]:
+    """The volume and each volume below it, every one checked (safety.verify) right now; UnsafeImage when any
+    is refused, or when a backing file is not a volume of the inventory."""
+    links: list[ChainLink] = []
+    while True:
+        info = safety.verify(host, lv, pool_name, name)
+        recorded = Volume.objects.filter(pool__host=host, pool__name=pool_name, name=name).values_list(
+            "recorded_format", flat=True).first()
+        links.append(ChainLink(pool_name, name, recorded or vvolumes.format_family(info.format), info))
+        if not info.backing_path:
+            return links
+        if len(links) >= safety.MAX_CHAIN or any(link.info.path == info.backing_path for link in links):
+            raise UnsafeImage(f"The backing chain of {links[0].name} is longer than {safety.MAX_CHAIN} or loops.")
+        below = Volume.objects.filter(pool__host=host, path=info.backing_path).select_related("pool").first()
+        if below is None:
+            raise UnsafeImage(f"Volume {name} names the backing file {info.backing_path}, which is not a volume "
+                              f"of {host.name}'s pools: it is never opened.")
+        pool_name, name = below.pool.name, below.name
+
+
+class OpenChain:
+    """A verified chain, each file open; ``image()`` is what qemu-img is given."""
+
+    def __init__(self, links: list[ChainLink], files: list[localfile.VolumeFile]) -> None:
+        self.links = links
+        self.files = files
+
+    def image(self, index: int = 0, *, with_backing: bool = True) -> ImageFile:
+        """The link at index (0: the volume itself) with, unless told otherwise, every link below it."""
+        below = self.image(index + 1) if with_backing and index + 1 < len(self.links) else None
+        return ImageFile(self.files[index].fd, self.links[index].format, below)
+
+
+@contextmanager
+def open_chain(host: Host, lv: LibvirtHost, pool_name: str, name: str) -> Iterator[OpenChain]:
+    """The volume's verified chain with every file open for qemu-img; closed afterwards."""
+    links = verified_chain(host, lv, pool_name, name)
+    files: list[localfile.VolumeFile] = []
+    try:
+        for link in links:
+            opened = localfile.open_volume_file(lv, link.pool_name, link.name)
+            if opened is None:
+                raise ToolsUnavailable(
+                    f"The app cannot open the file of volume {link.name} itself: it is not a plain file, the app "
+                    "may not read it, or libvirt's view of it changed meanwhile (in use?). Try again later.")
+            files.append(opened)
+            if opened.info.path != link.info.path or vvolumes.format_family(opened.info.format) != link.format:
+                raise UnsafeImage(f"Volume {link.name} changed while it was being opened; nothing was done.")
+        yield OpenChain(links, files)
+    finally:
+        for opened in files:
+            opened.close()
+
+
+# -- a host file to import ------------------------------------------------------------------------------
+
+def import_roots() -> list[str]:
+    return list(settings.IMPORT_ROOTS) or list(settings.POOL_ROOTS)
+
+
+def _roots_hint(roots: list[str]) -> str:
+    return f"Files are imported only from {vpools.roots_text(roots)} (IMPORT_ROOTS)."
+
+
+def resolve_import_path(text: str) -> str:
+    """The file's real path if an admin may import it; ValueError saying why not."""
+    roots = import_roots()
+    if not isinstance(text, str) or not text or any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text):
+        raise ValueError("Enter the absolute path of a file, without control characters.")
+    if not text.startswith("/") or ".." in text.split("/"):
+        raise ValueError(f"Enter an absolute path without '..' components. {_roots_hint(roots)}")
+    try:
+        real = os.path.realpath(text, strict=True)
+    except OSError as exc:
+        raise ValueError(f"{text} cannot be reached: {exc.strerror or exc}.") from None
+    leads = text if real == text else f"{text} (which leads to {real})"
+    try:  # the directory holding the real file obeys the pool roots' rule, with the import roots
+        vpools.check_pool_target(posixpath.dirname(real), roots)
+    except ValueError as exc:
+        reason = (str(exc).replace(vpools.roots_hint(roots), "").replace("the pool roots", "the import roots")
+                  .replace("a pool there would put volumes among system files", "nothing is imported from there")
+                  .strip())
+        raise ValueError(f"{leads} is not importable: {reason} {_roots_hint(roots)}") from None
+    if posixpath.basename(real).startswith("."):
+        raise ValueError(f"{leads} is a hidden file: hidden files are never imported.")
+    return real
+
+
+@dataclass
+class HostImage:
+    """A host file opened for import; close() it."""
+
+    path: str  # the real path that was checked
+    fd: int
+    size: int
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    def inspect(self, backing_allowed: Callable[[str], bool]) -> ImageFacts:
+        """What its content is (imagecheck: format from the bytes, no data file, a backing file only if
+        backing_allowed(its normalised absolute path)); UnsafeImage otherwise."""
+        head = imagecheck.read_head_from_fd(self.fd, self.size)
+        directory = posixpath.dirname(self.path)
+        return imagecheck.inspect(head, None, backing_allowed=lambda name: backing_allowed(
+            posixpath.normpath(posixpath.join(directory, name))))
+
+    def virtual_size(self, facts: ImageFacts) -> int:
+        return facts.virtual_size if facts.format == "qcow2" and facts.virtual_size else self.size
+
+
+def open_import_file(text: str) -> HostImage:
+    """The file at text, checked (resolve_import_path) and opened read-only; ValueError saying why not."""
+    real = resolve_import_path(text)
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ValueError(f"{text} cannot be opened: {exc.strerror or exc}.") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{text} is not a regular file.")
+        if os.readlink(f"/proc/self/fd/{fd}") != real:  # a directory on the way was swapped after the check
+            raise ValueError(f"{text} moved while it was being opened; nothing was done.")
+        if st.st_size == 0:
+            raise ValueError(f"{text} is empty: there is nothing to import.")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return HostImage(real, fd, st.st_size)
+
+
+def safe_volume_at(host: Host, path: str) -> Volume | None:
+    """The inventory's volume of host at path, if the inventory holds it as safe."""
+    return Volume.objects.filter(pool__host=host, path=path, unsafe_reason="").select_related("pool").first()
