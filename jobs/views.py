@@ -13,11 +13,11 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from accounts.roles import is_admin, is_member, member_required
+from accounts.tokens import accepts_token
 
 from . import progress
+from .cancel import request_cancel
 from .models import Job
-from .runner import audit_job
-from .signals import announce_end
 
 SSE_KEEPALIVE_SECONDS = 15
 
@@ -43,6 +43,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
                                                   "states": Job.State.choices})
 
 
+@accepts_token
 @member_required
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The job page; its snapshot as JSON for scripts (``Accept: application/json``)."""
@@ -52,6 +53,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "jobs/job_detail.html", {"job": job, "snap": progress.snapshot(job)})
 
 
+@accepts_token
 @member_required
 def job_progress(request: HttpRequest, pk: int) -> HttpResponse:
     """The progress partial, for polling where server-sent events do not get through."""
@@ -59,21 +61,12 @@ def job_progress(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "jobs/_progress.html", {"snap": progress.snapshot(job)})
 
 
+@accepts_token
 @require_POST
 @member_required
 def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = _visible_job(request, pk)
-    if job.is_active and job.cancellable:
-        if job.state == Job.State.QUEUED:
-            if Job.objects.filter(pk=job.pk, state=Job.State.QUEUED).update(
-                    state=Job.State.CANCELLED, cancel_requested=True, error="Cancelled before it started."):
-                audit_job(job, "cancelled", request=request, error="Cancelled before it started.")
-                job.refresh_from_db()
-                announce_end(job)
-        else:
-            Job.objects.filter(pk=job.pk).update(cancel_requested=True)
-        job.refresh_from_db()
-        progress.publish(job)
+    request_cancel(job, request=request)
     if request.htmx:
         return render(request, "jobs/_progress.html", {"snap": progress.snapshot(job)})
     return redirect(job)
@@ -88,6 +81,7 @@ def _render_snapshot(snap: dict) -> str:
     return render_to_string("jobs/_progress.html", {"snap": snap})
 
 
+@accepts_token
 async def job_events(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     """Server-sent events: the progress partial each time the worker publishes."""
     user = await request.auser()

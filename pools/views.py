@@ -18,23 +18,15 @@ from hosts.models import Host, vm_names_by_volume
 from hosts.signals import resync
 from jobs import progress
 from jobs.models import Job
-from jobs.runner import JobError, launch
+from jobs.runner import JobError
 from virtstorage.virt import VirtError, open_host
 from virtstorage.virt import pools as vpools
 
+from . import lifecycle
 from .define_forms import TYPE_DESCRIPTIONS, TYPE_FIELDS, PoolDefineForm, RawPoolXmlForm
-from .forms import BuildPoolForm, DeletePoolForm, PolicyForm
+from .forms import PolicyForm
 from .models import StoragePool
-from .tasks import (
-    LIFECYCLE_KINDS,
-    autostart_pool_job,
-    build_pool_job,
-    delete_pool_job,
-    refresh_pool_job,
-    start_pool_job,
-    stop_pool_job,
-    undefine_pool_job,
-)
+from .tasks import LIFECYCLE_KINDS, start_pool_job
 
 # What the volume table may sort on: URL value -> ORDER BY (name last keeps the order stable).
 VOLUME_SORTS = {
@@ -182,21 +174,11 @@ def pool_live(request: HttpRequest, pk: int) -> HttpResponse:
                   {"pool": pool, "live": live, "host_problem": _host_problem(pool.host)})
 
 
-# Quick actions from the pool card: URL verb -> (job task, kind, params, what the button promises).
-QUICK_ACTIONS = {
-    "start": (start_pool_job, "pool-start", {}),
-    "stop": (stop_pool_job, "pool-stop", {}),
-    "refresh": (refresh_pool_job, "pool-refresh", {}),
-    "autostart-on": (autostart_pool_job, "pool-autostart", {"enabled": True}),
-    "autostart-off": (autostart_pool_job, "pool-autostart", {"enabled": False}),
-    "undefine": (undefine_pool_job, "pool-undefine", {}),
-}
-
-
-def _launch_lifecycle(request: HttpRequest, pool: StoragePool, task, kind: str, params: dict) -> Job | None:
-    """Start a lifecycle job, or say why not (another job on the pool, queue down)."""
+def _launch_lifecycle(request: HttpRequest, start) -> Job | None:
+    """Start a lifecycle job (start(): one of pools.lifecycle's), or say why not (another job on the pool,
+    queue down)."""
     try:
-        return launch(task, kind=kind, user=request.user, host=pool.host, pool=pool, params=params, request=request)
+        return start()
     except JobError as exc:
         messages.error(request, str(exc))
         return None
@@ -206,10 +188,9 @@ def _launch_lifecycle(request: HttpRequest, pool: StoragePool, task, kind: str, 
 @admin_required
 def pool_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
-    if action not in QUICK_ACTIONS:
+    if action not in lifecycle.QUICK_ACTIONS:
         raise Http404("No such pool action.")
-    task, kind, params = QUICK_ACTIONS[action]
-    job = _launch_lifecycle(request, pool, task, kind, params)
+    job = _launch_lifecycle(request, lambda: lifecycle.quick(pool, action, user=request.user, request=request))
     if request.htmx:
         return _card_response(request, pool, job)
     return redirect(pool)
@@ -218,12 +199,9 @@ def pool_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 @admin_required
 def pool_build(request: HttpRequest, pk: int) -> HttpResponse:
     pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
-    form = BuildPoolForm(request.POST if request.method == "POST" else None, pool=pool)
-    if request.method == "POST" and pool.is_active:
-        form.add_error(None, f"Pool {pool.name} is running: libvirt builds only stopped pools. Stop it first.")
-    elif request.method == "POST" and form.is_valid():
-        if _launch_lifecycle(request, pool, build_pool_job, "pool-build",
-                             {"overwrite": bool(form.cleaned_data.get("overwrite"))}) is not None:
+    form = lifecycle.build_form(request.POST if request.method == "POST" else None, pool)
+    if request.method == "POST" and form.is_valid():
+        if _launch_lifecycle(request, lambda: lifecycle.build(pool, form, user=request.user, request=request)):
             return redirect(pool)
     return render(request, "pools/pool_build.html", {"pool": pool, "form": form,
                                                      "formatting_types": vpools.FORMATTING_TYPES})
@@ -232,10 +210,9 @@ def pool_build(request: HttpRequest, pk: int) -> HttpResponse:
 @admin_required
 def pool_delete(request: HttpRequest, pk: int) -> HttpResponse:
     pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
-    form = DeletePoolForm(request.POST if request.method == "POST" else None, pool=pool)
+    form = lifecycle.delete_form(request.POST if request.method == "POST" else None, pool)
     if request.method == "POST" and form.is_valid():
-        if _launch_lifecycle(request, pool, delete_pool_job, "pool-delete",
-                             {"delete_volumes": form.cleaned_data["delete_volumes"]}) is not None:
+        if _launch_lifecycle(request, lambda: lifecycle.delete(pool, form, user=request.user, request=request)):
             return redirect(pool)
     return render(request, "pools/pool_delete.html", {"pool": pool, "form": form})
 
@@ -332,5 +309,6 @@ def _define(request: HttpRequest, host: Host, form) -> StoragePool | None:
     record("pool.define", request=request, target=pool, detail={"xml": form.pool_xml()})
     messages.success(request, f"Defined pool {pool.name}. Build creates its storage; Start makes it usable.")
     if form.cleaned_data.get("start_now"):
-        _launch_lifecycle(request, pool, start_pool_job, "pool-start", {"build": True})
+        _launch_lifecycle(request, lambda: lifecycle.start_job(pool, start_pool_job, "pool-start", {"build": True},
+                                                               user=request.user, request=request))
     return pool

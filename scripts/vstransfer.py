@@ -6,7 +6,9 @@ Python 3.9+ standard library only: copy this one file to any machine that reache
   vstransfer.py --url URL --user NAME upload FILE --pool ID --volume NAME [--capacity 20G] [--replace]
   vstransfer.py --url URL --user NAME download VOLUME_ID OUT [--sparse]
 
-The password comes from $VIRTSTORAGE_PASSWORD, else it is asked for. What it does is what the
+It authenticates with a personal API token when there is one (--token, or $VIRTSTORAGE_TOKEN; make one on
+the app's "API tokens" page): no login, no session, no CSRF token. Otherwise it logs in as --user with the
+password from $VIRTSTORAGE_PASSWORD, else asked for. What it does is what the
 README's curl examples do, done well:
 - upload: only the file's data is sent (holes found with SEEK_DATA/SEEK_HOLE are declared, never
   sent), each chunk straight from the page cache to the socket (sendfile); after a dropped connection
@@ -54,6 +56,7 @@ class Session:
             raise TransferError(f"--url must look like http://host:port, not {url!r}")
         self.scheme, self.netloc, self.base = parts.scheme, parts.netloc, parts.path.rstrip("/")
         self.cookies: dict[str, str] = {}
+        self.token: str | None = None
         self.conn: http.client.HTTPConnection | None = None
 
     def connect(self) -> http.client.HTTPConnection:
@@ -68,6 +71,8 @@ class Session:
         self.conn = None
 
     def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        if self.token is not None:  # a token request: no cookies, no CSRF token
+            return {"Authorization": f"Bearer {self.token}", **(extra or {})}
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
                    "Referer": f"{self.scheme}://{self.netloc}/"}  # Django's CSRF check wants it on https
         if "csrftoken" in self.cookies:
@@ -111,10 +116,17 @@ class Session:
             raise TransferError(f"login as {user} failed: wrong user name or password?")
 
 
+    def use_token(self, token: str) -> None:
+        """Authenticate every request with the API token (checked at once: a refused token says why)."""
+        self.token = token
+        self.json("GET", "/api/hosts/?page_size=1")
+
+
 def _explain(status: int, parsed: dict) -> str:
-    message = parsed.get("error") or f"HTTP {status}"
+    message = parsed.get("error") or parsed.get("message") or f"HTTP {status}"
     errors = parsed.get("errors") or {}
-    details = "; ".join(f"{field}: {' '.join(texts)}" for field, texts in errors.items())
+    details = "; ".join(f"{field}: {' '.join(t if isinstance(t, str) else t.get('message', '') for t in texts)}"
+                        for field, texts in errors.items())
     return f"{message} {details}".strip()
 
 
@@ -426,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default=os.environ.get("VIRTSTORAGE_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--user", default=os.environ.get("VIRTSTORAGE_USER") or getpass.getuser())
+    parser.add_argument("--token", default=os.environ.get("VIRTSTORAGE_TOKEN"),
+                        help="a personal API token (default: $VIRTSTORAGE_TOKEN); without one, a password login")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("upload", help="upload FILE into a new volume (or replace one)")
@@ -440,10 +454,13 @@ def main(argv: list[str] | None = None) -> int:
     down.add_argument("out")
     down.add_argument("--sparse", action="store_true", help="keep the volume's holes as holes in OUT")
     args = parser.parse_args(argv)
-    password = os.environ.get("VIRTSTORAGE_PASSWORD") or getpass.getpass(f"password for {args.user}: ")
     session = Session(args.url)
     try:
-        session.login(args.user, password)
+        if args.token:
+            session.use_token(args.token)
+        else:
+            session.login(args.user, os.environ.get("VIRTSTORAGE_PASSWORD")
+                          or getpass.getpass(f"password for {args.user}: "))
         if args.command == "upload":
             result = upload(session, args.file, args.pool, args.volume, capacity=args.capacity,
                             replace=args.replace, resume=args.resume, quiet=args.quiet)

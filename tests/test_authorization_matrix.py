@@ -16,6 +16,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from tests.api.matrix_rules import api_rules
 from tests.conftest import virsh
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -186,6 +187,9 @@ def _adopted(objects: dict):
     return objects["adopted"]
 
 
+# The REST API's routes and the token pages: rules generated from the API's router (tests/api/matrix_rules.py).
+RULES.update(api_rules(request=_request, vm=_vm))
+
 
 def _named_urls(patterns=None, namespace: str | None = None):
     for pattern in get_resolver().url_patterns if patterns is None else patterns:
@@ -265,8 +269,8 @@ def _url(name: str, objects: dict) -> str:
 
 def _state(objects: dict) -> str:
     """A digest of what a POST could change: the app's rows and libvirt's view of the team's pool."""
-    from accounts.models import Membership, Team
-    from hosts.models import Host
+    from accounts.models import ApiToken, Membership, Team
+    from hosts.models import Domain, DomainDisk, Host
     from jobs.models import Job
     from notifications.models import Notification
     from pools.models import PoolGrant, StoragePool
@@ -275,7 +279,7 @@ def _state(objects: dict) -> str:
 
     rows = {model.__name__: sorted(map(repr, model.objects.values_list()))
             for model in (Host, StoragePool, Volume, Job, Upload, Team, Membership, PoolGrant, ProvisioningRequest,
-                          Notification)}
+                          Notification, Domain, DomainDisk, ApiToken)}
     rows["libvirt"] = virsh("vol-list", "--details", objects["pool"].name)
     return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -5,6 +5,7 @@ from pools import views as pool_views
 
 urlpatterns = [
     path("", pool_views.dashboard, name="dashboard"),
+    path("accounts/tokens/", include("api.token_urls")),
     path("accounts/", include("accounts.urls")),
     path("hosts/", include("hosts.urls")),
     path("pools/", include("pools.urls")),
@@ -15,5 +16,8 @@ urlpatterns = [
     path("requests/", include("provisioning.urls")),
     path("audit/", include("audit.urls")),
     path("notifications/", include("notifications.urls")),
+    path("api/", include("api.urls")),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "api.errors.not_found"  # JSON under /api/, the page elsewhere

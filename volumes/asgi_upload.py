@@ -4,8 +4,9 @@ Django's ASGI handler reads every request body into a SpooledTemporaryFile (a te
 beyond 2.5 MiB) before the view runs, and the view then copies it again into the staging file:
 for a multi-GiB upload that is most of the web process's work. For PUT .../uploads/<id>/chunks
 only, this wrapper hands Django an empty body and puts a ``BodyStream`` in the scope under
-BODY_STREAM_KEY instead. The request still goes through the whole of Django (sessions, login,
-CSRF, roles, ownership, state and range checks in the view): only a view that has accepted the
+BODY_STREAM_KEY instead. The request still goes through the whole of Django (sessions or an API
+token (accounts.tokens.TokenMiddleware), login, CSRF, roles, ownership, state and range checks in the
+view): nothing here authenticates, so a token works as a session does. Only a view that has accepted the
 chunk pulls the body, which arrives in blocks of about BLOCK_BYTES through a bounded queue, so
 the memory of a chunk is a few blocks whatever its size. Every other request passes untouched.
 """

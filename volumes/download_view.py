@@ -17,6 +17,7 @@ from django.utils.http import content_disposition_header
 
 from accounts import access
 from accounts.roles import is_member
+from accounts.tokens import accepts_token
 from jobs import runner
 from jobs.models import Job
 from virtstorage.virt import VirtError, downloads, open_host, sparse_format
@@ -182,6 +183,7 @@ def _how(request: HttpRequest, volume: Volume) -> tuple[bool, bool] | HttpRespon
     return framed or request.GET.get("sparse") in ("1", "true", "yes"), framed
 
 
+@accepts_token
 async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
     """The volume's bytes, streamed from libvirt in constant memory; recorded as a download job.
 

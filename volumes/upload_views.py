@@ -30,6 +30,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import access
 from accounts.roles import member_required
+from accounts.tokens import accepts_token
 from audit.log import record
 from jobs import progress, runner
 from jobs.models import Job
@@ -37,8 +38,8 @@ from pools.models import StoragePool
 from virtstorage.virt.units import binary_size
 
 from . import staging
-from .forms import UploadForm, UploadPageQuery
 from .models import Upload, Volume
+from .upload_forms import UploadForm, UploadPageQuery
 from .upload_job import truncation_message, upload_volume
 
 MAX_HOLES_PER_REQUEST = 100_000
@@ -109,6 +110,7 @@ def upload_page(request: HttpRequest) -> HttpResponse:
                                                    "chunk_bytes": 8 * 1024 * 1024})
 
 
+@accepts_token
 @member_required
 @require_POST
 def upload_create(request: HttpRequest) -> JsonResponse:
@@ -118,6 +120,23 @@ def upload_create(request: HttpRequest) -> JsonResponse:
         return _error(str(exc), 400)
     if not form.is_valid():
         return JsonResponse({"error": "Please correct the errors.", "errors": form.errors}, status=400)
+    try:
+        upload, job = start_upload(request, form)
+    except runner.JobError as exc:
+        return _job_refused(exc)
+    except StagingRefused as exc:
+        return _error(str(exc), 507)
+    return JsonResponse(upload_state(upload) | (_watch(request, job) if job else {}), status=201)
+
+
+class StagingRefused(Exception):
+    """The staging file could not be made (507); nothing was kept."""
+
+
+def start_upload(request: HttpRequest, form: UploadForm) -> tuple[Upload, Job | None]:
+    """A valid UploadForm's upload: its row, its staging file and, into a new volume, its streaming job (None
+    when it starts at complete). The page's API and the REST API both open uploads here. Raises StagingRefused or
+    JobError, keeping nothing."""
     data = form.cleaned_data
     upload = Upload.objects.create(
         created_by=request.user, pool=data["pool"], volume_name=data["volume"], mode=data["mode"],
@@ -128,20 +147,18 @@ def upload_create(request: HttpRequest) -> JsonResponse:
         staging.create_staging_file(upload)
     except OSError as exc:
         upload.delete()
-        return _error(f"The server cannot stage a file of {binary_size(upload.size)}: {exc.strerror}. "
-                      "Nothing was kept.", 507)
+        raise StagingRefused(f"The server cannot stage a file of {binary_size(upload.size)}: {exc.strerror}. "
+                             "Nothing was kept.") from exc
     record("upload.create", request=request, target=upload, detail={"size": upload.size, "mode": upload.mode})
-    state = upload_state(upload)
-    if upload.streaming:
-        # Into a new volume the job starts now and writes each run of chunks as it arrives.
-        try:
-            job = _launch_upload_job(request, upload)
-        except runner.JobError as exc:
-            upload.staging_path.unlink(missing_ok=True)
-            upload.delete()
-            return _job_refused(exc)
-        state = upload_state(upload) | _watch(request, job)
-    return JsonResponse(state, status=201)
+    if not upload.streaming:
+        return upload, None
+    # Into a new volume the job starts now and writes each run of chunks as it arrives.
+    try:
+        return upload, _launch_upload_job(request, upload)
+    except runner.JobError:
+        upload.staging_path.unlink(missing_ok=True)
+        upload.delete()
+        raise
 
 
 def may_stream(user) -> bool:
@@ -184,20 +201,28 @@ def _own_upload(request: HttpRequest, pk) -> Upload:
     return upload
 
 
+@accepts_token
 @member_required
 @require_http_methods(["GET", "DELETE"])
 def upload_detail(request: HttpRequest, pk) -> JsonResponse:
     upload = _own_upload(request, pk)
     if request.method == "DELETE":
-        if upload.state == Upload.State.SENDING:
-            return _error("The upload is being written to the volume; cancel its job instead.", 409)
-        if upload.job_id:  # a streaming job waiting for chunks: it stops and removes its new volume
-            Job.objects.filter(pk=upload.job_id, cancellable=True).update(cancel_requested=True)
-        record("upload.abandon", request=request, target=upload, detail={"received_bytes": upload.received_bytes})
-        upload.staging_path.unlink(missing_ok=True)
-        upload.delete()
+        if refusal := abandon(request, upload):
+            return _error(refusal, 409)
         return JsonResponse({"deleted": str(pk)})
     return JsonResponse(upload_state(upload))
+
+
+def abandon(request: HttpRequest, upload: Upload) -> str:
+    """Abandon the upload and free its staging space; the refusal when it is being written ("" when done)."""
+    if upload.state == Upload.State.SENDING:
+        return "The upload is being written to the volume; cancel its job instead."
+    if upload.job_id:  # a streaming job waiting for chunks: it stops and removes its new volume
+        Job.objects.filter(pk=upload.job_id, cancellable=True).update(cancel_requested=True)
+    record("upload.abandon", request=request, target=upload, detail={"received_bytes": upload.received_bytes})
+    upload.staging_path.unlink(missing_ok=True)
+    upload.delete()
+    return ""
 
 
 def _chunk_range(request: HttpRequest, upload: Upload) -> tuple[int, int, bool]:
@@ -249,6 +274,7 @@ def _takes_data(upload: Upload) -> JsonResponse | None:
     return None
 
 
+@accepts_token
 @member_required
 @require_http_methods(["PUT"])
 def upload_chunk(request: HttpRequest, pk) -> JsonResponse:
@@ -275,6 +301,7 @@ def upload_chunk(request: HttpRequest, pk) -> JsonResponse:
     return JsonResponse(upload_state(upload))
 
 
+@accepts_token
 @member_required
 @require_POST
 def upload_holes(request: HttpRequest, pk) -> JsonResponse:
@@ -300,6 +327,7 @@ def upload_holes(request: HttpRequest, pk) -> JsonResponse:
     return JsonResponse(upload_state(staging.record(upload, ranges, holes=True)))
 
 
+@accepts_token
 @member_required
 @require_POST
 def upload_complete(request: HttpRequest, pk) -> JsonResponse:

@@ -1,11 +1,10 @@
-"""Views of volume operations: validate the form, launch the job, show its page.
+"""Views of volume operations: validate the form, launch the job (volumes/operations.py, shared with the REST
+API), show its page.
 
 No libvirt call happens here: the job does the work and refreshes the inventory.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from django import forms
 from django.contrib import messages
@@ -14,23 +13,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 
 from accounts import access
-from accounts.roles import is_admin, member_required
+from accounts.roles import member_required
 from jobs.models import Job
 from jobs.runner import JobError, launch
 from pools.models import StoragePool
-from virtstorage.virt.volumes import wipe_algorithms
 
-from . import tasks
-from .forms import (
-    BACKING_OPTIONS,
-    VolumeCloneForm,
-    VolumeCreateForm,
-    VolumeDeleteForm,
-    VolumeResizeForm,
-    VolumeWipeForm,
-    backing_candidates,
-    backing_label,
-)
+from . import operations
+from .forms import BACKING_OPTIONS, backing_candidates, backing_label
 from .models import Volume
 
 
@@ -81,71 +70,52 @@ def backing_options(request: HttpRequest, pool_pk: int) -> HttpResponse:
                    "more": volumes[BACKING_OPTIONS:BACKING_OPTIONS + 1].exists()})
 
 
+def _launched(request: HttpRequest, op: str, form: forms.Form, **where) -> Job | None:
+    """The operation's job (operations.launch); a refusal (queue down, volume busy) becomes a form error."""
+    try:
+        job = operations.launch(op, form, user=request.user, request=request, **where)
+    except JobError as exc:
+        form.add_error(None, str(exc))
+        return None
+    for warning in getattr(form, "warnings", []):
+        messages.warning(request, warning)
+    return job
+
+
 @member_required
 def volume_create(request: HttpRequest, pool_pk: int) -> HttpResponse:
     pool = _pool(request, pool_pk, "create")
-    form = VolumeCreateForm(request.POST or None, pool=pool, user=request.user)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        backing = data["backing"]
-        params = {"name": data["name"], "capacity": data["capacity"], "format": data["format"],
-                  "preallocation": data["provisioning"],
-                  "backing_path": backing.path if backing else "", "backing_format": backing.format if backing else ""}
-        job = _start(request, form, tasks.create_volume_job, kind="create", host=pool.host, pool=pool,
-                     volume_name=data["name"], params=params, cancellable=True)
-        if job:
-            return redirect(job)
+    form = operations.bind("create", request.POST or None, user=request.user, pool=pool)
+    if request.method == "POST" and form.is_valid() and (job := _launched(request, "create", form, pool=pool)):
+        return redirect(job)
     return _page(request, "create", form, pool)
 
 
-def _volume_op(request: HttpRequest, op: str, volume: Volume, form: forms.Form, task,
-               params: Callable[[dict], dict], *, cancellable: bool,
-               target: Callable[[dict], tuple] | None = None, **extra) -> HttpResponse:
-    """The common shape of an operation on one volume: valid form -> job -> job page; else the form again.
-
-    target(data) gives (pool, volume name) of a second place the job writes, held busy while it runs."""
-    if request.method == "POST" and form.is_valid():
-        target_pool, target_volume_name = target(form.cleaned_data) if target else (None, "")
-        job = _start(request, form, task, kind=op, host=volume.pool.host, pool=volume.pool,
-                     volume_name=volume.name, params=params(form.cleaned_data), cancellable=cancellable,
-                     target_pool=target_pool, target_volume_name=target_volume_name)
-        if job:
-            return redirect(job)
-    return _page(request, op, form, volume.pool, volume, **extra)
+def _volume_op(request: HttpRequest, op: str, pk: int) -> HttpResponse:
+    """The common shape of an operation on one volume: valid form -> job -> job page; else the form again."""
+    volume = _volume(request, pk, operations.ACTIONS[op])
+    choices = operations.wipe_choices(volume) if op == "wipe" else None
+    form = operations.bind(op, request.POST or None, user=request.user, volume=volume, choices=choices)
+    if request.method == "POST" and form.is_valid() and (job := _launched(request, op, form, volume=volume)):
+        return redirect(job)
+    return _page(request, op, form, volume.pool, volume, **({"choices": choices} if op == "wipe" else {}))
 
 
 @member_required
 def volume_clone(request: HttpRequest, pk: int) -> HttpResponse:
-    volume = _volume(request, pk, "clone")
-    form = VolumeCloneForm(request.POST or None, volume=volume, user=request.user)
-    return _volume_op(request, "clone", volume, form, tasks.clone_volume_job, lambda data: {
-        "name": data["name"], "target_pool": data["target_pool"].name, "format": data["format"],
-    }, cancellable=False, target=lambda data: (data["target_pool"], data["name"]))
+    return _volume_op(request, "clone", pk)
 
 
 @member_required
 def volume_resize(request: HttpRequest, pk: int) -> HttpResponse:
-    volume = _volume(request, pk, "resize")
-    form = VolumeResizeForm(request.POST or None, volume=volume, can_force=is_admin(request.user))
-    return _volume_op(request, "resize", volume, form, tasks.resize_volume_job, lambda data: {
-        "capacity": data["capacity"], "allocate": data["allocate"], "shrink": form.shrinking,
-        "force": bool(data.get("force")),
-    }, cancellable=True)
+    return _volume_op(request, "resize", pk)
 
 
 @member_required
 def volume_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    volume = _volume(request, pk, "delete")
-    form = VolumeDeleteForm(request.POST or None, volume=volume, can_force=is_admin(request.user))
-    return _volume_op(request, "delete", volume, form, tasks.delete_volume_job,
-                      lambda data: {"force": bool(data.get("force"))}, cancellable=True)
+    return _volume_op(request, "delete", pk)
 
 
 @member_required
 def volume_wipe(request: HttpRequest, pk: int) -> HttpResponse:
-    volume = _volume(request, pk, "wipe")
-    choices = wipe_algorithms(volume.pool.host.uri, volume.pool.type)
-    form = VolumeWipeForm(request.POST or None, volume=volume, can_force=is_admin(request.user), choices=choices)
-    return _volume_op(request, "wipe", volume, form, tasks.wipe_volume_job, lambda data: {
-        "algorithm": data["algorithm"], "force": bool(data.get("force")),
-    }, cancellable=False, choices=choices)
+    return _volume_op(request, "wipe", pk)
