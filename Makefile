@@ -10,9 +10,14 @@ setup:
 setup-test:
 	WITH_TEST_TOOLS=1 ./scripts/setup.sh
 
+# The suite runs on PostgreSQL (scripts/setup.sh starts it and makes the role), then its smoke set on SQLite,
+# the default database.
+TEST_DATABASE_URL ?= postgres://vstest:vstest@127.0.0.1:5432/vstest
+
 test: setup-test
 	.venv/bin/ruff check .
-	.venv/bin/python -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) .venv/bin/python -m pytest $(PYTEST_ARGS)
+	env -u DATABASE_URL .venv/bin/python -m pytest -m smoke $(PYTEST_ARGS)
 
 lint: setup-test
 	.venv/bin/ruff check .

@@ -12,7 +12,7 @@ from .models import Host
 class HostForm(forms.ModelForm):
     class Meta:
         model = Host
-        fields = ["name", "uri", "description", "enabled", "direct_io"]
+        fields = ["name", "uri", "description", "enabled", "direct_io", "queue"]
         help_texts = {
             "uri": "For example qemu:///system, qemu+ssh://root@kvm1/system, qemu+tls://kvm2/system "
                    "or test:///default. Parameters: only no_tty=1 and, for ssh, keyfile= and known_hosts= "

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
 
@@ -36,6 +37,11 @@ class Host(models.Model):
                   "volume files in place instead of copying every byte through libvirtd (several times "
                   "faster). Used only for a file the app may open and libvirt vouches for; otherwise, and "
                   "for remote hosts, libvirt's streams are used.")
+    queue = models.CharField(
+        "Celery queue", max_length=100, blank=True,
+        validators=[RegexValidator(r"^[A-Za-z0-9_.-]*$", "Letters, digits, dot, dash and underscore only.")],
+        help_text="Empty: the shared queue. A name: this host's jobs (and uploads, on NAME-transfers) go to that "
+                  "queue only, for a worker started beside the host with --queues=NAME,NAME-transfers.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UNKNOWN)
     last_error = models.TextField(blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)

@@ -87,7 +87,7 @@ def host_test(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Could not test the connection: the job queue (Redis) is not reachable.")
         since = None
     else:
-        check_host_task.delay(host.pk)
+        check_host_task.apply_async((host.pk,), queue=host.queue or None)
     record("host.test", request=request, target=host, outcome="refused" if since is None else "started")
     if request.htmx:
         return render(request, "hosts/_status.html", _status_context(host, since))

@@ -24,8 +24,8 @@ def sync_host_task(host_id: int, refresh: bool = False, pool_names: list[str] | 
 
 @shared_task(name="virtstorage.hosts.tasks.sync_all_hosts", ignore_result=True)
 def sync_all_hosts() -> None:
-    for host_id in Host.objects.filter(enabled=True).values_list("pk", flat=True):
-        sync_host_task.delay(host_id)
+    for host_id, queue in Host.objects.filter(enabled=True).values_list("pk", "queue"):
+        sync_host_task.apply_async((host_id,), queue=queue or None)  # a host's own queue: its worker syncs it
 
 
 @job_task("sync", name="virtstorage.hosts.tasks.sync_job")

@@ -60,10 +60,11 @@ TRANSFER_KINDS = frozenset({"upload"})
 TRANSFER_QUEUE_SUFFIX = "-transfers"
 
 
-def queue_for(kind: str) -> str:
-    """The Celery queue a job of this kind goes to."""
-    default = current_app.conf.task_default_queue
-    return default + TRANSFER_QUEUE_SUFFIX if kind in TRANSFER_KINDS else default
+def queue_for(kind: str, host: Any = None) -> str:
+    """The Celery queue a job of this kind for this host goes to: the host's own queue when it names one (a
+    worker beside that host serves it), else the shared one; uploads to its transfers twin."""
+    base = getattr(host, "queue", "") or current_app.conf.task_default_queue
+    return base + TRANSFER_QUEUE_SUFFIX if kind in TRANSFER_KINDS else base
 
 
 def launch(task: Any, *, kind: str, user, host, pool=None, volume_name: str = "", params: dict | None = None,
@@ -85,7 +86,7 @@ def launch(task: Any, *, kind: str, user, host, pool=None, volume_name: str = ""
                               cancellable=cancellable, pool_name=pool_name, target_pool=target_pool,
                               target_volume_name=target_volume_name)
             audit_job(job, "started", request=request)
-            transaction.on_commit(functools.partial(_enqueue, task, job.pk, queue_for(kind)), robust=False)
+            transaction.on_commit(functools.partial(_enqueue, task, job.pk, queue_for(kind, host)), robust=False)
     except JobError as exc:
         if job is not None:  # created, then the queue refused it: _enqueue recorded its failure
             raise

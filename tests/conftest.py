@@ -298,11 +298,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _database_url(db: dict) -> str:
+    """The test database (pytest-django has switched NAME to it) as a URL for the worker and server processes."""
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    from urllib.parse import quote
+
+    return (f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'])}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{quote(db['NAME'])}")
+
+
 def _process_env() -> dict[str, str]:
     from django.conf import settings
 
     env = dict(os.environ)
-    env["DATABASE_URL"] = f"sqlite:///{settings.DATABASES['default']['NAME']}"
+    env["DATABASE_URL"] = _database_url(settings.DATABASES["default"])
     env["DJANGO_SETTINGS_MODULE"] = "virtstorage.settings"
     env["PYTHONUNBUFFERED"] = "1"
     env["DOWNLOAD_IDLE_SECONDS"] = "5"  # a client that hangs up is noticed soon whatever the server says

@@ -17,6 +17,8 @@ from tests.conftest import ROOT
 
 MiB = 1024 * 1024
 
+pytestmark = pytest.mark.smoke  # bootstrap on the default database, SQLite
+
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)

@@ -138,6 +138,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests share a file database with the Celery worker and web server they start;
     # one per test run, so runs side by side do not meet.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-virtstorage-{os.getpid()}.sqlite3")}
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -62,6 +62,7 @@ def write_pattern(path: str, size: int, byte: bytes = b"\xa5") -> None:
 
 # -- create ---------------------------------------------------------------
 
+@pytest.mark.smoke
 @pytest.mark.parametrize(
     ("fmt", "provisioning", "expect_full"),
     [("raw", "off", False), ("raw", "full", True), ("qcow2", "off", False), ("qcow2", "metadata", False),
