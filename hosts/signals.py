@@ -12,6 +12,8 @@ from django.dispatch import Signal
 from .models import Host
 
 pools_changed = Signal()  # sender=Host, host=<Host>, pool_names=<list[str] | None: the whole host>
+# The inventory stored these pools of the host (their rows have synced_at == at): history records them.
+pools_synced = Signal()  # sender=Host, host=<Host>, at=<datetime>
 
 
 def resync(host: Host, pool_names: list[str] | None = None) -> None:

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from hosts.models import Host
+from hosts.signals import pools_synced
 from hosts.status import domains_of, session, store_domains
 from pools.models import StoragePool
 from virtstorage.virt import HostUnreachable, LibvirtHost, ObjectNotFound, VirtError
@@ -135,6 +136,7 @@ def _store(host: Host, pools: list[PoolInfo], listings: dict[str, list[VolumeInf
         StoragePool.objects.filter(pk__in=[p.pk for p in existing.values()]).delete()
     host.last_synced_at = now
     host.save(update_fields=["last_synced_at"])
+    pools_synced.send_robust(sender=Host, host=host, at=now)  # history records the pools (history/recorder.py)
 
 
 def _store_volumes(pool: StoragePool, volumes: list[VolumeInfo], safety: dict[str, ImageSafety], now,

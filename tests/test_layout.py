@@ -16,8 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 LIBVIRT_LAYER = "virtstorage.virt"
 # Lowest first, as in INSTALLED_APPS and the README. A new app goes where its imports allow.
-APPS = ["accounts", "audit", "notifications", "jobs", "hosts", "pools", "volumes", "inventory", "vms", "provisioning",
-        "api"]
+APPS = ["accounts", "audit", "notifications", "jobs", "hosts", "pools", "volumes", "history", "inventory", "vms",
+        "provisioning", "api"]
 SHELL = "virtstorage"
 MAX_MODULE_LINES = 400
 MAX_VIEW_LINES = 40

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "hosts",
     "pools",
     "volumes",
+    "history",
     "inventory",
     "vms",
     "provisioning",
@@ -241,7 +242,24 @@ CELERY_BEAT_SCHEDULE = {
     "sync-all-hosts": {"task": "virtstorage.hosts.tasks.sync_all_hosts", "schedule": INVENTORY_SYNC_SECONDS},
     "reap-stale-jobs": {"task": "virtstorage.jobs.tasks.reap_stale_jobs", "schedule": 15.0},
     "expire-uploads": {"task": "volumes.transfer_tasks.expire_uploads", "schedule": 3600.0},
+    "history-downsample": {"task": "history.tasks.downsample", "schedule": 600.0},
 }
+
+# -- Storage history (history/) -----------------------------------------------------------------
+# The sync records one sample per pool per INVENTORY_SYNC_SECONDS, kept HISTORY_RAW_DAYS; beat's
+# "history.tasks.downsample" rolls every complete hour into an hourly row (kept HISTORY_HOURLY_DAYS) and every
+# complete day into a daily row (kept HISTORY_DAILY_DAYS), expires each, and refreshes the forecasts. Rows per
+# pool, at most (history/downsample.py: row_bound; the same again per team grant): 7 d / (0.8 x 60 s) raw
+# (10,080 at a steady 60 s) + 2,160 hourly + 730 daily = 15,493 (12,970 at a steady 60 s).
+HISTORY_RAW_DAYS = float(os.environ.get("HISTORY_RAW_DAYS", "7"))
+HISTORY_HOURLY_DAYS = float(os.environ.get("HISTORY_HOURLY_DAYS", "90"))
+HISTORY_DAILY_DAYS = float(os.environ.get("HISTORY_DAILY_DAYS", "730"))
+# Pools whose free space (less the reserve) runs out within this many days, at the last 7 days' trend, are
+# flagged on the dashboard; admins are notified once when a pool enters this horizon.
+FORECAST_HORIZON_DAYS = float(os.environ.get("FORECAST_HORIZON_DAYS", "14"))
+# What counts against a team's quota is provisioning's rule; history (below provisioning) reads it through this
+# hook, wired here by the project shell so no app imports upward (history/teams.py).
+HISTORY_TEAM_LEDGER = "provisioning.quota.Ledger"
 
 # The local libvirt host registered by `manage.py bootstrap`.
 LOCAL_LIBVIRT_URI = os.environ.get("LOCAL_LIBVIRT_URI", "qemu:///system")
