@@ -28,13 +28,12 @@ def test_it_refuses_a_preallocated_volume_past_the_free_space_and_passes_a_thin_
         assert ops.check_room(host, scratch_pool.name, free * 10, preallocation="off") > 0
 
 
-def test_it_answers_while_libvirt_builds_a_volume_in_the_pool(scratch_pool) -> None:
+def _cloning(scratch_pool, done: threading.Event) -> threading.Thread:
+    """A thread that clones a 768 MiB volume of data in the pool (libvirt builds the copy for a while)."""
     scratch_pool.create_volume("source.img", "768M", "raw", prealloc=True)
-    with open(scratch_pool.path / "source.img", "r+b") as f:  # data, so the clone copies for a while
+    with open(scratch_pool.path / "source.img", "r+b") as f:
         for _ in range(96):
             f.write(b"\x5a" * 8 * 2**20)
-    answers, errors = [], []
-    done = threading.Event()
 
     def clone() -> None:
         try:
@@ -42,7 +41,35 @@ def test_it_answers_while_libvirt_builds_a_volume_in_the_pool(scratch_pool) -> N
         finally:
             done.set()
 
-    thread = threading.Thread(target=clone)
+    return threading.Thread(target=clone)
+
+
+def test_a_refresh_waits_out_a_volume_libvirt_builds_and_wait_0_says_busy(scratch_pool) -> None:
+    """What an upload's end, a convert and an import do (refresh_pool) waits for the clone instead of failing."""
+    from virtstorage.virt.errors import PoolBusy
+
+    done = threading.Event()
+    thread = _cloning(scratch_pool, done)
+    busy = []
+    with open_host(LIBVIRT_URI, shared=False) as host:
+        thread.start()
+        while not done.is_set() and not busy:
+            try:
+                host.refresh_pool(scratch_pool.name, wait=0)
+            except PoolBusy as exc:
+                busy.append(exc)
+        if not done.is_set():
+            host.refresh_pool(scratch_pool.name)  # waits until the clone is done, then rescans
+            assert done.wait(1)
+        thread.join()
+    assert busy and "asynchronous jobs running" in str(busy[0])
+    assert "copy.img" in virsh("vol-list", scratch_pool.name)
+
+
+def test_it_answers_while_libvirt_builds_a_volume_in_the_pool(scratch_pool) -> None:
+    answers, errors = [], []
+    done = threading.Event()
+    thread = _cloning(scratch_pool, done)
     with open_host(LIBVIRT_URI, shared=False) as host:
         thread.start()
         while not done.is_set():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,12 +26,13 @@ import libvirt
 
 from . import domains, uris, xmlio
 from .domains import DomainInfo
-from .errors import HostUnreachable, ObjectNotFound, translate, translated
+from .errors import ASYNC_JOBS_RUNNING, HostUnreachable, ObjectNotFound, PoolBusy, VirtError, translate, translated
 from .types import HostFacts, PoolInfo, VolumeInfo
 
 CONNECT_TIMEOUT_SECONDS = 15.0
 KEEPALIVE_INTERVAL = 5
 KEEPALIVE_COUNT = 3
+REFRESH_WAIT_SECONDS = 120.0  # how long refresh_pool waits out a volume libvirt builds in the pool
 PARALLEL_REQUESTS = 4  # libvirtd's default max_client_requests is 5; leave one for other calls
 
 _lock = threading.Lock()
@@ -191,12 +193,28 @@ class LibvirtHost:
                 persistent=bool(pool.isPersistent()),
             )
 
-    def refresh_pool(self, name: str) -> None:
-        """Ask libvirt to rescan the pool (finds files added behind its back)."""
+    def refresh_pool(self, name: str, *, wait: float = REFRESH_WAIT_SECONDS) -> None:
+        """Ask libvirt to rescan the pool (finds files added behind its back, probes formats anew).
+
+        libvirt refuses while it builds a volume in the pool (a clone, another job's create): "pool … has
+        asynchronous jobs running". Then this asks again every 0.2 s for up to `wait` seconds, so jobs in one
+        pool do not fail each other; past that (or with wait=0) the refusal is raised (PoolBusy)."""
+        deadline = time.monotonic() + wait
         with translated():
             pool = self.raw_pool(name)
-            if pool.isActive():
-                pool.refresh(0)
+            if not pool.isActive():
+                return
+        while True:
+            try:
+                with translated():
+                    pool.refresh(0)
+                return
+            except VirtError as exc:
+                if ASYNC_JOBS_RUNNING not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise PoolBusy(str(exc), exc.code) from exc
+            time.sleep(0.2)
 
     def start_pool(self, name: str) -> None:
         """Start (libvirt: create) a defined pool: its volumes become usable again."""

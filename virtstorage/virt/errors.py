@@ -36,6 +36,14 @@ class InvalidRequest(VirtError):
     """libvirt refused the arguments or XML (bad size, unsupported format...)."""
 
 
+class PoolBusy(VirtError):
+    """libvirt would not rescan a pool while it builds a volume in it (and kept refusing)."""
+
+
+# libvirt's words (an internal error, no code of its own) for a pool it builds a volume in.
+ASYNC_JOBS_RUNNING = "has asynchronous jobs running"
+
+
 class OperationFailed(VirtError):
     """libvirt accepted the request but failed to carry it out."""
 

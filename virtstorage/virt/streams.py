@@ -154,7 +154,7 @@ class FileWriter:
     def finish(self) -> None:
         os.ftruncate(self.target.fd, self.length)
         self.target.close()
-        self.lv.raw_pool(self.pool_name).refresh(0)
+        self.lv.refresh_pool(self.pool_name)  # waits out another job building a volume in the pool
 
     def abort(self) -> None:
         self.target.close()

@@ -27,7 +27,7 @@ import libvirt
 
 from . import imagecheck, localfile, xmlio
 from .connection import LibvirtHost
-from .errors import InvalidRequest, VirtError, translated
+from .errors import InvalidRequest, PoolBusy, VirtError, translated
 from .localfile import is_local_uri
 from .types import VolumeInfo
 from .units import binary_size
@@ -116,10 +116,10 @@ def check_room(host: LibvirtHost, pool_name: str, capacity: int, *, preallocatio
     counts. Returns the free bytes. A thin volume takes (almost) nothing at once and passes: the pool's
     overcommit policy guards it."""
     try:
-        host.refresh_pool(pool_name)
-    except VirtError:
-        # libvirt refuses to rescan a pool while it builds a volume in it ("pool has asynchronous jobs
-        # running"): its own figure then already counts the volumes it is building, and is the best there is.
+        host.refresh_pool(pool_name, wait=0)
+    except PoolBusy:
+        # libvirt builds a volume in the pool (a clone, another create) and will not rescan it: its own
+        # figure already counts what it builds, and is the best there is without waiting for it.
         pass
     available = host.pool(pool_name).available
     if preallocation == "full" and capacity > available - reserve:
