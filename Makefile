@@ -1,5 +1,5 @@
 # virtstorage: `make run` to use it, `make test` to test it.
-.PHONY: run test setup setup-test lint bench clean
+.PHONY: run test setup setup-test lint bench loadtest clean
 
 run: setup
 	./scripts/run.sh
@@ -24,6 +24,10 @@ lint: setup-test
 
 bench: setup-test
 	.venv/bin/python bench/run.py
+
+# 50 simulated users (locust) against the whole app on 127.0.0.1 for 2 minutes: bench/loadtest.py.
+loadtest: setup-test
+	.venv/bin/python -m bench.loadtest
 
 clean:
 	rm -rf var/staticfiles .pytest_cache

@@ -14,10 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent
 URI = os.environ.get("BENCH_LIBVIRT_URI", "qemu:///system")
 
 
-def setup_django(db_path: Path) -> None:
-    """Django on a database of the benchmark's own (a SQLite file), migrated."""
+def setup_django(db_path: Path, url: str | None = None) -> None:
+    """Django on a database of the benchmark's own (a SQLite file, or the database at url), migrated."""
     sys.path.insert(0, str(ROOT))
-    os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
+    os.environ["DATABASE_URL"] = url or f"sqlite:///{db_path}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "virtstorage.settings")
     import django
 
@@ -55,6 +55,19 @@ def peak_rss(pids: list[int]) -> int:
         except OSError:
             pass
     return peak
+
+
+def rss(pids: list[int]) -> int:
+    """Resident memory (VmRSS) of the processes now, summed, in bytes; a process that is gone counts 0."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
 
 
 _TICKS = os.sysconf("SC_CLK_TCK")

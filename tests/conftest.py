@@ -393,8 +393,10 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Itera
 
 
 class AsgiServer(ManagedProcess):
-    def __init__(self, port: int, log_path: Path) -> None:
-        super().__init__("granian", procfile_web_args("127.0.0.1", port), log_path)
+    def __init__(self, port: int, log_path: Path, *, workers: int = 1) -> None:
+        # More than one worker (and more than one server, on other ports) is a production topology.
+        extra = ["--workers", str(workers)] if workers > 1 else []
+        super().__init__("granian", procfile_web_args("127.0.0.1", port) + extra, log_path)
         self.url = f"http://127.0.0.1:{port}"
 
     def wait_ready(self, timeout: float = 30) -> None:
