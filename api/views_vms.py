@@ -1,20 +1,17 @@
 """VMs (vms/): the ones your teams own, with their disks; attach a volume and detach a disk through the VM
-pages' forms and jobs (vms.forms, vms.tasks)."""
+pages' forms and the same job starters (vms.forms, vms.jobs)."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 from rest_framework import serializers as drf
 from rest_framework.decorators import action
 
 from hosts.models import Domain
-from jobs.runner import launch
-from vms import tasks
 from vms.classify import classify
 from vms.forms import AttachVolumeForm
-from volumes.models import Volume
+from vms.jobs import start_attach, start_detach
 
 from . import filters, serializers
 from .errors import body, valid
@@ -54,9 +51,8 @@ class VmViewSet(ReadOnlyViewSet):
         vm = self._changeable(pk)
         form = valid(AttachVolumeForm(body(request), vm=vm, user=request.user))
         volume = form.cleaned_data["volume_row"]
-        return job_accepted(launch(tasks.attach_disk_job, kind="vm-attach", user=request.user, request=request,
-                                   host=vm.host, pool=volume.pool, volume_name=volume.name,
-                                   params=form.job_params(vm, volume)))
+        return job_accepted(start_attach(user=request.user, request=request, vm=vm, volume=volume,
+                                         params=form.job_params(vm, volume)))
 
     @operation("Detach a disk: persistently, and live when the VM runs", request=DetachDisk)
     @action(detail=True, methods=["post"], url_path="detach", url_name="detach")
@@ -68,10 +64,4 @@ class VmViewSet(ReadOnlyViewSet):
         disk = classify([get_object_or_404(vm.disks.all(), target=target)])[0]
         if given.validated_data["confirm"] != target:
             raise drf.ValidationError({"confirm": [f"Type {target} to confirm the detach."]})
-        # the job is on the volume (excluding other jobs on it) when the user may see that volume's pool
-        volume = disk.volume if disk.managed and Volume.objects.visible_to(request.user).filter(
-            pk=disk.volume.pk).exists() else None
-        params = {"domain": vm.name, "uuid": vm.uuid, "target": target, "timeout": settings.VM_DETACH_TIMEOUT_SECONDS}
-        return job_accepted(launch(tasks.detach_disk_job, kind="vm-detach", user=request.user, request=request,
-                                   host=vm.host, pool=volume.pool if volume else None,
-                                   volume_name=volume.name if volume else "", params=params))
+        return job_accepted(start_detach(user=request.user, request=request, vm=vm, disk=disk))

@@ -168,6 +168,14 @@ class VolumeCreateForm(_PolicyMixin, forms.Form):
         return data
 
 
+def offer_copy_pools(field: forms.ModelChoiceField, volume: Volume, user) -> None:
+    """A copy of the volume (clone, convert) goes only into the user's teams' started pools on its host;
+    its own pool first."""
+    field.queryset = StoragePool.objects.visible_to(user).filter(host_id=volume.pool.host_id,
+                                                                 state=StoragePool.State.ACTIVE)
+    field.initial = volume.pool.pk
+
+
 class VolumeCloneForm(_PolicyMixin, forms.Form):
     name = VolumeNameField(label="New name")
     target_pool = forms.ModelChoiceField(queryset=StoragePool.objects.none(), label="Into pool")
@@ -178,10 +186,7 @@ class VolumeCloneForm(_PolicyMixin, forms.Form):
         super().__init__(*args, **kwargs)
         self.volume = volume
         self.warnings = []
-        # A copy goes only into the user's teams' pools on the same host.
-        self.fields["target_pool"].queryset = StoragePool.objects.visible_to(user).filter(
-            host_id=volume.pool.host_id, state=StoragePool.State.ACTIVE)
-        self.fields["target_pool"].initial = volume.pool.pk
+        offer_copy_pools(self.fields["target_pool"], volume, user)
 
     def clean(self) -> dict:
         data = super().clean()

@@ -12,7 +12,7 @@ from virtstorage.virt.units import binary_size
 from virtstorage.virt.volumes import FORMATS, format_family
 
 from . import image_files
-from .forms import FORMAT_CHOICES, PROVISIONING_CHOICES, VolumeNameField
+from .forms import FORMAT_CHOICES, PROVISIONING_CHOICES, VolumeNameField, offer_copy_pools
 from .models import Volume
 from .safety import refuse_unsafe
 
@@ -69,9 +69,7 @@ class ConvertForm(_NewVolumeForm):
         super().__init__(*args, **kwargs)
         self.volume = volume
         self.warnings = []
-        self.fields["target_pool"].queryset = StoragePool.objects.visible_to(user).filter(
-            host_id=volume.pool.host_id, state=StoragePool.State.ACTIVE)
-        self.fields["target_pool"].initial = volume.pool.pk
+        offer_copy_pools(self.fields["target_pool"], volume, user)
         self.fields["format"].initial = "raw" if volume.recorded_format == "qcow2" else "qcow2"
 
     def clean(self) -> dict:
