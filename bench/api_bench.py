@@ -25,7 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.common import ROOT, URI, children, setup_django, virsh
+from bench.common import ROOT, URI, children, remove_pool, setup_django, virsh
 
 RESULTS = ROOT / "bench" / "results"
 VOLUMES = int(os.environ.get("BENCH_API_VOLUMES", "10000"))
@@ -191,8 +191,7 @@ def main() -> dict:
         (RESULTS / "api.json").write_text(json.dumps(results, indent=2) + "\n")
         return results
     finally:
-        subprocess.run(["virsh", "-q", "-c", URI, "pool-destroy", pool_name], capture_output=True)
-        subprocess.run(["virsh", "-q", "-c", URI, "pool-undefine", pool_name], capture_output=True)
+        remove_pool(pool_name)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -27,6 +27,12 @@ def setup_django(db_path: Path, url: str | None = None) -> None:
     call_command("migrate", verbosity=0)
 
 
+def remove_pool(name: str) -> None:
+    """Stop and forget a benchmark's pool (its directory is the caller's to remove); quiet if it is gone."""
+    for step in ("pool-destroy", "pool-undefine"):
+        subprocess.run(["virsh", "-q", "-c", URI, step, name], capture_output=True)
+
+
 def virsh(*args: str) -> str:
     proc = subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True)
     if proc.returncode:

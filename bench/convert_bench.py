@@ -29,7 +29,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from bench.common import URI, disk_size, virsh
+from bench.common import URI, disk_size, remove_pool, virsh
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -194,7 +194,7 @@ def main() -> dict:
     finally:
         if app is not None:
             app.stop()
-        subprocess.run(["virsh", "-c", URI, "pool-destroy", pool_name], capture_output=True)
+        remove_pool(pool_name)
         shutil.rmtree(base, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "convert.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.common import URI, children, cpu_seconds, rss, setup_django, virsh
+from bench.common import URI, children, cpu_seconds, remove_pool, rss, setup_django, virsh
 from scripts.procfile import procfile_web_args
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,11 +62,6 @@ def make_pool(pool_dir: Path, name: str) -> None:
             f.truncate(1024**2 * (1 + i % 64))
     virsh("pool-define-as", name, "dir", "--target", str(pool_dir))
     virsh("pool-start", name)
-
-
-def remove_pool(name: str) -> None:
-    for step in ("pool-destroy", "pool-undefine"):
-        subprocess.run(["virsh", "-q", "-c", URI, step, name], capture_output=True)
 
 
 def own_database(server_url: str, name: str) -> str:

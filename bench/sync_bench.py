@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from bench.common import URI, setup_django, virsh
+from bench.common import URI, remove_pool, setup_django, virsh
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -141,8 +140,7 @@ def main() -> dict:
         (RESULTS / "sync.json").write_text(json.dumps(results, indent=2) + "\n")
         return results
     finally:
-        subprocess.run(["virsh", "-q", "-c", URI, "pool-destroy", pool_name], capture_output=True)
-        subprocess.run(["virsh", "-q", "-c", URI, "pool-undefine", pool_name], capture_output=True)
+        remove_pool(pool_name)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

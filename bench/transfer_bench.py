@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import URI, children, cpu_seconds, disk_size, peak_rss, timed, virsh
+from bench.common import URI, children, cpu_seconds, disk_size, peak_rss, remove_pool, timed, virsh
 from scripts import vstransfer
 from scripts.procfile import procfile_web_args
 
@@ -330,7 +330,7 @@ def main() -> list[dict]:
             if line.split():
                 subprocess.run(["virsh", "-c", URI, "vol-delete", "--pool", pool_name, line.split()[0]],
                                capture_output=True)
-        subprocess.run(["virsh", "-c", URI, "pool-destroy", pool_name], capture_output=True)
+        remove_pool(pool_name)
         shutil.rmtree(base, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "http_floor.json").write_text(json.dumps(floor, indent=2) + "\n")
