@@ -16,15 +16,13 @@ from jobs.runner import JobContext, job_task
 from virtstorage.virt import LibvirtHost, disk_source, hostfiles
 from virtstorage.virt import domains as vdomains
 from virtstorage.virt.errors import InvalidRequest, OperationFailed
-from virtstorage.virt.imagecheck import ImageFacts, UnsafeImage
-from virtstorage.virt.qemuimg import ImageFile
 from virtstorage.virt.units import binary_size
 from virtstorage.virt.volumes import format_family
 from volumes import image_files, safety
 from volumes.models import Volume
-from volumes.tasks import _operation
-from volumes.tools_tasks import _chain_text, _write_new_volume
-from volumes.upload_job import _remove_quietly
+from volumes.tasks import job_connection
+from volumes.tools_tasks import source_image, write_new_volume
+from volumes.upload_job import remove_quietly
 
 
 def _refuse_written(lv: LibvirtHost, paths: set[str]) -> None:
@@ -36,30 +34,11 @@ def _refuse_written(lv: LibvirtHost, paths: set[str]) -> None:
                                      "taken now would be inconsistent. Shut it off, then adopt.")
 
 
-def _source_image(ctx: JobContext, lv: LibvirtHost, stack: ExitStack,
-                  source: image_files.HostImage) -> tuple[ImageFile, ImageFacts]:
-    """What qemu-img reads: the file, and the verified chain of the pool volume it is backed by, if any (as the
-    import job does)."""
-    named: list[str] = []
-    facts = source.inspect(lambda path: named.append(path) or image_files.safe_volume_at(ctx.host, path) is not None)
-    if not named:
-        ctx.step(f"Its content is a {facts.format} image (read from its bytes, not its name): no backing file, no "
-                 "external data file")
-        return ImageFile(source.fd, facts.format), facts
-    below = image_files.safe_volume_at(ctx.host, named[-1])
-    if below is None:
-        raise UnsafeImage(f"{source.path} names the backing file {named[-1]}, which is not a safe volume of "
-                          f"{ctx.host.name}'s pools.")
-    chain = stack.enter_context(image_files.open_chain(ctx.host, lv, below.pool.name, below.name))
-    ctx.step(f"Its content is a qcow2 image backed by {_chain_text(chain)}: the copy is flat")
-    return ImageFile(source.fd, "qcow2", chain.image()), facts
-
-
 @job_task("vm-adopt", name="vms.tasks.adopt_image_job")
 def adopt_image_job(ctx: JobContext) -> str:
     p, pool_name = ctx.params, ctx.pool.name
     image_files.require_tools(ctx.host)
-    with _operation(ctx, pool_name) as lv, ExitStack() as stack:
+    with job_connection(ctx, pool_name) as lv, ExitStack() as stack:
         ctx.step(f"Checking {p['path']}: inside the import roots, a regular file, not a link")
         if (link := hostfiles.file_facts(p["path"])) is not None and link.kind == "symlink":
             raise InvalidRequest(f"{p['path']} is a symbolic link (to {link.link_target}): adopt the file itself.")
@@ -68,11 +47,11 @@ def adopt_image_job(ctx: JobContext) -> str:
         ctx.step("Checking that no running VM writes to it")
         _refuse_written(lv, {p["path"], source.path})
         before = hostfiles.identity(os.fstat(source.fd))
-        image, facts = _source_image(ctx, lv, stack, source)
-        info = _write_new_volume(ctx, lv, image, source.virtual_size(facts), pool_name,
+        image, facts = source_image(ctx, lv, stack, source)
+        info = write_new_volume(ctx, lv, image, source.virtual_size(facts), pool_name,
                                  {**p, "format": p.get("format") or facts.format})
         if hostfiles.file_identity(source.path) != before:
-            _remove_quietly(lv, pool_name, info.name)
+            remove_quietly(lv, pool_name, info.name)
             raise OperationFailed(f"{source.path} changed while it was copied (a VM or a program wrote to it): the "
                                   "copy was removed. Stop what writes to it, then adopt it again.")
     ctx.job.params = {**p, "source_path": source.path, "copied": before}  # what a switch checks
@@ -86,7 +65,7 @@ def adopt_image_job(ctx: JobContext) -> str:
 @job_task("vm-switch", name="vms.tasks.switch_disk_job")
 def switch_disk_job(ctx: JobContext) -> str:
     p, pool_name, name = ctx.params, ctx.pool.name, ctx.job.volume_name
-    with _operation(ctx, pool_name) as lv:
+    with job_connection(ctx, pool_name) as lv:
         ctx.step(f"Checking the image of {name} (format, backing and data files)")
         info = safety.verify(ctx.host, lv, pool_name, name)
         recorded = Volume.objects.filter(pool__host=ctx.host, pool__name=pool_name, name=name).values_list(

@@ -25,7 +25,7 @@ class VolumeInUse(Exception):
 
 
 @contextmanager
-def _operation(ctx: JobContext, *pool_names: str) -> Iterator[LibvirtHost]:
+def job_connection(ctx: JobContext, *pool_names: str) -> Iterator[LibvirtHost]:
     """A dedicated connection for the job; the touched pools are synced afterwards in any case."""
     ctx.step(f"Connecting to {ctx.host.name}")
     try:
@@ -55,7 +55,7 @@ def refuse_if_in_use(ctx: JobContext, host: LibvirtHost, action: str) -> None:
 @job_task("create", name="volumes.tasks.create_volume_job")
 def create_volume_job(ctx: JobContext) -> str:
     p = ctx.params
-    with _operation(ctx, ctx.pool.name) as host:
+    with job_connection(ctx, ctx.pool.name) as host:
         ctx.step(f"Checking the free space of {ctx.pool.name}")
         ops.check_room(host, ctx.pool.name, p["capacity"], preallocation=p["preallocation"],
                        reserve=ctx.pool.reserve_bytes)
@@ -72,7 +72,7 @@ def create_volume_job(ctx: JobContext) -> str:
 def clone_volume_job(ctx: JobContext) -> str:
     p = ctx.params
     source, target_pool = ctx.job.volume_name, p["target_pool"]
-    with _operation(ctx, ctx.pool.name, target_pool) as host, open_host(ctx.host.uri) as watcher:
+    with job_connection(ctx, ctx.pool.name, target_pool) as host, open_host(ctx.host.uri) as watcher:
         _verified(ctx, host)
         ctx.step(f"Copying {source} to {target_pool}/{p['name']}"
                  + (f" as {p['format']}" if p.get("format") else "")
@@ -86,7 +86,7 @@ def clone_volume_job(ctx: JobContext) -> str:
 def resize_volume_job(ctx: JobContext) -> str:
     p = ctx.params
     name = ctx.job.volume_name
-    with _operation(ctx, ctx.pool.name) as host:
+    with job_connection(ctx, ctx.pool.name) as host:
         _verified(ctx, host)
         if p.get("shrink"):
             ctx.step("Checking that no virtual machine uses it")
@@ -102,7 +102,7 @@ def resize_volume_job(ctx: JobContext) -> str:
 @job_task("delete", name="volumes.tasks.delete_volume_job")
 def delete_volume_job(ctx: JobContext) -> str:
     name = ctx.job.volume_name
-    with _operation(ctx, ctx.pool.name) as host:
+    with job_connection(ctx, ctx.pool.name) as host:
         ctx.step("Checking that no virtual machine uses it")
         refuse_if_in_use(ctx, host, "delete")
         ctx.check_cancel()
@@ -114,7 +114,7 @@ def delete_volume_job(ctx: JobContext) -> str:
 @job_task("wipe", name="volumes.tasks.wipe_volume_job")
 def wipe_volume_job(ctx: JobContext) -> str:
     name, algorithm = ctx.job.volume_name, ctx.params["algorithm"]
-    with _operation(ctx, ctx.pool.name) as host:
+    with job_connection(ctx, ctx.pool.name) as host:
         ctx.step("Checking that no virtual machine uses it")
         refuse_if_in_use(ctx, host, "wipe")
         _verified(ctx, host)

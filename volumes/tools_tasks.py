@@ -4,7 +4,7 @@ Right before qemu-img runs, each job checks every file it will let qemu-img open
 (image_files: the volume and its backing chain through volumes/safety.py, or a host file from the import
 roots), so qemu-img opens those and nothing an image names. A job that makes a volume has libvirt create it
 empty (as an upload does), lets qemu-img write the image into its file (its own progress, -p), refreshes the
-pool so libvirt probes it, and re-syncs the inventory (tasks._operation); on a failure or a cancel the
+pool so libvirt probes it, and re-syncs the inventory (tasks.job_connection); on a failure or a cancel the
 half-written volume is removed.
 """
 
@@ -17,14 +17,14 @@ from contextlib import ExitStack
 from jobs.runner import JobContext, job_task
 from virtstorage.virt import LibvirtHost, localfile, open_host, qemuimg, streams
 from virtstorage.virt import volumes as ops
-from virtstorage.virt.imagecheck import UnsafeImage
+from virtstorage.virt.imagecheck import ImageFacts, UnsafeImage
 from virtstorage.virt.qemuimg import ImageFile
 from virtstorage.virt.types import VolumeInfo
 from virtstorage.virt.units import binary_size
 
 from . import image_files, safety
-from .tasks import _operation
-from .upload_job import _remove_quietly
+from .tasks import job_connection
+from .upload_job import remove_quietly
 
 CANCEL_CHECK_SECONDS = 0.5  # a database read per check, not per progress report
 
@@ -41,7 +41,7 @@ def _cancel_ticker(ctx: JobContext) -> Callable[[], None]:
     return tick
 
 
-def _chain_text(chain: image_files.OpenChain) -> str:
+def chain_text(chain: image_files.OpenChain) -> str:
     return " → ".join(f"{link.pool_name}/{link.name} ({link.format})" for link in chain.links)
 
 
@@ -70,12 +70,12 @@ def convert_volume_job(ctx: JobContext) -> str:
     p = ctx.params
     source, target_pool = ctx.job.volume_name, p["target_pool"]
     image_files.require_tools(ctx.host)
-    with _operation(ctx, ctx.pool.name, target_pool) as lv:
+    with job_connection(ctx, ctx.pool.name, target_pool) as lv:
         ctx.step(f"Checking the image of {source} and its backing chain (format, backing and data files)")
         with image_files.open_chain(ctx.host, lv, ctx.pool.name, source) as chain:
-            ctx.step(f"Reading {_chain_text(chain)}")
+            ctx.step(f"Reading {chain_text(chain)}")
             top = chain.links[0]
-            info = _write_new_volume(ctx, lv, chain.image(), top.info.capacity, target_pool, p)
+            info = write_new_volume(ctx, lv, chain.image(), top.info.capacity, target_pool, p)
     return (f"Converted {source} ({top.format}) to {target_pool}/{info.name}: {info.format}, virtual size "
             f"{binary_size(info.capacity)}, disk size {binary_size(info.allocation)}")
 
@@ -84,32 +84,37 @@ def convert_volume_job(ctx: JobContext) -> str:
 def import_image_job(ctx: JobContext) -> str:
     p = ctx.params
     image_files.require_tools(ctx.host)
-    with _operation(ctx, ctx.pool.name) as lv, ExitStack() as stack:
+    with job_connection(ctx, ctx.pool.name) as lv, ExitStack() as stack:
         ctx.step(f"Checking {p['path']}: inside the import roots, a regular file")
         source = image_files.open_import_file(p["path"])
         stack.callback(source.close)
-        named: list[str] = []
-        facts = source.inspect(lambda path: named.append(path) or image_files.safe_volume_at(ctx.host, path)
-                               is not None)
-        image = ImageFile(source.fd, facts.format)
-        if named:  # a backing file inside the pools: that volume and its own chain, checked against libvirt
-            below = image_files.safe_volume_at(ctx.host, named[-1])
-            if below is None:
-                raise UnsafeImage(f"{p['path']} names the backing file {named[-1]}, which is not a safe volume of "
-                                  f"{ctx.host.name}'s pools.")
-            chain = stack.enter_context(image_files.open_chain(ctx.host, lv, below.pool.name, below.name))
-            image = ImageFile(source.fd, "qcow2", chain.image())
-            ctx.step(f"Its content is a qcow2 image backed by {_chain_text(chain)}")
-        else:
-            ctx.step(f"Its content is a {facts.format} image (read from its bytes, not its name): no backing "
-                     "file, no external data file")
-        info = _write_new_volume(ctx, lv, image, source.virtual_size(facts), ctx.pool.name,
+        image, facts = source_image(ctx, lv, stack, source)
+        info = write_new_volume(ctx, lv, image, source.virtual_size(facts), ctx.pool.name,
                                  {**p, "format": p.get("format") or facts.format})
     return (f"Imported {source.path} ({facts.format}) as {ctx.pool.name}/{info.name}: {info.format}, virtual size "
             f"{binary_size(info.capacity)}, disk size {binary_size(info.allocation)}")
 
 
-def _write_new_volume(ctx: JobContext, lv: LibvirtHost, source: ImageFile, capacity: int, pool_name: str,
+def source_image(ctx: JobContext, lv: LibvirtHost, stack: ExitStack,
+                 source: image_files.HostImage) -> tuple[ImageFile, ImageFacts]:
+    """What qemu-img reads of a host file (import, adopt): the file, and the verified chain of the pool volume
+    it is backed by, if any; a backing file that is not a safe volume of the host's pools is refused."""
+    named: list[str] = []
+    facts = source.inspect(lambda path: named.append(path) or image_files.safe_volume_at(ctx.host, path) is not None)
+    if not named:
+        ctx.step(f"Its content is a {facts.format} image (read from its bytes, not its name): no backing file, no "
+                 "external data file")
+        return ImageFile(source.fd, facts.format), facts
+    below = image_files.safe_volume_at(ctx.host, named[-1])
+    if below is None:
+        raise UnsafeImage(f"{source.path} names the backing file {named[-1]}, which is not a safe volume of "
+                          f"{ctx.host.name}'s pools.")
+    chain = stack.enter_context(image_files.open_chain(ctx.host, lv, below.pool.name, below.name))
+    ctx.step(f"Its content is a qcow2 image backed by {chain_text(chain)}: the copy is flat")
+    return ImageFile(source.fd, "qcow2", chain.image()), facts
+
+
+def write_new_volume(ctx: JobContext, lv: LibvirtHost, source: ImageFile, capacity: int, pool_name: str,
                       p: dict) -> VolumeInfo:
     """A new volume (p: name, format, provisioning, compress) that libvirt creates empty and qemu-img writes
     from source; removed again on any failure or cancel. capacity: the source's virtual size (for progress)."""
@@ -142,6 +147,6 @@ def _write_new_volume(ctx: JobContext, lv: LibvirtHost, source: ImageFile, capac
             raise UnsafeImage(f"libvirt reads the new volume as {info.format}, not {fmt}; it was removed.")
         safety.record_format(ctx.host, pool_name, name, fmt)  # a sync during the write saw an empty raw file
     except BaseException:
-        _remove_quietly(lv, pool_name, name)
+        remove_quietly(lv, pool_name, name)
         raise
     return info

@@ -161,11 +161,11 @@ def _send(ctx: JobContext, upload: Upload, pool_name: str, name: str) -> str:
             except BaseException:
                 # A new volume holding part of the file is of no use to anyone. If it cannot be removed
                 # now (libvirtd restarting), it stays ours: the next job of this upload replaces it.
-                if not replace and _remove_quietly(lv, pool_name, name):
+                if not replace and remove_quietly(lv, pool_name, name):
                     Upload.objects.filter(pk=upload.pk).update(volume_created=False)
                 raise
             if info.backing_path or vvolumes.format_family(info.format) != facts.format:
-                _remove_quietly(lv, pool_name, name)
+                remove_quietly(lv, pool_name, name)
                 raise imagecheck.UnsafeImage(
                     f"libvirt reads the uploaded image as {info.format}"
                     + (f" backed by {info.backing_path}" if info.backing_path else f", not {facts.format}")
@@ -221,7 +221,7 @@ def _write(ctx: JobContext, lv: LibvirtHost, upload: Upload, fd: int, pool_name:
     return streams.restore_capacity(lv, pool_name, name, upload.capacity)
 
 
-def _remove_quietly(lv: LibvirtHost, pool_name: str, name: str) -> bool:
+def remove_quietly(lv: LibvirtHost, pool_name: str, name: str) -> bool:
     """Remove the volume; True when it is gone (or was already)."""
     try:
         lv.delete_volume(pool_name, name)
