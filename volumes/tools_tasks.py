@@ -70,7 +70,7 @@ def convert_volume_job(ctx: JobContext) -> str:
     p = ctx.params
     source, target_pool = ctx.job.volume_name, p["target_pool"]
     image_files.require_tools(ctx.host)
-    with job_connection(ctx, ctx.pool.name, target_pool) as lv:
+    with job_connection(ctx, target_pool) as lv:  # the source's pool is unchanged: only the new volume's is synced
         ctx.step(f"Checking the image of {source} and its backing chain (format, backing and data files)")
         with image_files.open_chain(ctx.host, lv, ctx.pool.name, source) as chain:
             ctx.step(f"Reading {chain_text(chain)}")
