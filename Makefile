@@ -1,5 +1,5 @@
 # virtstorage: `make run` to use it, `make test` to test it.
-.PHONY: run test setup setup-test lint bench loadtest clean
+.PHONY: run test setup setup-test lint bench loadtest messages clean
 
 run: setup
 	./scripts/run.sh
@@ -28,6 +28,10 @@ bench: setup-test
 # 50 simulated users (locust) against the whole app on 127.0.0.1 for 2 minutes: bench/loadtest.py.
 loadtest: setup-test
 	.venv/bin/python -m bench.loadtest
+
+# The es catalog brought up to date with the code (then translate what is new): scripts/messages.sh.
+messages: setup-test
+	./scripts/messages.sh
 
 clean:
 	rm -rf var/staticfiles .pytest_cache

@@ -55,6 +55,8 @@ class Job(models.Model):
     cancellable = models.BooleanField(default=False)
     cancel_requested = models.BooleanField(default=False)
     worker = models.CharField(max_length=255, blank=True)
+    # The language of the page that started the job: its steps and messages are written in it.
+    language = models.CharField(max_length=16, blank=True)
 
     objects = JobQuerySet.as_manager()
 

@@ -22,7 +22,7 @@ from celery import current_app, shared_task
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from audit.log import record as audit_record
 
@@ -139,7 +139,7 @@ def _create_job(*, kind: str, user, host, pool, volume_name: str, params: dict |
         kind=kind, host=host, pool=pool, pool_name=pool_name or (pool.name if pool else ""),
         volume_name=volume_name, created_by=_person(user),
         params=params or {}, cancellable=cancellable, target_pool=target_pool,
-        target_volume_name=target_volume_name, **fields,
+        target_volume_name=target_volume_name, language=translation.get_language() or "", **fields,
     )
 
 
@@ -330,6 +330,11 @@ def run_job(job_id: int, body: Callable[[JobContext], str | None]) -> None:
     progress.publish(job)
     heartbeat = _Heartbeat(job_id)
     heartbeat.start()
+    with translation.override(job.language or settings.LANGUAGE_CODE):
+        _run_body(job, ctx, body, heartbeat)
+
+
+def _run_body(job: Job, ctx: JobContext, body: Callable[[JobContext], str | None], heartbeat: _Heartbeat) -> None:
     try:
         if job.cancel_requested:
             raise JobCancelled()
@@ -338,7 +343,7 @@ def run_job(job_id: int, body: Callable[[JobContext], str | None]) -> None:
         ctx.step("Cancelled at the owner's request")
         _finish(job, Job.State.CANCELLED, error="Cancelled by the user.")
     except Exception as exc:  # every failure must end the job, with its reason
-        log.exception("job %s failed", job_id)
+        log.exception("job %s failed", job.pk)
         message = str(exc) or exc.__class__.__name__
         try:
             ctx.step(f"Failed: {message}")

@@ -9,7 +9,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PACKAGES="libvirt-daemon-system libvirt-clients libvirt-dev qemu-utils qemu-system-x86 \
-redis-server pkg-config python3-venv python3-dev gcc scrub"
+redis-server pkg-config python3-venv python3-dev gcc scrub gettext"
 if [ "${WITH_TEST_TOOLS:-0}" = "1" ]; then
   APT_PACKAGES="$APT_PACKAGES chromium postgresql"
 fi
@@ -77,5 +77,7 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q -r "$REQ"
   touch "$stamp"
 fi
+# The page languages (locale/*/LC_MESSAGES/django.po): compiled here, never committed, so they match the text.
+.venv/bin/python manage.py compilemessages --ignore=.venv -v 0
 # var/ holds the database, the secret key and upload staging files: this account's alone.
 install -d -m 0700 var

@@ -50,6 +50,7 @@ RULES: dict[str, tuple] = {
     "dashboard": (lambda o: {}, ANY_ACCOUNT, None),
     "login": (lambda o: {}, PUBLIC, None),
     "logout": (lambda o: {}, POST_ONLY, None),
+    "set_language": (lambda o: {}, dict.fromkeys(KINDS, 405), None),  # POST only, also before logging in
     "hosts:add": (lambda o: {}, ADMIN_ONLY, _refused(ADMIN_ONLY)),
     "hosts:detail": (lambda o: {"pk": o["host"].pk}, _with(TEAM_MEMBER, other=200), None),
     "hosts:status": (lambda o: {"pk": o["host"].pk}, _with(TEAM_MEMBER, other=200), None),

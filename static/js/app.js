@@ -22,3 +22,8 @@
     if (!window.EventSource) document.querySelectorAll(".job-watch").forEach(poll);
   });
 })();
+
+// The header's language switch changes as soon as a language is picked (its button serves without JavaScript).
+document.addEventListener("change", function (e) {
+  if (e.target.matches && e.target.matches("select[data-autosubmit]")) e.target.form.requestSubmit();
+});

@@ -1,11 +1,13 @@
-"""Template filters for sizes (virt/units.py formats them): binary units, exact bytes on hover."""
+"""Template filters for sizes (virt/units.py picks the unit): binary units, numbers in the reader's locale,
+exact bytes on hover."""
 
 from __future__ import annotations
 
 from django import template
+from django.utils.formats import number_format
 from django.utils.html import format_html
 
-from virtstorage.virt.units import binary_size
+from virtstorage.virt.units import size_parts
 
 register = template.Library()
 
@@ -14,7 +16,9 @@ def size(value: int | None) -> str:
     """A size as HTML: binary units, exact bytes in a tooltip."""
     if value is None:
         return "—"
-    return format_html('<span class="size" title="{} bytes">{}</span>', f"{int(value):,}", binary_size(value))
+    number, places, unit = size_parts(int(value))
+    return format_html('<span class="size" title="{} bytes">{} {}</span>',
+                       number_format(int(value), force_grouping=True), number_format(number, places), unit)
 
 
 @register.filter

@@ -66,18 +66,25 @@ def parse_size(text: str | int) -> int:
 _SHOWN_UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
-def binary_size(value: int | None) -> str:
-    """1536 -> '1.5 KiB'; exact below 1 KiB."""
-    if value is None:
-        return "—"
+def size_parts(value: int) -> tuple[float, int, str]:
+    """1536 -> (1.5, 1, 'KiB'): the number, its decimal places and the binary unit a size is shown in;
+    exact bytes below 1 KiB. Pages format the number in the reader's locale (1,5 KiB in Spanish)."""
     size = float(value)
     for unit in _SHOWN_UNITS:
         if abs(size) < 1024 or unit == _SHOWN_UNITS[-1]:
             if unit == "bytes":
-                return f"{int(size)} bytes"
-            return f"{size:.1f} {unit}" if size < 100 else f"{size:.0f} {unit}"
+                return float(int(size)), 0, unit
+            return size, (1 if size < 100 else 0), unit
         size /= 1024
     raise AssertionError("unreachable")
+
+
+def binary_size(value: int | None) -> str:
+    """1536 -> '1.5 KiB'; exact below 1 KiB."""
+    if value is None:
+        return "—"
+    number, places, unit = size_parts(value)
+    return f"{number:.{places}f} {unit}"
 
 
 def exact_size_text(value: int) -> str:
