@@ -23,7 +23,7 @@ lint: setup-test
 	.venv/bin/ruff check .
 
 bench: setup-test
-	.venv/bin/python bench/run.py
+	BENCH_POSTGRES_URL=$(TEST_DATABASE_URL) .venv/bin/python bench/run.py
 
 # 50 simulated users (locust) against the whole app on 127.0.0.1 for 2 minutes: bench/loadtest.py.
 loadtest: setup-test

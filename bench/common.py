@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 URI = os.environ.get("BENCH_LIBVIRT_URI", "qemu:///system")
@@ -25,6 +26,26 @@ def setup_django(db_path: Path, url: str | None = None) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+
+
+def own_database(server_url: str, name: str) -> str:
+    """A new database on the PostgreSQL server of server_url; its URL."""
+    import psycopg
+
+    with psycopg.connect(_libpq(server_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
+def drop_database(server_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_libpq(server_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgres://", "postgresql://", 1)
 
 
 def remove_pool(name: str) -> None:

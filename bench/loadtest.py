@@ -28,9 +28,18 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-from bench.common import URI, children, cpu_seconds, remove_pool, rss, setup_django, virsh
+from bench.common import (
+    URI,
+    children,
+    cpu_seconds,
+    drop_database,
+    own_database,
+    remove_pool,
+    rss,
+    setup_django,
+    virsh,
+)
 from scripts.procfile import procfile_web_args
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,26 +71,6 @@ def make_pool(pool_dir: Path, name: str) -> None:
             f.truncate(1024**2 * (1 + i % 64))
     virsh("pool-define-as", name, "dir", "--target", str(pool_dir))
     virsh("pool-start", name)
-
-
-def own_database(server_url: str, name: str) -> str:
-    """A new database on the PostgreSQL server of server_url; its URL."""
-    import psycopg
-
-    with psycopg.connect(_libpq(server_url), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-
-
-def drop_database(server_url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(_libpq(server_url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgres://", "postgresql://", 1)
 
 
 def populate(pool_name: str, password: str) -> dict:

@@ -1,7 +1,9 @@
 """Benchmark: inventory sync of a pool with 10,000 volumes vs `virsh vol-list --details`, and pool page render.
 
 Run with `make bench` (all benchmarks) or `.venv/bin/python -m bench.sync_bench`. Needs libvirtd and root.
-Prints times and ratios; writes bench/results/sync.json. Not a test: nothing here asserts a speed.
+On SQLite (a file of its own) by default; with DATABASE_URL naming a PostgreSQL server, on a database of its
+own there (made and dropped by the run). Prints times and ratios; writes bench/results/sync-<database>.json.
+Not a test: nothing here asserts a speed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.common import URI, remove_pool, setup_django, virsh
+from bench.common import URI, drop_database, own_database, remove_pool, setup_django, virsh
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -80,10 +82,12 @@ def main() -> dict:
     for i in range(VOLUMES):  # sparse files: libvirt sees 10,000 raw volumes after a refresh
         with open(pool_dir / f"vol-{i:05d}.img", "wb") as f:
             f.truncate(1024**2 * (1 + i % 64))
+    server_url = os.environ.get("DATABASE_URL", "")
+    pg_name = f"vsbench_{pool_name[8:]}" if server_url.startswith(("postgres://", "postgresql://")) else ""
     try:
         virsh("pool-define-as", pool_name, "dir", "--target", str(pool_dir))
         virsh("pool-start", pool_name)
-        setup_django(workdir / "bench.sqlite3")
+        setup_django(workdir / "bench.sqlite3", own_database(server_url, pg_name) if pg_name else None)
         from django.contrib.auth import get_user_model
         from django.test import Client
         from django.urls import reverse
@@ -116,6 +120,7 @@ def main() -> dict:
 
         team_view = team_member_vs_admin(host, pool)
         results = {
+            "database": "postgresql" if pg_name else "sqlite",
             "team_view": team_view,
             "volumes": VOLUMES,
             "virsh_s": round(virsh_s, 3),
@@ -128,8 +133,8 @@ def main() -> dict:
             "volume_search_s": round(search_s, 4),
             "disk_size_bytes": None,
         }
-        print(f"sync of {VOLUMES} volumes: app {sync_s:.2f} s (first {first_s:.2f} s, with refresh "
-              f"{refresh_s:.2f} s) vs virsh vol-list --details {virsh_s:.2f} s -> ratio app/virsh "
+        print(f"sync of {VOLUMES} volumes on {results['database']}: app {sync_s:.2f} s (first {first_s:.2f} s, "
+              f"with refresh {refresh_s:.2f} s) vs virsh vol-list --details {virsh_s:.2f} s -> ratio app/virsh "
               f"{sync_s / virsh_s:.2f}")
         print(f"pool page: {page_s * 1000:.0f} ms; last page sorted by disk size: {last_page_s * 1000:.0f} ms; "
               f"search: {search_s * 1000:.0f} ms")
@@ -137,11 +142,16 @@ def main() -> dict:
               f"{team_view['admin_p95_ms']} ms, member of a team that sees 20 of 200 pools "
               f"{team_view['member_p95_ms']} ms -> ratio member/admin {team_view['ratio']}")
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "sync.json").write_text(json.dumps(results, indent=2) + "\n")
+        (RESULTS / f"sync-{results['database']}.json").write_text(json.dumps(results, indent=2) + "\n")
         return results
     finally:
         remove_pool(pool_name)
         shutil.rmtree(workdir, ignore_errors=True)
+        if pg_name:
+            from django.db import connections
+
+            connections.close_all()
+            drop_database(server_url, pg_name)
 
 
 if __name__ == "__main__":
