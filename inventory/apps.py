@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class InventoryConfig(AppConfig):
     name = "inventory"
     label = "inventory"
-    verbose_name = "Inventory sync"
+    verbose_name = _("Inventory sync")
 
     def ready(self) -> None:
         from hosts.signals import pools_changed

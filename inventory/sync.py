@@ -1,17 +1,20 @@
 """Mirror a host's pools, volumes and VMs into the database. libvirt is the source of truth.
 
 The one module that writes hosts, pools and volumes together, so it stands above them all. Apps below
-ask for a sync through hosts.signals.resync (a job that changed a pool); beat and "Sync now" run the
-tasks in inventory/tasks.py.
+ask for a sync through hosts.signals.resync (a job that changed a pool, or only some volumes of it:
+sync_volumes); beat and "Sync now" run the tasks in inventory/tasks.py.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import Count, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from hosts.models import Host
 from hosts.signals import pools_synced
@@ -40,9 +43,28 @@ class SyncResult:
     domains: int | None = None  # VMs seen; None when libvirt could not list them
 
     def __str__(self) -> str:
-        vms = "" if self.domains is None else f", {self.domains} VMs"
-        return (f"{self.pools} pools, {self.volumes} volumes{vms} "
-                f"({self.removed_pools} pools and {self.removed_volumes} volumes gone)")
+        counts = {"pools": self.pools, "volumes": self.volumes, "vms": self.domains,
+                  "removed_pools": self.removed_pools, "removed_volumes": self.removed_volumes}
+        if self.domains is None:
+            return _("%(pools)s pools, %(volumes)s volumes (%(removed_pools)s pools and %(removed_volumes)s volumes "
+                     "gone)") % counts
+        return _("%(pools)s pools, %(volumes)s volumes, %(vms)s VMs (%(removed_pools)s pools and %(removed_volumes)s "
+                 "volumes gone)") % counts
+
+
+@dataclass
+class VolumeSyncResult:
+    """What a sync of named volumes did: "pool/volume" names, never a claim about the rest of the pool."""
+
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    domains: int | None = None  # VMs seen, when they were synced too
+
+    def __str__(self) -> str:
+        parts = [_("updated %(volumes)s") % {"volumes": ", ".join(self.updated)} if self.updated else "",
+                 _("removed %(volumes)s") % {"volumes": ", ".join(self.removed)} if self.removed else "",
+                 "" if self.domains is None else _("%(vms)s VMs") % {"vms": self.domains}]
+        return "; ".join(part for part in parts if part) or _("nothing to update")
 
 
 def sync_host(host: Host, *, refresh: bool = False, pool_names: list[str] | None = None) -> SyncResult | None:
@@ -114,19 +136,7 @@ def _store(host: Host, pools: list[PoolInfo], listings: dict[str, list[VolumeInf
         rows = rows.filter(name__in=scope)
     existing = {p.name: p for p in rows}
     for info in pools:
-        pool = existing.pop(info.name, None) or StoragePool(host=host, name=info.name)
-        pool.uuid = info.uuid
-        pool.type = info.type
-        pool.state = StoragePool.State.ACTIVE if info.active else StoragePool.State.INACTIVE
-        pool.autostart = info.autostart
-        pool.persistent = info.persistent
-        pool.capacity = info.capacity
-        pool.allocation = info.allocation
-        pool.available = info.available
-        pool.target_path = info.target_path
-        pool.xml = info.xml
-        pool.synced_at = now
-        pool.save()
+        pool = _save_pool(host, existing.pop(info.name, None), info, now)
         result.pools += 1
         if info.name in listings:
             # A stopped pool keeps its rows: its data is intact, libvirt just cannot list it.
@@ -139,8 +149,26 @@ def _store(host: Host, pools: list[PoolInfo], listings: dict[str, list[VolumeInf
     pools_synced.send_robust(sender=Host, host=host, at=now)  # history records the pools (history/recorder.py)
 
 
-def _store_volumes(pool: StoragePool, volumes: list[VolumeInfo], safety: dict[str, ImageSafety], now,
-                   result: SyncResult) -> None:
+def _save_pool(host: Host, pool: StoragePool | None, info: PoolInfo, now) -> StoragePool:
+    """The pool's row (pool, or a new one) with what libvirt said of the pool itself."""
+    pool = pool or StoragePool(host=host, name=info.name)
+    pool.uuid = info.uuid
+    pool.type = info.type
+    pool.state = StoragePool.State.ACTIVE if info.active else StoragePool.State.INACTIVE
+    pool.autostart = info.autostart
+    pool.persistent = info.persistent
+    pool.capacity = info.capacity
+    pool.allocation = info.allocation
+    pool.available = info.available
+    pool.target_path = info.target_path
+    pool.xml = info.xml
+    pool.synced_at = now
+    pool.save()
+    return pool
+
+
+def _upsert_volumes(pool: StoragePool, volumes: list[VolumeInfo], safety: dict[str, ImageSafety], now) -> None:
+    """Insert or update the rows of these volumes of the pool (_VOLUME_FIELDS), with their image checks."""
     unchecked = ImageSafety("", "", "")
     rows = [
         Volume(pool=pool, name=v.name, key=v.key, path=v.path, type=v.type, format=v.format,
@@ -152,14 +180,102 @@ def _store_volumes(pool: StoragePool, volumes: list[VolumeInfo], safety: dict[st
     ]
     Volume.objects.bulk_create(rows, batch_size=500, update_conflicts=True,
                                unique_fields=["pool", "name"], update_fields=_VOLUME_FIELDS)
+
+
+def _store_volumes(pool: StoragePool, volumes: list[VolumeInfo], safety: dict[str, ImageSafety], now,
+                   result: SyncResult) -> None:
+    _upsert_volumes(pool, volumes, safety, now)
     removed, _ = Volume.objects.filter(pool=pool).exclude(synced_at=now).delete()
-    result.volumes += len(rows)
+    result.volumes += len(volumes)
     result.removed_volumes += removed
-    pool.volume_count = len(rows)
+    pool.volume_count = len(volumes)
     pool.volume_capacity_total = sum(v.capacity for v in volumes)
     pool.save(update_fields=["volume_count", "volume_capacity_total"])
 
 
-def sync_after_change(sender, *, host: Host, pool_names: list[str] | None, **_) -> None:
-    """hosts.signals.pools_changed: a job changed these pools; mirror them before it ends."""
-    sync_host(host, pool_names=pool_names)
+# -- Only some volumes changed (a job's create, write, resize or delete) -----------------------
+
+def sync_volumes(host: Host, volumes: Iterable[tuple[str, str]], *, vms: bool = False) -> VolumeSyncResult | None:
+    """Sync these (pool, volume) pairs alone, their pools' own facts and totals, and the VMs if vms.
+
+    Per volume one lookup and its XML (libvirt re-stats the file for it, so sizes written behind
+    libvirt's API, by a direct upload or qemu-img, are current without a pool refresh); the image
+    check of the full sync for these volumes only; the pool's count and total from the rows.
+    Returns None when the host is unreachable (see sync_host).
+    """
+    wanted: dict[str, list[str]] = {}
+    for pool_name, name in volumes:
+        if name not in wanted.setdefault(pool_name, []):
+            wanted[pool_name].append(name)
+
+    def fetch(lv: LibvirtHost):
+        pools = _fetch_pools(lv, list(wanted))
+        listings: dict[str, list[VolumeInfo]] = {}
+        gone: dict[str, list[str]] = {}
+        for info in pools:
+            if info.active:  # a stopped pool keeps its rows, as in the full sync
+                listings[info.name], gone[info.name] = _fetch_volumes(lv, info.name, wanted[info.name])
+        return pools, listings, gone, check_listed_images(host, lv, listings), domains_of(lv) if vms else None
+
+    fetched = session(host, fetch)
+    if fetched is None:
+        return None
+    pools, listings, gone, safety, domains = fetched
+    result = VolumeSyncResult()
+    _store_changed_volumes(host, pools, listings, gone, safety, result)
+    if domains is not None:
+        store_domains(host, domains)
+        result.domains = len(domains)
+    return result
+
+
+def _fetch_volumes(lv: LibvirtHost, pool_name: str, names: list[str]) -> tuple[list[VolumeInfo], list[str]]:
+    """libvirt's view of the named volumes of an active pool, and the names it no longer has.
+
+    A volume libvirt cannot describe now (busy) is in neither list: its row stays as it was."""
+    found, gone = [], []
+    for name in names:
+        try:
+            found.append(lv.volume(pool_name, name))
+        except ObjectNotFound:
+            gone.append(name)
+        except HostUnreachable:
+            raise
+        except VirtError as exc:
+            log.warning("sync of volume %s/%s skipped this time: %s", pool_name, name, exc)
+    return found, gone
+
+
+@transaction.atomic
+def _store_changed_volumes(host: Host, pools: list[PoolInfo], listings: dict[str, list[VolumeInfo]],
+                           gone: dict[str, list[str]], safety: dict[str, dict[str, ImageSafety]],
+                           result: VolumeSyncResult) -> None:
+    now = timezone.now()
+    # Locked, so that two jobs' syncs of one pool count each other's rows (READ COMMITTED on PostgreSQL);
+    # in name order, so that two of them never wait on each other.
+    existing = {p.name: p for p in StoragePool.objects.select_for_update().filter(
+        host=host, name__in=[info.name for info in pools]).order_by("name")}
+    for info in pools:
+        pool = _save_pool(host, existing.get(info.name), info, now)
+        if info.name not in listings:
+            continue
+        _upsert_volumes(pool, listings[info.name], safety.get(info.name, {}), now)
+        Volume.objects.filter(pool=pool, name__in=gone[info.name]).delete()
+        result.updated += [f"{info.name}/{v.name}" for v in listings[info.name]]
+        result.removed += [f"{info.name}/{name}" for name in gone[info.name]]
+        totals = Volume.objects.filter(pool=pool).aggregate(count=Count("pk"), capacity=Sum("capacity"))
+        pool.volume_count = totals["count"]
+        pool.volume_capacity_total = totals["capacity"] or 0
+        pool.save(update_fields=["volume_count", "volume_capacity_total"])
+    if pools:
+        pools_synced.send_robust(sender=Host, host=host, at=now)  # history samples these pools (synced_at == now)
+
+
+def sync_after_change(sender, *, host: Host, pool_names: list[str] | None,
+                      volumes: list[tuple[str, str]] | None = None, vms: bool = False, **_) -> None:
+    """hosts.signals.pools_changed: a job changed these pools, or only these volumes; mirror them before it
+    ends."""
+    if volumes is None:
+        sync_host(host, pool_names=pool_names)
+    else:
+        sync_volumes(host, volumes, vms=vms)

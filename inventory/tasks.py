@@ -7,6 +7,7 @@ schedule and views that start them by name (hosts.tasks.SYNC_JOB) keep finding t
 from __future__ import annotations
 
 from celery import shared_task
+from django.utils.translation import gettext as _
 
 from hosts.models import Host
 from jobs.runner import job_task
@@ -32,11 +33,11 @@ def sync_all_hosts() -> None:
 def sync_job(job) -> str:
     """An on-demand sync a user asked for: tracked as a job so its outcome shows."""
     host = job.host
-    job.step(f"Connecting to {host.uri}")
+    job.step(_("Connecting to %(uri)s") % {"uri": host.uri})
     result = sync_host(host, refresh=True, pool_names=job.params.get("pools"))
     if result is None:
         host.refresh_from_db()
         if host.disabled_reason:  # its URI is refused: nothing was opened
             raise RuntimeError(f"{host.name}: {host.disabled_reason}")
-        raise RuntimeError(f"{host.name} is unreachable: {host.last_error}")
-    return f"Synced {result}"
+        raise RuntimeError(_("%(host)s is unreachable: %(error)s") % {"host": host.name, "error": host.last_error})
+    return _("Synced %(result)s") % {"result": result}

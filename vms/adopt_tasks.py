@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from contextlib import ExitStack
 
+from django.utils.translation import gettext as _
+
 from jobs.runner import JobContext, job_task
 from virtstorage.virt import LibvirtHost, disk_source, hostfiles
 from virtstorage.virt import domains as vdomains
@@ -30,21 +32,23 @@ def _refuse_written(lv: LibvirtHost, paths: set[str]) -> None:
     for vm in vdomains.list_domains(lv):
         for disk in vm.disks:
             if vm.active and disk.path in paths and not disk.readonly:
-                raise InvalidRequest(f"VM {vm.name} is {vm.state} and writes to {disk.path} ({disk.target}): a copy "
-                                     "taken now would be inconsistent. Shut it off, then adopt.")
+                raise InvalidRequest(_("VM %(vm)s is %(state)s and writes to %(path)s (%(target)s): a copy taken now "
+                                       "would be inconsistent. Shut it off, then adopt.")
+                                     % {"vm": vm.name, "state": _(vm.state), "path": disk.path, "target": disk.target})
 
 
 @job_task("vm-adopt", name="vms.tasks.adopt_image_job")
 def adopt_image_job(ctx: JobContext) -> str:
     p, pool_name = ctx.params, ctx.pool.name
     image_files.require_tools(ctx.host)
-    with job_connection(ctx, pool_name) as lv, ExitStack() as stack:
-        ctx.step(f"Checking {p['path']}: inside the import roots, a regular file, not a link")
+    with job_connection(ctx, (pool_name, p["name"])) as lv, ExitStack() as stack:
+        ctx.step(_("Checking %(path)s: inside the import roots, a regular file, not a link") % {"path": p["path"]})
         if (link := hostfiles.file_facts(p["path"])) is not None and link.kind == "symlink":
-            raise InvalidRequest(f"{p['path']} is a symbolic link (to {link.link_target}): adopt the file itself.")
+            raise InvalidRequest(_("%(path)s is a symbolic link (to %(target)s): adopt the file itself.")
+                                 % {"path": p["path"], "target": link.link_target})
         source = image_files.open_import_file(p["path"])
         stack.callback(source.close)
-        ctx.step("Checking that no running VM writes to it")
+        ctx.step(_("Checking that no running VM writes to it"))
         _refuse_written(lv, {p["path"], source.path})
         before = hostfiles.identity(os.fstat(source.fd))
         image, facts = source_image(ctx, lv, stack, source)
@@ -52,29 +56,37 @@ def adopt_image_job(ctx: JobContext) -> str:
                                  {**p, "format": p.get("format") or facts.format})
         if hostfiles.file_identity(source.path) != before:
             remove_quietly(lv, pool_name, info.name)
-            raise OperationFailed(f"{source.path} changed while it was copied (a VM or a program wrote to it): the "
-                                  "copy was removed. Stop what writes to it, then adopt it again.")
+            raise OperationFailed(_("%(path)s changed while it was copied (a VM or a program wrote to it): the copy "
+                                    "was removed. Stop what writes to it, then adopt it again.")
+                                  % {"path": source.path})
     ctx.job.params = {**p, "source_path": source.path, "copied": before}  # what a switch checks
     ctx.job.save(update_fields=["params"])
-    then = (f" Switch {p['target']} of {p['domain']} to it on the VM's page while the VM is shut off."
-            if p.get("target") else "")
-    return (f"Adopted {source.path} ({facts.format}) as {pool_name}/{info.name}: {info.format}, virtual size "
-            f"{binary_size(info.capacity)}, disk size {binary_size(info.allocation)}.{then}")
+    result = (_("Adopted %(path)s (%(source_format)s) as %(pool)s/%(name)s: %(format)s, virtual size %(virtual)s, "
+                "disk size %(disk)s.")
+              % {"path": source.path, "source_format": facts.format, "pool": pool_name, "name": info.name,
+                 "format": info.format, "virtual": binary_size(info.capacity), "disk": binary_size(info.allocation)})
+    if p.get("target"):
+        result += " " + (_("Switch %(target)s of %(vm)s to it on the VM's page while the VM is shut off.")
+                         % {"target": p["target"], "vm": p["domain"]})
+    return result
 
 
 @job_task("vm-switch", name="vms.tasks.switch_disk_job")
 def switch_disk_job(ctx: JobContext) -> str:
     p, pool_name, name = ctx.params, ctx.pool.name, ctx.job.volume_name
-    with job_connection(ctx, pool_name) as lv:
-        ctx.step(f"Checking the image of {name} (format, backing and data files)")
+    with job_connection(ctx, vms=True) as lv:  # the volume is unchanged: the VM's disk is what changes
+        ctx.step(_("Checking the image of %(name)s (format, backing and data files)") % {"name": name})
         info = safety.verify(ctx.host, lv, pool_name, name)
         recorded = Volume.objects.filter(pool__host=ctx.host, pool__name=pool_name, name=name).values_list(
             "recorded_format", flat=True).first()
-        ctx.step(f"Checking that {p['source_path']} was not written since it was copied (job #{p['adopt_job']})")
+        ctx.step(_("Checking that %(path)s was not written since it was copied (job #%(job)s)")
+                 % {"path": p["source_path"], "job": p["adopt_job"]})
         if hostfiles.file_identity(p["source_path"]) != p["copied"]:
-            raise InvalidRequest(f"{p['source_path']} changed since it was copied into {pool_name}/{name} (did the "
-                                 "VM run?): switching would lose those writes. Adopt it again, then switch.")
-        ctx.step(f"Switching {p['target']} of {p['domain']} to {pool_name}/{name} in its persistent definition")
+            raise InvalidRequest(_("%(path)s changed since it was copied into %(pool)s/%(name)s (did the VM run?): "
+                                   "switching would lose those writes. Adopt it again, then switch.")
+                                 % {"path": p["source_path"], "pool": pool_name, "name": name})
+        ctx.step(_("Switching %(target)s of %(vm)s to %(pool)s/%(name)s in its persistent definition")
+                 % {"target": p["target"], "vm": p["domain"], "pool": pool_name, "name": name})
         switched = disk_source.switch_disk_to_volume(lv, p["uuid"], p["target"], pool=pool_name, volume=name,
                                                      fmt=recorded or format_family(info.format),
                                                      expected_path=p["path"])

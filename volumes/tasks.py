@@ -1,14 +1,16 @@
 """Job bodies of volume operations. They run in a Celery worker, never in a request.
 
 Each opens its own libvirt connection for the operation (a long call blocks the
-connection it runs on) and refreshes the inventory of the pools it touched,
-whether the operation worked or not.
+connection it runs on) and refreshes the inventory of the volumes it may have changed
+(not the rest of their pools), whether the operation worked or not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from django.utils.translation import gettext as _
 
 from hosts.signals import resync
 from jobs.runner import JobContext, job_task
@@ -25,20 +27,35 @@ class VolumeInUse(Exception):
 
 
 @contextmanager
-def job_connection(ctx: JobContext, *pool_names: str) -> Iterator[LibvirtHost]:
-    """A dedicated connection for the job; the touched pools are synced afterwards in any case."""
-    ctx.step(f"Connecting to {ctx.host.name}")
+def job_connection(ctx: JobContext, *volumes: tuple[str, str], vms: bool = False) -> Iterator[LibvirtHost]:
+    """A dedicated connection for the job. Afterwards, in any case (a failed job may have created or removed
+    one), the inventory syncs these (pool, volume) pairs alone, not their pools' other volumes, and the
+    host's VMs if vms."""
+    ctx.step(_("Connecting to %(host)s") % {"host": ctx.host.name})
     try:
         with open_host(ctx.host.uri, shared=False) as host:
             yield host
+    except VolumeInUse:
+        vms = True  # libvirt knows a VM on the volume that the inventory did not: the next form refuses at once
+        raise
     finally:
-        ctx.step("Refreshing the inventory")
-        resync(ctx.host, pool_names=list(dict.fromkeys(pool_names)))
+        ctx.step(sync_step(volumes, vms=vms))
+        resync(ctx.host, volumes=list(volumes), vms=vms)
+
+
+def sync_step(volumes: tuple[tuple[str, str], ...] | list[tuple[str, str]], *, vms: bool = False) -> str:
+    """The job's step before its sync: what it updates, not more (a volume's sync reads no other volume)."""
+    names = ", ".join(f"{pool}/{name}" for pool, name in dict.fromkeys(volumes))
+    if names and vms:
+        return _("Updating the inventory of %(volumes)s and of the host's VMs") % {"volumes": names}
+    if names:
+        return _("Updating the inventory of %(volumes)s") % {"volumes": names}
+    return _("Updating the inventory of the host's VMs")
 
 
 def _verified(ctx: JobContext, host: LibvirtHost) -> None:
     """The image check (volumes/safety.py) right before libvirt opens the volume."""
-    ctx.step(f"Checking the image of {ctx.job.volume_name} (format, backing and data files)")
+    ctx.step(_("Checking the image of %(volume)s (format, backing and data files)") % {"volume": ctx.job.volume_name})
     safety.verify(ctx.host, host, ctx.pool.name, ctx.job.volume_name)
 
 
@@ -47,7 +64,8 @@ def refuse_if_in_use(ctx: JobContext, host: LibvirtHost, action: str) -> None:
     volume = host.volume(ctx.pool.name, ctx.job.volume_name)
     users = sorted(ops.volume_users(host, ctx.pool.name, volume))
     if users and ctx.params.get("force"):
-        ctx.step(f"Used by virtual machine(s) {', '.join(users)}; going ahead because an admin forced it")
+        ctx.step(_("Used by virtual machine(s) %(vms)s; going ahead because an admin forced it")
+                 % {"vms": ", ".join(users)})
     elif users:
         raise VolumeInUse(in_use_refusal(action, volume.name, users))
 
@@ -55,71 +73,84 @@ def refuse_if_in_use(ctx: JobContext, host: LibvirtHost, action: str) -> None:
 @job_task("create", name="volumes.tasks.create_volume_job")
 def create_volume_job(ctx: JobContext) -> str:
     p = ctx.params
-    with job_connection(ctx, ctx.pool.name) as host:
-        ctx.step(f"Checking the free space of {ctx.pool.name}")
+    with job_connection(ctx, (ctx.pool.name, p["name"])) as host:
+        ctx.step(_("Checking the free space of %(pool)s") % {"pool": ctx.pool.name})
         ops.check_room(host, ctx.pool.name, p["capacity"], preallocation=p["preallocation"],
                        reserve=ctx.pool.reserve_bytes)
         ctx.check_cancel()
-        ctx.step(f"Creating {p['format']} volume {p['name']} of {binary_size(p['capacity'])}"
-                 + (" (preallocating)" if p["preallocation"] != "off" else ""))
+        creating = (_("Creating %(format)s volume %(name)s of %(size)s (preallocating)")
+                    if p["preallocation"] != "off" else _("Creating %(format)s volume %(name)s of %(size)s"))
+        ctx.step(creating % {"format": p["format"], "name": p["name"], "size": binary_size(p["capacity"])})
         info = ops.create_volume(host, ctx.pool.name, p["name"], p["capacity"], fmt=p["format"],
                                  preallocation=p["preallocation"], backing_path=p.get("backing_path", ""),
                                  backing_format=p.get("backing_format", ""))
-    return f"Created {info.name}: {binary_size(info.capacity)} virtual, {binary_size(info.allocation)} on disk"
+    return _("Created %(name)s: %(virtual)s virtual, %(disk)s on disk") % {
+        "name": info.name, "virtual": binary_size(info.capacity), "disk": binary_size(info.allocation)}
 
 
 @job_task("clone", name="volumes.tasks.clone_volume_job")
 def clone_volume_job(ctx: JobContext) -> str:
     p = ctx.params
     source, target_pool = ctx.job.volume_name, p["target_pool"]
-    with job_connection(ctx, ctx.pool.name, target_pool) as host, open_host(ctx.host.uri) as watcher:
+    # The source is only read: the copy is the one volume that changes.
+    with job_connection(ctx, (target_pool, p["name"])) as host, open_host(ctx.host.uri) as watcher:
         _verified(ctx, host)
-        ctx.step(f"Copying {source} to {target_pool}/{p['name']}"
-                 + (f" as {p['format']}" if p.get("format") else "")
-                 + "; libvirt finishes a copy even if asked to stop")
+        copying = (_("Copying %(source)s to %(pool)s/%(name)s as %(format)s; libvirt finishes a copy even if "
+                     "asked to stop") if p.get("format") else
+                   _("Copying %(source)s to %(pool)s/%(name)s; libvirt finishes a copy even if asked to stop"))
+        ctx.step(copying % {"source": source, "pool": target_pool, "name": p["name"], "format": p.get("format")})
         info = ops.clone_volume(host, ctx.pool.name, source, target_pool, p["name"], fmt=p.get("format", ""),
                                 watcher=watcher, on_progress=ctx.report)
-    return f"Cloned {source} to {target_pool}/{info.name} ({info.format}, {binary_size(info.allocation)} on disk)"
+    return _("Cloned %(source)s to %(pool)s/%(name)s (%(format)s, %(disk)s on disk)") % {
+        "source": source, "pool": target_pool, "name": info.name, "format": info.format,
+        "disk": binary_size(info.allocation)}
 
 
 @job_task("resize", name="volumes.tasks.resize_volume_job")
 def resize_volume_job(ctx: JobContext) -> str:
     p = ctx.params
     name = ctx.job.volume_name
-    with job_connection(ctx, ctx.pool.name) as host:
+    with job_connection(ctx, (ctx.pool.name, name)) as host:
         _verified(ctx, host)
         if p.get("shrink"):
-            ctx.step("Checking that no virtual machine uses it")
+            ctx.step(_("Checking that no virtual machine uses it"))
             refuse_if_in_use(ctx, host, "shrink")
         ctx.check_cancel()
-        verb = "Shrinking" if p.get("shrink") else "Growing"
-        ctx.step(f"{verb} {name} to {binary_size(p['capacity'])}" + (" and allocating" if p.get("allocate") else ""))
+        if p.get("shrink"):
+            resizing = (_("Shrinking %(name)s to %(size)s and allocating") if p.get("allocate")
+                        else _("Shrinking %(name)s to %(size)s"))
+        else:
+            resizing = (_("Growing %(name)s to %(size)s and allocating") if p.get("allocate")
+                        else _("Growing %(name)s to %(size)s"))
+        ctx.step(resizing % {"name": name, "size": binary_size(p["capacity"])})
         info = ops.resize_volume(host, ctx.pool.name, name, p["capacity"], allocate=bool(p.get("allocate")),
                                  shrink=bool(p.get("shrink")))
-    return f"Resized {name} to {binary_size(info.capacity)} ({binary_size(info.allocation)} on disk)"
+    return _("Resized %(name)s to %(size)s (%(disk)s on disk)") % {
+        "name": name, "size": binary_size(info.capacity), "disk": binary_size(info.allocation)}
 
 
 @job_task("delete", name="volumes.tasks.delete_volume_job")
 def delete_volume_job(ctx: JobContext) -> str:
     name = ctx.job.volume_name
-    with job_connection(ctx, ctx.pool.name) as host:
-        ctx.step("Checking that no virtual machine uses it")
+    with job_connection(ctx, (ctx.pool.name, name)) as host:
+        ctx.step(_("Checking that no virtual machine uses it"))
         refuse_if_in_use(ctx, host, "delete")
         ctx.check_cancel()
-        ctx.step(f"Deleting {name}")
+        ctx.step(_("Deleting %(name)s") % {"name": name})
         host.delete_volume(ctx.pool.name, name)
-    return f"Deleted {name} from {ctx.pool.name}"
+    return _("Deleted %(name)s from %(pool)s") % {"name": name, "pool": ctx.pool.name}
 
 
 @job_task("wipe", name="volumes.tasks.wipe_volume_job")
 def wipe_volume_job(ctx: JobContext) -> str:
     name, algorithm = ctx.job.volume_name, ctx.params["algorithm"]
-    with job_connection(ctx, ctx.pool.name) as host:
-        ctx.step("Checking that no virtual machine uses it")
+    with job_connection(ctx, (ctx.pool.name, name)) as host:
+        ctx.step(_("Checking that no virtual machine uses it"))
         refuse_if_in_use(ctx, host, "wipe")
         _verified(ctx, host)
-        ctx.step(f"Wiping {name} with {ops.WIPE_BY_NAME[algorithm].label}; libvirt reports no progress and "
-                 "finishes even if asked to stop")
+        ctx.step(_("Wiping %(name)s with %(pattern)s; libvirt reports no progress and finishes even if asked to stop")
+                 % {"name": name, "pattern": ops.WIPE_BY_NAME[algorithm].label})
         info = ops.wipe_volume(host, ctx.pool.name, name, algorithm)
         safety.record_format(ctx.host, ctx.pool.name, name, info.format)  # a wiped qcow2 is a raw file
-    return f"Wiped {name} with {algorithm}; it is now a {info.format or 'raw'} volume of {binary_size(info.capacity)}"
+    return _("Wiped %(name)s with %(pattern)s; it is now a %(format)s volume of %(size)s") % {
+        "name": name, "pattern": algorithm, "format": info.format or "raw", "size": binary_size(info.capacity)}

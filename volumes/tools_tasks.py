@@ -4,7 +4,7 @@ Right before qemu-img runs, each job checks every file it will let qemu-img open
 (image_files: the volume and its backing chain through volumes/safety.py, or a host file from the import
 roots), so qemu-img opens those and nothing an image names. A job that makes a volume has libvirt create it
 empty (as an upload does), lets qemu-img write the image into its file (its own progress, -p), refreshes the
-pool so libvirt probes it, and re-syncs the inventory (tasks.job_connection); on a failure or a cancel the
+pool so libvirt probes it, and re-syncs that volume (tasks.job_connection); on a failure or a cancel the
 half-written volume is removed.
 """
 
@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+
+from django.utils.translation import gettext as _
 
 from jobs.runner import JobContext, job_task
 from virtstorage.virt import LibvirtHost, localfile, open_host, qemuimg, streams
@@ -49,17 +51,18 @@ def chain_text(chain: image_files.OpenChain) -> str:
 def check_image_job(ctx: JobContext) -> str:
     name = ctx.job.volume_name
     image_files.require_tools(ctx.host)
-    ctx.step(f"Connecting to {ctx.host.name}")
+    ctx.step(_("Connecting to %(host)s") % {"host": ctx.host.name})
     with open_host(ctx.host.uri, shared=False) as lv:
-        ctx.step(f"Checking the image of {name} (format, backing and data files) and opening it")
+        ctx.step(_("Checking the image of %(name)s (format, backing and data files) and opening it") % {"name": name})
         with image_files.open_chain(ctx.host, lv, ctx.pool.name, name) as chain:
             if chain.links[0].format != "qcow2":
-                raise qemuimg.QemuImgFailed(f"{name} is a {chain.links[0].format} volume: raw images have no "
-                                            "metadata that qemu-img could check.")
-            ctx.step(f"Running qemu-img check on {name} (read only: nothing is repaired)")
+                raise qemuimg.QemuImgFailed(_("%(name)s is a %(format)s volume: raw images have no metadata that "
+                                              "qemu-img could check.") % {"name": name,
+                                                                          "format": chain.links[0].format})
+            ctx.step(_("Running qemu-img check on %(name)s (read only: nothing is repaired)") % {"name": name})
             report = qemuimg.check(chain.image(with_backing=False), tick=_cancel_ticker(ctx))
     if report.messages:
-        ctx.step("qemu-img found:\n" + "\n".join(report.messages))
+        ctx.step(_("qemu-img found:\n%(messages)s") % {"messages": "\n".join(report.messages)})
     if report.exit_code == 1:
         raise qemuimg.QemuImgFailed(report.summary())
     return report.summary()
@@ -70,29 +73,34 @@ def convert_volume_job(ctx: JobContext) -> str:
     p = ctx.params
     source, target_pool = ctx.job.volume_name, p["target_pool"]
     image_files.require_tools(ctx.host)
-    with job_connection(ctx, target_pool) as lv:  # the source's pool is unchanged: only the new volume's is synced
-        ctx.step(f"Checking the image of {source} and its backing chain (format, backing and data files)")
+    with job_connection(ctx, (target_pool, p["name"])) as lv:  # the source is unchanged: only the new volume is synced
+        ctx.step(_("Checking the image of %(source)s and its backing chain (format, backing and data files)")
+                 % {"source": source})
         with image_files.open_chain(ctx.host, lv, ctx.pool.name, source) as chain:
-            ctx.step(f"Reading {chain_text(chain)}")
+            ctx.step(_("Reading %(chain)s") % {"chain": chain_text(chain)})
             top = chain.links[0]
             info = write_new_volume(ctx, lv, chain.image(), top.info.capacity, target_pool, p)
-    return (f"Converted {source} ({top.format}) to {target_pool}/{info.name}: {info.format}, virtual size "
-            f"{binary_size(info.capacity)}, disk size {binary_size(info.allocation)}")
+    return _("Converted %(source)s (%(source_format)s) to %(pool)s/%(name)s: %(format)s, virtual size %(virtual)s, "
+             "disk size %(disk)s") % {"source": source, "source_format": top.format, "pool": target_pool,
+                                      "name": info.name, "format": info.format, "virtual": binary_size(info.capacity),
+                                      "disk": binary_size(info.allocation)}
 
 
 @job_task("import", name="volumes.tools_tasks.import_image_job")
 def import_image_job(ctx: JobContext) -> str:
     p = ctx.params
     image_files.require_tools(ctx.host)
-    with job_connection(ctx, ctx.pool.name) as lv, ExitStack() as stack:
-        ctx.step(f"Checking {p['path']}: inside the import roots, a regular file")
+    with job_connection(ctx, (ctx.pool.name, p["name"])) as lv, ExitStack() as stack:
+        ctx.step(_("Checking %(path)s: inside the import roots, a regular file") % {"path": p["path"]})
         source = image_files.open_import_file(p["path"])
         stack.callback(source.close)
         image, facts = source_image(ctx, lv, stack, source)
         info = write_new_volume(ctx, lv, image, source.virtual_size(facts), ctx.pool.name,
                                  {**p, "format": p.get("format") or facts.format})
-    return (f"Imported {source.path} ({facts.format}) as {ctx.pool.name}/{info.name}: {info.format}, virtual size "
-            f"{binary_size(info.capacity)}, disk size {binary_size(info.allocation)}")
+    return _("Imported %(path)s (%(source_format)s) as %(pool)s/%(name)s: %(format)s, virtual size %(virtual)s, "
+             "disk size %(disk)s") % {"path": source.path, "source_format": facts.format, "pool": ctx.pool.name,
+                                      "name": info.name, "format": info.format, "virtual": binary_size(info.capacity),
+                                      "disk": binary_size(info.allocation)}
 
 
 def source_image(ctx: JobContext, lv: LibvirtHost, stack: ExitStack,
@@ -102,15 +110,15 @@ def source_image(ctx: JobContext, lv: LibvirtHost, stack: ExitStack,
     named: list[str] = []
     facts = source.inspect(lambda path: named.append(path) or image_files.safe_volume_at(ctx.host, path) is not None)
     if not named:
-        ctx.step(f"Its content is a {facts.format} image (read from its bytes, not its name): no backing file, no "
-                 "external data file")
+        ctx.step(_("Its content is a %(format)s image (read from its bytes, not its name): no backing file, no "
+                   "external data file") % {"format": facts.format})
         return ImageFile(source.fd, facts.format), facts
     below = image_files.safe_volume_at(ctx.host, named[-1])
     if below is None:
-        raise UnsafeImage(f"{source.path} names the backing file {named[-1]}, which is not a safe volume of "
-                          f"{ctx.host.name}'s pools.")
+        raise UnsafeImage(_("%(path)s names the backing file %(backing)s, which is not a safe volume of "
+                            "%(host)s's pools.") % {"path": source.path, "backing": named[-1], "host": ctx.host.name})
     chain = stack.enter_context(image_files.open_chain(ctx.host, lv, below.pool.name, below.name))
-    ctx.step(f"Its content is a qcow2 image backed by {chain_text(chain)}: the copy is flat")
+    ctx.step(_("Its content is a qcow2 image backed by %(chain)s: the copy is flat") % {"chain": chain_text(chain)})
     return ImageFile(source.fd, "qcow2", chain.image()), facts
 
 
@@ -120,17 +128,17 @@ def write_new_volume(ctx: JobContext, lv: LibvirtHost, source: ImageFile, capaci
     from source; removed again on any failure or cancel. capacity: the source's virtual size (for progress)."""
     name, fmt, provisioning, compress = p["name"], p["format"], p.get("provisioning", "off"), bool(p.get("compress"))
     ctx.check_cancel()
-    ctx.step(f"Creating volume {name} in pool {pool_name}, empty for qemu-img to write")
+    ctx.step(_("Creating volume %(name)s in pool %(pool)s, empty for qemu-img to write")
+             % {"name": name, "pool": pool_name})
     streams.prepare_volume(lv, pool_name, name, replace=False)
     try:
         target = localfile.open_volume_file(lv, pool_name, name, write=True)
         if target is None:
-            raise image_files.ToolsUnavailable(f"The app cannot open the new volume {name}'s file to write it; "
-                                               "it was removed.")
+            raise image_files.ToolsUnavailable(_("The app cannot open the new volume %(name)s's file to write it; "
+                                                 "it was removed.") % {"name": name})
         try:
-            ctx.step(f"Writing a {fmt} image of {binary_size(capacity)} with qemu-img convert"
-                     + (", compressed" if compress else "") + (", preallocated" if provisioning != "off" else "")
-                     + " (qemu-img's own progress)")
+            ctx.step(_writing_message(compress, provisioning != "off")
+                     % {"format": fmt, "size": binary_size(capacity)})
             ctx.report(0, capacity)
             tick = _cancel_ticker(ctx)
 
@@ -144,9 +152,23 @@ def write_new_volume(ctx: JobContext, lv: LibvirtHost, source: ImageFile, capaci
         lv.refresh_pool(pool_name)  # as after an upload: the pool's allocation, and libvirt's probe of the file
         info = lv.volume(pool_name, name)
         if info.backing_path or ops.format_family(info.format) != fmt:
-            raise UnsafeImage(f"libvirt reads the new volume as {info.format}, not {fmt}; it was removed.")
+            raise UnsafeImage(_("libvirt reads the new volume as %(read)s, not %(format)s; it was removed.")
+                              % {"read": info.format, "format": fmt})
         safety.record_format(ctx.host, pool_name, name, fmt)  # a sync during the write saw an empty raw file
     except BaseException:
         remove_quietly(lv, pool_name, name)
         raise
     return info
+
+
+def _writing_message(compressed: bool, preallocated: bool) -> str:
+    """The step that starts qemu-img convert, one whole sentence per combination (for the translation)."""
+    if compressed and preallocated:
+        return _("Writing a %(format)s image of %(size)s with qemu-img convert, compressed, preallocated "
+                 "(qemu-img's own progress)")
+    if compressed:
+        return _("Writing a %(format)s image of %(size)s with qemu-img convert, compressed (qemu-img's own progress)")
+    if preallocated:
+        return _("Writing a %(format)s image of %(size)s with qemu-img convert, preallocated "
+                 "(qemu-img's own progress)")
+    return _("Writing a %(format)s image of %(size)s with qemu-img convert (qemu-img's own progress)")
