@@ -227,7 +227,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 24 * 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "virtstorage")
 # Job modules that autodiscovery (each app's tasks.py) does not find: workers import them too.
-CELERY_IMPORTS = ["volumes.tools_tasks", "vms.adopt_tasks"]
+CELERY_IMPORTS = ["volumes.tools_tasks", "volumes.info_job", "vms.adopt_tasks"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 INVENTORY_SYNC_SECONDS = int(os.environ.get("INVENTORY_SYNC_SECONDS", "60"))
@@ -241,6 +241,14 @@ UPLOAD_STREAMS_PER_USER = int(os.environ.get("UPLOAD_STREAMS_PER_USER", "1"))
 UPLOAD_EXPIRE_HOURS = float(os.environ.get("UPLOAD_EXPIRE_HOURS", "24"))
 # Chunks are refused when the staging file system would keep less free space than this.
 UPLOAD_STAGING_RESERVE_BYTES = int(os.environ.get("UPLOAD_STAGING_RESERVE_BYTES", str(1024**3)))
+# Uploads into a host with a worker of its own go to that worker through Redis (volumes/relay.py), not through a
+# staging file on the web server's disk: "auto" (hosts that name a queue), "always" or "never".
+UPLOAD_RELAY = os.environ.get("UPLOAD_RELAY", "auto").strip().lower()
+if UPLOAD_RELAY not in ("auto", "always", "never"):
+    raise ValueError(f"UPLOAD_RELAY must be auto, always or never, not {UPLOAD_RELAY!r}")
+# At most this many bytes of one relayed upload wait in Redis; a chunk waits this long for room, then gets a 503.
+UPLOAD_RELAY_BUFFER_BYTES = int(os.environ.get("UPLOAD_RELAY_BUFFER_BYTES", str(64 * 1024**2)))
+UPLOAD_RELAY_WAIT_SECONDS = float(os.environ.get("UPLOAD_RELAY_WAIT_SECONDS", "30"))
 # A download whose client takes nothing for this long is ended (its job failed, its streams closed).
 DOWNLOAD_IDLE_SECONDS = int(os.environ.get("DOWNLOAD_IDLE_SECONDS", "120"))
 # A live detach waits this long (after libvirt's own 5 s) for the guest to release the disk.

@@ -6,6 +6,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts import access
 from accounts.access import OwnedQuerySet
@@ -17,8 +19,18 @@ def in_use_refusal(action: str, volume_name: str, vm_names: list[str]) -> str:
     says it from the inventory, the job again from libvirt. "" when no VM uses it."""
     if not vm_names:
         return ""
-    return (f"Refused to {action} “{volume_name}”: it is a disk of the virtual machine(s) {', '.join(vm_names)}. "
-            "Remove the disk from the machine first, or ask an admin to force it.")
+    # One whole sentence per action: a translation cannot be assembled from the verb alone.
+    refusals = {
+        "delete": gettext("Refused to delete “%(volume)s”: it is a disk of the virtual machine(s) %(vms)s. "
+                          "Remove the disk from the machine first, or ask an admin to force it."),
+        "wipe": gettext("Refused to wipe “%(volume)s”: it is a disk of the virtual machine(s) %(vms)s. "
+                        "Remove the disk from the machine first, or ask an admin to force it."),
+        "shrink": gettext("Refused to shrink “%(volume)s”: it is a disk of the virtual machine(s) %(vms)s. "
+                          "Remove the disk from the machine first, or ask an admin to force it."),
+        "replace": gettext("Refused to replace “%(volume)s”: it is a disk of the virtual machine(s) %(vms)s. "
+                           "Remove the disk from the machine first, or ask an admin to force it."),
+    }
+    return refusals[action] % {"volume": volume_name, "vms": ", ".join(vm_names)}
 
 
 class VolumeQuerySet(models.QuerySet):
@@ -47,9 +59,9 @@ class Volume(models.Model):
     path = models.CharField(max_length=4096, blank=True, db_index=True)
     type = models.CharField(max_length=32, blank=True)
     format = models.CharField(max_length=32, blank=True)
-    capacity = models.BigIntegerField("virtual size", default=0)
-    allocation = models.BigIntegerField("disk size", default=0)
-    physical = models.BigIntegerField("physical size", default=0)
+    capacity = models.BigIntegerField(_("virtual size"), default=0)
+    allocation = models.BigIntegerField(_("disk size"), default=0)
+    physical = models.BigIntegerField(_("physical size"), default=0)
     backing_path = models.CharField(max_length=4096, blank=True)
     backing_format = models.CharField(max_length=32, blank=True)
     xml = models.TextField(blank=True)
@@ -58,10 +70,10 @@ class Volume(models.Model):
     # writes the volume or first sees it, never taken from a later probe of its bytes.
     recorded_format = models.CharField(max_length=32, blank=True)
     unsafe_reason = models.TextField(
-        blank=True, help_text="Why the image is refused (an external data file, a backing file outside the pools, "
-                              "a changed format...); every operation but an admin's delete is refused while set.")
+        blank=True, help_text=_("Why the image is refused (an external data file, a backing file outside the pools, "
+                                "a changed format...); every operation but an admin's delete is refused while set."))
     inspected = models.CharField(
-        max_length=100, blank=True, help_text="format:ctime:size of the file when its header was last checked.")
+        max_length=100, blank=True, help_text=_("format:ctime:size of the file when its header was last checked."))
 
     objects = VolumeQuerySet.as_manager()
 
@@ -145,36 +157,39 @@ class Upload(models.Model):
     """
 
     class Mode(models.TextChoices):
-        NEW = "new", "New volume"
-        EXISTING = "existing", "Replace an existing volume"
+        NEW = "new", _("New volume")
+        EXISTING = "existing", _("Replace an existing volume")
 
     class State(models.TextChoices):
-        RECEIVING = "receiving", "Receiving"
-        SENDING = "sending", "Sending to the volume"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+        RECEIVING = "receiving", _("Receiving")
+        SENDING = "sending", _("Sending to the volume")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads")
     pool = models.ForeignKey("pools.StoragePool", on_delete=models.CASCADE, related_name="uploads")
     volume_name = models.CharField(max_length=255)
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.NEW)
-    filename = models.CharField(max_length=255, blank=True, help_text="The client's file name, for people.")
-    size = models.BigIntegerField(help_text="Bytes of the file.")
-    capacity = models.BigIntegerField(help_text="Virtual size of the volume afterwards (raw images).")
-    received = models.JSONField(default=list, blank=True, help_text="[start, end) byte ranges accounted for.")
+    filename = models.CharField(max_length=255, blank=True, help_text=_("The client's file name, for people."))
+    size = models.BigIntegerField(help_text=_("Bytes of the file."))
+    capacity = models.BigIntegerField(help_text=_("Virtual size of the volume afterwards (raw images)."))
+    received = models.JSONField(default=list, blank=True, help_text=_("[start, end) byte ranges accounted for."))
     received_bytes = models.BigIntegerField(default=0)
-    hole_bytes = models.BigIntegerField(default=0, help_text="Bytes the client declared zeros and did not send.")
+    hole_bytes = models.BigIntegerField(default=0, help_text=_("Bytes the client declared zeros and did not send."))
     state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVING)
-    completed = models.BooleanField(default=False, help_text="The client said every chunk was sent.")
+    completed = models.BooleanField(default=False, help_text=_("The client said every chunk was sent."))
     streaming = models.BooleanField(
-        default=False, help_text="The job writes the volume while chunks arrive (a new volume, within the "
-                                 "uploader's share of the transfer workers); otherwise it starts at complete.")
+        default=False, help_text=_("The job writes the volume while chunks arrive (a new volume, within the "
+                                   "uploader's share of the transfer workers); otherwise it starts at complete."))
     stated_format = models.CharField(
-        max_length=16, blank=True, help_text="The format the client says the file is; blank: read from its header.")
-    force = models.BooleanField(default=False, help_text="An admin replaces a volume that a VM uses.")
+        max_length=16, blank=True, help_text=_("The format the client says the file is; blank: read from its header."))
+    force = models.BooleanField(default=False, help_text=_("An admin replaces a volume that a VM uses."))
     volume_created = models.BooleanField(
-        default=False, help_text="A job of this upload created the (new) volume: a later job may replace it.")
+        default=False, help_text=_("A job of this upload created the (new) volume: a later job may replace it."))
+    relayed = models.BooleanField(
+        default=False, help_text=_("The chunks go to the job's worker through Redis (volumes/relay.py), not into a "
+                                   "staging file on the web server."))
     error = models.TextField(blank=True)
     job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -198,7 +213,10 @@ class Upload(models.Model):
         if job is None or job.is_active or self.state in (self.State.DONE, self.State.FAILED):
             return
         if job.state != job.State.SUCCEEDED:
-            self.state, self.error = self.State.FAILED, job.error or f"The upload job {job.state}."
+            ended = {job.State.FAILED: gettext("The upload job failed."),
+                     job.State.CANCELLED: gettext("The upload job cancelled.")}
+            self.state, self.error = self.State.FAILED, job.error or ended.get(
+                job.state, gettext("The upload job %(state)s.") % {"state": job.state})
             Upload.objects.filter(pk=self.pk, state__in=[self.State.RECEIVING, self.State.SENDING]).update(
                 state=self.state, error=self.error)
 

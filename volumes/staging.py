@@ -15,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 
 from virtstorage.virt.units import binary_size
 
@@ -75,7 +76,7 @@ def write_body(request: HttpRequest, upload: Upload, offset: int, length: int, f
         for pieces in body_blocks(request):
             size = sum(len(piece) for piece in pieces)
             if pos + size > end:
-                raise ValueError(f"The body holds more than the {length} bytes announced.")
+                raise ValueError(_("The body holds more than the %(length)s bytes announced.") % {"length": length})
             if not (fresh and all(all_zeros(piece) for piece in pieces)):
                 written = os.pwritev(fd, pieces, pos)  # one system call per block, no copy to join pieces
                 if written < size:  # a full disk: writing the rest raises the error
@@ -116,6 +117,7 @@ def no_room_for(length: int) -> str | None:
     free = shutil.disk_usage(Path(settings.VAR_DIR) / "uploads").free
     if free - length >= settings.UPLOAD_STAGING_RESERVE_BYTES:
         return None
-    return (f"The server has {binary_size(free)} free for uploads and keeps "
-            f"{binary_size(settings.UPLOAD_STAGING_RESERVE_BYTES)} in reserve, so it cannot take this "
-            f"{binary_size(length)} chunk. Nothing was written; ask an admin to free space, then resume.")
+    return _("The server has %(free)s free for uploads and keeps %(reserve)s in reserve, so it cannot take this "
+             "%(chunk)s chunk. Nothing was written; ask an admin to free space, then resume.") % {
+        "free": binary_size(free), "reserve": binary_size(settings.UPLOAD_STAGING_RESERVE_BYTES),
+        "chunk": binary_size(length)}

@@ -22,6 +22,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from hosts.signals import resync
 from jobs.models import Job
@@ -31,9 +33,9 @@ from virtstorage.virt import volumes as vvolumes
 from virtstorage.virt.imagecheck import ImageFacts
 from virtstorage.virt.units import binary_size
 
-from . import safety
+from . import relay, safety
 from .models import Upload
-from .tasks import refuse_if_in_use
+from .tasks import VolumeInUse, refuse_if_in_use
 
 log = logging.getLogger(__name__)
 
@@ -56,29 +58,54 @@ def truncation_message(upload: Upload) -> str:
     missing = upload.missing()
     lost = sum(end - start for start, end in missing)
     first = ", ".join(f"{start}-{end - 1}" for start, end in missing[:3])
-    more = f" and {len(missing) - 3} more ranges" if len(missing) > 3 else ""
-    written = ("Nothing was written to the volume" if upload.mode == Upload.Mode.EXISTING
-               else "The new volume was removed")
-    return (f"The upload is truncated: {lost} of {upload.size} bytes never arrived (bytes {first}{more}). "
-            f"{written}; send the missing ranges and complete again.")
+    values = {"lost": lost, "size": upload.size, "first": first, "more": len(missing) - 3}
+    if len(missing) > 3:
+        # The English says "ranges" for one too: a plural form only for the languages that need it.
+        lost_text = ngettext("The upload is truncated: %(lost)s of %(size)s bytes never arrived (bytes %(first)s and "
+                             "%(more)s more ranges).",
+                             "The upload is truncated: %(lost)s of %(size)s bytes never arrived (bytes %(first)s and "
+                             "%(more)s more ranges).", values["more"]) % values
+    else:
+        lost_text = _("The upload is truncated: %(lost)s of %(size)s bytes never arrived (bytes %(first)s).") % values
+    written = (_("Nothing was written to the volume; send the missing ranges and complete again.")
+               if upload.mode == Upload.Mode.EXISTING
+               else _("The new volume was removed; send the missing ranges and complete again."))
+    return f"{lost_text} {written}"
 
 
 @job_task("upload", name="volumes.transfer_tasks.upload_volume")
 def upload_volume(ctx: JobContext) -> str:
     upload = Upload.objects.select_related("pool").get(pk=ctx.params["upload"])
     pool_name, name = upload.pool.name, upload.volume_name
+    receiver, in_use = None, False
     try:
-        result = _send(ctx, upload, pool_name, name)
+        if upload.relayed:  # the chunks come through Redis into a staging file of this worker's
+            receiver = relay.Receiver(ctx, upload, truncated=lambda u: UploadTruncated(truncation_message(u)),
+                                      stalled=_stalled)
+        result = _send(ctx, upload, pool_name, name, receiver)
     except BaseException as exc:
-        reason = "cancelled" if isinstance(exc, JobCancelled) else (str(exc) or exc.__class__.__name__)
+        in_use = isinstance(exc, VolumeInUse)  # a VM the inventory did not know of: it learns of it below
+        reason = _("cancelled") if isinstance(exc, JobCancelled) else (str(exc) or exc.__class__.__name__)
         Upload.objects.filter(pk=upload.pk).update(state=Upload.State.FAILED, error=reason)
+        if receiver is not None:  # the bytes stay here for the upload's next job, unless it is gone
+            receiver.close(keep=Upload.objects.filter(pk=upload.pk).exists())
         raise
     finally:
-        # The volume may have been replaced even if the job failed: show libvirt's view.
-        resync(ctx.host, pool_names=[pool_name])
+        # The volume may have been replaced (or created, or removed) even if the job failed: show libvirt's
+        # view of it. Only of it: the pool's other volumes did not change.
+        resync(ctx.host, volumes=[(pool_name, name)], vms=in_use)
     upload.staging_path.unlink(missing_ok=True)
+    if receiver is not None:
+        receiver.close(keep=False)
     Upload.objects.filter(pk=upload.pk).update(state=Upload.State.DONE, error="")
     return result
+
+
+def _stalled(done: int) -> UploadStalled:
+    return UploadStalled(
+        _("No chunk arrived for %(seconds)s s after byte %(offset)s; the new volume was removed. "
+          "The bytes received are kept: send the rest and complete the upload to write it again.")
+        % {"seconds": settings.UPLOAD_IDLE_SECONDS, "offset": done})
 
 
 def _arrived(ctx: JobContext, upload: Upload) -> Callable[[int], int]:
@@ -94,11 +121,11 @@ def _arrived(ctx: JobContext, upload: Upload) -> Callable[[int], int]:
             try:
                 received, completed = Upload.objects.values_list("received", "completed").get(pk=upload.pk)
             except Upload.DoesNotExist as exc:
-                raise JobCancelled("The upload was abandoned by its owner; the new volume was removed.") from exc
+                raise JobCancelled(_("The upload was abandoned by its owner; the new volume was removed.")) from exc
             for start, end in received:
                 if start <= done < end:
                     if waiting_said:
-                        ctx.step(f"Chunks arrive again: sending from byte {done}")
+                        ctx.step(_("Chunks arrive again: sending from byte %(offset)s") % {"offset": done})
                     return end
             if completed:
                 upload.received = received
@@ -107,12 +134,10 @@ def _arrived(ctx: JobContext, upload: Upload) -> Callable[[int], int]:
             if received != seen:
                 seen, quiet_since, pause = received, now, WAIT_MIN_SECONDS
             elif now - quiet_since > idle_limit:
-                raise UploadStalled(
-                    f"No chunk arrived for {idle_limit} s after byte {done}; the new volume was removed. "
-                    "The bytes received are kept: send the rest and complete the upload to write it again.")
+                raise _stalled(done)
             if not waiting_said and now - quiet_since > 2:
                 waiting_said = True
-                ctx.step(f"Waiting for the client's chunks from byte {done}")
+                ctx.step(_("Waiting for the client's chunks from byte %(offset)s") % {"offset": done})
             ctx.check_cancel()
             time.sleep(pause)
             pause = min(pause * 2, WAIT_MAX_SECONDS)
@@ -120,21 +145,25 @@ def _arrived(ctx: JobContext, upload: Upload) -> Callable[[int], int]:
     return available
 
 
-def _send(ctx: JobContext, upload: Upload, pool_name: str, name: str) -> str:
+def _send(ctx: JobContext, upload: Upload, pool_name: str, name: str, receiver: relay.Receiver | None) -> str:
     if upload.completed and upload.missing():
         raise UploadTruncated(truncation_message(upload))
+    # available(done) says how far the staging file holds the bytes, waiting for them; None: all are there.
+    available = None if upload.completed else _arrived(ctx, upload)
+    if receiver is not None:
+        available = _relayed(ctx, upload, receiver)
     path = upload.staging_path
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError as exc:
-        raise UploadTruncated("The upload's staging file is gone (abandoned or cleaned up): upload again.") from exc
+        raise UploadTruncated(_("The upload's staging file is gone (abandoned or cleaned up): upload again.")) from exc
     try:
         if os.fstat(fd).st_size != upload.size:
             raise UploadTruncated(
-                f"The upload is truncated: the staging file holds {os.fstat(fd).st_size} bytes, "
-                f"not {upload.size}. Nothing was written to the volume.")
+                _("The upload is truncated: the staging file holds %(held)s bytes, not %(size)s. Nothing was written "
+                  "to the volume.") % {"held": os.fstat(fd).st_size, "size": upload.size})
         ctx.check_cancel()
-        facts = _inspect_image(ctx, upload, fd)
+        facts = _inspect_image(ctx, upload, fd, available)
         with open_host(ctx.host.uri, shared=False) as lv:
             replace = upload.mode == Upload.Mode.EXISTING
             # What an earlier job of this upload left (its worker was killed) is ours to replace.
@@ -143,21 +172,25 @@ def _send(ctx: JobContext, upload: Upload, pool_name: str, name: str) -> str:
                 refuse_if_in_use(ctx, lv, "replace")
                 current = lv.volume(pool_name, name)  # ObjectNotFound says it clearly
                 if upload.size > current.capacity:
-                    raise ValueError(f"The file ({binary_size(upload.size)}) is larger than volume {name} "
-                                     f"({binary_size(current.capacity)}); nothing was written.")
-                ctx.step(f"Replacing {name} with an empty volume (old data must not show through holes)")
+                    raise ValueError(_("The file (%(size)s) is larger than volume %(name)s (%(capacity)s); nothing "
+                                       "was written.") % {"size": binary_size(upload.size), "name": name,
+                                                          "capacity": binary_size(current.capacity)})
+                ctx.step(_("Replacing %(name)s with an empty volume (old data must not show through holes)")
+                         % {"name": name})
             else:
-                ctx.step(f"Creating volume {name} in pool {pool_name}")
+                ctx.step(_("Creating volume %(name)s in pool %(pool)s") % {"name": name, "pool": pool_name})
             try:
                 streams.prepare_volume(lv, pool_name, name, replace=replace or leftover)
             except ObjectExists as exc:
-                raise ObjectExists(f"A volume named {name} already exists in pool {pool_name}.") from exc
+                raise ObjectExists(_("A volume named %(name)s already exists in pool %(pool)s.")
+                                   % {"name": name, "pool": pool_name}) from exc
             except ObjectNotFound as exc:
-                raise ObjectNotFound(f"Volume {name} is gone from pool {pool_name}.") from exc
+                raise ObjectNotFound(_("Volume %(name)s is gone from pool %(pool)s.")
+                                     % {"name": name, "pool": pool_name}) from exc
             if not replace:
                 Upload.objects.filter(pk=upload.pk).update(volume_created=True)
             try:
-                info = _write(ctx, lv, upload, fd, pool_name, name)
+                info = _write(ctx, lv, upload, fd, pool_name, name, available)
             except BaseException:
                 # A new volume holding part of the file is of no use to anyone. If it cannot be removed
                 # now (libvirtd restarting), it stays ours: the next job of this upload replaces it.
@@ -166,24 +199,38 @@ def _send(ctx: JobContext, upload: Upload, pool_name: str, name: str) -> str:
                 raise
             if info.backing_path or vvolumes.format_family(info.format) != facts.format:
                 remove_quietly(lv, pool_name, name)
-                raise imagecheck.UnsafeImage(
-                    f"libvirt reads the uploaded image as {info.format}"
-                    + (f" backed by {info.backing_path}" if info.backing_path else f", not {facts.format}")
-                    + f"; volume {name} was removed. Upload a self-contained raw or qcow2 image.")
+                refusal = (_("libvirt reads the uploaded image as %(read)s backed by %(backing)s; volume %(name)s "
+                             "was removed. Upload a self-contained raw or qcow2 image.") if info.backing_path else
+                           _("libvirt reads the uploaded image as %(read)s, not %(format)s; volume %(name)s was "
+                             "removed. Upload a self-contained raw or qcow2 image."))
+                raise imagecheck.UnsafeImage(refusal % {"read": info.format, "backing": info.backing_path,
+                                                        "format": facts.format, "name": name})
             if replace:
                 safety.record_format(ctx.host, pool_name, name, facts.format)
     finally:
         os.close(fd)
-    return (f"Uploaded {binary_size(upload.size)} into {pool_name}/{name}: {info.format}, "
-            f"virtual size {binary_size(info.capacity)}, disk size {binary_size(info.allocation)}")
+    return _("Uploaded %(size)s into %(pool)s/%(name)s: %(format)s, virtual size %(virtual)s, disk size %(disk)s") % {
+        "size": binary_size(upload.size), "pool": pool_name, "name": name, "format": info.format,
+        "virtual": binary_size(info.capacity), "disk": binary_size(info.allocation)}
 
 
-def _inspect_image(ctx: JobContext, upload: Upload, fd: int) -> ImageFacts:
+def _relayed(ctx: JobContext, upload: Upload, receiver: relay.Receiver) -> Callable[[int], int] | None:
+    """Into a new volume the job writes the bytes as they come off the relay; otherwise (replacing a volume, or
+    started at complete) it takes them all first, and the client's complete, so an abandoned upload never costs
+    a volume its contents."""
+    if upload.streaming and not upload.completed:
+        return receiver.available
+    receiver.receive_all()
+    upload.refresh_from_db()
+    Upload.objects.filter(pk=upload.pk).update(state=Upload.State.SENDING)
+    return None
+
+
+def _inspect_image(ctx: JobContext, upload: Upload, fd: int, available: Callable[[int], int] | None) -> ImageFacts:
     """Read the image's header (waiting for its first bytes if they are still on their way) and refuse it
     (imagecheck.UnsafeImage) before any volume is created or replaced: a format other than the one stated,
     one the app does not support, a backing file, an external data file."""
-    available = _arrived(ctx, upload)
-    ready = upload.size if upload.completed else 0
+    ready = upload.size if available is None else 0
     need = min(imagecheck.HEAD_BYTES, upload.size)
     while True:
         while ready < need:
@@ -194,18 +241,21 @@ def _inspect_image(ctx: JobContext, upload: Upload, fd: int) -> ImageFacts:
             break
         need = more
     facts = imagecheck.inspect(head, upload.stated_format or None)
-    ctx.step(f"The file is a {facts.format} image" + (" (as stated)" if upload.stated_format else "")
-             + ": no backing file, no external data file")
+    found = (_("The file is a %(format)s image (as stated): no backing file, no external data file")
+             if upload.stated_format else _("The file is a %(format)s image: no backing file, no external data file"))
+    ctx.step(found % {"format": facts.format})
     return facts
 
 
-def _write(ctx: JobContext, lv: LibvirtHost, upload: Upload, fd: int, pool_name: str, name: str):
+def _write(ctx: JobContext, lv: LibvirtHost, upload: Upload, fd: int, pool_name: str, name: str,
+           available: Callable[[int], int] | None):
     writer = streams.open_writer(lv, pool_name, name, upload.size, direct=ctx.host.direct_io)
-    if upload.completed:
-        ctx.step(f"Writing {binary_size(upload.size)} {writer.how} "
-                 f"({binary_size(upload.hole_bytes)} of holes kept as holes)")
+    if available is None:
+        ctx.step(_("Writing %(size)s %(how)s (%(holes)s of holes kept as holes)")
+                 % {"size": binary_size(upload.size), "how": writer.how, "holes": binary_size(upload.hole_bytes)})
     else:
-        ctx.step(f"Writing {binary_size(upload.size)} {writer.how} as its chunks arrive (holes kept as holes)")
+        ctx.step(_("Writing %(size)s %(how)s as its chunks arrive (holes kept as holes)")
+                 % {"size": binary_size(upload.size), "how": writer.how})
     ctx.report(0, upload.size)
     last_check = time.monotonic()
 
@@ -217,7 +267,7 @@ def _write(ctx: JobContext, lv: LibvirtHost, upload: Upload, fd: int, pool_name:
             last_check = now
             ctx.check_cancel()
 
-    streams.send_file(writer, fd, upload.size, progress, available=None if upload.completed else _arrived(ctx, upload))
+    streams.send_file(writer, fd, upload.size, progress, available=available)
     return streams.restore_capacity(lv, pool_name, name, upload.capacity)
 
 
@@ -242,7 +292,10 @@ def expire_uploads() -> int:
              .filter(Q(job__isnull=True) | ~Q(job__state__in=Job.ACTIVE_STATES)))
     removed = 0
     for upload in stale:
-        upload.staging_path.unlink(missing_ok=True)
+        if upload.relayed:  # its staging file is on the worker's machine, swept there (relay.sweep_orphans)
+            relay.discard(upload.pk)
+        else:
+            upload.staging_path.unlink(missing_ok=True)
         upload.delete()
         removed += 1
     staging_dir = Path(settings.VAR_DIR) / "uploads"

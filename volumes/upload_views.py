@@ -26,6 +26,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import access
@@ -37,7 +38,7 @@ from jobs.models import Job
 from pools.models import StoragePool
 from virtstorage.virt.units import binary_size
 
-from . import staging
+from . import relay, staging
 from .models import Upload, Volume
 from .upload_forms import UploadForm, UploadPageQuery
 from .upload_job import truncation_message, upload_volume
@@ -53,9 +54,9 @@ def _payload(request: HttpRequest) -> dict:
         try:
             body = json.loads(request.body or b"{}")
         except ValueError as exc:
-            raise ValueError(f"The body is not valid JSON: {exc}") from exc
+            raise ValueError(_("The body is not valid JSON: %(error)s") % {"error": exc}) from exc
         if not isinstance(body, dict):
-            raise ValueError("The body must be a JSON object.")
+            raise ValueError(_("The body must be a JSON object."))
         return {k: v for k, v in body.items() if v is not None}
     return request.POST.dict()
 
@@ -119,7 +120,7 @@ def upload_create(request: HttpRequest) -> JsonResponse:
     except ValueError as exc:
         return _error(str(exc), 400)
     if not form.is_valid():
-        return JsonResponse({"error": "Please correct the errors.", "errors": form.errors}, status=400)
+        return JsonResponse({"error": _("Please correct the errors."), "errors": form.errors}, status=400)
     try:
         upload, job = start_upload(request, form)
     except runner.JobError as exc:
@@ -141,18 +142,20 @@ def start_upload(request: HttpRequest, form: UploadForm) -> tuple[Upload, Job | 
     upload = Upload.objects.create(
         created_by=request.user, pool=data["pool"], volume_name=data["volume"], mode=data["mode"],
         filename=data.get("filename") or "", size=data["size"], capacity=data["capacity"],
-        stated_format=data.get("format") or "", force=data["force"],
-        streaming=data["mode"] == Upload.Mode.NEW and may_stream(request.user))
+        stated_format=data.get("format") or "", force=data["force"], relayed=relay.relayed(data["pool"]),
+        streaming=data["mode"] == Upload.Mode.NEW and (relay.relayed(data["pool"]) or may_stream(request.user)))
     try:
-        staging.create_staging_file(upload)
+        if not upload.relayed:  # a relayed upload's staging file is made by its job, on the job's machine
+            staging.create_staging_file(upload)
     except OSError as exc:
         upload.delete()
-        raise StagingRefused(f"The server cannot stage a file of {binary_size(upload.size)}: {exc.strerror}. "
-                             "Nothing was kept.") from exc
+        raise StagingRefused(_("The server cannot stage a file of %(size)s: %(error)s. Nothing was kept.")
+                             % {"size": binary_size(upload.size), "error": exc.strerror}) from exc
     record("upload.create", request=request, target=upload, detail={"size": upload.size, "mode": upload.mode})
-    if not upload.streaming:
+    if not (upload.streaming or upload.relayed):
         return upload, None
-    # Into a new volume the job starts now and writes each run of chunks as it arrives.
+    # Into a new volume the job starts now and writes each run of chunks as it arrives. A relayed upload's job
+    # starts now in any case: it is what takes the chunks (it writes a volume it replaces at complete only).
     try:
         return upload, _launch_upload_job(request, upload)
     except runner.JobError:
@@ -216,12 +219,15 @@ def upload_detail(request: HttpRequest, pk) -> JsonResponse:
 def abandon(request: HttpRequest, upload: Upload) -> str:
     """Abandon the upload and free its staging space; the refusal when it is being written ("" when done)."""
     if upload.state == Upload.State.SENDING:
-        return "The upload is being written to the volume; cancel its job instead."
-    if upload.job_id:  # a streaming job waiting for chunks: it stops and removes its new volume
-        Job.objects.filter(pk=upload.job_id, cancellable=True).update(cancel_requested=True)
+        return _("The upload is being written to the volume; cancel its job instead.")
     record("upload.abandon", request=request, target=upload, detail={"received_bytes": upload.received_bytes})
-    upload.staging_path.unlink(missing_ok=True)
+    if upload.relayed:  # its staging file is the job's, on the job's machine: the job removes it
+        relay.discard(upload.pk)
+    else:
+        upload.staging_path.unlink(missing_ok=True)
     upload.delete()
+    if upload.job_id:  # a streaming job: it stops, removes its new volume (and, relayed, sees the upload gone)
+        Job.objects.filter(pk=upload.job_id, cancellable=True).update(cancel_requested=True)
     return ""
 
 
@@ -232,45 +238,48 @@ def _chunk_range(request: HttpRequest, upload: Upload) -> tuple[int, int, bool]:
     if header:
         match = _CONTENT_RANGE.fullmatch(header.strip())
         if not match:
-            raise ValueError("Content-Range must look like 'bytes 0-1048575/8589934592'.")
+            raise ValueError(_("Content-Range must look like 'bytes 0-1048575/8589934592'."))
         start, last, total = int(match[1]), int(match[2]), match[3]
         if total != "*" and int(total) != upload.size:
-            raise ValueError(f"Content-Range says the file has {total} bytes; this upload is of {upload.size}.")
+            raise ValueError(_("Content-Range says the file has %(total)s bytes; this upload is of %(size)s.")
+                             % {"total": total, "size": upload.size})
         if "offset" in request.GET and request.GET["offset"] != str(start):
-            raise ValueError("offset and Content-Range disagree.")
+            raise ValueError(_("offset and Content-Range disagree."))
         offset, length = start, last - start + 1
         if length <= 0:
-            raise ValueError("Content-Range ends before it starts.")
+            raise ValueError(_("Content-Range ends before it starts."))
     else:
         try:
             offset = int(request.GET["offset"])
         except (KeyError, ValueError) as exc:
-            raise ValueError("Give ?offset=N (a byte offset) or a Content-Range header.") from exc
+            raise ValueError(_("Give ?offset=N (a byte offset) or a Content-Range header.")) from exc
         if hole is not None:
             try:
                 length = int(hole)
             except ValueError as exc:
-                raise ValueError("hole must be a number of bytes.") from exc
+                raise ValueError(_("hole must be a number of bytes.")) from exc
         else:
             try:
                 length = int(request.headers.get("Content-Length") or "")
             except ValueError as exc:
-                raise ValueError("A chunk needs a Content-Length.") from exc
+                raise ValueError(_("A chunk needs a Content-Length.")) from exc
     if offset < 0 or length <= 0:
-        raise ValueError("offset must be >= 0 and the chunk must not be empty.")
+        raise ValueError(_("offset must be >= 0 and the chunk must not be empty."))
     if offset + length > upload.size:
-        raise ValueError(f"bytes {offset}-{offset + length - 1} go past the end of the file ({upload.size} bytes).")
+        raise ValueError(_("bytes %(first)s-%(last)s go past the end of the file (%(size)s bytes).")
+                         % {"first": offset, "last": offset + length - 1, "size": upload.size})
     if hole is not None and int(request.headers.get("Content-Length") or 0):
-        raise ValueError("A hole has no body: send ?hole=LENGTH with an empty body.")
+        raise ValueError(_("A hole has no body: send ?hole=LENGTH with an empty body."))
     return offset, length, hole is not None
 
 
 def _takes_data(upload: Upload) -> JsonResponse | None:
     """The refusal when the upload takes no more data, else None."""
     if upload.state not in (Upload.State.RECEIVING, Upload.State.FAILED):
-        return _error(f"This upload is {upload.get_state_display().lower()}: it takes no more data.", 409)
-    if not upload.staging_path.exists():
-        return _error("The staging file of this upload is gone: start a new upload.", 410)
+        return _error(_("This upload is %(state)s: it takes no more data.")
+                      % {"state": upload.get_state_display().lower()}, 409)
+    if not upload.relayed and not upload.staging_path.exists():
+        return _error(_("The staging file of this upload is gone: start a new upload."), 410)
     return None
 
 
@@ -285,18 +294,23 @@ def upload_chunk(request: HttpRequest, pk) -> JsonResponse:
         offset, length, hole = _chunk_range(request, upload)
     except ValueError as exc:
         return _error(str(exc), 400, **upload_state(upload))
+    if upload.relayed and (refusal := _relay_ready(request, upload, [(offset, offset + length)] if hole else [])):
+        return refusal
     if not hole:
-        if refusal := staging.no_room_for(length):
+        if not upload.relayed and (refusal := staging.no_room_for(length)):
             return _error(refusal, 507)
         fresh = not any(lo < offset + length and offset < hi for lo, hi in upload.received)
         try:
-            got = staging.write_body(request, upload, offset, length, fresh)
+            got = (relay.push_body(request, upload, offset, length) if upload.relayed
+                   else staging.write_body(request, upload, offset, length, fresh))
         except ValueError as exc:
             return _error(str(exc), 400, **upload_state(upload))
+        except relay.BufferFull as exc:
+            return _buffer_full(exc, upload)
         if got != length:
             upload.refresh_from_db()
-            return _error(f"The chunk is truncated: {got} of {length} bytes arrived (those are kept); "
-                          "send the rest again.", 400, **upload_state(upload))
+            return _error(_("The chunk is truncated: %(got)s of %(length)s bytes arrived (those are kept); send the "
+                            "rest again.") % {"got": got, "length": length}, 400, **upload_state(upload))
     upload = staging.record(upload, [(offset, offset + length)], holes=hole)
     return JsonResponse(upload_state(upload))
 
@@ -313,18 +327,48 @@ def upload_holes(request: HttpRequest, pk) -> JsonResponse:
     try:
         holes = _payload(request).get("holes")
         if not isinstance(holes, list) or len(holes) > MAX_HOLES_PER_REQUEST:
-            raise ValueError(f"Send {{\"holes\": [[offset, length], ...]}}, at most {MAX_HOLES_PER_REQUEST} of them.")
+            raise ValueError(_('Send {"holes": [[offset, length], ...]}, at most %(max)s of them.')
+                             % {"max": MAX_HOLES_PER_REQUEST})
         ranges = []
         for hole in holes:
             if not (isinstance(hole, list) and len(hole) == 2 and all(type(n) is int for n in hole)):
-                raise ValueError(f"Each hole is [offset, length] in bytes, not {hole!r}.")
+                raise ValueError(_("Each hole is [offset, length] in bytes, not %(hole)r.") % {"hole": hole})
             offset, length = hole
             if offset < 0 or length <= 0 or offset + length > upload.size:
-                raise ValueError(f"The hole [{offset}, {length}] is empty or outside the file ({upload.size} bytes).")
+                raise ValueError(_("The hole [%(offset)s, %(length)s] is empty or outside the file (%(size)s bytes).")
+                                 % {"offset": offset, "length": length, "size": upload.size})
             ranges.append((offset, offset + length))
     except ValueError as exc:
         return _error(str(exc), 400, **upload_state(upload))
+    if upload.relayed and (refusal := _relay_ready(request, upload, ranges)):
+        return refusal
     return JsonResponse(upload_state(staging.record(upload, ranges, holes=True)))
+
+
+def _relay_ready(request: HttpRequest, upload: Upload, zeros: list[tuple[int, int]]) -> JsonResponse | None:
+    """A relayed upload's chunks need its job, which takes them: after a job that failed (a resume) a new one
+    starts with the next chunk. Then the zeros go onto the relay. The refusal, else None."""
+    if not (upload.job_id and upload.job.is_active):
+        Upload.objects.filter(pk=upload.pk).update(completed=False, state=Upload.State.RECEIVING, error="")
+        try:
+            _launch_upload_job(request, upload)
+        except runner.JobError as exc:
+            upload.refresh_from_db()
+            if not (isinstance(exc, runner.JobConflict) and upload.job_id and upload.job.is_active):
+                return _job_refused(exc, **upload_state(upload))  # else a chunk sent alongside started it
+    try:
+        relay.push_zeros(upload, zeros)
+    except relay.BufferFull as exc:
+        return _buffer_full(exc, upload)
+    return None
+
+
+def _buffer_full(exc: relay.BufferFull, upload: Upload) -> JsonResponse:
+    """503 with Retry-After: the clients send the chunk again, by then the host's worker has taken some."""
+    upload.refresh_from_db()
+    response = _error(str(exc), 503, **upload_state(upload))
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @accepts_token

@@ -1,0 +1,266 @@
+"""Uploads into a host with a worker of its own go through Redis to that worker (volumes/relay.py): the web server
+and the worker share no disk.
+
+The web server here runs with a VAR_DIR of its own whose `uploads` is a plain file, so it cannot have staged a
+byte; the host's worker runs with another VAR_DIR and listens only to the host's queues.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+
+from jobs.models import Job
+from jobs.progress import client as redis_client
+from jobs.runner import TRANSFER_QUEUE_SUFFIX
+from tests.conftest import ROOT, TEST_QUEUE, AsgiServer, CeleryWorker, _free_port, _process_env, wait_for, wait_for_job
+from tests.volumes.test_upload_download import Api, disk_usage_bytes, make_sparse_file, sha256_file
+from volumes import relay
+from volumes.models import Upload
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MiB = 1024 * 1024
+BUFFER = 8 * MiB  # the web server's UPLOAD_RELAY_BUFFER_BYTES here
+NEAR_QUEUE = f"{TEST_QUEUE}-relay"
+WEB_UPLOADS_MARK = b"the web server never stages a relayed upload\n"
+
+
+class _WithEnv:
+    """A managed process with environment variables of its own (its VAR_DIR above all)."""
+
+    extra_env: dict[str, str]
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args, cwd=ROOT, env={**_process_env(), **self.extra_env}, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+
+class RelayWeb(_WithEnv, AsgiServer):
+    pass
+
+
+class NearWorker(_WithEnv, CeleryWorker):
+    pass
+
+
+def near_worker(queue: str, var_dir: Path, log_path: Path) -> NearWorker:
+    worker = NearWorker("celery-near", [
+        sys.executable, "-m", "celery", "-A", "virtstorage", "worker", "--loglevel=INFO", "--concurrency=1",
+        f"--queues={queue},{queue}{TRANSFER_QUEUE_SUFFIX}", f"--hostname=near-{queue}@%h", "--without-mingle",
+        "--without-gossip"], log_path)
+    worker.extra_env = {"VIRTSTORAGE_VAR_DIR": str(var_dir), "SECRET_KEY": settings.SECRET_KEY}
+    return worker
+
+
+@pytest.fixture(scope="module")
+def web_var(tmp_path_factory) -> Path:
+    var = tmp_path_factory.mktemp("web-var")
+    (var / "uploads").write_bytes(WEB_UPLOADS_MARK)  # a file: no staging file can be made under it
+    return var
+
+
+@pytest.fixture(scope="module")
+def relay_web(django_db_setup, tmp_path_factory, web_var) -> Iterator[RelayWeb]:
+    server = RelayWeb(_free_port(), tmp_path_factory.mktemp("logs") / "relay-granian.log")
+    server.extra_env = {"VIRTSTORAGE_VAR_DIR": str(web_var), "SECRET_KEY": settings.SECRET_KEY,
+                        "UPLOAD_RELAY_BUFFER_BYTES": str(BUFFER), "UPLOAD_RELAY_WAIT_SECONDS": "2"}
+    server.start()
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def near_var(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("near-var")
+
+
+@pytest.fixture(scope="module")
+def near(django_db_setup, tmp_path_factory, near_var) -> Iterator[NearWorker]:
+    worker = near_worker(NEAR_QUEUE, near_var, tmp_path_factory.mktemp("logs") / "near.log")
+    worker.start()
+    try:
+        worker.wait_ready()
+        yield worker
+    finally:
+        worker.stop()
+
+
+@pytest.fixture
+def relay_api(relay_web, member) -> Api:
+    return Api(relay_web.url, member)
+
+
+def _own_queue(pool, queue: str = NEAR_QUEUE):
+    host = pool.host
+    host.queue = queue
+    host.save(update_fields=["queue"])
+    return pool
+
+
+def _relay_keys_gone(upload_id: str) -> bool:
+    return not redis_client().exists(*relay._keys(upload_id))
+
+
+def _ran_on(job: Job, worker: NearWorker) -> bool:
+    pid = int(job.worker.rsplit(":", 1)[1])
+    with open(f"/proc/{pid}/status") as status:
+        return int(next(line for line in status if line.startswith("PPid:")).split()[1]) == worker.proc.pid
+
+
+def _web_never_staged(web_var: Path) -> None:
+    assert (web_var / "uploads").read_bytes() == WEB_UPLOADS_MARK
+
+
+def test_a_relayed_upload_arrives_byte_for_byte_with_its_holes(relay_api, synced, near, near_var, web_var, tmp_path):
+    pool, scratch = synced
+    _own_queue(pool)
+    size = 96 * MiB
+    # 20 MiB of data in a row (more than the relay's 8 MiB buffer: the web waits for the worker), a chunk that
+    # is half zeros, and a last byte.
+    src = make_sparse_file(tmp_path / "disk.img", size, [(0, 20 * MiB), (40 * MiB + 123, MiB), (size - 1, 1)])
+    created = relay_api.create(pool=pool.pk, volume="relayed.img", mode="new", size=size, capacity="128M")
+    assert created.status_code == 201, created.text
+    upload = created.json()
+    assert upload["job"], "a relayed upload's job starts with it: it takes the chunks"
+    assert Upload.objects.get(pk=upload["id"]).relayed
+    state = relay_api.send_file(upload, src)
+    assert state["missing"] == [] and state["hole_bytes"] >= 64 * MiB
+    assert relay_api.complete(upload).status_code == 202
+    job = wait_for_job(upload["job"])
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert _ran_on(job, near), job.worker  # the host's own worker wrote it
+    assert "through the relay into this worker's staging file" in job.log, job.log
+
+    volume_file = scratch.path / "relayed.img"
+    assert sha256_file(volume_file) == sha256_file(src, extra_zeros=128 * MiB - size)
+    assert disk_usage_bytes(volume_file) < 28 * MiB  # 21 MiB of data in 96: the holes stayed holes
+    _web_never_staged(web_var)
+    assert (near_var / "uploads").is_dir() and not (near_var / "uploads" / f"{upload['id']}.part").exists()
+    assert _relay_keys_gone(upload["id"])
+
+
+def test_the_relay_buffer_is_bounded_until_the_worker_takes_it(relay_api, synced, web_var, tmp_path,
+                                                                tmp_path_factory):
+    pool, scratch = synced
+    late = f"{TEST_QUEUE}-late"
+    _own_queue(pool, late)  # no worker listens to it yet: the job stays queued
+    size = 24 * MiB
+    src = make_sparse_file(tmp_path / "dense.img", size, [(0, size)])
+    upload = relay_api.create(pool=pool.pk, volume="bounded.img", mode="new", size=size).json()
+    assert relay_api.send_file(upload, src, stop=BUFFER)["received"] == [[0, BUFFER]]
+
+    started = time.monotonic()
+    r = relay_api.http.put(upload["chunks_url"], params={"offset": BUFFER}, content=src.read_bytes()[BUFFER:12 * MiB])
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
+    assert time.monotonic() - started >= 2  # it waited for room first
+    assert "not taking this upload's bytes" in r.json()["error"] and r.json()["received"] == [[0, BUFFER]]
+    data_key, count_key = relay._keys(upload["id"])
+    held = sum(len(fields.get(b"d", b"")) for _, fields in redis_client().xrange(data_key))
+    assert held == int(redis_client().get(count_key)) == BUFFER  # what waits in Redis, and no more
+    assert Job.objects.get(pk=upload["job"]).state == Job.State.QUEUED
+
+    worker = near_worker(late, tmp_path_factory.mktemp("late-var"), tmp_path / "late.log")
+    worker.start()
+    try:
+        worker.wait_ready()
+        relay_api.send_file(upload, src, start=BUFFER)
+        job = wait_for_job(relay_api.complete(upload).json()["job"])
+        assert job.state == Job.State.SUCCEEDED, job.error
+        assert _ran_on(job, worker)
+    finally:
+        worker.stop()
+    assert sha256_file(scratch.path / "bounded.img") == sha256_file(src)
+    _web_never_staged(web_var)
+    assert _relay_keys_gone(upload["id"])
+
+
+def test_a_dropped_chunk_is_resumed_relayed(relay_api, relay_web, synced, near, tmp_path):
+    pool, scratch = synced
+    _own_queue(pool)
+    size = 16 * MiB
+    src = make_sparse_file(tmp_path / "r.img", size, [(0, size)])
+    upload = relay_api.create(pool=pool.pk, volume="dropped.img", mode="new", size=size).json()
+    # A client that announces 4 MiB, sends 3 and hangs up: what went onto the relay is kept.
+    server = urlsplit(relay_web.url)
+    cookies = "; ".join(f"{k}={v}" for k, v in relay_api.http.cookies.items())
+    with socket.create_connection((server.hostname, server.port)) as raw:
+        raw.sendall((f"PUT {upload['chunks_url']}?offset=0 HTTP/1.1\r\nHost: {server.netloc}\r\n"
+                     f"Cookie: {cookies}\r\nX-CSRFToken: {relay_api.http.headers['X-CSRFToken']}\r\n"
+                     f"Content-Length: {4 * MiB}\r\n\r\n").encode() + src.read_bytes()[:3 * MiB])
+        time.sleep(0.5)
+    received = wait_for(lambda: relay_api.http.get(upload["url"]).json()["received"] or None, timeout=10,
+                        message="the pieces that arrived to be recorded")
+    assert len(received) == 1 and received[0][0] == 0 and MiB <= received[0][1] <= 3 * MiB, received
+    state = relay_api.http.get(upload["url"]).json()
+    relay_api.send_file(upload, src, start=state["next_offset"])
+    job = wait_for_job(relay_api.complete(upload).json()["job"])
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert sha256_file(scratch.path / "dropped.img") == sha256_file(src)
+
+
+def test_a_truncated_relayed_upload_fails_then_resumes_from_the_workers_bytes(relay_api, synced, near, near_var,
+                                                                               tmp_path):
+    pool, scratch = synced
+    _own_queue(pool)
+    size = 24 * MiB
+    src = make_sparse_file(tmp_path / "t.img", size, [(0, size)])
+    upload = relay_api.create(pool=pool.pk, volume="trunc.img", mode="new", size=size).json()
+    relay_api.send_file(upload, src, stop=12 * MiB)
+    r = relay_api.complete(upload)
+    assert r.status_code == 202 and "truncated" in r.json()["warning"]
+    job = wait_for_job(r.json()["job"])
+    assert job.state == Job.State.FAILED and "12582912 of 25165824 bytes never arrived" in job.error, job.error
+    assert "trunc.img" not in subprocess.run(["virsh", "-q", "vol-list", scratch.name], capture_output=True,
+                                             text=True).stdout
+    # The worker kept what it took, with a note of it; the next chunk starts a new job that goes on from there.
+    assert (near_var / "uploads" / f"{upload['id']}.ranges").exists()
+    state = relay_api.http.get(upload["url"]).json()
+    assert state["state"] == "failed" and state["next_offset"] == 12 * MiB
+    state = relay_api.send_file(upload, src, start=12 * MiB)
+    assert state["job"] != job.pk
+    job = wait_for_job(relay_api.complete(upload).json()["job"])
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert "12582912 bytes kept from an earlier job" in job.log, job.log
+    assert sha256_file(scratch.path / "trunc.img") == sha256_file(src)
+    assert not os.path.exists(near_var / "uploads" / f"{upload['id']}.ranges")
+
+
+def test_a_relayed_replace_waits_for_complete_and_an_abandon_leaves_nothing(relay_api, synced, near, near_var,
+                                                                            tmp_path):
+    pool, scratch = synced
+    _own_queue(pool)
+    old = tmp_path / "old.bin"
+    old.write_bytes(os.urandom(16 * MiB))
+    subprocess.run(["virsh", "-q", "vol-upload", "--pool", scratch.name, "raw-prealloc.img", str(old)], check=True)
+    src = make_sparse_file(tmp_path / "new.img", 12 * MiB, [(0, 100), (8 * MiB, MiB)])
+    upload = relay_api.create(pool=pool.pk, volume="raw-prealloc.img", mode="existing", size=12 * MiB,
+                              confirm="raw-prealloc.img").json()
+    assert upload["job"]  # it takes the chunks from the start...
+    assert relay_api.send_file(upload, src)["missing"] == []
+    time.sleep(2)  # ...but leaves the volume alone until the client completes
+    assert sha256_file(scratch.path / "raw-prealloc.img") == sha256_file(old)
+    job = wait_for_job(relay_api.complete(upload).json()["job"])
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert sha256_file(scratch.path / "raw-prealloc.img") == sha256_file(src, extra_zeros=4 * MiB)
+
+    upload = relay_api.create(pool=pool.pk, volume="gone.img", mode="new", size=16 * MiB).json()
+    relay_api.send_file(upload, make_sparse_file(tmp_path / "g.img", 16 * MiB, [(0, 16 * MiB)]), stop=8 * MiB)
+    assert relay_api.http.delete(upload["url"]).status_code == 200
+    job = wait_for_job(upload["job"])
+    assert job.state == Job.State.CANCELLED, (job.state, job.error)
+    assert _relay_keys_gone(upload["id"])
+    assert not list((near_var / "uploads").glob(f"{upload['id']}.*"))
