@@ -50,8 +50,16 @@ def snapshot(job: Job) -> dict[str, Any]:
         "cancellable": job.cancellable and job.is_active and not job.cancel_requested,
         "cancel_requested": job.cancel_requested,
         "url": job.get_absolute_url(),
+        "result_url": result_url(job),
         "log_tail": job.log.splitlines()[-5:],
     }
+
+
+def result_url(job: Job) -> str:
+    """Where a succeeded job's result is (a defined pool's page), when the job recorded it (params: result_url, a
+    path of this site): the progress partial links the result there."""
+    url = str((job.params or {}).get("result_url", "")) if job.state == Job.State.SUCCEEDED else ""
+    return url if url.startswith("/") and not url.startswith("//") else ""
 
 
 def publish(job: Job) -> None:

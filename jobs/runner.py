@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Q
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from audit.log import record as audit_record
 
@@ -52,8 +53,12 @@ class JobCancelled(Exception):
     """Raised inside a job when its owner asked to cancel at a safe point."""
 
 
-# Kinds that may run side by side on the same volume; everything else excludes the others.
-SHARED_KINDS = frozenset({"download", "sync"})
+# Kinds that may run side by side on the same volume; everything else excludes the others. They only read
+# (info: the Image panel's qemu-img info, which a download must not have to wait for, nor it for a download).
+SHARED_KINDS = frozenset({"download", "sync", "info"})
+# Kinds that change a VM's disk list, not the volume's bytes: they need no reader to wait, nor do readers
+# wait for them (the volume page reads the image while someone attaches it).
+VOLUME_KEEPING_KINDS = frozenset({"vm-attach", "vm-detach"})
 # Kinds that wait on a client for as long as it sends (a streaming upload): they go to a queue of their
 # own, served by workers of their own (Procfile `transfers:`), so they never hold a slot other jobs need.
 TRANSFER_KINDS = frozenset({"upload"})
@@ -78,8 +83,8 @@ def launch(task: Any, *, kind: str, user, host, pool=None, volume_name: str = ""
     try:
         if not progress.broker_available():
             raise QueueUnavailable(
-                "The job queue (Redis) is not reachable, so nothing was started. "
-                "Ask an admin to start Redis and the Celery worker, then try again."
+                _("The job queue (Redis) is not reachable, so nothing was started. "
+                  "Ask an admin to start Redis and the Celery worker, then try again.")
             )
         with transaction.atomic():
             job = _create_job(kind=kind, user=user, host=host, pool=pool, volume_name=volume_name, params=params,
@@ -104,7 +109,7 @@ def audit_action(kind: str) -> str:
         return kind.replace("-", ".", 1)
     if kind == "sync":
         return "host.sync"
-    return kind if kind in SHARED_KINDS | TRANSFER_KINDS else f"volume.{kind}"
+    return kind if kind in {"download"} | TRANSFER_KINDS else f"volume.{kind}"
 
 
 def audit_job(job: Job, outcome: str, *, request=None, error: str = "", result: str = "") -> None:
@@ -172,18 +177,27 @@ def _refuse_if_busy(kind: str, places: list[tuple[object, str]]) -> None:
         touching |= _touching(pool, volume_name)
     active = Job.objects.active().filter(touching)
     if kind in SHARED_KINDS:
+        active = active.exclude(kind__in=SHARED_KINDS | VOLUME_KEEPING_KINDS)
+    elif kind in VOLUME_KEEPING_KINDS:
         active = active.exclude(kind__in=SHARED_KINDS)
     other = active.first()
     if other is None:
         return
-    if other.volume_name:
-        what = f"“{other.volume_name}” is busy with job #{other.pk}"
+    words = {"volume": other.volume_name, "pool": other.pool_name, "job": other.pk,
+             "kind": other.get_kind_display().lower(), "state": other.get_state_display().lower()}
+    if other.target_pool_id and any(pool.pk == other.target_pool_id for pool, _name in places):
+        words.update(target=other.target_volume_name, target_pool=other.target_pool.name)
+        if other.volume_name:
+            message = _("“%(volume)s” is busy with job #%(job)s, which writes “%(target)s” in pool %(target_pool)s "
+                        "(%(kind)s, %(state)s); wait for it to finish.")
+        else:
+            message = _("Pool %(pool)s is busy with job #%(job)s, which writes “%(target)s” in pool %(target_pool)s "
+                        "(%(kind)s, %(state)s); wait for it to finish.")
+    elif other.volume_name:
+        message = _("“%(volume)s” is busy with job #%(job)s (%(kind)s, %(state)s); wait for it to finish.")
     else:
-        what = f"Pool {other.pool_name} is busy with job #{other.pk}"
-    if other.target_pool_id and any(pool.pk == other.target_pool_id for pool, _ in places):
-        what += f", which writes “{other.target_volume_name}” in pool {other.target_pool.name}"
-    raise JobConflict(f"{what} ({other.get_kind_display().lower()}, {other.get_state_display().lower()}); "
-                      "wait for it to finish.")
+        message = _("Pool %(pool)s is busy with job #%(job)s (%(kind)s, %(state)s); wait for it to finish.")
+    raise JobConflict(message % words)
 
 
 def start_inline(*, kind: str, user, host, pool=None, volume_name: str = "", params: dict | None = None,
@@ -212,7 +226,7 @@ def touch(job: Job) -> None:
 def finish_inline(ctx: JobContext, state: str, *, error: str = "", result: str = "") -> None:
     """End an inline job: saves its last progress, logs the outcome and tells the watchers."""
     ctx.job.save(update_fields=["progress_done", "progress_total"])
-    ctx.step(error or result or "Done")
+    ctx.step(error or result or _("Done"))
     _finish(ctx.job, state, error=error, result=result)
 
 
@@ -224,12 +238,12 @@ def _enqueue(task, job_id: int, queue: str) -> None:
         else:
             task.apply_async(args=[job_id], retry=False, queue=queue)
     except Exception as exc:  # kombu raises several types for a dead broker
-        error = f"Could not queue the job: {exc}"
+        error = _("Could not queue the job: %(error)s") % {"error": exc}
         with transaction.atomic():
             Job.objects.filter(pk=job_id).update(state=Job.State.FAILED, error=error, finished_at=timezone.now())
             audit_job(Job.objects.select_related("host").get(pk=job_id), "failed", error=error)
         announce_end(Job.objects.get(pk=job_id))
-        raise QueueUnavailable(f"The job queue (Redis) refused the job: {exc}") from exc
+        raise QueueUnavailable(_("The job queue (Redis) refused the job: %(error)s") % {"error": exc}) from exc
 
 
 class JobContext:
@@ -340,18 +354,18 @@ def _run_body(job: Job, ctx: JobContext, body: Callable[[JobContext], str | None
             raise JobCancelled()
         result = body(ctx) or ""
     except JobCancelled:
-        ctx.step("Cancelled at the owner's request")
-        _finish(job, Job.State.CANCELLED, error="Cancelled by the user.")
+        ctx.step(_("Cancelled at the owner's request"))
+        _finish(job, Job.State.CANCELLED, error=_("Cancelled by the user."))
     except Exception as exc:  # every failure must end the job, with its reason
         log.exception("job %s failed", job.pk)
         message = str(exc) or exc.__class__.__name__
         try:
-            ctx.step(f"Failed: {message}")
+            ctx.step(_("Failed: %(error)s") % {"error": message})
         except Exception:
             pass
         _finish(job, Job.State.FAILED, error=message)
     else:
-        ctx.step(result or "Done")
+        ctx.step(result or _("Done"))
         _finish(job, Job.State.SUCCEEDED, result=result)
     finally:
         heartbeat.stopped.set()

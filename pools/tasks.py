@@ -8,26 +8,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
 from hosts.signals import resync
-from jobs.runner import JobContext, job_task
-from virtstorage.virt import LibvirtHost, open_host
+from jobs.runner import JobContext, JobError, job_task, launch
+from virtstorage.virt import HostUnreachable, LibvirtHost, VirtError, open_host
 from virtstorage.virt import pools as vpools
 
+from .models import StoragePool
+
 # Lifecycle job kinds: one at a time per pool (the views refuse a second).
-LIFECYCLE_KINDS = ("pool-build", "pool-start", "pool-stop", "pool-refresh", "pool-autostart", "pool-delete",
-                   "pool-undefine")
+LIFECYCLE_KINDS = ("pool-define", "pool-build", "pool-start", "pool-stop", "pool-refresh", "pool-autostart",
+                   "pool-delete", "pool-undefine")
 
 
 def _operate(ctx: JobContext, operation: Callable[[LibvirtHost, str], str]) -> str:
     """Run operation(host, pool name) on a dedicated connection, then sync the pool whatever happened."""
     name = ctx.job.pool_name
-    ctx.step(f"Connecting to {ctx.host.uri}")
+    ctx.step(_("Connecting to %(uri)s") % {"uri": ctx.host.uri})
     try:
         # A dedicated connection: a mount or mkfs must not stall the process's other libvirt calls.
         with open_host(ctx.host.uri, shared=False) as lv:
             return operation(lv, name)
     finally:
-        ctx.step("Updating the inventory")
+        ctx.step(_("Updating the inventory"))
         resync(ctx.host, pool_names=[name])
 
 
@@ -36,9 +41,14 @@ def build_pool_job(ctx: JobContext) -> str:
     overwrite = bool(ctx.params.get("overwrite"))
 
     def build(lv: LibvirtHost, name: str) -> str:
-        ctx.step(f"Building {name}{' with overwrite' if overwrite else ''} (libvirt reports no progress)")
+        if overwrite:
+            ctx.step(_("Building %(pool)s with overwrite (libvirt reports no progress)") % {"pool": name})
+        else:
+            ctx.step(_("Building %(pool)s (libvirt reports no progress)") % {"pool": name})
         vpools.build_pool(lv, name, overwrite=overwrite)
-        return f"Built pool {name}" + (", overwriting what was there" if overwrite else "")
+        if overwrite:
+            return _("Built pool %(pool)s, overwriting what was there") % {"pool": name}
+        return _("Built pool %(pool)s") % {"pool": name}
 
     return _operate(ctx, build)
 
@@ -47,11 +57,11 @@ def build_pool_job(ctx: JobContext) -> str:
 def start_pool_job(ctx: JobContext) -> str:
     def start(lv: LibvirtHost, name: str) -> str:
         if ctx.params.get("build"):
-            ctx.step(f"Building {name} (creating its storage if missing, never overwriting)")
+            ctx.step(_("Building %(pool)s (creating its storage if missing, never overwriting)") % {"pool": name})
             vpools.build_pool(lv, name, overwrite=False)
-        ctx.step(f"Starting {name}")
+        ctx.step(_("Starting %(pool)s") % {"pool": name})
         lv.start_pool(name)
-        return f"Started pool {name}: its volumes can be used"
+        return _("Started pool %(pool)s: its volumes can be used") % {"pool": name}
 
     return _operate(ctx, start)
 
@@ -59,9 +69,9 @@ def start_pool_job(ctx: JobContext) -> str:
 @job_task("pool-stop", name="pools.tasks.stop_pool_job")
 def stop_pool_job(ctx: JobContext) -> str:
     def stop(lv: LibvirtHost, name: str) -> str:
-        ctx.step(f"Stopping {name} (libvirt: destroy); the data stays")
+        ctx.step(_("Stopping %(pool)s (libvirt: destroy); the data stays") % {"pool": name})
         vpools.stop_pool(lv, name)
-        return f"Stopped pool {name}; its data is intact and starting it again undoes this"
+        return _("Stopped pool %(pool)s; its data is intact and starting it again undoes this") % {"pool": name}
 
     return _operate(ctx, stop)
 
@@ -69,9 +79,9 @@ def stop_pool_job(ctx: JobContext) -> str:
 @job_task("pool-refresh", name="pools.tasks.refresh_pool_job")
 def refresh_pool_job(ctx: JobContext) -> str:
     def refresh(lv: LibvirtHost, name: str) -> str:
-        ctx.step(f"Rescanning {name} for volumes")
+        ctx.step(_("Rescanning %(pool)s for volumes") % {"pool": name})
         lv.refresh_pool(name)
-        return f"Refreshed pool {name}"
+        return _("Refreshed pool %(pool)s") % {"pool": name}
 
     return _operate(ctx, refresh)
 
@@ -81,9 +91,14 @@ def autostart_pool_job(ctx: JobContext) -> str:
     enabled = bool(ctx.params.get("enabled"))
 
     def autostart(lv: LibvirtHost, name: str) -> str:
-        ctx.step(f"Turning autostart {'on' if enabled else 'off'} for {name}")
+        if enabled:
+            ctx.step(_("Turning autostart on for %(pool)s") % {"pool": name})
+        else:
+            ctx.step(_("Turning autostart off for %(pool)s") % {"pool": name})
         vpools.set_autostart(lv, name, enabled)
-        return f"Pool {name} {'starts' if enabled else 'no longer starts'} when libvirtd starts"
+        if enabled:
+            return _("Pool %(pool)s starts when libvirtd starts") % {"pool": name}
+        return _("Pool %(pool)s no longer starts when libvirtd starts") % {"pool": name}
 
     return _operate(ctx, autostart)
 
@@ -92,8 +107,11 @@ def autostart_pool_job(ctx: JobContext) -> str:
 def delete_pool_job(ctx: JobContext) -> str:
     def delete(lv: LibvirtHost, name: str) -> str:
         count = vpools.delete_pool(lv, name, delete_volumes=bool(ctx.params.get("delete_volumes")), say=ctx.step)
-        volumes = f" and its {count} volume{'s' if count != 1 else ''}" if count else ""
-        return f"Deleted pool {name}{volumes}: its storage is gone and libvirt forgot it"
+        if count:
+            return ngettext("Deleted pool %(pool)s and its %(count)s volume: its storage is gone and libvirt forgot it",
+                            "Deleted pool %(pool)s and its %(count)s volumes: its storage is gone and libvirt forgot "
+                            "it", count) % {"pool": name, "count": count}
+        return _("Deleted pool %(pool)s: its storage is gone and libvirt forgot it") % {"pool": name}
 
     return _operate(ctx, delete)
 
@@ -102,6 +120,43 @@ def delete_pool_job(ctx: JobContext) -> str:
 def undefine_pool_job(ctx: JobContext) -> str:
     def undefine(lv: LibvirtHost, name: str) -> str:
         vpools.undefine_pool(lv, name, say=ctx.step)
-        return f"Undefined pool {name}: libvirt forgot it, its storage and volumes are still there"
+        return _("Undefined pool %(pool)s: libvirt forgot it, its storage and volumes are still there") % {"pool": name}
 
     return _operate(ctx, undefine)
+
+
+@job_task("pool-define", name="pools.tasks.define_pool_job")
+def define_pool_job(ctx: JobContext) -> str:
+    """Define the pool from the XML the define form checked (params: xml, start_now), then sync it. Ticked
+    "start now", it then launches the start job (build, then start) on the new pool, which its page follows."""
+    name = ctx.job.pool_name
+    ctx.step(_("Connecting to %(uri)s") % {"uri": ctx.host.uri})
+    try:
+        with open_host(ctx.host.uri, shared=False) as lv:
+            ctx.step(_("Defining pool %(pool)s (libvirt checks the XML against its schema first)") % {"pool": name})
+            vpools.define_pool(lv, ctx.params["xml"])
+    except HostUnreachable:
+        raise
+    except VirtError as exc:
+        raise VirtError(_("libvirt refused to define the pool: %(error)s") % {"error": exc}) from exc
+    ctx.step(_("Updating the inventory"))
+    resync(ctx.host, pool_names=[name])
+    pool = StoragePool.objects.filter(host=ctx.host, name=name).first()
+    if pool is None:
+        raise VirtError(_("libvirt defined %(pool)s, but it did not show up in the inventory; sync the host.")
+                        % {"pool": name})
+    result = _("Defined pool %(pool)s. Build creates its storage; Start makes it usable.") % {"pool": name}
+    if ctx.params.get("start_now"):
+        # Its own job, launched before this one names the pool (else this job would block it): the pool's page
+        # shows its progress.
+        try:
+            started = launch(start_pool_job, kind="pool-start", user=ctx.job.created_by, host=ctx.host, pool=pool,
+                             params={"build": True})
+            result = _("Defined pool %(pool)s; building and starting it as job #%(job)s.") % {
+                "pool": name, "job": started.pk}
+        except JobError as exc:
+            result = _("Defined pool %(pool)s, but could not start it: %(error)s") % {"pool": name, "error": exc}
+    ctx.job.pool = pool
+    ctx.job.params = {**ctx.params, "result_url": pool.get_absolute_url()}
+    ctx.job.save(update_fields=["pool", "params"])
+    return result

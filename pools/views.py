@@ -10,23 +10,23 @@ from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts.roles import admin_required, is_admin, member_required
 from audit.log import changes, record
 from hosts.models import Host, vm_names_by_volume
-from hosts.signals import resync
 from jobs import progress
 from jobs.models import Job
 from jobs.runner import JobError
-from virtstorage.virt import VirtError, open_host
 from virtstorage.virt import pools as vpools
 
 from . import lifecycle
-from .define_forms import TYPE_DESCRIPTIONS, TYPE_FIELDS, PoolDefineForm, RawPoolXmlForm
+from .define_forms import TYPE_DESCRIPTIONS, TYPE_FIELDS
 from .forms import PolicyForm
 from .models import StoragePool
-from .tasks import LIFECYCLE_KINDS, start_pool_job
+from .tasks import LIFECYCLE_KINDS
 
 # What the volume table may sort on: URL value -> ORDER BY (name last keeps the order stable).
 VOLUME_SORTS = {
@@ -42,10 +42,10 @@ VOLUME_SORTS = {
 VOLUMES_PER_PAGE = 50
 # Sortable columns: (field, label, css class, first click sorts descending?)
 VOLUME_COLUMNS = [
-    ("name", "Name", "", False),
-    ("format", "Format", "", False),
-    ("capacity", "Virtual size", "num", True),
-    ("allocation", "Disk size", "num", True),
+    ("name", gettext_lazy("Name"), "", False),
+    ("format", gettext_lazy("Format"), "", False),
+    ("capacity", gettext_lazy("Virtual size"), "num", True),
+    ("allocation", gettext_lazy("Disk size"), "num", True),
 ]
 
 
@@ -149,7 +149,7 @@ def pool_card(request: HttpRequest, pk: int) -> HttpResponse:
     if pool is None:
         # Deleted, undefined, or a transient pool that stopped: go to its host.
         if job is not None and job.host_id:
-            messages.info(request, f"{job.result or job.error or 'The pool is gone.'}")
+            messages.info(request, job.result or job.error or _("The pool is gone."))
             response = HttpResponse(status=204)
             response["HX-Redirect"] = reverse("hosts:detail", args=[job.host_id])
             return response
@@ -171,7 +171,7 @@ def pool_live(request: HttpRequest, pk: int) -> HttpResponse:
             available=pool.available, autostart=pool.autostart, persistent=pool.persistent,
             volume_count=pool.volume_count if pool.is_active else None, inactive_xml=pool.xml)
     return render(request, "pools/_live_view.html",
-                  {"pool": pool, "live": live, "host_problem": _host_problem(pool.host)})
+                  {"pool": pool, "live": live, "host_problem": lifecycle.host_problem(pool.host)})
 
 
 def _launch_lifecycle(request: HttpRequest, start) -> Job | None:
@@ -225,7 +225,7 @@ def pool_policy(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         form.save()
         record("pool.policy", request=request, target=pool, detail=changes(form))
-        messages.success(request, f"Saved the capacity policy of {pool.name}.")
+        messages.success(request, _("Saved the capacity policy of %(pool)s.") % {"pool": pool.name})
         pool.refresh_from_db()
         form = None
     if request.htmx:
@@ -239,7 +239,7 @@ def pool_policy(request: HttpRequest, pk: int) -> HttpResponse:
 
 @admin_required
 def pool_define(request: HttpRequest, host_pk: int) -> HttpResponse:
-    """Define a pool from a per-type form or pasted XML: preview first, then define.
+    """Define a pool from a per-type form or pasted XML: preview first (the XML only), then define, a job.
 
     The pool types offered are those the host's last check or sync recorded: the page never asks libvirt.
     """
@@ -252,22 +252,17 @@ def pool_define(request: HttpRequest, host_pk: int) -> HttpResponse:
         raise Http404("No form for that pool type.")
     data = request.POST if request.method == "POST" else None
     unavailable = pool_type != "xml" and not _supports(supported, pool_type)
-    if pool_type == "xml":
-        form = RawPoolXmlForm(data, host=host, supported=supported)
-    else:
-        form = PoolDefineForm(data, host=host, pool_type=pool_type, support=supported.get(pool_type))
+    form = lifecycle.define_form(data, host, pool_type, supported)
     preview = ""
     if data is not None and not unavailable and form.is_valid():
         preview = form.pool_xml()
-        if request.POST.get("action") == "define":
-            pool = _define(request, host, form)
-            if pool is not None:
-                return redirect(pool)
+        if request.POST.get("action") == "define" and (job := _define(request, host, form)):
+            return redirect(job)
     types = [{"type": t, "description": TYPE_DESCRIPTIONS[t],
               "supported": _supports(supported, t)} for t in TYPE_FIELDS]
     return render(request, "pools/pool_define.html", {
         "host": host, "form": form, "pool_type": pool_type, "types": types, "preview": preview,
-        "unavailable": unavailable, "host_problem": _host_problem(host),
+        "unavailable": unavailable, "host_problem": lifecycle.host_problem(host),
     })
 
 
@@ -276,39 +271,16 @@ def _supports(supported: dict[str, vpools.PoolTypeSupport], pool_type: str) -> b
     return found is not None and found.supported
 
 
-def _host_problem(host: Host) -> str:
-    """Why libvirt on host is not worth asking now, from what its last check recorded ("" when nothing)."""
-    if host.disabled_reason:
-        return f"{host.name}: {host.disabled_reason}"
-    if host.status == Host.Status.UNREACHABLE:
-        checked = f" ({host.last_checked_at:%Y-%m-%d %H:%M:%S %Z})" if host.last_checked_at else ""
-        return f"{host.name} was unreachable at its last check{checked}: {host.last_error}"
-    return ""
-
-
-def _define(request: HttpRequest, host: Host, form) -> StoragePool | None:
-    """Define the pool in libvirt (a quick, bounded call: nothing is mounted or built), then sync it.
-
-    A host recorded unreachable (or disabled for its URI) is refused at once instead of waited for.
-    """
-    if problem := _host_problem(host):
-        form.add_error(None, f"{problem.rstrip('.')}. Check the host, then try again.")
+def _define(request: HttpRequest, host: Host, form) -> Job | None:
+    """Launch the define job (pools.lifecycle.start_define, as the REST API does). A host recorded unreachable
+    (or disabled for its URI), a define of that name already under way and a queue that is down are refused at
+    the form at once."""
+    lifecycle.refuse_unreachable(form, host)
+    if form.errors:
         return None
     try:
-        with open_host(host.uri) as lv:
-            info = vpools.define_pool(lv, form.pool_xml())
-    except VirtError as exc:
-        form.add_error(None, f"libvirt refused to define the pool: {exc}")
-        record("pool.define", request=request, target=host, outcome="failed", detail={"error": str(exc)})
+        return lifecycle.start_define(host, form.pool_xml(), form.cleaned_data.get("start_now", False),
+                                      user=request.user, request=request)
+    except JobError as exc:
+        form.add_error(None, str(exc))
         return None
-    resync(host, pool_names=[info.name])
-    pool = StoragePool.objects.filter(host=host, name=info.name).first()
-    if pool is None:
-        form.add_error(None, f"libvirt defined {info.name}, but it did not show up in the inventory; sync the host.")
-        return None
-    record("pool.define", request=request, target=pool, detail={"xml": form.pool_xml()})
-    messages.success(request, f"Defined pool {pool.name}. Build creates its storage; Start makes it usable.")
-    if form.cleaned_data.get("start_now"):
-        _launch_lifecycle(request, lambda: lifecycle.start_job(pool, start_pool_job, "pool-start", {"build": True},
-                                                               user=request.user, request=request))
-    return pool

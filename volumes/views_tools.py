@@ -1,65 +1,94 @@
 """Views of the image tools: the volume page's Image panel (qemu-img info), and check, convert and import.
 
-The panel is fetched by htmx after the volume page has loaded (the page never waits for qemu-img); it reads
-only files the image check passed (image_files), on a host that is this machine. Check, convert and import
-are jobs (tools_tasks).
+The panel is fetched by htmx after the volume page has loaded; it shows the report of the volume's last info
+job (info_job: qemu-img info of the files the image check passed, on a host that is this machine) and never
+runs qemu-img or asks libvirt itself. Info, check, convert and import are jobs (info_job, tools_tasks).
 """
 
 from __future__ import annotations
 
-import time
-
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts import access
 from accounts.roles import member_required
+from jobs import progress
 from jobs.models import Job
-from jobs.runner import JobError, launch
-from virtstorage.virt import VirtError, open_host, qemuimg
-from virtstorage.virt.imagecheck import UnsafeImage
+from jobs.runner import JobError
 
-from . import image_files, tools_tasks
+from . import image_files, info_job, tools_ops
 from .models import Volume
 from .tools_forms import ConvertForm, ImportForm
 from .views_ops import _pool, _start, _volume
 
 
-def _image_report(volume: Volume) -> dict:
-    """qemu-img info of the volume and of each verified file below it; or why there is none."""
-    host = volume.pool.host
-    if reason := image_files.unavailable_reason(host):
+def _refusal(volume: Volume) -> dict:
+    """Why the panel can have no qemu-img report ({} when it can), from what the app knows: nothing is asked."""
+    if reason := image_files.unavailable_reason(volume.pool.host):
         return {"unavailable": reason}
     if volume.unsafe_reason:
         return {"refused": volume.unsafe_reason}
     if not volume.pool.is_active:
         return {"unavailable": f"Pool {volume.pool.name} is stopped: start it to read its images."}
-    deadline = time.monotonic() + qemuimg.INFO_TIMEOUT_SECONDS  # for the whole chain, not each file
-    try:
-        with open_host(host.uri) as lv, image_files.open_chain(host, lv, volume.pool.name, volume.name) as chain:
-            infos = [qemuimg.info(chain.image(index, with_backing=False),
-                                  timeout=max(1.0, deadline - time.monotonic())) for index in range(len(chain.links))]
-    except UnsafeImage as exc:
-        return {"refused": str(exc)}
-    except (image_files.ToolsUnavailable, VirtError) as exc:
-        return {"unavailable": str(exc)}
-    return {"info": infos[0], "live": chain.links[0].info, "chain": list(zip(chain.links[1:], infos[1:],
-                                                                            strict=True))}
+    return {}
+
+
+def _report(request: HttpRequest, volume: Volume) -> dict:
+    """The qemu-img side of the panel: the info job reading it now, else the last one's report (or why it has
+    none), else the first reading to start (auto_read)."""
+    jobs = info_job.info_jobs(volume)
+    if reading := jobs.active().first():
+        return {"reading": reading, "snap": progress.snapshot(reading)}
+    last = jobs.first()
+    if last is None:
+        return {"auto_read": True}
+    context = {"report_job": last, "report_visible": Job.objects.visible_to(request.user).filter(pk=last.pk).exists()}
+    if last.state != Job.State.SUCCEEDED or "report" not in last.params:
+        key = "read_refused" if last.params.get("refused") else "read_failed"
+        return {**context, key: last.error or last.get_state_display()}
+    # The inventory saw the volume after qemu-img read it: it may have changed since.
+    stale = bool(volume.synced_at and last.started_at and volume.synced_at > last.started_at)
+    return {**context, **last.params["report"], "stale": stale}
+
+
+def _panel(request: HttpRequest, volume: Volume, **extra) -> HttpResponse:
+    context = {"volume": volume, "pool": volume.pool, "may_use": access.may(request.user, "clone", volume.pool),
+               "last_check": Job.objects.visible_to(request.user).filter(kind="check", pool=volume.pool,
+                                                                        volume_name=volume.name).first(),
+               **extra}
+    context.update(_refusal(volume) or _report(request, volume))
+    context["image_format"] = (context.get("info") or {}).get("format") or volume.recorded_format or volume.format
+    return render(request, "volumes/_image_panel.html", context)
 
 
 @member_required
 @require_GET
 def image_panel(request: HttpRequest, pk: int) -> HttpResponse:
-    """The Image panel of the volume page (htmx): qemu-img beside libvirt, the provisioning, the tools."""
+    """The Image panel of the volume page (htmx): the last qemu-img report beside libvirt's numbers, the
+    provisioning, the tools. Shown first with no report, it starts the first reading (a POST to image_info)."""
+    return _panel(request, _volume(request, pk, "view"))
+
+
+@require_POST
+@member_required
+def image_info(request: HttpRequest, pk: int) -> HttpResponse:
+    """Read the volume with qemu-img info (the info job), unless one reads it already; htmx gets the panel, which
+    follows the job and reloads itself with the report when it ends."""
     volume = _volume(request, pk, "view")
-    may_use = access.may(request.user, "clone", volume.pool)
-    last_check = Job.objects.visible_to(request.user).filter(kind="check", pool=volume.pool,
-                                                             volume_name=volume.name).first()
-    return render(request, "volumes/_image_panel.html", {
-        "volume": volume, "pool": volume.pool, "may_use": may_use, "last_check": last_check,
-        **_image_report(volume)})
+    job, error = info_job.info_jobs(volume).active().first(), ""
+    if job is None and not _refusal(volume):
+        try:
+            job = info_job.start_info(volume, user=request.user, request=request)
+        except JobError as exc:
+            error = str(exc)
+    if request.htmx:
+        return _panel(request, volume, launch_error=error)
+    if error:
+        messages.error(request, error)
+    return redirect(job if job is not None and job.created_by_id == request.user.pk else volume)
 
 
 @require_POST
@@ -67,15 +96,11 @@ def image_panel(request: HttpRequest, pk: int) -> HttpResponse:
 def image_check(request: HttpRequest, pk: int) -> HttpResponse:
     """Start qemu-img check of a qcow2 volume (read only)."""
     volume = _volume(request, pk, "clone")
-    refusal = volume.unsafe_reason or image_files.unavailable_reason(volume.pool.host)
-    if not refusal and (volume.recorded_format or volume.format) != "qcow2":
-        refusal = f"{volume.name} is a {volume.format or 'raw'} volume: only qcow2 images have metadata to check."
-    if refusal:
-        messages.error(request, f"Refused: {refusal}")
+    if refusal := tools_ops.check_refusal(volume):
+        messages.error(request, _("Refused: %(reason)s") % {"reason": refusal})
         return redirect(volume)
     try:
-        job = launch(tools_tasks.check_image_job, kind="check", user=request.user, host=volume.pool.host,
-                     pool=volume.pool, volume_name=volume.name, cancellable=True, request=request)
+        job = tools_ops.start(tools_ops.check_job(volume), user=request.user, request=request)
     except JobError as exc:
         messages.error(request, str(exc))
         return redirect(volume)
@@ -88,10 +113,7 @@ def image_convert(request: HttpRequest, pk: int) -> HttpResponse:
     volume = _volume(request, pk, "clone")
     form = ConvertForm(request.POST or None, volume=volume, user=request.user)
     if request.method == "POST" and form.is_valid():
-        target = form.cleaned_data["target_pool"]
-        job = _start(request, form, tools_tasks.convert_volume_job, kind="convert", host=volume.pool.host,
-                     pool=volume.pool, volume_name=volume.name, params=form.job_params(), cancellable=True,
-                     target_pool=target, target_volume_name=form.cleaned_data["name"])
+        job = _start(request, form, **tools_ops.convert_job(volume, form))
         if job:
             return redirect(job)
     return render(request, "volumes/image_tool.html", {"op": "convert", "form": form, "volume": volume,
@@ -104,8 +126,7 @@ def image_import(request: HttpRequest, pool_pk: int) -> HttpResponse:
     pool = _pool(request, pool_pk, "manage")
     form = ImportForm(request.POST or None, pool=pool)
     if request.method == "POST" and form.is_valid():
-        job = _start(request, form, tools_tasks.import_image_job, kind="import", host=pool.host, pool=pool,
-                     volume_name=form.cleaned_data["name"], params=form.job_params(), cancellable=True)
+        job = _start(request, form, **tools_ops.import_job(pool, form))
         if job:
             return redirect(job)
     return render(request, "volumes/image_tool.html", {"op": "import", "form": form, "pool": pool,

@@ -73,8 +73,11 @@ def _define_and_start(client, host, name: str, path: Path) -> StoragePool:
     response = client.post(url, {"type": "dir", "name": name, "target_path": str(path), "start_now": "on",
                                  "action": "define"})
     assert response.status_code == 302, response.content.decode()[:2000]
+    define = _finished(name, "pool-define")  # the page went to the define job's page
+    assert response["Location"] == define.get_absolute_url()
     pool = StoragePool.objects.get(host=host, name=name)
-    _finished(name, "pool-start")
+    assert define.pool_id == pool.pk and f"job #{_last_job(name, 'pool-start').pk}" in define.result
+    _finished(name, "pool-start")  # launched by the define job ("start now")
     return pool
 
 

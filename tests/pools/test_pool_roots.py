@@ -308,7 +308,10 @@ def test_the_define_forms_refuse_paths_outside_the_roots(admin_client, local_hos
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_path_under_a_root_still_defines(admin_client, local_host, roots):
+def test_a_path_under_a_root_still_defines(admin_client, local_host, roots, celery_worker):
+    from jobs.models import Job
+    from tests.conftest import wait_for_job
+
     url = f"/pools/define/on/{local_host.pk}/"
     names = [f"{POOL_PREFIX}{uuid.uuid4().hex[:8]}" for _ in range(2)]
     try:
@@ -320,6 +323,9 @@ def test_a_path_under_a_root_still_defines(admin_client, local_host, roots):
         pasted = admin_client.post(f"{url}?type=xml", {"type": "xml", "xml": _pool_xml("dir", names[1], target),
                                                        "action": "define"})
         assert pasted.status_code == 302, _body(pasted)[:3000]
+        for name in names:  # the define jobs
+            job = wait_for_job(Job.objects.get(kind="pool-define", pool_name=name).pk, timeout=60)
+            assert job.state == Job.State.SUCCEEDED, job.error
         listed = virsh("pool-list", "--all", "--name").split()
         assert names[0] in listed and names[1] in listed
         assert f"<path>{roots['root']}/vms</path>" in virsh("pool-dumpxml", names[0])

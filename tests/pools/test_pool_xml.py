@@ -15,8 +15,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from jobs.models import Job
 from pools.models import StoragePool
-from tests.conftest import LIBVIRT_URI, TEST_POOL_PREFIX, virsh
+from tests.conftest import LIBVIRT_URI, TEST_POOL_PREFIX, virsh, wait_for_job
 from virtstorage.virt import VirtError, open_host
 from virtstorage.virt import pools as vpools
 
@@ -216,7 +217,7 @@ def _supported() -> dict[str, vpools.PoolTypeSupport]:
 
 @pytestmark_db
 @pytest.mark.parametrize("pool_type", list(FORM_INPUTS))
-def test_defining_each_type_succeeds_or_shows_libvirts_error(pool_type, admin_client, local_host):
+def test_defining_each_type_succeeds_or_shows_libvirts_error(pool_type, admin_client, local_host, celery_worker):
     name = _name()
     url = f"/pools/define/on/{local_host.pk}/?type={pool_type}"
     page = admin_client.get(url)
@@ -239,35 +240,41 @@ def test_defining_each_type_succeeds_or_shows_libvirts_error(pool_type, admin_cl
             return
         assert b"pool-xml-preview" in preview.content, preview.content.decode()[:3000]
         response = admin_client.post(url, {**data, "action": "define"})
-        assert response.status_code in (200, 302)
-        if response.status_code == 302:
+        assert response.status_code == 302, response.content.decode()[:3000]
+        job = wait_for_job(Job.objects.get(kind="pool-define", pool_name=name).pk, timeout=60)
+        assert response["Location"] == job.get_absolute_url()
+        if job.state == Job.State.SUCCEEDED:
             pool = StoragePool.objects.get(host=local_host, name=name)
-            assert response["Location"] == pool.get_absolute_url()
+            assert job.pool_id == pool.pk and job.params["result_url"] == pool.get_absolute_url()
             dumped = ET.fromstring(virsh("pool-dumpxml", name))
             assert dumped.get("type") == pool_type and pool.type == pool_type
             assert not pool.is_active  # defined only: nothing mounted, built or started
         else:
-            body = response.content.decode()
-            assert "libvirt refused to define the pool" in body
+            assert job.state == Job.State.FAILED and "libvirt refused to define the pool" in job.error, job.log
             assert name not in virsh("pool-list", "--all", "--name")
     finally:
         _forget(name)
 
 
 @pytestmark_db
-def test_raw_xml_is_validated_by_libvirt_before_anything_is_defined(admin_client, local_host, tmp_path):
+def test_raw_xml_is_validated_by_libvirt_before_anything_is_defined(admin_client, local_host, tmp_path,
+                                                                   celery_worker):
     url = f"/pools/define/on/{local_host.pk}/?type=xml"
     name = _name()
     # Well-formed, passes our checks, but libvirt's schema has no <colour> in a pool.
     bad = f"<pool type='dir'><name>{name}</name><colour>red</colour><target><path>{tmp_path}/p</path></target></pool>"
     response = admin_client.post(url, {"type": "xml", "xml": bad, "action": "define"})
-    assert response.status_code == 200
-    assert "libvirt refused to define the pool" in response.content.decode()
+    assert response.status_code == 302
+    job = wait_for_job(Job.objects.get(kind="pool-define", pool_name=name).pk, timeout=60)
+    assert job.state == Job.State.FAILED and "libvirt refused to define the pool" in job.error
+    assert "libvirt refused to define the pool" in admin_client.get(response["Location"]).content.decode()
     assert name not in virsh("pool-list", "--all", "--name")
     good = f"<pool type='dir'><name>{name}</name><target><path>{tmp_path}/p</path></target></pool>"
     try:
         response = admin_client.post(url, {"type": "xml", "xml": good, "action": "define"})
         assert response.status_code == 302
+        job = wait_for_job(Job.objects.filter(kind="pool-define", pool_name=name).latest("pk").pk, timeout=60)
+        assert job.state == Job.State.SUCCEEDED, job.error
         assert name in virsh("pool-list", "--all", "--name")
         assert StoragePool.objects.filter(host=local_host, name=name, type="dir").exists()
     finally:

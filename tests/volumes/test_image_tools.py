@@ -32,7 +32,8 @@ from tests.volumes.test_volume_ops import (  # noqa: F401 - second_pool is a fix
     vol_sizes,
     volume_row,
 )
-from virtstorage.virt import qemuimg
+from virtstorage.virt import open_host, qemuimg
+from virtstorage.virt.connection import forget_connection
 from volumes.models import Volume
 from volumes.tools_forms import ImportForm
 
@@ -69,25 +70,42 @@ def audited(action: str) -> set[str]:
 
 # -- the Image panel ------------------------------------------------------------------------------------
 
-def test_the_volume_page_never_waits_for_qemu_img(member_client, synced, monkeypatch):
-    """The page carries a loader for the panel and runs no qemu-img itself: with qemu-img gone it still renders,
-    and the panel, fetched afterwards, says what is missing."""
+def read_panel(client, volume: Volume) -> str:
+    """The panel once qemu-img has read the volume: "Read with qemu-img" (htmx) starts the info job, whose progress
+    the panel shows; the panel once it has ended."""
+    response = client.post(reverse("volumes:image_info", args=[volume.pk]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    job = Job.objects.filter(kind="info", pool=volume.pool, volume_name=volume.name).latest("pk")
+    assert f"job-{job.pk}-progress" in response.content.decode() and 'id="image-reading"' in response.content.decode()
+    job = wait_for_job(job.pk, timeout=60)
+    assert job.state == Job.State.SUCCEEDED, f"{job.error}\n{job.log}"
+    return panel(client, volume)
+
+
+def test_the_volume_page_and_the_panel_never_run_qemu_img(member_client, synced, monkeypatch):
+    """The page carries a loader for the panel, and the panel only shows what an info job read: with qemu-img gone
+    from this process both render, and the panel, with nothing read yet, starts the first reading by a POST."""
     pool, _scratch = synced
     volume = volume_row(pool, "overlay.qcow2")
     monkeypatch.setattr(qemuimg, "QEMU_IMG", "qemu-img-is-not-here")
     page = member_client.get(volume.get_absolute_url()).content.decode()
     assert f'hx-get="{reverse("volumes:image_panel", args=[volume.pk])}"' in page and 'hx-trigger="load"' in page
     assert "Asking qemu-img" in page and "qemu-img-is-not-here" not in page
-    assert "is not installed on the app's machine" in panel(member_client, volume)
+    body = panel(member_client, volume)
+    assert 'id="image-auto-read"' in body and 'hx-trigger="load"' in body
+    assert f'hx-post="{reverse("volumes:image_info", args=[volume.pk])}"' in body
+    assert "is not installed" not in body and 'id="image-sizes"' not in body
+    assert not Job.objects.exists()  # a GET starts nothing
+    assert member_client.get(reverse("volumes:image_info", args=[volume.pk])).status_code == 405
 
 
 @pytest.mark.parametrize(("name", "provisioning"), [("raw-thin.img", "thin-provisioned"),
                                                     ("raw-prealloc.img", "preallocated"),
                                                     ("overlay.qcow2", "thin-provisioned")])
-def test_the_panel_puts_qemu_img_beside_libvirt(name, provisioning, member_client, synced):
+def test_the_panel_puts_qemu_img_beside_libvirt(name, provisioning, member_client, celery_worker, synced):
     pool, scratch = synced
     volume = volume_row(pool, name)
-    body = panel(member_client, volume)
+    body = read_panel(member_client, volume)
     witness = qemu_img_info(str(scratch.path / name))
     capacity, allocation = vol_sizes(scratch.name, name)
     for size in (witness["virtual-size"], witness["actual-size"], capacity, allocation):
@@ -103,16 +121,97 @@ def test_the_panel_puts_qemu_img_beside_libvirt(name, provisioning, member_clien
         assert exact(witness["cluster-size"]) in body and "Corrupt flag</dt><dd>not set" in body
     else:
         assert "none: it holds all its own data" in body
+    job = Job.objects.get(kind="info", volume_name=name)
+    assert job.params["report"]["info"]["virtual_size"] == witness["virtual-size"]
+    assert {"started", "ok"} <= audited("volume.info")
+    assert 'id="image-stale"' not in body and 'id="image-read"' in body  # read again at will
+    assert sync_host(pool.host, pool_names=[pool.name]) is not None  # the inventory sees the volume again
+    assert 'id="image-stale"' in panel(member_client, volume)
 
 
-def test_the_panel_shows_dirty_and_corrupt_flags(member_client, local_host, synced, tmp_path):
+def test_the_panel_follows_the_reading_and_starts_it_only_once(member_client, celery_worker, synced):
+    pool, _scratch = synced
+    volume = volume_row(pool, "qcow2-thin.qcow2")
+    url = reverse("volumes:image_info", args=[volume.pk])
+    first = member_client.post(url, HTTP_HX_REQUEST="true").content.decode()
+    again = member_client.post(url, HTTP_HX_REQUEST="true").content.decode()  # a second tab, while it reads
+    jobs = list(Job.objects.filter(kind="info", volume_name=volume.name).order_by("pk"))
+    job = wait_for_job(jobs[0].pk, timeout=60)
+    assert f"job-{job.pk}-progress" in first and 'hx-trigger="htmx:sseClose"' in first
+    if len(jobs) == 1:
+        assert f"job-{job.pk}-progress" in again  # it follows the same reading
+    else:  # the first had already ended when the second came
+        assert len(jobs) == 2 and job.finished_at <= jobs[1].created_at
+        wait_for_job(jobs[1].pk, timeout=60)
+    body = panel(member_client, volume)
+    assert 'id="image-sizes"' in body and 'id="image-auto-read"' not in body  # read: no second automatic start
+    # Without htmx the button is a form: it goes to the job's page.
+    response = member_client.post(url)
+    latest = Job.objects.filter(kind="info").latest("pk")
+    assert response.status_code == 302 and response["Location"] == latest.get_absolute_url()
+    assert wait_for_job(latest.pk, timeout=60).state == Job.State.SUCCEEDED
+
+
+def test_a_reading_that_fails_says_why_and_does_not_start_again(member_client, celery_worker, synced):
+    """A volume deleted behind the app's back (the inventory has not seen it go): the job fails with libvirt's
+    words, the panel shows them and offers to read again rather than starting another reading by itself."""
+    pool, scratch = synced
+    volume = volume_row(pool, "raw-prealloc.img")
+    virsh("vol-delete", "--pool", scratch.name, "raw-prealloc.img")
+    response = member_client.post(reverse("volumes:image_info", args=[volume.pk]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    job = wait_for_job(Job.objects.get(kind="info", volume_name="raw-prealloc.img").pk, timeout=60)
+    assert job.state == Job.State.FAILED and "raw-prealloc.img" in job.error, job.log
+    body = panel(member_client, volume)
+    assert 'id="image-read-failed"' in body and job.error in body, body
+    assert 'id="image-auto-read"' not in body and 'id="image-read"' in body and 'id="image-sizes"' not in body
+    assert {"started", "failed"} <= audited("volume.info")
+
+
+def _libvirt_clients_of_this_process() -> list[str]:
+    """libvirtd's own list of its clients (virt-admin), those that are this test process."""
+    def admin(*args: str) -> str:
+        return subprocess.run(["virt-admin", *args], capture_output=True, text=True, timeout=30).stdout
+
+    server = next(line.split()[1] for line in admin("srv-list").splitlines()[2:]
+                  if len(line.split()) > 1 and line.split()[1] != "admin")
+    ids = [line.split()[0] for line in admin("client-list", server).splitlines()[2:] if line.split()]
+    return [cid for cid in ids if f"unix_process_id: {os.getpid()}" in admin("client-info", server, cid)]
+
+
+def test_the_panel_and_its_reading_make_no_libvirt_connection_in_the_request(member_client, celery_worker, synced,
+                                                                             tmp_path, monkeypatch):
+    """Neither the panel nor the POST that starts a reading opens a connection to libvirtd (its own client list has
+    none of this process) or runs qemu-img (a wrapper logs every call); the job, in the worker, does both."""
+    pool, _scratch = synced
+    volume = volume_row(pool, "overlay.qcow2")
+    log = tmp_path / "qemu-img-calls.log"
+    wrapper = tmp_path / "qemu-img-wrapper"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec qemu-img "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(qemuimg, "QEMU_IMG", str(wrapper))
+    forget_connection(pool.host.uri)  # the fixtures' connection of this process
+    assert _libvirt_clients_of_this_process() == []
+    assert 'id="image-auto-read"' in panel(member_client, volume)
+    started = member_client.post(reverse("volumes:image_info", args=[volume.pk]), HTTP_HX_REQUEST="true")
+    assert started.status_code == 200 and 'id="image-reading"' in started.content.decode()
+    job = wait_for_job(Job.objects.get(kind="info", volume_name=volume.name).pk, timeout=60)
+    assert job.state == Job.State.SUCCEEDED and "Running qemu-img info on 2 files" in job.log, job.error
+    assert 'id="image-sizes"' in panel(member_client, volume)
+    assert _libvirt_clients_of_this_process() == [] and not log.exists()
+    with open_host(pool.host.uri):  # the witness sees a connection of this process when there is one
+        assert _libvirt_clients_of_this_process() != []
+    forget_connection(pool.host.uri)
+
+
+def test_the_panel_shows_dirty_and_corrupt_flags(member_client, celery_worker, local_host, synced, tmp_path):
     pool, scratch = synced
     flagged_qcow2(scratch.path / "dirty.qcow2", dirty=True)
     flagged_qcow2(scratch.path / "corrupt.qcow2", corrupt=True)
     assert sync_host(local_host, refresh=True, pool_names=[pool.name]) is not None
-    dirty = panel(member_client, volume_row(pool, "dirty.qcow2"))
+    dirty = read_panel(member_client, volume_row(pool, "dirty.qcow2"))
     assert 'badge danger">dirty' in dirty and "Corrupt flag</dt><dd>not set" in dirty
-    corrupt = panel(member_client, volume_row(pool, "corrupt.qcow2"))
+    corrupt = read_panel(member_client, volume_row(pool, "corrupt.qcow2"))
     assert 'badge danger">corrupt' in corrupt and "Dirty flag</dt><dd>clean" in corrupt
 
 
@@ -126,6 +225,8 @@ def test_a_remote_host_is_said_to_be_out_of_reach_at_once(member_client, admin_c
     body = panel(member_client, volume)
     assert time.monotonic() - started < 1.0
     assert "another machine" in body and 'id="image-unavailable"' in body
+    read = member_client.post(reverse("volumes:image_info", args=[volume.pk]), HTTP_HX_REQUEST="true")
+    assert "another machine" in html.unescape(read.content.decode())  # and no job
     check = member_client.post(reverse("volumes:image_check", args=[volume.pk]), follow=True)
     assert "another machine" in html.unescape(check.content.decode())
     convert = member_client.post(reverse("volumes:image_convert", args=[volume.pk]),
@@ -339,8 +440,14 @@ def test_the_panel_loads_after_the_page_and_its_buttons_start_the_jobs(asgi_serv
     with browser_page(asgi_server.url) as page:
         log_in(page, member.username, "correct-horse-battery")
         page.goto(volume.get_absolute_url())
-        page.wait_for_selector("#image-sizes")  # swapped in by htmx once the page was there
+        # The panel starts the first reading itself, follows its job, and shows the report once it has ended.
+        page.wait_for_selector("#image-sizes", timeout=60_000)
         assert "thin-provisioned" in page.locator("#image-provisioning").inner_text()
+        first = page.locator("#image-tools h2 a").inner_text()  # "job #N", the reading shown
+        page.click("#image-read button")  # read again: a new job, then its report
+        page.wait_for_function("first => { const a = document.querySelector('#image-tools h2 a');"
+                               " return a && a.textContent !== first && document.querySelector('#image-sizes'); }",
+                               arg=first, timeout=60_000)
         page.click("#image-tools button:has-text('Check')")
         page.wait_for_url("**/jobs/*/")
         page.wait_for_selector(".progress[data-state=succeeded]", timeout=60_000)

@@ -34,7 +34,7 @@ from tests.virt.test_qemuimg import qemu_img
 from tests.volumes.test_image_safety import HostFile, backed_image, data_file_image
 from tests.volumes.test_volume_ops import vol_names
 from virtstorage.virt import qemuimg
-from volumes import tools_tasks
+from volumes import info_job, tools_tasks
 from volumes.models import Volume
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -132,6 +132,14 @@ def _assert_nothing_opened(host_file: HostFile, witness: Listener, *, read_by_li
     assert witness.connections == 0, "qemu-img (or libvirt) connected to the backing's server"
 
 
+def _run_here(task, kind: str, user, pool, volume_name: str) -> Job:
+    """A job run by this process (the task called, not queued), ended."""
+    job = Job.objects.create(kind=kind, host=pool.host, pool=pool, pool_name=pool.name, volume_name=volume_name,
+                             created_by=user)
+    task(job.pk)
+    return Job.objects.get(pk=job.pk)
+
+
 # libvirt's refresh of such a volume reads what these lead to (a backing file's header, a link's target)
 READ_BY_LIBVIRT = {"backing file", "second-level backing", "relative backing", "symlink"}
 
@@ -163,15 +171,22 @@ def test_info_check_and_convert_refuse_it_from_the_inventory_and_again_when_the_
     assert not Job.objects.exists()
     _assert_nothing_opened(host_file, witness)
 
-    # As if the sync had not seen it yet: the panel and each job check the image again themselves.
+    # As if the sync had not seen it yet: the panel's reading (the info job) and each job check the image again
+    # themselves. The reading runs here, in this process, so that the wrapper sees its qemu-img.
     Volume.objects.filter(pool=pool).update(unsafe_reason="", inspected="")
-    body = html.unescape(member_client.get(reverse("volumes:image_panel", args=[volume.pk])).content.decode())
+    panel_url = reverse("volumes:image_panel", args=[volume.pk])
+    assert 'id="image-auto-read"' in member_client.get(panel_url).content.decode()  # it only shows readings
+    info = _run_here(info_job.image_info_job, "info", member, pool, volume.name)
+    assert info.state == Job.State.FAILED and REFUSED[kind] in info.error and "Running qemu-img" not in info.log
+    body = html.unescape(member_client.get(panel_url).content.decode())
     assert 'id="image-refused"' in body and REFUSED[kind] in body
     assert qemu_img_calls() == []
     clean = Volume.objects.get(pool=pool, name="raw-thin.img")
+    assert _run_here(info_job.image_info_job, "info", member, pool, clean.name).state == Job.State.SUCCEEDED
     panel = member_client.get(reverse("volumes:image_panel", args=[clean.pk])).content.decode()
     assert "This image is" in panel and len(qemu_img_calls()) == 1  # the witness does see a call
     for task, kind_of_job, params in [
+        (info_job.image_info_job, "info", {}),
         (tools_tasks.check_image_job, "check", {}),
         (tools_tasks.convert_volume_job, "convert", {"name": "copy.raw", "target_pool": pool.name, "format": "raw",
                                                      "provisioning": "off", "compress": False}),
