@@ -11,6 +11,8 @@ from django import forms
 from django.core.exceptions import BadRequest
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -26,7 +28,7 @@ class FormInvalid(exceptions.APIException):
 
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "invalid"
-    default_detail = "Please correct the errors."
+    default_detail = gettext_lazy("Please correct the errors.")
 
     def __init__(self, form: forms.Form) -> None:
         super().__init__()
@@ -34,7 +36,8 @@ class FormInvalid(exceptions.APIException):
             {"message": " ".join(error.messages), "code": error.code or "invalid"} for error in errors]
             for field, errors in form.errors.as_data().items()}
         first = next(iter(self.errors.values()), [{"message": ""}])[0]["message"]
-        self.message = f"Please correct the errors: {first}" if first else str(self.default_detail)
+        self.message = (_("Please correct the errors: %(error)s") % {"error": first} if first
+                        else str(self.default_detail))
 
 
 def valid(form: forms.Form) -> forms.Form:
@@ -69,9 +72,9 @@ def body(request) -> dict:
         data = {key: value for key, value in data.items() if value is not None}
         values = list(data.values())
     else:
-        raise exceptions.ParseError("The body must be a JSON object (or form fields).")
+        raise exceptions.ParseError(_("The body must be a JSON object (or form fields)."))
     if not all(_in_range(value) for value in values):
-        raise exceptions.ParseError("A number in the body is out of range (64-bit integers).")
+        raise exceptions.ParseError(_("A number in the body is out of range (64-bit integers)."))
     return data
 
 
@@ -84,7 +87,7 @@ def object_id(value: Any) -> int:
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """The site's 404 (handler404): in the API's shape under /api/, the page otherwise."""
     if request.path.startswith("/api/"):
-        return JsonResponse({"code": "not_found", "message": "Not found.", "errors": {}}, status=404)
+        return JsonResponse({"code": "not_found", "message": _("Not found."), "errors": {}}, status=404)
     return defaults.page_not_found(request, exception)
 
 
@@ -111,7 +114,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, BadRequest):
         exc = exceptions.ParseError(str(exc))
     if isinstance(exc, Http404):
-        exc = exceptions.NotFound(str(exc) or "Not found.")
+        exc = exceptions.NotFound(str(exc) or _("Not found."))
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
     response = drf_exception_handler(exc, context)
@@ -120,7 +123,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, FormInvalid):
         response.data = {"code": "invalid", "message": exc.message, "errors": exc.errors}
     elif isinstance(exc, exceptions.ValidationError):
-        response.data = {"code": "invalid", "message": "Please correct the errors.",
+        response.data = {"code": "invalid", "message": _("Please correct the errors."),
                          "errors": _detail_errors(exc.detail)}
     else:
         codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
+from django.utils.translation import gettext as _
 from rest_framework import exceptions
 from rest_framework.filters import OrderingFilter
 
@@ -23,7 +24,7 @@ class IdField(forms.IntegerField):
 
     def to_python(self, value):
         if value == "":
-            raise forms.ValidationError("Give an id, or leave the parameter out.", code="invalid")
+            raise forms.ValidationError(_("Give an id, or leave the parameter out."), code="invalid")
         return super().to_python(value)
 
 
@@ -44,14 +45,15 @@ class StrictOrdering(OrderingFilter):
     def get_ordering(self, request, queryset, view):
         params = request.query_params.get(self.ordering_param)
         if params == "":
-            raise exceptions.ValidationError({self.ordering_param: ["Give a field to sort on, or leave it out."]})
+            raise exceptions.ValidationError({self.ordering_param: [_("Give a field to sort on, or leave it out.")]})
         if params:
             fields = [param.strip() for param in params.split(",")]
             allowed = {name for name, _label in self.get_valid_fields(queryset, view, {"request": request})}
             unknown = [field for field in fields if field.lstrip("-") not in allowed]
             if unknown:
                 raise exceptions.ValidationError({self.ordering_param: [
-                    f"Cannot sort on {', '.join(unknown)}; choose from {', '.join(sorted(allowed))}."]})
+                    _("Cannot sort on %(fields)s; choose from %(allowed)s.")
+                    % {"fields": ", ".join(unknown), "allowed": ", ".join(sorted(allowed))}]})
         return super().get_ordering(request, queryset, view)
 
 
@@ -71,8 +73,8 @@ class StrictFilters(django_filters.FilterSet):
                 wrong = [value for value in given if value == ""]
             if wrong:
                 self.form.add_error(name, forms.ValidationError(
-                    "Give true or false." if isinstance(found, django_filters.BooleanFilter) else
-                    "Give a value, or leave the parameter out.", code="invalid"))
+                    _("Give true or false.") if isinstance(found, django_filters.BooleanFilter) else
+                    _("Give a value, or leave the parameter out."), code="invalid"))
                 valid = False
         return valid
 

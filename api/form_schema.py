@@ -8,8 +8,8 @@ from django import forms
 from rest_framework import serializers
 
 
-def _field(field: forms.Field) -> serializers.Field:
-    common = {"required": field.required, "help_text": str(field.help_text or "") or None}
+def _field(field: forms.Field, optional: bool = False) -> serializers.Field:
+    common = {"required": field.required and not optional, "help_text": str(field.help_text or "") or None}
     if isinstance(field, forms.BooleanField):
         return serializers.BooleanField(required=False, help_text=common["help_text"])
     if isinstance(field, forms.ModelMultipleChoiceField):
@@ -30,9 +30,10 @@ def _field(field: forms.Field) -> serializers.Field:
 
 
 def form_serializer(name: str, form_class: type[forms.Form], *, extra: dict | None = None,
-                    exclude: tuple[str, ...] = ()) -> type[serializers.Serializer]:
-    """A serializer class named name with the form's fields (and extra ones), for the schema."""
-    fields = {field_name: _field(field) for field_name, field in form_class.base_fields.items()
+                    exclude: tuple[str, ...] = (), optional: bool = False) -> type[serializers.Serializer]:
+    """A serializer class named name with the form's fields (and extra ones), for the schema. optional: every
+    field may be left out (an edit, where a field left out keeps its value)."""
+    fields = {field_name: _field(field, optional) for field_name, field in form_class.base_fields.items()
               if field_name not in exclude}
     fields.update(extra or {})
     return type(name, (serializers.Serializer,), {**fields, "__doc__": (form_class.__doc__ or "").strip() or None})

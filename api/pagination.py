@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from rest_framework import exceptions
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 
@@ -17,7 +18,7 @@ class StrictPageSize:
             return self.page_size
         if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
             raise exceptions.ValidationError({self.page_size_query_param: [
-                f"A page holds 1 to {MAX_PAGE_SIZE} rows."]})
+                _("A page holds 1 to %(max)s rows.") % {"max": MAX_PAGE_SIZE}]})
         return int(text)
 
     def get_schema_operation_parameters(self, view) -> list[dict]:

@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts import tokens
@@ -45,5 +46,5 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     token = get_object_or_404(ApiToken.objects.filter(user=request.user), pk=pk)
     if tokens.revoke(token):
         _audit(request, "token.revoke", token)
-        messages.success(request, f"Revoked API token {token.name}: it no longer works.")
+        messages.success(request, _("Revoked API token %(name)s: it no longer works.") % {"name": token.name})
     return redirect("tokens:list")

@@ -4,6 +4,7 @@ chunk endpoints the browser uses, which take the same token)."""
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -42,8 +43,10 @@ class JobViewSet(ReadOnlyViewSet):
     def cancel(self, request, pk=None):
         job = get_object_or_404(self.get_queryset(), pk=pk)
         if not request_cancel(job, request=request):
-            return Response({"code": "not_cancellable", "message": f"Job #{job.pk} is {job.state}"
-                             f"{'' if job.cancellable else ' and cannot be cancelled'}.", "errors": {}},
+            words = {"job": job.pk, "state": job.get_state_display().lower()}
+            message = (_("Job #%(job)s is %(state)s.") if job.cancellable
+                       else _("Job #%(job)s is %(state)s and cannot be cancelled.")) % words
+            return Response({"code": "not_cancellable", "message": message, "errors": {}},
                             status=status.HTTP_409_CONFLICT)
         return Response(serializers.JobDetailSerializer(job).data)
 

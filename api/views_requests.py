@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers as drf
 from rest_framework import status
@@ -69,7 +70,7 @@ class RequestViewSet(ReadOnlyViewSet):
                                  pk=object_id(pool_pk))
         access.require(request.user, "request", pool)
         if not rules.requesting_teams(request.user, pool).exists():
-            raise PermissionDenied(f"None of your teams may use pool {pool.name}.")
+            raise PermissionDenied(_("None of your teams may use pool %(pool)s.") % {"pool": pool.name})
         form = valid(RequestForm(data, pool=pool, user=request.user))
         req, note = services.submit(user=request.user, pool=pool, data=form.cleaned_data, request=request)
         return _filed(req, note, form.warnings, status.HTTP_201_CREATED)
@@ -103,14 +104,14 @@ class RequestViewSet(ReadOnlyViewSet):
     def retry(self, request, pk=None):
         req = self._visible(pk)
         if not (rules.own_request(request.user, req) or rules.may_review(request.user, req)):
-            raise PermissionDenied("Only the requester or an approver may retry a request.")
+            raise PermissionDenied(_("Only the requester or an approver may retry a request."))
         outcome = services.retry(req.pk, user=request.user, request=request)
         return Response(_outcome(outcome), status=status.HTTP_200_OK if outcome.ok else status.HTTP_409_CONFLICT)
 
     def _own(self, pk) -> ProvisioningRequest:
         req = self._visible(pk)
         if not rules.own_request(self.request.user, req):
-            raise PermissionDenied("Only the requester may change or withdraw a request.")
+            raise PermissionDenied(_("Only the requester may change or withdraw a request."))
         return req
 
 
@@ -131,7 +132,7 @@ class ApprovalViewSet(ReadOnlyViewSet):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         if not rules.is_approver(request.user):
-            raise PermissionDenied("The approval queue is for admins and the operators of a team.")
+            raise PermissionDenied(_("The approval queue is for admins and the operators of a team."))
 
     def visible(self, user):
         return (rules.approvable(user).filter(state=ProvisioningRequest.State.PENDING)

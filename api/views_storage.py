@@ -20,6 +20,9 @@ from . import filters, serializers
 from .errors import body, valid
 from .form_schema import confirm, force, form_serializer
 from .views_base import ReadOnlyViewSet, job_accepted, operation
+from .views_define import PoolDefineMixin
+from .views_hosts import HostActions
+from .views_tools import PoolImport, VolumeTools
 
 CreateVolume = form_serializer("CreateVolume", VolumeCreateForm)
 CloneVolume = form_serializer("CloneVolume", VolumeCloneForm)
@@ -34,8 +37,9 @@ BuildPool = form_serializer("BuildPool", BuildPoolForm, extra={
 DeletePool = form_serializer("DeletePool", DeletePoolForm, extra={"confirm_name": confirm("pool")})
 
 
-class HostViewSet(ReadOnlyViewSet):
-    """Hosts with a pool the user may see (every host for an admin)."""
+class HostViewSet(HostActions, ReadOnlyViewSet):
+    """Hosts with a pool the user may see (every host for an admin); added, edited, removed and tested by admins,
+    synced by whoever sees them (api/views_hosts.py)."""
 
     queryset = Host.objects.none()
     serializer_class = serializers.HostSerializer
@@ -47,8 +51,9 @@ class HostViewSet(ReadOnlyViewSet):
         return Host.objects.visible_to(user)
 
 
-class PoolViewSet(ReadOnlyViewSet):
-    """Pools the user's teams may use; their lifecycle for admins; new volumes for operators."""
+class PoolViewSet(PoolDefineMixin, PoolImport, ReadOnlyViewSet):
+    """Pools the user's teams may use; defining one (POST, api/views_define.py) and their lifecycle for admins; new
+    volumes for operators."""
 
     queryset = StoragePool.objects.none()
     serializer_class = serializers.PoolSerializer
@@ -105,8 +110,9 @@ for _verb, _summary in [("start", "Start the pool (admins)"), ("stop", "Stop the
     setattr(PoolViewSet, _verb.replace("-", "_"), _quick(_verb, _summary))
 
 
-class VolumeViewSet(ReadOnlyViewSet):
-    """Volumes of the pools the user may see; clone (members), resize, wipe and delete (operators)."""
+class VolumeViewSet(VolumeTools, ReadOnlyViewSet):
+    """Volumes of the pools the user may see; clone, check and convert (members; api/views_tools.py), resize, wipe
+    and delete (operators)."""
 
     queryset = Volume.objects.none()
     serializer_class = serializers.VolumeSerializer

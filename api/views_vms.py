@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from rest_framework import serializers as drf
 from rest_framework.decorators import action
 
@@ -42,7 +43,8 @@ class VmViewSet(ReadOnlyViewSet):
     def _changeable(self, pk) -> Domain:
         vm = get_object_or_404(self.get_queryset().select_related("host"), pk=pk)
         if not vm.may_change_disks(self.request.user):
-            raise PermissionDenied("To attach or detach disks you need to be an operator of a team that owns this VM.")
+            raise PermissionDenied(_("To attach or detach disks you need to be an operator of a team that owns this "
+                                     "VM."))
         return vm
 
     @operation("Attach a volume of the VM's host (operators of the VM's team)", request=AttachVolume)
@@ -63,5 +65,5 @@ class VmViewSet(ReadOnlyViewSet):
         target = given.validated_data["target"]
         disk = classify([get_object_or_404(vm.disks.all(), target=target)])[0]
         if given.validated_data["confirm"] != target:
-            raise drf.ValidationError({"confirm": [f"Type {target} to confirm the detach."]})
+            raise drf.ValidationError({"confirm": [_("Type %(target)s to confirm the detach.") % {"target": target}]})
         return job_accepted(start_detach(user=request.user, request=request, vm=vm, disk=disk))

@@ -1,20 +1,18 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.roles import admin_required, member_required
-from audit.log import changes, record
-from jobs.progress import broker_available
-from jobs.runner import JobError, launch
+from jobs.runner import JobError
 
-from .forms import HostForm
+from . import operations
+from .forms import HostDeleteForm, HostForm
 from .models import Host
-from .tasks import SYNC_JOB, check_host_task
 
 
 @member_required
@@ -42,10 +40,11 @@ def _status_context(host: Host, since: str | None) -> dict:
 def host_create(request: HttpRequest) -> HttpResponse:
     form = HostForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        host = form.save()
-        record("host.create", request=request, target=host, detail={"uri": host.uri})
-        messages.success(request, f"Added {host.name}. Checking the connection and syncing it now.")
-        _start_sync(request, host)
+        host, _job, refusal = operations.add(form, user=request.user, request=request)
+        messages.success(request, _("Added %(host)s. Checking the connection and syncing it now.")
+                         % {"host": host.name})
+        if refusal:
+            messages.error(request, refusal)
         return redirect(host)
     return render(request, "hosts/host_form.html", {"form": form})
 
@@ -55,9 +54,8 @@ def host_edit(request: HttpRequest, pk: int) -> HttpResponse:
     host = get_object_or_404(Host, pk=pk)
     form = HostForm(request.POST or None, instance=host)
     if request.method == "POST" and form.is_valid():
-        form.save()
-        record("host.edit", request=request, target=host, detail=changes(form))
-        messages.success(request, f"Saved {host.name}.")
+        operations.edit(form, request=request)
+        messages.success(request, _("Saved %(host)s.") % {"host": host.name})
         return redirect(host)
     return render(request, "hosts/host_form.html", {"form": form, "host": host})
 
@@ -67,13 +65,12 @@ def host_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Forget a host. Nothing on the host itself is touched."""
     host = get_object_or_404(Host, pk=pk)
     if request.method == "POST":
-        if request.POST.get("confirm_name") != host.name:
-            messages.error(request, "Type the host's name to confirm.")
+        if not HostDeleteForm(request.POST, host=host).is_valid():
+            messages.error(request, _("Type the host's name to confirm."))
         else:
-            with transaction.atomic():  # recorded while the row (and its id) is there, removed with it
-                record("host.delete", request=request, target=host, detail={"uri": host.uri})
-                host.delete()
-            messages.success(request, f"Removed {host.name} from virtstorage. Nothing on the host was changed.")
+            operations.forget(host, request=request)
+            messages.success(request, _("Removed %(host)s from virtstorage. Nothing on the host was changed.")
+                             % {"host": host.name})
             return redirect("dashboard")
     return render(request, "hosts/host_confirm_delete.html", {"host": host})
 
@@ -83,12 +80,11 @@ def host_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def host_test(request: HttpRequest, pk: int) -> HttpResponse:
     host = get_object_or_404(Host, pk=pk)
     since = host.last_checked_at.isoformat() if host.last_checked_at else "never"
-    if not broker_available():
-        messages.error(request, "Could not test the connection: the job queue (Redis) is not reachable.")
+    try:
+        operations.start_check(host, request=request)
+    except JobError as exc:
+        messages.error(request, str(exc))
         since = None
-    else:
-        check_host_task.apply_async((host.pk,), queue=host.queue or None)
-    record("host.test", request=request, target=host, outcome="refused" if since is None else "started")
     if request.htmx:
         return render(request, "hosts/_status.html", _status_context(host, since))
     return redirect(host)
@@ -115,7 +111,7 @@ def _safe_next(request: HttpRequest) -> str | None:
 
 def _start_sync(request: HttpRequest, host: Host, pools: list[str] | None = None):
     try:
-        return launch(SYNC_JOB, kind="sync", user=request.user, host=host, params={"pools": pools}, request=request)
+        return operations.start_sync(host, user=request.user, request=request, pools=pools)
     except JobError as exc:
         messages.error(request, str(exc))
         return None

@@ -26,6 +26,7 @@ TEAM_ADMIN = _kinds(404, 404, 403, 403)
 OWNER = _kinds(404, 404, 200, 404)
 REQUESTER = _kinds(404, 404, 200, 403, 403)
 ADMIN = _kinds(403, 403, 403, 403)
+HOST_ADMIN = _kinds(404, 403, 403, 403)  # an admin's step on a host: 404 for whoever does not see it
 APPROVER = _kinds(403, 200, 403, 200)
 NOT_ALLOWED = _kinds(405, 405, 405, 405, 405)  # GET of a POST-only action
 PUBLIC = dict.fromkeys(KINDS, 200)
@@ -64,8 +65,8 @@ def api_rules(*, request: Callable, vm: Callable) -> dict:
 
     # basename -> (the object of its detail routes, GET of the list, GET of the detail, POST on the list)
     objects = {
-        "host": (lambda o: o["host"], ANY, {**TEAM_MEMBER, "other": 200}, None),
-        "pool": (lambda o: o["pool"], ANY, TEAM_MEMBER, None),
+        "host": (lambda o: o["host"], ANY, {**TEAM_MEMBER, "other": 200}, _refused(ADMIN)),  # POST: add (admins)
+        "pool": (lambda o: o["pool"], ANY, TEAM_MEMBER, _refused(ADMIN)),  # POST: define a pool (admins)
         "volume": (lambda o: o["volume"], ANY, TEAM_MEMBER, None),
         "job": (lambda o: o["job"], ANY, OWNER, None),
         "upload": (lambda o: o["upload"], ANY, OWNER, {**dict.fromkeys(KINDS, 400), "anon": ANON}),
@@ -89,6 +90,12 @@ def api_rules(*, request: Callable, vm: Callable) -> dict:
         ("approval", "review"): {"anon": ANON, "noteam": 403, "member": 403, "other": 400},
         ("vm", "attach"): _refused(TEAM_OPERATOR),
         ("vm", "detach"): _refused(TEAM_OPERATOR),
+        # Hosts: changed and tested by admins; the "other" team sees the host (a pool of theirs is on it): 403.
+        **{("host", step): _refused(HOST_ADMIN) for step in ("edit", "delete", "check")},
+        ("host", "sync"): _refused({**TEAM_MEMBER, "other": 200}),  # whoever sees the host, as its page
+        # The image tools: check and convert as a clone (members of the team), import as the pool's admin.
+        **{("volume", tool): _refused(TEAM_MEMBER) for tool in ("check", "convert")},
+        ("pool", "import"): _refused(TEAM_ADMIN),
     }
     rules: dict[str, tuple] = {
         "api:schema": (lambda o: {}, PUBLIC, None),
