@@ -21,6 +21,8 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 
 from .models import Membership
 from .roles import is_admin
@@ -36,6 +38,17 @@ NEEDS: dict[str, str] = {
     "create": OPERATOR, "resize": OPERATOR, "wipe": OPERATOR, "delete": OPERATOR, "replace": OPERATOR,
     "approve": OPERATOR,
     "force": ADMIN, "manage": ADMIN,
+}
+
+# The actions in words, for the refusal's sentence ("To resize here you need to be an operator...").
+ACTION_WORDS = {
+    "view": pgettext_lazy("access action", "view"), "request": pgettext_lazy("access action", "request"),
+    "upload": pgettext_lazy("access action", "upload"), "download": pgettext_lazy("access action", "download"),
+    "clone": pgettext_lazy("access action", "clone"), "create": pgettext_lazy("access action", "create"),
+    "resize": pgettext_lazy("access action", "resize"), "wipe": pgettext_lazy("access action", "wipe"),
+    "delete": pgettext_lazy("access action", "delete"), "replace": pgettext_lazy("access action", "replace"),
+    "approve": pgettext_lazy("access action", "approve"), "force": pgettext_lazy("access action", "force"),
+    "manage": pgettext_lazy("access action", "manage"),
 }
 
 User = AbstractBaseUser | AnonymousUser
@@ -81,9 +94,16 @@ def may(user: User, action: str, pool: Any) -> bool:
 def require(user: User, action: str, pool: Any) -> None:
     """PermissionDenied, saying which role the action needs, unless the user may."""
     if not may(user, action, pool):
+        words = {"action": ACTION_WORDS.get(action, action), "pool": pool.name}
         needed = NEEDS[action]
-        raise PermissionDenied(f"To {action} here you need to be {'an' if needed[0] in 'ao' else 'a'} {needed} "
-                               f"of a team that may use pool {pool.name}.")
+        if needed == ADMIN:
+            raise PermissionDenied(_("To %(action)s here you need to be an admin of a team that may use pool "
+                                     "%(pool)s.") % words)
+        if needed == OPERATOR:
+            raise PermissionDenied(_("To %(action)s here you need to be an operator of a team that may use pool "
+                                     "%(pool)s.") % words)
+        raise PermissionDenied(_("To %(action)s here you need to be a member of a team that may use pool "
+                                 "%(pool)s.") % words)
 
 
 def teams_of(user: User) -> QuerySet:

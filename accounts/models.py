@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 
 class Team(models.Model):
     name = models.CharField(max_length=100, unique=True)
     description = models.CharField(max_length=500, blank=True)
     all_pools = models.BooleanField(
-        default=False, help_text="The team may use every pool, present and future, without grants (the team "
-                                 "today's accounts landed in when teams came; admins may turn it off).")
+        default=False, help_text=_("The team may use every pool, present and future, without grants (the team "
+                                   "today's accounts landed in when teams came; admins may turn it off)."))
     auto_approve_max_bytes = models.BigIntegerField(
-        null=True, blank=True, help_text="Requests up to this virtual size that fit the quota are approved by "
-                                         "the system. Empty: every request waits for an approver.")
+        null=True, blank=True, help_text=_("Requests up to this virtual size that fit the quota are approved by "
+                                           "the system. Empty: every request waits for an approver."))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -25,10 +27,14 @@ class Team(models.Model):
         return self.name
 
 
+# A role's short name as pages show it ({% translate membership.role %}): marked here for the catalog.
+ROLE_NAMES = (gettext_noop("member"), gettext_noop("operator"), gettext_noop("admin"))
+
+
 class Membership(models.Model):
     class Role(models.TextChoices):
-        MEMBER = "member", "Member: view, request volumes, upload, download, clone"
-        OPERATOR = "operator", "Operator: also create, resize, wipe and delete, and approve the team's requests"
+        MEMBER = "member", _("Member: view, request volumes, upload, download, clone")
+        OPERATOR = "operator", _("Operator: also create, resize, wipe and delete, and approve the team's requests")
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
@@ -47,12 +53,12 @@ class ApiToken(models.Model):
     lookup) and the SHA-256 of the whole token are kept, never the token itself (accounts/tokens.py)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=100, help_text="What the token is for, e.g. “CI pipeline”.")
+    name = models.CharField(max_length=100, help_text=_("What the token is for, e.g. “CI pipeline”."))
     prefix = models.CharField(max_length=16, unique=True)
     secret_sha256 = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: it never expires.")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text=_("Empty: it never expires."))
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext as _
 
 MEMBER = "member"
 ADMIN = "admin"
@@ -52,7 +53,7 @@ def member_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if not is_member(request.user):
-            raise PermissionDenied("Your account has no role yet: ask an admin to make you a member.")
+            raise PermissionDenied(_("Your account has no role yet: ask an admin to make you a member."))
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -62,7 +63,7 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if not is_admin(request.user):
-            raise PermissionDenied("Only admins can do this.")
+            raise PermissionDenied(_("Only admins can do this."))
         return view(request, *args, **kwargs)
 
     return wrapper

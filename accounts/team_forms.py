@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.utils.functional import lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from virtstorage.virt.units import UNITS_HELP, exact_size_text, parse_size
 
@@ -32,16 +35,19 @@ def size_text(value: int | None) -> str:
     return "" if value is None else exact_size_text(value)
 
 
+_AUTO_APPROVE_HELP = lazy(lambda: gettext(
+    "Requests up to this virtual size that fit the quota are approved by the system: %(units)s. "
+    "Empty: every request waits for an approver.") % {"units": UNITS_HELP}, str)()
+
+
 class TeamForm(forms.ModelForm):
-    auto_approve_max = forms.CharField(
-        label="Auto-approve up to", max_length=40, required=False,
-        help_text=f"Requests up to this virtual size that fit the quota are approved by the system: {UNITS_HELP}. "
-                  "Empty: every request waits for an approver.")
+    auto_approve_max = forms.CharField(label=_("Auto-approve up to"), max_length=40, required=False,
+                                       help_text=_AUTO_APPROVE_HELP)
 
     class Meta:
         model = Team
         fields = ["name", "description", "all_pools"]
-        labels = {"all_pools": "May use every pool"}
+        labels = {"name": _("Name"), "description": _("Description"), "all_pools": _("May use every pool")}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -51,9 +57,11 @@ class TeamForm(forms.ModelForm):
         name = self.cleaned_data["name"]
         others = Team.objects.exclude(pk=self.instance.pk)
         if others.filter(name__iexact=name).exists():
-            raise forms.ValidationError(f"There is already a team named {name} (names ignore case).")
+            raise forms.ValidationError(_("There is already a team named %(name)s (names ignore case).")
+                                        % {"name": name})
         if self.instance.pk and self.instance.name == DEFAULT_TEAM and name != DEFAULT_TEAM:
-            raise forms.ValidationError(f"The {DEFAULT_TEAM} team keeps its name: new members join it by that name.")
+            raise forms.ValidationError(_("The %(team)s team keeps its name: new members join it by that name.")
+                                        % {"team": DEFAULT_TEAM})
         return name
 
     def clean_auto_approve_max(self) -> int | None:
@@ -67,12 +75,13 @@ class TeamForm(forms.ModelForm):
 class MemberForm(forms.Form):
     """Add an account to a team by its username, or change the role it has there."""
 
-    username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
+    username = forms.CharField(label=_("Username"), max_length=150)
+    role = forms.ChoiceField(label=_("Role"), choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
 
     def clean_username(self) -> str:
         name = self.cleaned_data["username"]
         self.user = get_user_model()._default_manager.filter(**{get_user_model().USERNAME_FIELD: name}).first()
         if self.user is None:
-            raise forms.ValidationError(f"There is no account named {name}: create it with manage.py createmember.")
+            raise forms.ValidationError(_("There is no account named %(name)s: create it with manage.py "
+                                          "createmember.") % {"name": name})
         return name

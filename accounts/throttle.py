@@ -23,6 +23,8 @@ from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -46,9 +48,10 @@ def cool_off_minutes(request: HttpRequest | None = None) -> int:
 def lockout_message(request: HttpRequest | None = None) -> str:
     minutes = cool_off_minutes(request)
     if not minutes:
-        return "Too many failed logins for this account or address; ask an administrator to unlock it."
-    unit = "minute" if minutes == 1 else "minutes"
-    return f"Too many failed logins for this account or address; try again in {minutes} {unit}."
+        return _("Too many failed logins for this account or address; ask an administrator to unlock it.")
+    return ngettext("Too many failed logins for this account or address; try again in %(minutes)s minute.",
+                    "Too many failed logins for this account or address; try again in %(minutes)s minutes.",
+                    minutes) % {"minutes": minutes}
 
 
 def lockout_response(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:

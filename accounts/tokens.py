@@ -22,6 +22,7 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.utils.deprecation import MiddlewareMixin
+from django.utils.translation import gettext as _
 
 from .models import ApiToken
 
@@ -60,17 +61,18 @@ def authenticate(raw: str) -> tuple[Any, ApiToken]:
     """(user, token) for a presented token, or TokenRefused. Notes the use (at most once a minute)."""
     parts = raw.split("_") if raw.startswith(TOKEN_PREFIX) else []
     if len(parts) < 3:
-        raise TokenRefused("This is not a virtstorage API token (they start with vst_).")
+        raise TokenRefused(_("This is not a virtstorage API token (they start with vst_)."))
     token = ApiToken.objects.select_related("user").filter(prefix=parts[1]).first()
     if token is None or not hmac.compare_digest(token.secret_sha256, _digest(raw)):
-        raise TokenRefused("Unknown API token.")
+        raise TokenRefused(_("Unknown API token."))
     now = timezone.now()
     if token.revoked_at is not None:
-        raise TokenRefused(f"API token {token.name} was revoked.")
+        raise TokenRefused(_("API token %(name)s was revoked.") % {"name": token.name})
     if token.expires_at is not None and token.expires_at <= now:
-        raise TokenRefused(f"API token {token.name} expired at {token.expires_at:%Y-%m-%d %H:%M %Z}.")
+        raise TokenRefused(_("API token %(name)s expired at %(when)s.")
+                           % {"name": token.name, "when": f"{token.expires_at:%Y-%m-%d %H:%M %Z}"})
     if not token.user.is_active:
-        raise TokenRefused("The account of this API token is disabled.")
+        raise TokenRefused(_("The account of this API token is disabled."))
     if token.last_used_at is None or token.last_used_at < now - LAST_USED_EVERY:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now

@@ -7,6 +7,7 @@ from datetime import datetime, time, timedelta
 import django_filters
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .models import AuditRecord
 
@@ -16,21 +17,22 @@ def _day_start(day) -> datetime:
 
 
 class AuditFilter(django_filters.FilterSet):
-    user = django_filters.CharFilter(field_name="username", label="User",
+    user = django_filters.CharFilter(field_name="username", label=_("User"),
                                      widget=forms.TextInput(attrs={"list": "audit-users", "size": 12}))
-    team = django_filters.CharFilter(field_name="team", lookup_expr="icontains", label="Team",
+    team = django_filters.CharFilter(field_name="team", lookup_expr="icontains", label=_("Team"),
                                      widget=forms.TextInput(attrs={"size": 12}))
-    action = django_filters.CharFilter(method="filter_action", label="Action",
-                                       help_text="Exact (pool.start), or a prefix ending in a dot (pool.).",
+    action = django_filters.CharFilter(method="filter_action", label=_("Action"),
+                                       help_text=_("Exact (pool.start), or a prefix ending in a dot (pool.)."),
                                        widget=forms.TextInput(attrs={"list": "audit-actions", "size": 14}))
-    target_type = django_filters.CharFilter(label="Target type",
+    target_type = django_filters.CharFilter(label=_("Target type"),
                                             widget=forms.TextInput(attrs={"list": "audit-target-types", "size": 8}))
-    target_id = django_filters.CharFilter(label="Target id", widget=forms.TextInput(attrs={"size": 8}))
-    target = django_filters.CharFilter(lookup_expr="icontains", label="Target contains")
-    outcome = django_filters.ChoiceFilter(choices=AuditRecord.Outcome.choices, empty_label="any")
-    since = django_filters.DateFilter(method="filter_since", label="From",
+    target_id = django_filters.CharFilter(label=_("Target id"), widget=forms.TextInput(attrs={"size": 8}))
+    target = django_filters.CharFilter(lookup_expr="icontains", label=_("Target contains"))
+    outcome = django_filters.ChoiceFilter(choices=AuditRecord.Outcome.choices, empty_label=_("any"),
+                                          label=_("Outcome"))
+    since = django_filters.DateFilter(method="filter_since", label=_("From"),
                                       widget=forms.DateInput(attrs={"type": "date"}))
-    until = django_filters.DateFilter(method="filter_until", label="To",
+    until = django_filters.DateFilter(method="filter_until", label=_("To"),
                                       widget=forms.DateInput(attrs={"type": "date"}))
 
     class Meta:

@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class AppendOnly(Exception):
@@ -31,22 +33,22 @@ class AuditQuerySet(models.QuerySet):
 
 class AuditRecord(models.Model):
     class Outcome(models.TextChoices):
-        OK = "ok", "OK"
-        STARTED = "started", "Started"
-        REFUSED = "refused", "Refused"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+        OK = "ok", _("OK")
+        STARTED = "started", pgettext_lazy("outcome", "Started")
+        REFUSED = "refused", pgettext_lazy("outcome", "Refused")
+        FAILED = "failed", pgettext_lazy("outcome", "Failed")
+        CANCELLED = "cancelled", pgettext_lazy("outcome", "Cancelled")
 
     at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                              related_name="+")
     # The name as it was: kept when the user is deleted; for a failed login, the name that was typed.
     username = models.CharField(max_length=150, blank=True)
-    team = models.CharField(max_length=255, blank=True, help_text="The names of the teams involved.")
-    action = models.CharField(max_length=64, help_text="host.create, pool.start, volume.delete, login…")
-    target_type = models.CharField(max_length=32, blank=True, help_text="host, pool, volume, upload, user…")
+    team = models.CharField(max_length=255, blank=True, help_text=_("The names of the teams involved."))
+    action = models.CharField(max_length=64, help_text=_("host.create, pool.start, volume.delete, login…"))
+    target_type = models.CharField(max_length=32, blank=True, help_text=_("host, pool, volume, upload, user…"))
     target_id = models.CharField(max_length=255, blank=True)
-    target = models.CharField(max_length=500, blank=True, help_text="What it was done to, in words.")
+    target = models.CharField(max_length=500, blank=True, help_text=_("What it was done to, in words."))
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.OK)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     detail = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)

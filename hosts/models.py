@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts import access
 from accounts.roles import is_admin
@@ -20,32 +22,32 @@ class Host(models.Model):
     """A libvirt host the team manages, by connection URI."""
 
     class Status(models.TextChoices):
-        UNKNOWN = "unknown", "Not checked yet"
-        ONLINE = "online", "Online"
-        UNREACHABLE = "unreachable", "Unreachable"
+        UNKNOWN = "unknown", _("Not checked yet")
+        ONLINE = "online", pgettext_lazy("host status", "Online")
+        UNREACHABLE = "unreachable", pgettext_lazy("host status", "Unreachable")
 
     name = models.CharField(max_length=100, unique=True)
-    uri = models.CharField("libvirt URI", max_length=500, unique=True)
+    uri = models.CharField(_("libvirt URI"), max_length=500, unique=True)
     description = models.CharField(max_length=500, blank=True)
-    enabled = models.BooleanField(default=True, help_text="Disabled hosts are neither synced nor changed.")
+    enabled = models.BooleanField(default=True, help_text=_("Disabled hosts are neither synced nor changed."))
     disabled_reason = models.TextField(
-        blank=True, help_text="Why virtstorage disabled the host itself: a URI it may not open. "
-                              "Saving the host with an allowed URI clears it.")
+        blank=True, help_text=_("Why virtstorage disabled the host itself: a URI it may not open. "
+                                "Saving the host with an allowed URI clears it."))
     direct_io = models.BooleanField(
-        "direct file I/O", default=True,
-        help_text="When this host is the machine the app runs on, uploads and downloads read and write "
-                  "volume files in place instead of copying every byte through libvirtd (several times "
-                  "faster). Used only for a file the app may open and libvirt vouches for; otherwise, and "
-                  "for remote hosts, libvirt's streams are used.")
+        _("direct file I/O"), default=True,
+        help_text=_("When this host is the machine the app runs on, uploads and downloads read and write "
+                    "volume files in place instead of copying every byte through libvirtd (several times "
+                    "faster). Used only for a file the app may open and libvirt vouches for; otherwise, and "
+                    "for remote hosts, libvirt's streams are used."))
     queue = models.CharField(
-        "Celery queue", max_length=100, blank=True,
-        validators=[RegexValidator(r"^[A-Za-z0-9_.-]*$", "Letters, digits, dot, dash and underscore only.")],
-        help_text="Empty: the shared queue. A name: this host's jobs (and uploads, on NAME-transfers) go to that "
-                  "queue only, for a worker started beside the host with --queues=NAME,NAME-transfers.")
+        _("Celery queue"), max_length=100, blank=True,
+        validators=[RegexValidator(r"^[A-Za-z0-9_.-]*$", _("Letters, digits, dot, dash and underscore only."))],
+        help_text=_("Empty: the shared queue. A name: this host's jobs (and uploads, on NAME-transfers) go to "
+                    "that queue only, for a worker started beside the host with --queues=NAME,NAME-transfers."))
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UNKNOWN)
     last_error = models.TextField(blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
-    last_seen_at = models.DateTimeField(null=True, blank=True, help_text="Last time libvirtd answered.")
+    last_seen_at = models.DateTimeField(null=True, blank=True, help_text=_("Last time libvirtd answered."))
     last_synced_at = models.DateTimeField(null=True, blank=True)
     # Facts from the last successful check
     hostname = models.CharField(max_length=255, blank=True)
@@ -124,13 +126,13 @@ class Domain(models.Model):
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="domains")
     name = models.CharField(max_length=255)
     uuid = models.CharField(max_length=36)
-    state = models.CharField(max_length=32, blank=True, help_text="As virsh says it: running, shut off, paused...")
+    state = models.CharField(max_length=32, blank=True, help_text=_("As virsh says it: running, shut off, paused..."))
     vcpus = models.PositiveIntegerField(default=0)
     memory_kib = models.BigIntegerField(default=0)
     persistent = models.BooleanField(default=True)
     team = models.ForeignKey(
         "accounts.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="domains",
-        help_text="The team that owns the VM: its operators attach and detach disks. Set by an admin.")
+        help_text=_("The team that owns the VM: its operators attach and detach disks. Set by an admin."))
     synced_at = models.DateTimeField(null=True, blank=True)
 
     objects = DomainQuerySet.as_manager()
@@ -169,16 +171,16 @@ class DomainDisk(models.Model):
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="domain_disks")
     machine = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="disks")
     domain = models.CharField(max_length=255)
-    target = models.CharField(max_length=64, blank=True, help_text="The guest's device name, e.g. vda.")
+    target = models.CharField(max_length=64, blank=True, help_text=_("The guest's device name, e.g. vda."))
     path = models.CharField(max_length=4096, blank=True, db_index=True)
     pool_name = models.CharField(max_length=255, blank=True)
     volume_name = models.CharField(max_length=255, blank=True)
-    source_type = models.CharField(max_length=16, blank=True, help_text="file, block, volume, network, dir.")
-    device = models.CharField(max_length=16, blank=True, help_text="disk, cdrom, floppy or lun.")
+    source_type = models.CharField(max_length=16, blank=True, help_text=_("file, block, volume, network, dir."))
+    device = models.CharField(max_length=16, blank=True, help_text=_("disk, cdrom, floppy or lun."))
     bus = models.CharField(max_length=16, blank=True)
     readonly = models.BooleanField(default=False)
     shareable = models.BooleanField(default=False)
-    cache = models.CharField(max_length=16, blank=True, help_text="Empty: the hypervisor's default.")
+    cache = models.CharField(max_length=16, blank=True, help_text=_("Empty: the hypervisor's default."))
 
     class Meta:
         ordering = ["domain", "target"]

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from virtstorage.virt import HostUnreachable, InvalidRequest, LibvirtHost, VirtError, open_host, uris
 from virtstorage.virt import pools as vpools
@@ -56,7 +57,8 @@ def refuse_uri(host: Host) -> bool:
         uris.check_uri(host.uri, key_dir=uris.configured_key_dir())
     except InvalidRequest as exc:
         host.enabled = False
-        host.disabled_reason = f"Disabled by virtstorage: its URI is not one the app may open. {exc}"
+        host.disabled_reason = _("Disabled by virtstorage: its URI is not one the app may open. %(reason)s") % {
+            "reason": exc}
         host.save(update_fields=["enabled", "disabled_reason"])
         log.warning("host %s disabled: %s", host.name, exc)
         return True

@@ -3,6 +3,9 @@ a running one is asked to stop at its next safe point (JobContext.check_cancel).
 
 from __future__ import annotations
 
+from django.utils import translation
+from django.utils.translation import gettext as _
+
 from .models import Job
 from .progress import publish
 from .runner import audit_job
@@ -14,9 +17,11 @@ def request_cancel(job: Job, *, request=None) -> bool:
     if not (job.is_active and job.cancellable):
         return False
     if job.state == Job.State.QUEUED:
+        with translation.override(job.language or translation.get_language()):  # the job's language, as its steps
+            error = _("Cancelled before it started.")
         if Job.objects.filter(pk=job.pk, state=Job.State.QUEUED).update(
-                state=Job.State.CANCELLED, cancel_requested=True, error="Cancelled before it started."):
-            audit_job(job, "cancelled", request=request, error="Cancelled before it started.")
+                state=Job.State.CANCELLED, cancel_requested=True, error=error):
+            audit_job(job, "cancelled", request=request, error=error)
             job.refresh_from_db()
             announce_end(job)
     else:

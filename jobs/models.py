@@ -6,8 +6,38 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.access import OwnedQuerySet
+
+# Each job kind in words (the key is the kind, as stored). A kind not here shows as its key made readable.
+KIND_LABELS = {
+    "upload": pgettext_lazy("job kind", "Upload"),
+    "download": pgettext_lazy("job kind", "Download"),
+    "sync": pgettext_lazy("job kind", "Sync"),
+    "info": pgettext_lazy("job kind", "Info"),
+    "check": pgettext_lazy("job kind", "Check"),
+    "convert": pgettext_lazy("job kind", "Convert"),
+    "import": pgettext_lazy("job kind", "Import"),
+    "create": pgettext_lazy("job kind", "Create"),
+    "clone": pgettext_lazy("job kind", "Clone"),
+    "resize": pgettext_lazy("job kind", "Resize"),
+    "delete": pgettext_lazy("job kind", "Delete"),
+    "wipe": pgettext_lazy("job kind", "Wipe"),
+    "vm-attach": pgettext_lazy("job kind", "Vm attach"),
+    "vm-detach": pgettext_lazy("job kind", "Vm detach"),
+    "vm-adopt": pgettext_lazy("job kind", "Vm adopt"),
+    "vm-switch": pgettext_lazy("job kind", "Vm switch"),
+    "pool-define": pgettext_lazy("job kind", "Pool define"),
+    "pool-build": pgettext_lazy("job kind", "Pool build"),
+    "pool-start": pgettext_lazy("job kind", "Pool start"),
+    "pool-stop": pgettext_lazy("job kind", "Pool stop"),
+    "pool-refresh": pgettext_lazy("job kind", "Pool refresh"),
+    "pool-autostart": pgettext_lazy("job kind", "Pool autostart"),
+    "pool-delete": pgettext_lazy("job kind", "Pool delete"),
+    "pool-undefine": pgettext_lazy("job kind", "Pool undefine"),
+}
 
 
 class JobQuerySet(OwnedQuerySet):
@@ -19,11 +49,11 @@ class Job(models.Model):
     """One long libvirt operation, run by a Celery worker and watched by a person."""
 
     class State(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+        QUEUED = "queued", pgettext_lazy("job state", "Queued")
+        RUNNING = "running", pgettext_lazy("job state", "Running")
+        SUCCEEDED = "succeeded", pgettext_lazy("job state", "Succeeded")
+        FAILED = "failed", pgettext_lazy("job state", "Failed")
+        CANCELLED = "cancelled", pgettext_lazy("job state", "Cancelled")
 
     ACTIVE_STATES = (State.QUEUED, State.RUNNING)
 
@@ -48,7 +78,7 @@ class Job(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     progress_done = models.BigIntegerField(null=True, blank=True)
     progress_total = models.BigIntegerField(null=True, blank=True)
-    message = models.CharField(max_length=500, blank=True, help_text="What the job is doing now.")
+    message = models.CharField(max_length=500, blank=True, help_text=_("What the job is doing now."))
     log = models.TextField(blank=True)
     error = models.TextField(blank=True)
     result = models.CharField(max_length=500, blank=True)
@@ -72,7 +102,8 @@ class Job(models.Model):
         return reverse("jobs:detail", args=[self.pk])
 
     def get_kind_display(self) -> str:
-        return self.kind.replace("_", " ").replace("-", " ").capitalize()
+        label = KIND_LABELS.get(self.kind)
+        return str(label) if label is not None else self.kind.replace("_", " ").replace("-", " ").capitalize()
 
     @property
     def is_active(self) -> bool:

@@ -4,7 +4,8 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from . import progress
 from .models import Job
@@ -18,15 +19,13 @@ def reap_stale_jobs() -> int:
     cutoff = timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS)
     stale = list(Job.objects.filter(state=Job.State.RUNNING, heartbeat_at__lt=cutoff))
     for job in stale:
+        with translation.override(job.language or settings.LANGUAGE_CODE):  # the job's language, as its steps
+            error = _("The worker running this job (%(worker)s) stopped responding at %(when)s: it was killed or "
+                      "crashed. The operation may be incomplete; check the volume before using it.") % {
+                "worker": job.worker or _("unknown"),
+                "when": f"{timezone.localtime(job.heartbeat_at):%Y-%m-%d %H:%M:%S}"}
         updated = Job.objects.filter(pk=job.pk, state=Job.State.RUNNING, heartbeat_at__lt=cutoff).update(
-            state=Job.State.FAILED,
-            finished_at=timezone.now(),
-            error=(
-                f"The worker running this job ({job.worker or 'unknown'}) stopped responding at "
-                f"{timezone.localtime(job.heartbeat_at):%Y-%m-%d %H:%M:%S}: it was killed or crashed. "
-                "The operation may be incomplete; check the volume before using it."
-            ),
-        )
+            state=Job.State.FAILED, finished_at=timezone.now(), error=error)
         if updated:
             job.refresh_from_db()
             audit_job(job, "failed", error=job.error)

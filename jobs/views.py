@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.utils import translation
 from django.views.decorators.http import require_POST
 
 from accounts.roles import is_admin, is_member, member_required
@@ -77,8 +78,9 @@ def _sse(event: str, html: str) -> str:
     return f"event: {event}\n{data}\n"
 
 
-def _render_snapshot(snap: dict) -> str:
-    return render_to_string("jobs/_progress.html", {"snap": snap})
+def _render_snapshot(snap: dict, language: str | None) -> str:
+    with translation.override(language):  # the page's language, held by the stream between its events
+        return render_to_string("jobs/_progress.html", {"snap": snap})
 
 
 @accepts_token
@@ -93,13 +95,14 @@ async def job_events(request: HttpRequest, pk: int) -> StreamingHttpResponse:
 
     request.user = user
     first = await sync_to_async(load)()
-    response = StreamingHttpResponse(_event_stream(pk, first, load), content_type="text/event-stream")
+    response = StreamingHttpResponse(_event_stream(pk, first, load, translation.get_language()),
+                                     content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
     return response
 
 
-async def _event_stream(pk: int, first: dict, load) -> AsyncIterator[str]:
+async def _event_stream(pk: int, first: dict, load, language: str | None) -> AsyncIterator[str]:
     """The job's snapshots as events until it ends; keepalives while it is quiet."""
     client = aioredis.Redis.from_url(settings.REDIS_URL)
     pubsub = client.pubsub()
@@ -107,17 +110,17 @@ async def _event_stream(pk: int, first: dict, load) -> AsyncIterator[str]:
         await pubsub.subscribe(progress.channel(pk))
         # Read the state again after subscribing, so nothing between is lost.
         snap = await sync_to_async(load)() if first["active"] else first
-        yield _sse("job", _render_snapshot(snap))
+        yield _sse("job", _render_snapshot(snap, language))
         while snap["active"]:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=SSE_KEEPALIVE_SECONDS)
             if message is None:
                 yield ": keepalive\n\n"
                 continue
             snap = json.loads(message["data"])
-            yield _sse("job", _render_snapshot(snap))
+            yield _sse("job", _render_snapshot(snap, language))
         yield _sse("end", "")
     except (aioredis.RedisError, OSError):
-        yield _sse("job", _render_snapshot(first))
+        yield _sse("job", _render_snapshot(first, language))
         yield _sse("end", "")
     finally:
         try:

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class NotificationQuerySet(models.QuerySet):
@@ -19,7 +20,7 @@ class NotificationQuerySet(models.QuerySet):
 class Notification(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     text = models.TextField()
-    url = models.CharField(max_length=500, blank=True, help_text="A path in this site, e.g. /jobs/12/.")
+    url = models.CharField(max_length=500, blank=True, help_text=_("A path in this site, e.g. /jobs/12/."))
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     read_at = models.DateTimeField(null=True, blank=True)
 

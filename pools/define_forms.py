@@ -12,6 +12,8 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from virtstorage.virt import pools as vpools
 
@@ -20,65 +22,68 @@ from .models import StoragePool
 # Per pool type: (field, required, label, help). Only these fields appear in that type's form.
 TYPE_FIELDS: dict[str, list[tuple[str, bool, str, str]]] = {
     "dir": [
-        ("target_path", True, "Directory", "Volumes are files here, e.g. /var/lib/libvirt/images/vms. "
-                                           "Build creates it."),
+        ("target_path", True, _("Directory"), _("Volumes are files here, e.g. /var/lib/libvirt/images/vms. "
+                                              "Build creates it.")),
     ],
     "fs": [
-        ("source_device", True, "Block device", "The device holding the file system, e.g. /dev/sdb1."),
-        ("source_format", False, "File system", "Build formats the device with it (mkfs); auto only mounts."),
-        ("target_path", True, "Mount point", "Where libvirt mounts the device when the pool starts."),
+        ("source_device", True, _("Block device"), _("The device holding the file system, e.g. /dev/sdb1.")),
+        ("source_format", False, _("File system"), _("Build formats the device with it (mkfs); auto only mounts.")),
+        ("target_path", True, _("Mount point"), _("Where libvirt mounts the device when the pool starts.")),
     ],
     "netfs": [
-        ("source_host", True, "Server", "NFS or CIFS server: host name or IP address."),
-        ("source_format", True, "Protocol", ""),
-        ("source_dir", True, "Export path", "The exported directory (/export/vms) or, for CIFS, the share name."),
-        ("target_path", True, "Mount point", "Where libvirt mounts the export when the pool starts."),
+        ("source_host", True, _("Server"), _("NFS or CIFS server: host name or IP address.")),
+        ("source_format", True, _("Protocol"), ""),
+        ("source_dir", True, _("Export path"),
+         _("The exported directory (/export/vms) or, for CIFS, the share name.")),
+        ("target_path", True, _("Mount point"), _("Where libvirt mounts the export when the pool starts.")),
     ],
     "logical": [
-        ("source_name", True, "Volume group", "The LVM volume group; Build creates it from the devices below."),
-        ("source_devices", False, "Physical volumes", "One device per line, e.g. /dev/sdc. Needed only to build."),
-        ("target_path", False, "Device directory", "Leave empty for /dev/<volume group>."),
+        ("source_name", True, _("Volume group"), _("The LVM volume group; Build creates it from the devices below.")),
+        ("source_devices", False, _("Physical volumes"),
+         _("One device per line, e.g. /dev/sdc. Needed only to build.")),
+        ("target_path", False, _("Device directory"), _("Leave empty for /dev/<volume group>.")),
     ],
     "disk": [
-        ("source_device", True, "Disk", "The whole disk, e.g. /dev/sdd; volumes are its partitions."),
-        ("source_format", False, "Partition table", "Build writes a new, empty partition table of this type."),
+        ("source_device", True, _("Disk"), _("The whole disk, e.g. /dev/sdd; volumes are its partitions.")),
+        ("source_format", False, _("Partition table"), _("Build writes a new, empty partition table of this type.")),
     ],
     "iscsi": [
-        ("source_host", True, "Portal", "iSCSI portal host[:port], e.g. 192.0.2.10:3260."),
-        ("target_iqn", True, "Target IQN", "e.g. iqn.2024-01.com.example:storage.vms"),
-        ("initiator_iqn", False, "Initiator IQN", "Leave empty to use the host's own initiator name."),
-        ("auth_username", False, "CHAP user", "Only if the target asks for CHAP."),
-        ("auth_secret_uuid", False, "CHAP secret", "UUID of a libvirt secret holding the CHAP password."),
+        ("source_host", True, _("Portal"), _("iSCSI portal host[:port], e.g. 192.0.2.10:3260.")),
+        ("target_iqn", True, _("Target IQN"), _("e.g. iqn.2024-01.com.example:storage.vms")),
+        ("initiator_iqn", False, _("Initiator IQN"), _("Leave empty to use the host's own initiator name.")),
+        ("auth_username", False, _("CHAP user"), _("Only if the target asks for CHAP.")),
+        ("auth_secret_uuid", False, _("CHAP secret"), _("UUID of a libvirt secret holding the CHAP password.")),
     ],
     "iscsi-direct": [
-        ("source_host", True, "Portal", "iSCSI portal host[:port], e.g. 192.0.2.10:3260."),
-        ("target_iqn", True, "Target IQN", "e.g. iqn.2024-01.com.example:storage.vms"),
-        ("initiator_iqn", True, "Initiator IQN", "libiscsi logs in with this name."),
-        ("auth_username", False, "CHAP user", "Only if the target asks for CHAP."),
-        ("auth_secret_uuid", False, "CHAP secret", "UUID of a libvirt secret holding the CHAP password."),
+        ("source_host", True, _("Portal"), _("iSCSI portal host[:port], e.g. 192.0.2.10:3260.")),
+        ("target_iqn", True, _("Target IQN"), _("e.g. iqn.2024-01.com.example:storage.vms")),
+        ("initiator_iqn", True, _("Initiator IQN"), _("libiscsi logs in with this name.")),
+        ("auth_username", False, _("CHAP user"), _("Only if the target asks for CHAP.")),
+        ("auth_secret_uuid", False, _("CHAP secret"), _("UUID of a libvirt secret holding the CHAP password.")),
     ],
     "rbd": [
-        ("source_name", True, "Ceph pool", "The RADOS pool that holds the images."),
-        ("source_hosts", True, "Monitors", "One monitor per line: host[:port]."),
-        ("auth_username", False, "Ceph user", "e.g. libvirt (without the client. prefix)."),
-        ("auth_secret_uuid", False, "Ceph secret", "UUID of the libvirt secret holding the user's key."),
+        ("source_name", True, _("Ceph pool"), _("The RADOS pool that holds the images.")),
+        ("source_hosts", True, _("Monitors"), _("One monitor per line: host[:port].")),
+        ("auth_username", False, _("Ceph user"), _("e.g. libvirt (without the client. prefix).")),
+        ("auth_secret_uuid", False, _("Ceph secret"), _("UUID of the libvirt secret holding the user's key.")),
     ],
     "zfs": [
-        ("source_name", True, "ZFS pool", "The zpool name; Build creates it from the devices below."),
-        ("source_device", False, "Device", "The device to build the zpool on, e.g. /dev/sdf. Needed only to build."),
+        ("source_name", True, _("ZFS pool"), _("The zpool name; Build creates it from the devices below.")),
+        ("source_device", False, _("Device"),
+         _("The device to build the zpool on, e.g. /dev/sdf. Needed only to build.")),
     ],
 }
 
 TYPE_DESCRIPTIONS = {
-    "dir": "A directory on the host",
-    "fs": "A local block device with a file system",
-    "netfs": "An NFS, CIFS or GlusterFS export",
-    "logical": "An LVM volume group",
-    "disk": "A whole disk; volumes are partitions",
-    "iscsi": "An iSCSI target, through the host's initiator",
-    "iscsi-direct": "An iSCSI target, through libiscsi",
-    "rbd": "A Ceph RADOS block device pool",
-    "zfs": "A ZFS pool",
+    "dir": _("A directory on the host"),
+    "fs": _("A local block device with a file system"),
+    "netfs": _("An NFS, CIFS or GlusterFS export"),
+    "logical": _("An LVM volume group"),
+    "disk": _("A whole disk; volumes are partitions"),
+    "iscsi": _("An iSCSI target, through the host's initiator"),
+    "iscsi-direct": _("An iSCSI target, through libiscsi"),
+    "rbd": _("A Ceph RADOS block device pool"),
+    "zfs": _("A ZFS pool"),
 }
 
 
@@ -115,14 +120,15 @@ class _HostPoolsMixin:
 
     def _unique_name(self, name: str) -> str:
         if StoragePool.objects.filter(host=self.host, name=name).exists():
-            raise ValidationError(f"{self.host} already has a pool named {name}.")
+            raise ValidationError(gettext("%(host)s already has a pool named %(name)s.")
+                                  % {"host": self.host, "name": name})
         return name
 
     def _unique_target(self, path: str) -> str:
         other = StoragePool.objects.filter(host=self.host, target_path=path).first()
         if path and other is not None:
-            raise ValidationError(f"Pool {other.name} already uses {path}; two pools on one path would "
-                                  "see each other's volumes.")
+            raise ValidationError(gettext("Pool %(pool)s already uses %(path)s; two pools on one path would "
+                                          "see each other's volumes.") % {"pool": other.name, "path": path})
         return path
 
 
@@ -130,7 +136,8 @@ class PoolDefineForm(_HostPoolsMixin, forms.Form):
     """The fields one pool type needs; the rest are removed in __init__."""
 
     # Not stripped: " vms" is not "vms", so it is refused rather than guessed at.
-    name = forms.CharField(max_length=vpools.MAX_POOL_NAME, strip=False, help_text="Letters, digits and . _ + -")
+    name = forms.CharField(label=_("Name"), max_length=vpools.MAX_POOL_NAME, strip=False,
+                           help_text=_("Letters, digits and . _ + -"))
     target_path = forms.CharField(required=False, max_length=4096)
     source_device = forms.CharField(required=False, max_length=4096)
     source_devices = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
@@ -143,7 +150,7 @@ class PoolDefineForm(_HostPoolsMixin, forms.Form):
     initiator_iqn = forms.CharField(required=False, max_length=223)
     auth_username = forms.CharField(required=False, max_length=64)
     auth_secret_uuid = forms.CharField(required=False, max_length=36)
-    start_now = forms.BooleanField(required=False, label="Build and start it after defining")
+    start_now = forms.BooleanField(required=False, label=_("Build and start it after defining"))
 
     def __init__(self, *args, host, pool_type: str, support: vpools.PoolTypeSupport | None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -160,8 +167,9 @@ class PoolDefineForm(_HostPoolsMixin, forms.Form):
             if field_name not in wanted:
                 del self.fields[field_name]
         if pool_type in vpools.DIRECTORY_TARGET_TYPES:
-            self.fields["target_path"].help_text += (f" Must be under {vpools.roots_text(settings.POOL_ROOTS)} "
-                                                     "(POOL_ROOTS).")
+            field = self.fields["target_path"]
+            roots = gettext("Must be under %(roots)s (POOL_ROOTS).") % {"roots": vpools.roots_text(settings.POOL_ROOTS)}
+            field.help_text = f"{field.help_text} {roots}"
         if "source_format" in self.fields:
             formats = list(support.source_formats if support else ())
             if pool_type == "logical":
@@ -202,7 +210,7 @@ class PoolDefineForm(_HostPoolsMixin, forms.Form):
         for text in hosts:
             _checked(vpools.validate_host_address, text)
         if self.fields["source_hosts"].required and not hosts:
-            raise ValidationError("Enter at least one monitor.")
+            raise ValidationError(gettext("Enter at least one monitor."))
         return hosts
 
     def clean_source_name(self) -> str:
@@ -212,11 +220,11 @@ class PoolDefineForm(_HostPoolsMixin, forms.Form):
 
     def clean_target_iqn(self) -> str:
         text = self.cleaned_data["target_iqn"].strip()
-        return _checked(vpools.validate_iqn, text, "target IQN") if text else text
+        return _checked(vpools.validate_iqn, text, gettext("target IQN")) if text else text
 
     def clean_initiator_iqn(self) -> str:
         text = self.cleaned_data["initiator_iqn"].strip()
-        return _checked(vpools.validate_iqn, text, "initiator IQN") if text else text
+        return _checked(vpools.validate_iqn, text, gettext("initiator IQN")) if text else text
 
     def clean_auth_username(self) -> str:
         text = self.cleaned_data["auth_username"].strip()
@@ -235,7 +243,7 @@ class PoolDefineForm(_HostPoolsMixin, forms.Form):
             except ValueError as exc:
                 self.add_error("source_dir", str(exc))
         if "auth_username" in self.fields and bool(data.get("auth_username")) != bool(data.get("auth_secret_uuid")):
-            self.add_error("auth_secret_uuid", "Give both the user and the secret, or neither.")
+            self.add_error("auth_secret_uuid", gettext("Give both the user and the secret, or neither."))
         return data
 
     def spec(self) -> vpools.PoolSpec:
@@ -265,10 +273,10 @@ _DEVICE_SOURCES = {"fs", "logical", "disk", "zfs"}
 class RawPoolXmlForm(_HostPoolsMixin, forms.Form):
     """Pasted pool XML: the app checks name, type and paths; libvirt validates the rest on define."""
 
-    xml = forms.CharField(label="Pool XML", max_length=20000, widget=forms.Textarea(attrs={"rows": 16, "cols": 80}),
-                          help_text="As `virsh pool-dumpxml` prints it. libvirt validates it against its schema "
-                                    "before anything is defined.")
-    start_now = forms.BooleanField(required=False, label="Build and start it after defining")
+    xml = forms.CharField(label=_("Pool XML"), max_length=20000, widget=forms.Textarea(attrs={"rows": 16, "cols": 80}),
+                          help_text=_("As `virsh pool-dumpxml` prints it. libvirt validates it against its schema "
+                                      "before anything is defined."))
+    start_now = forms.BooleanField(required=False, label=_("Build and start it after defining"))
 
     def __init__(self, *args, host, supported: dict[str, vpools.PoolTypeSupport], **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -280,13 +288,16 @@ class RawPoolXmlForm(_HostPoolsMixin, forms.Form):
         summary = _checked(vpools.summarize_pool_xml, text)
         if summary.type not in vpools.POOL_TYPES:
             # The app checks the paths of the types it knows; another type's paths would go unchecked.
-            raise ValidationError(f"virtstorage does not know pool type '{summary.type[:40]}': paste XML of a "
-                                  f"{', '.join(vpools.POOL_TYPES)} pool.")
+            raise ValidationError(gettext("virtstorage does not know pool type '%(type)s': paste XML of a "
+                                          "%(types)s pool.") % {"type": summary.type[:40],
+                                                                "types": ", ".join(vpools.POOL_TYPES)})
         support = self.supported.get(summary.type)
         if support is None:
-            raise ValidationError(f"libvirt on {self.host} does not know pool type '{summary.type[:40]}'.")
+            raise ValidationError(gettext("libvirt on %(host)s does not know pool type '%(type)s'.")
+                                  % {"host": self.host, "type": summary.type[:40]})
         if not support.supported:
-            raise ValidationError(f"libvirt on {self.host} does not support {summary.type} pools.")
+            raise ValidationError(gettext("libvirt on %(host)s does not support %(type)s pools.")
+                                  % {"host": self.host, "type": summary.type})
         errors = []
         try:
             self._unique_name(_checked(vpools.validate_pool_name, summary.name))

@@ -6,6 +6,8 @@ from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from hosts.forms import ConfirmNameForm
 from virtstorage.virt import pools as vpools
@@ -31,22 +33,28 @@ class DeletePoolForm(PoolConfirmForm):
         super().__init__(*args, pool=pool, **kwargs)
         count = pool.volume_count
         self.fields["delete_volumes"].label = (
-            f"Also delete its {count} volume{'s' if count != 1 else ''} and all their data" if count
-            else "Also delete any volumes it holds (it had none at the last sync)")
+            ngettext("Also delete its %(count)s volume and all their data",
+                     "Also delete its %(count)s volumes and all their data", count) % {"count": count} if count
+            else _("Also delete any volumes it holds (it had none at the last sync)"))
 
     def clean(self) -> dict:
         data = super().clean()
         self.require_name()
         if self.pool.volume_count and not data.get("delete_volumes"):
-            self.add_error("delete_volumes", f"Pool {self.pool.name} holds {self.pool.volume_count} volume(s): "
-                                             "tick this to delete them too, or delete them first.")
+            # Both English forms say "volume(s)", as before; the plural lets a translation agree with the count.
+            count = self.pool.volume_count
+            self.add_error("delete_volumes", ngettext(
+                "Pool %(pool)s holds %(count)s volume(s): tick this to delete them too, or delete them first.",
+                "Pool %(pool)s holds %(count)s volume(s): tick this to delete them too, or delete them first.",
+                count) % {"pool": self.pool.name, "count": count})
         return data
 
 
 class BuildPoolForm(PoolConfirmForm):
     overwrite = forms.BooleanField(
-        required=False, label="Overwrite: format the device even if it already holds data",
-        help_text="Without this, libvirt refuses to build over an existing file system, label or volume group.")
+        required=False, label=gettext_lazy("Overwrite: format the device even if it already holds data"),
+        help_text=gettext_lazy("Without this, libvirt refuses to build over an existing file system, label or "
+                               "volume group."))
 
     def __init__(self, *args, pool: StoragePool, **kwargs) -> None:
         super().__init__(*args, pool=pool, **kwargs)
@@ -62,24 +70,26 @@ class BuildPoolForm(PoolConfirmForm):
 
 
 class PolicyForm(forms.ModelForm):
-    reserve = forms.CharField(label="Reserve", max_length=40, required=False,
-                              help_text=f"Free space no volume may use: {UNITS_HELP}. Empty or 0: none.")
+    # help_text is set in __init__: it is a sentence around UNITS_HELP, translated per request.
+    reserve = forms.CharField(label=gettext_lazy("Reserve"), max_length=40, required=False)
 
     class Meta:
         model = StoragePool
         fields = ["max_overcommit"]
-        labels = {"max_overcommit": "Max overcommit"}
-        help_texts = {"max_overcommit": "Largest sum of volumes' virtual sizes over pool capacity, e.g. 1.5. "
-                                        "Empty: no limit."}
+        labels = {"max_overcommit": gettext_lazy("Max overcommit")}
+        help_texts = {"max_overcommit": gettext_lazy("Largest sum of volumes' virtual sizes over pool capacity, "
+                                                     "e.g. 1.5. Empty: no limit.")}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["reserve"].initial = exact_size_text(self.instance.reserve_bytes)
+        self.fields["reserve"].help_text = _("Free space no volume may use: %(units)s. Empty or 0: none.") % {
+            "units": UNITS_HELP}
 
     def clean_max_overcommit(self) -> Decimal | None:
         value = self.cleaned_data["max_overcommit"]
         if value is not None and value < Decimal("0.1"):
-            raise ValidationError("A limit below 0.1× would refuse every volume; leave it empty for no limit.")
+            raise ValidationError(_("A limit below 0.1× would refuse every volume; leave it empty for no limit."))
         return value
 
     def clean_reserve(self) -> int:
@@ -91,7 +101,7 @@ class PolicyForm(forms.ModelForm):
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
         if self.instance.capacity and size > self.instance.capacity:
-            raise ValidationError(f"The reserve ({text}) is larger than the whole pool.")
+            raise ValidationError(_("The reserve (%(size)s) is larger than the whole pool.") % {"size": text})
         return size
 
     def save(self, commit: bool = True) -> StoragePool:

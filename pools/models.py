@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from accounts import access
 
@@ -16,8 +17,8 @@ class StoragePool(models.Model):
     """A libvirt storage pool as last seen by a sync, plus the team's capacity policy."""
 
     class State(models.TextChoices):
-        ACTIVE = "active", "Running"
-        INACTIVE = "inactive", "Stopped"
+        ACTIVE = "active", _("Running")
+        INACTIVE = "inactive", _("Stopped")
 
     host = models.ForeignKey("hosts.Host", on_delete=models.CASCADE, related_name="pools")
     name = models.CharField(max_length=255)
@@ -38,9 +39,9 @@ class StoragePool(models.Model):
     # Capacity policy (issue: pool lifecycle). None means no limit.
     max_overcommit = models.DecimalField(
         max_digits=6, decimal_places=2, null=True, blank=True,
-        help_text="Largest allowed sum of volume capacities / pool capacity, e.g. 1.50.",
+        help_text=_("Largest allowed sum of volume capacities / pool capacity, e.g. 1.50."),
     )
-    reserve_bytes = models.BigIntegerField(default=0, help_text="Free space that volumes may not use.")
+    reserve_bytes = models.BigIntegerField(default=0, help_text=_("Free space that volumes may not use."))
 
     teams = models.ManyToManyField("accounts.Team", through="PoolGrant", related_name="pools", blank=True)
 
@@ -99,8 +100,9 @@ class PoolGrant(models.Model):
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="grants")
     pool = models.ForeignKey(StoragePool, on_delete=models.CASCADE, related_name="grants")
     max_virtual_bytes = models.BigIntegerField(null=True, blank=True,
-                                               help_text="Largest sum of the team's volumes' virtual sizes here.")
-    max_volumes = models.PositiveIntegerField(null=True, blank=True, help_text="Most volumes the team may have here.")
+                                               help_text=_("Largest sum of the team's volumes' virtual sizes here."))
+    max_volumes = models.PositiveIntegerField(null=True, blank=True,
+                                              help_text=_("Most volumes the team may have here."))
     granted_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
+
 from virtstorage.virt.units import binary_size
 
 from .models import StoragePool
@@ -48,32 +50,42 @@ def check_volume_fits(pool: StoragePool, *, capacity: int, allocation: int, repl
     warnings: list[str] = []
     limit = largest_volume(pool)
     if limit is not None and capacity > limit:
-        factor = f"its overcommit limit {pool.max_overcommit}×" if pool.max_overcommit is not None else \
-            f"{LARGEST_THIN_VOLUME:g}× for a thin volume without an overcommit limit"
-        allowed = f" ({factor} its capacity of {binary_size(pool.capacity)})"
-        raise PolicyViolation(f"A volume of {binary_size(capacity)} is more than pool {pool.name} can ever hold: "
-                              f"at most {binary_size(limit)}{allowed}.")
+        values = {"size": binary_size(capacity), "pool": pool.name, "limit": binary_size(limit),
+                  "capacity": binary_size(pool.capacity), "overcommit": pool.max_overcommit,
+                  "factor": f"{LARGEST_THIN_VOLUME:g}"}
+        if pool.max_overcommit is not None:
+            message = _("A volume of %(size)s is more than pool %(pool)s can ever hold: at most %(limit)s (its "
+                        "overcommit limit %(overcommit)s× its capacity of %(capacity)s).")
+        else:
+            message = _("A volume of %(size)s is more than pool %(pool)s can ever hold: at most %(limit)s "
+                        "(%(factor)s× for a thin volume without an overcommit limit its capacity of %(capacity)s).")
+        raise PolicyViolation(message % values)
     extra_allocation = max(0, allocation - replacing_allocation)
     usable = pool.available - pool.reserve_bytes
     if extra_allocation > usable:
-        reserve = (f" after keeping the reserve of {binary_size(pool.reserve_bytes)} "
-                   f"({binary_size(pool.available)} free in all)") if pool.reserve_bytes else ""
-        raise PolicyViolation(
-            f"Needs {binary_size(extra_allocation)} of disk, but pool {pool.name} has "
-            f"{binary_size(max(0, usable))} available{reserve}."
-        )
+        values = {"needed": binary_size(extra_allocation), "pool": pool.name, "usable": binary_size(max(0, usable)),
+                  "reserve": binary_size(pool.reserve_bytes), "free": binary_size(pool.available)}
+        if pool.reserve_bytes:
+            message = _("Needs %(needed)s of disk, but pool %(pool)s has %(usable)s available after keeping the "
+                        "reserve of %(reserve)s (%(free)s free in all).")
+        else:
+            message = _("Needs %(needed)s of disk, but pool %(pool)s has %(usable)s available.")
+        raise PolicyViolation(message % values)
     if pool.capacity:
         total = pool.volume_capacity_total - replacing + capacity
         ratio = total / pool.capacity
         if pool.max_overcommit is not None and ratio > float(pool.max_overcommit):
             raise PolicyViolation(
-                f"Pool {pool.name} would be overcommitted {ratio:.2f}× (volumes' virtual sizes "
-                f"{binary_size(total)} over capacity {binary_size(pool.capacity)}); its limit is "
-                f"{pool.max_overcommit}×."
+                _("Pool %(pool)s would be overcommitted %(ratio)s× (volumes' virtual sizes %(total)s over capacity "
+                  "%(capacity)s); its limit is %(limit)s×.")
+                % {"pool": pool.name, "ratio": f"{ratio:.2f}", "total": binary_size(total),
+                   "capacity": binary_size(pool.capacity), "limit": pool.max_overcommit}
             )
         if ratio > OVERCOMMIT_WARNING and pool.max_overcommit is None:
             warnings.append(
-                f"Thin provisioning: pool {pool.name} will be overcommitted {ratio:.2f}× "
-                f"({binary_size(total)} of virtual sizes on {binary_size(pool.capacity)})."
+                _("Thin provisioning: pool %(pool)s will be overcommitted %(ratio)s× (%(total)s of virtual sizes "
+                  "on %(capacity)s).")
+                % {"pool": pool.name, "ratio": f"{ratio:.2f}", "total": binary_size(total),
+                   "capacity": binary_size(pool.capacity)}
             )
     return PolicyCheck(warnings=warnings)

@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.access import teams_of
@@ -45,7 +46,8 @@ def _team_form(request: HttpRequest, team: Team) -> HttpResponse:
         detail = changes(form)
         team = form.save()
         record("team.create" if created else "team.edit", request=request, target=team, team=team.name, detail=detail)
-        messages.success(request, f"{'Created' if created else 'Saved'} team {team.name}.")
+        message = _("Created team %(team)s.") if created else _("Saved team %(team)s.")
+        messages.success(request, message % {"team": team.name})
         return redirect("teams:detail", team.pk)
     return render(request, "pools/team_form.html", {"form": form, "team": team if team.pk else None},
                   status=400 if form.errors else 200)
@@ -76,14 +78,15 @@ def member_set(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _detail_page(request, team, member_form=form)
     role, username = form.cleaned_data["role"], form.cleaned_data["username"]
-    _, before = add_member(team, form.user, role)
+    _membership, before = add_member(team, form.user, role)
+    values = {"user": username, "role": role, "team": team.name, "before": before}
     if before == role:
-        messages.info(request, f"{username} already is {role} in team {team.name}.")
+        messages.info(request, _("%(user)s already is %(role)s in team %(team)s.") % values)
     else:
         record("team.member.add" if before is None else "team.member.role", request=request, target=team,
                team=team.name, detail={"user": username, "role": role, "before": before})
-        messages.success(request, f"Added {username} to team {team.name} as {role}." if before is None
-                         else f"{username} is now {role} in team {team.name} (was {before}).")
+        messages.success(request, (_("Added %(user)s to team %(team)s as %(role)s.") if before is None
+                                   else _("%(user)s is now %(role)s in team %(team)s (was %(before)s).")) % values)
     return redirect("teams:detail", team.pk)
 
 
@@ -96,7 +99,7 @@ def member_remove(request: HttpRequest, pk: int, user_pk: int) -> HttpResponse:
     username = membership.user.get_username()
     record("team.member.remove", request=request, target=team, team=team.name,
            detail={"user": username, "role": membership.role})
-    messages.success(request, f"Removed {username} from team {team.name}.")
+    messages.success(request, _("Removed %(user)s from team %(team)s.") % {"user": username, "team": team.name})
     return redirect("teams:detail", team.pk)
 
 
@@ -111,15 +114,16 @@ def grant_set(request: HttpRequest, pk: int) -> HttpResponse:
     pool, data = form.cleaned_data["pool"], form.cleaned_data
     grant, changed = grant_pool(team, pool, data["max_size"], data["max_volumes"])
     where = {"pool": f"{pool.host.name}/{pool.name}", "pool_id": pool.pk}
+    values = {"team": team.name, "pool": pool.name, "host": pool.host.name}
     if changed is None:
         record("team.grant", request=request, target=team, team=team.name,
                detail={**where, "max_virtual_bytes": grant.max_virtual_bytes, "max_volumes": grant.max_volumes})
-        messages.success(request, f"Team {team.name} may now use pool {pool.name} on {pool.host.name}.")
+        messages.success(request, _("Team %(team)s may now use pool %(pool)s on %(host)s.") % values)
     elif changed:
         record("team.quota", request=request, target=team, team=team.name, detail={**where, **changed})
-        messages.success(request, f"Saved the quota of team {team.name} in pool {pool.name}.")
+        messages.success(request, _("Saved the quota of team %(team)s in pool %(pool)s.") % values)
     else:
-        messages.info(request, f"The quota of team {team.name} in pool {pool.name} is unchanged.")
+        messages.info(request, _("The quota of team %(team)s in pool %(pool)s is unchanged.") % values)
     return redirect("teams:detail", team.pk)
 
 
@@ -131,8 +135,12 @@ def grant_revoke(request: HttpRequest, pk: int, pool_pk: int) -> HttpResponse:
     revoke_pool(team, pool)
     record("team.revoke", request=request, target=team, team=team.name,
            detail={"pool": f"{pool.host.name}/{pool.name}", "pool_id": pool.pk})
-    still = " It may still use every pool: turn that off in the team's settings." if team.all_pools else ""
-    messages.success(request, f"Team {team.name} may no longer use pool {pool.name} on {pool.host.name}.{still}")
+    if team.all_pools:
+        message = _("Team %(team)s may no longer use pool %(pool)s on %(host)s. It may still use every pool: turn "
+                    "that off in the team's settings.")
+    else:
+        message = _("Team %(team)s may no longer use pool %(pool)s on %(host)s.")
+    messages.success(request, message % {"team": team.name, "pool": pool.name, "host": pool.host.name})
     return redirect("teams:detail", team.pk)
 
 

@@ -4,6 +4,8 @@ it concerns, a notification. Call inside the transaction that made the step: the
 from __future__ import annotations
 
 from django.http import HttpRequest
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from audit.log import record
 from notifications.send import notify
@@ -21,8 +23,9 @@ AUDITED = {Kind.SUBMITTED: "submitted", Kind.EDITED: "edited", Kind.WITHDRAWN: "
 
 
 def what(req: ProvisioningRequest) -> str:
-    return (f"{req.name} ({binary_size(req.capacity)} {req.format}, {req.provisioning_label}) "
-            f"in pool {req.pool.name}")
+    return (_("%(name)s (%(size)s %(format)s, %(provisioning)s) in pool %(pool)s")
+            % {"name": req.name, "size": binary_size(req.capacity), "format": req.format,
+               "provisioning": req.provisioning_label, "pool": req.pool.name})
 
 
 def step(req: ProvisioningRequest, kind: str, actor=None, comment: str = "", *, request: HttpRequest | None = None,
@@ -36,18 +39,23 @@ def step(req: ProvisioningRequest, kind: str, actor=None, comment: str = "", *, 
             info["comment"] = comment
         if kind == Kind.AUTO_APPROVED:
             info["automatic"] = True
+        with translation.override("en"):  # the audit log's own words stay English
+            target = f"request #{req.pk}: {what(req)}"
         record(f"request.{AUDITED[kind]}", request=request if actor is not None else None, user=actor,
-               target_type="request", target_id=str(req.pk), target=f"request #{req.pk}: {what(req)}",
-               team=req.team.name, detail=info)
+               target_type="request", target_id=str(req.pk), target=target, team=req.team.name, detail=info)
     return event
 
 
 def tell_requester(req: ProvisioningRequest, text: str) -> None:
     if req.requested_by is not None:
-        notify(req.requested_by, f"Request #{req.pk}, {what(req)}: {text}", url=req.get_absolute_url())
+        # Translators: %(news)s is what happened: "rejected: …", "approved; job #… is making the volume.", "ready."
+        notify(req.requested_by, _("Request #%(pk)s, %(what)s: %(news)s") % {"pk": req.pk, "what": what(req),
+                                                                              "news": text},
+               url=req.get_absolute_url())
 
 
 def tell_approvers(req: ProvisioningRequest) -> None:
-    who = req.requested_by.get_username() if req.requested_by else "someone"
-    notify(rules.approvers(req), f"{who} asks for {what(req)} for team {req.team.name}; it waits for your approval.",
-           url=req.get_absolute_url(), subject=f"Request #{req.pk} waits for approval")
+    who = req.requested_by.get_username() if req.requested_by else _("someone")
+    notify(rules.approvers(req), _("%(who)s asks for %(what)s for team %(team)s; it waits for your approval.")
+           % {"who": who, "what": what(req), "team": req.team.name},
+           url=req.get_absolute_url(), subject=_("Request #%(pk)s waits for approval") % {"pk": req.pk})

@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ProvisioningConfig(AppConfig):
     name = "provisioning"
     label = "provisioning"
-    verbose_name = "Provisioning requests"
+    verbose_name = _("Provisioning requests")
 
     def ready(self) -> None:
         from jobs.signals import job_finished

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import django_filters
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Team
 from pools.models import StoragePool
@@ -12,8 +13,9 @@ from .models import ProvisioningRequest
 
 
 class QueueFilter(django_filters.FilterSet):
-    team = django_filters.ModelChoiceFilter(queryset=Team.objects.none(), empty_label="every team")
-    pool = django_filters.ModelChoiceFilter(queryset=StoragePool.objects.none(), empty_label="every pool")
+    team = django_filters.ModelChoiceFilter(queryset=Team.objects.none(), label=_("Team"), empty_label=_("every team"))
+    pool = django_filters.ModelChoiceFilter(queryset=StoragePool.objects.none(), label=_("Pool"),
+                                            empty_label=_("every pool"))
 
     class Meta:
         model = ProvisioningRequest

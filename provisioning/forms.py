@@ -6,6 +6,8 @@ approved requests not in the inventory yet, and the team's quota; each refusal s
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from pools.models import StoragePool
 from pools.policy import PolicyViolation
@@ -17,10 +19,11 @@ from .models import ProvisioningRequest
 
 
 class RequestForm(VolumeCreateForm):
-    team = forms.ModelChoiceField(queryset=None, empty_label=None,
-                                  help_text="The team whose quota in this pool the volume counts against.")
-    purpose = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
-                              help_text="What the volume is for: the approver reads this.")
+    team = forms.ModelChoiceField(
+        queryset=None, empty_label=None, label=gettext_lazy("Team"),
+        help_text=gettext_lazy("The team whose quota in this pool the volume counts against."))
+    purpose = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, label=gettext_lazy("Purpose"),
+                              help_text=gettext_lazy("What the volume is for: the approver reads this."))
 
     field_order = ["team", "name", "capacity", "format", "provisioning", "backing", "purpose"]
 
@@ -108,10 +111,12 @@ class RequestsField(forms.ModelMultipleChoiceField):
 class ReviewForm(forms.Form):
     """Approve or reject the ticked requests (one or many), with one comment."""
 
-    requests = RequestsField(queryset=ProvisioningRequest.objects.none(),
-                             error_messages={"required": "Tick at least one request."})
-    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
-    comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+    requests = RequestsField(queryset=ProvisioningRequest.objects.none(), label=gettext_lazy("Requests"),
+                             error_messages={"required": gettext_lazy("Tick at least one request.")})
+    decision = forms.ChoiceField(choices=[("approve", gettext_lazy("Approve")), ("reject", gettext_lazy("Reject"))],
+                                 label=gettext_lazy("Decision"))
+    comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}),
+                              label=gettext_lazy("Comment"))
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -121,5 +126,5 @@ class ReviewForm(forms.Form):
     def clean(self) -> dict:
         data = super().clean()
         if data.get("decision") == "reject" and not data.get("comment", "").strip():
-            self.add_error("comment", "Say why you reject: the requester reads it.")
+            self.add_error("comment", _("Say why you reject: the requester reads it."))
         return data

@@ -16,14 +16,16 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from virtstorage.virt.units import binary_size
 
 PREALLOCATION_CHOICES = [
-    ("off", "thin"),
-    ("metadata", "qcow2 metadata preallocated"),
-    ("full", "preallocated"),
+    ("off", gettext_lazy("thin")),
+    ("metadata", gettext_lazy("qcow2 metadata preallocated")),
+    ("full", gettext_lazy("preallocated")),
 ]
 
 
@@ -39,13 +41,13 @@ class RequestQuerySet(models.QuerySet):
 
 class ProvisioningRequest(ConcurrentTransitionMixin, models.Model):
     class State(models.TextChoices):
-        PENDING = "pending", "Pending approval"
-        APPROVED = "approved", "Approved"
-        PROVISIONING = "provisioning", "Provisioning"
-        READY = "ready", "Ready"
-        FAILED = "failed", "Failed"
-        REJECTED = "rejected", "Rejected"
-        WITHDRAWN = "withdrawn", "Withdrawn"
+        PENDING = "pending", pgettext_lazy("request state", "Pending approval")
+        APPROVED = "approved", pgettext_lazy("request state", "Approved")
+        PROVISIONING = "provisioning", pgettext_lazy("request state", "Provisioning")
+        READY = "ready", pgettext_lazy("request state", "Ready")
+        FAILED = "failed", pgettext_lazy("request state", "Failed")
+        REJECTED = "rejected", pgettext_lazy("request state", "Rejected")
+        WITHDRAWN = "withdrawn", pgettext_lazy("request state", "Withdrawn")
 
     OPEN_STATES = (State.PENDING, State.APPROVED, State.PROVISIONING)
     RESERVING_STATES = (State.APPROVED, State.PROVISIONING)
@@ -53,11 +55,11 @@ class ProvisioningRequest(ConcurrentTransitionMixin, models.Model):
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="provisioning_requests")
     pool = models.ForeignKey("pools.StoragePool", on_delete=models.CASCADE, related_name="provisioning_requests")
     name = models.CharField(max_length=255)
-    capacity = models.BigIntegerField("virtual size")
+    capacity = models.BigIntegerField(gettext_lazy("virtual size"))
     format = models.CharField(max_length=16, default="qcow2")
     preallocation = models.CharField(max_length=16, choices=PREALLOCATION_CHOICES, default="off")
     backing = models.ForeignKey("volumes.Volume", null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="+", help_text="Base of a qcow2 overlay.")
+                                related_name="+", help_text=gettext_lazy("Base of a qcow2 overlay."))
     # What the backing volume was when asked for: a backing row that disappears must not make a plain volume.
     backing_path = models.CharField(max_length=4096, blank=True)
     purpose = models.TextField(blank=True)
@@ -65,7 +67,7 @@ class ProvisioningRequest(ConcurrentTransitionMixin, models.Model):
                                      related_name="provisioning_requests")
     state = FSMField(default=State.PENDING, choices=State.choices, protected=True, db_index=True)
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="+", help_text="Empty for an automatic approval.")
+                                 related_name="+", help_text=gettext_lazy("Empty for an automatic approval."))
     review_comment = models.TextField(blank=True)
     reviewed_at = models.DateTimeField(null=True, blank=True)
     job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -82,7 +84,8 @@ class ProvisioningRequest(ConcurrentTransitionMixin, models.Model):
         indexes = [models.Index(fields=["pool", "state"]), models.Index(fields=["team", "pool", "state"])]
 
     def __str__(self) -> str:
-        return f"request #{self.pk}: {self.name} ({binary_size(self.capacity)}) in pool {self.pool.name}"
+        return (_("request #%(pk)s: %(name)s (%(size)s) in pool %(pool)s")
+                % {"pk": self.pk, "name": self.name, "size": binary_size(self.capacity), "pool": self.pool.name})
 
     def get_absolute_url(self) -> str:
         return reverse("requests:detail", args=[self.pk])
@@ -136,7 +139,7 @@ class ProvisioningRequest(ConcurrentTransitionMixin, models.Model):
 
     @transition(field=state, source=State.PROVISIONING, target=State.FAILED)
     def fail(self, error: str) -> None:
-        self.error = error or "The job failed without a reason."
+        self.error = error or _("The job failed without a reason.")
 
     def _reviewed(self, reviewer, comment: str) -> None:
         self.reviewer = reviewer
@@ -148,16 +151,16 @@ class RequestEvent(models.Model):
     """One step of a request's timeline; actor empty when the system did it."""
 
     class Kind(models.TextChoices):
-        SUBMITTED = "submitted", "Submitted"
-        EDITED = "edited", "Edited"
-        APPROVED = "approved", "Approved"
-        AUTO_APPROVED = "auto-approved", "Approved automatically"
-        REJECTED = "rejected", "Rejected"
-        WITHDRAWN = "withdrawn", "Withdrawn"
-        PROVISIONING = "provisioning", "Provisioning started"
-        READY = "ready", "Ready"
-        FAILED = "failed", "Failed"
-        RETRIED = "retried", "Retried"
+        SUBMITTED = "submitted", pgettext_lazy("request event", "Submitted")
+        EDITED = "edited", pgettext_lazy("request event", "Edited")
+        APPROVED = "approved", pgettext_lazy("request event", "Approved")
+        AUTO_APPROVED = "auto-approved", pgettext_lazy("request event", "Approved automatically")
+        REJECTED = "rejected", pgettext_lazy("request event", "Rejected")
+        WITHDRAWN = "withdrawn", pgettext_lazy("request event", "Withdrawn")
+        PROVISIONING = "provisioning", pgettext_lazy("request event", "Provisioning started")
+        READY = "ready", pgettext_lazy("request event", "Ready")
+        FAILED = "failed", pgettext_lazy("request event", "Failed")
+        RETRIED = "retried", pgettext_lazy("request event", "Retried")
 
     request = models.ForeignKey(ProvisioningRequest, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -170,4 +173,6 @@ class RequestEvent(models.Model):
         ordering = ["at", "pk"]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} by {self.actor or 'the system'}"
+        if self.actor is None:
+            return _("%(kind)s by the system") % {"kind": self.get_kind_display()}
+        return _("%(kind)s by %(actor)s") % {"kind": self.get_kind_display(), "actor": self.actor}

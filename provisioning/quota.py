@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from django.db.models import Case, Count, IntegerField, Sum, When
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from pools.models import PoolGrant, StoragePool
 from pools.policy import PolicyViolation, check_volume_fits
@@ -121,10 +123,6 @@ def ledger_for(req: Request, *, lock_grants: bool = False) -> Ledger:
                        lock_grants=lock_grants)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def check_quota(team, pool: StoragePool, capacity: int, ledger: Ledger) -> Usage:
     """Raise QuotaExceeded unless one more volume of this capacity fits the team's grant in the pool."""
     usage, grant = ledger.usage(team.pk, pool.pk), ledger.grant(team.pk, pool.pk)
@@ -133,13 +131,18 @@ def check_quota(team, pool: StoragePool, capacity: int, ledger: Ledger) -> Usage
     held = usage.reserved
     if grant.max_volumes is not None and usage.total_count + 1 > grant.max_volumes:
         raise QuotaExceeded(
-            f"Team {team.name} may have {_plural(grant.max_volumes, 'volume')} in pool {pool.name}; it has "
-            f"{usage.count} and {held.count} reserved by approved requests; this request needs one more.")
+            ngettext("Team %(team)s may have %(max)s volume in pool %(pool)s; it has %(count)s and %(held)s reserved "
+                     "by approved requests; this request needs one more.",
+                     "Team %(team)s may have %(max)s volumes in pool %(pool)s; it has %(count)s and %(held)s reserved "
+                     "by approved requests; this request needs one more.", grant.max_volumes)
+            % {"team": team.name, "max": grant.max_volumes, "pool": pool.name, "count": usage.count,
+               "held": held.count})
     if grant.max_virtual_bytes is not None and usage.total_capacity + capacity > grant.max_virtual_bytes:
         raise QuotaExceeded(
-            f"Team {team.name} may use {binary_size(grant.max_virtual_bytes)} in pool {pool.name}; it uses "
-            f"{binary_size(usage.capacity)} and has {binary_size(held.capacity)} reserved by approved requests; "
-            f"this request needs {binary_size(capacity)}.")
+            _("Team %(team)s may use %(max)s in pool %(pool)s; it uses %(used)s and has %(held)s reserved by approved "
+              "requests; this request needs %(size)s.")
+            % {"team": team.name, "max": binary_size(grant.max_virtual_bytes), "pool": pool.name,
+               "used": binary_size(usage.capacity), "held": binary_size(held.capacity), "size": binary_size(capacity)})
     return usage
 
 
@@ -163,18 +166,23 @@ def check_policy(pool: StoragePool, ledger: Ledger, *, capacity: int, allocation
         if not held.count:
             raise
         raise PolicyViolation(
-            f"{exc} That counts {_plural(held.count, 'approved request')} not in the inventory yet "
-            f"({binary_size(held.capacity)} of virtual size, {binary_size(held.allocation)} preallocated).") from exc
+            ngettext("%(reason)s That counts %(count)s approved request not in the inventory yet (%(virtual)s of "
+                     "virtual size, %(preallocated)s preallocated).",
+                     "%(reason)s That counts %(count)s approved requests not in the inventory yet (%(virtual)s of "
+                     "virtual size, %(preallocated)s preallocated).", held.count)
+            % {"reason": exc, "count": held.count, "virtual": binary_size(held.capacity),
+               "preallocated": binary_size(held.allocation)}) from exc
 
 
 def name_clash(pool: StoragePool, name: str, exclude: Request | None = None) -> str:
     """Why the name is not free in the pool (a volume, another open request), or ""."""
     if Volume.objects.filter(pool=pool, name=name).exists():
-        return f"Pool {pool.name} already has a volume named {name}."
+        return _("Pool %(pool)s already has a volume named %(name)s.") % {"pool": pool.name, "name": name}
     others = Request.objects.open().filter(pool=pool, name=name)
     other = (others.exclude(pk=exclude.pk) if exclude is not None and exclude.pk else others).first()
     if other is not None:
-        return f"Request #{other.pk} ({other.get_state_display().lower()}) already asks for {name} in pool {pool.name}."
+        return (_("Request #%(pk)s (%(state)s) already asks for %(name)s in pool %(pool)s.")
+                % {"pk": other.pk, "state": other.get_state_display().lower(), "name": name, "pool": pool.name})
     return ""
 
 
@@ -200,16 +208,18 @@ def refusal(req: Request, ledger: Ledger, *, inventory_name: bool = True) -> str
     create it may be the very collision that was since removed, and the inventory learns that only later."""
     pool = req.pool
     if ledger.grant(req.team_id, pool.pk) is None and not req.team.all_pools:
-        return f"Team {req.team.name} may no longer use pool {pool.name}."
+        return _("Team %(team)s may no longer use pool %(pool)s.") % {"team": req.team.name, "pool": pool.name}
     if not pool.is_active:
-        return f"Pool {pool.name} is stopped; start it first."
+        return _("Pool %(pool)s is stopped; start it first.") % {"pool": pool.name}
     if req.backing_path and (req.backing is None or req.backing.unsafe_reason):
-        return f"The backing volume ({req.backing_path}) is gone from the inventory or marked unsafe."
+        return (_("The backing volume (%(path)s) is gone from the inventory or marked unsafe.")
+                % {"path": req.backing_path})
     if inventory_name and (pool.pk, req.name) in ledger.volume_names:
-        return f"Pool {pool.name} already has a volume named {req.name}."
+        return _("Pool %(pool)s already has a volume named %(name)s.") % {"pool": pool.name, "name": req.name}
     other = ledger.reserving_names.get((pool.pk, req.name))
     if other is not None and other.pk != req.pk:
-        return f"Request #{other.pk} ({other.get_state_display().lower()}) already makes {req.name} in {pool.name}."
+        return (_("Request #%(pk)s (%(state)s) already makes %(name)s in %(pool)s.")
+                % {"pk": other.pk, "state": other.get_state_display().lower(), "name": req.name, "pool": pool.name})
     try:
         check_policy(pool, ledger, capacity=req.capacity, allocation=req.allocation)
         check_quota(req.team, pool, req.capacity, ledger)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 from django_fsm import ConcurrentTransition
 
 from jobs.models import Job
@@ -34,6 +36,13 @@ log = logging.getLogger(__name__)
 Request = ProvisioningRequest
 State = Request.State
 Kind = RequestEvent.Kind
+# An edit's summary in the timeline names the fields changed (the audit detail keeps these keys).
+FIELD_WORDS = {"team": pgettext_lazy("request field", "team"), "name": pgettext_lazy("request field", "name"),
+               "capacity": pgettext_lazy("request field", "capacity"),
+               "format": pgettext_lazy("request field", "format"),
+               "provisioning": pgettext_lazy("request field", "provisioning"),
+               "backing": pgettext_lazy("request field", "backing"),
+               "purpose": pgettext_lazy("request field", "purpose")}
 
 
 class Refused(Exception):
@@ -73,13 +82,14 @@ def edit(pk: int, *, user, data: dict, changes: dict, request: HttpRequest | Non
     with transaction.atomic():
         req = _locked(pk)
         if not own_request(user, req) or req.state != State.PENDING:
-            raise Refused(f"Request #{pk} is {req.get_state_display().lower()}: only its requester may change it, "
-                          "while it waits for approval.")
+            raise Refused(_("Request #%(pk)s is %(state)s: only its requester may change it, while it waits for "
+                            "approval.") % {"pk": pk, "state": req.get_state_display().lower()})
         for field, value in request_fields(data).items():
             setattr(req, field, value)
         req.edit()
         req.save()
-        summary = ", ".join(f"{name}: {change['from']} → {change['to']}" for name, change in changes.items())
+        summary = ", ".join(f"{FIELD_WORDS.get(name, name)}: {change['from']} → {change['to']}"
+                            for name, change in changes.items())
         announce.step(req, Kind.EDITED, user, summary, request=request, detail={"changes": changes})
     return req, _after_filing(req, request, edited=True)
 
@@ -89,12 +99,13 @@ def _after_filing(req: Request, request: HttpRequest | None, *, edited: bool = F
     limit = req.team.auto_approve_max_bytes
     if limit is not None and req.capacity <= limit:
         outcome = review(req.pk, None, approve=True, request=request,
-                         comment=f"Team {req.team.name} approves requests up to {binary_size(limit)} automatically.")
+                         comment=_("Team %(team)s approves requests up to %(size)s automatically.")
+                         % {"team": req.team.name, "size": binary_size(limit)})
         if outcome.ok:
             return outcome.message
-        note = f"Not approved automatically: {outcome.message} It waits for an approver."
+        note = _("Not approved automatically: %(reason)s It waits for an approver.") % {"reason": outcome.message}
     else:
-        note = f"Request #{req.pk} waits for an approver."
+        note = _("Request #%(pk)s waits for an approver.") % {"pk": req.pk}
     if not edited:
         with transaction.atomic():
             announce.tell_approvers(req)
@@ -105,8 +116,8 @@ def withdraw(pk: int, *, user, request: HttpRequest | None = None) -> Request:
     with transaction.atomic():
         req = _locked(pk)
         if not own_request(user, req) or req.state != State.PENDING:
-            raise Refused(f"Request #{pk} is {req.get_state_display().lower()}: only its requester may withdraw it, "
-                          "while it waits for approval.")
+            raise Refused(_("Request #%(pk)s is %(state)s: only its requester may withdraw it, while it waits for "
+                            "approval.") % {"pk": pk, "state": req.get_state_display().lower()})
         req.withdraw()
         req.save()
         announce.step(req, Kind.WITHDRAWN, user, request=request)
@@ -120,15 +131,17 @@ def review(pk: int, reviewer, *, approve: bool, comment: str = "", request: Http
         with transaction.atomic():
             req = _locked(pk)
             if req.state != State.PENDING:
-                raise Refused(f"Request #{pk} is {req.get_state_display().lower()} already.")
+                raise Refused(_("Request #%(pk)s is %(state)s already.")
+                              % {"pk": pk, "state": req.get_state_display().lower()})
             if reviewer is not None and own_request(reviewer, req):
-                raise Refused(f"Request #{pk} is yours: nobody approves or rejects their own request (withdraw it "
-                              "instead); another approver decides.")
+                raise Refused(_("Request #%(pk)s is yours: nobody approves or rejects their own request (withdraw it "
+                                "instead); another approver decides.") % {"pk": pk})
             if not approve:
                 return _reject(req, reviewer, comment, request)
             return _approve(req, reviewer, comment, request)
     except (Refused, ConcurrentTransition) as exc:
-        return Outcome(pk, False, str(exc) if isinstance(exc, Refused) else f"Request #{pk} changed meanwhile.")
+        return Outcome(pk, False, str(exc) if isinstance(exc, Refused)
+                       else _("Request #%(pk)s changed meanwhile.") % {"pk": pk})
     except JobError as exc:
         return _queue_refused(pk, exc)
 
@@ -137,8 +150,8 @@ def _reject(req: Request, reviewer, comment: str, request) -> Outcome:
     req.reject(reviewer, comment)
     req.save()
     announce.step(req, Kind.REJECTED, reviewer, comment, request=request)
-    announce.tell_requester(req, f"rejected{f': {comment}' if comment else '.'}")
-    return Outcome(req.pk, True, f"Rejected request #{req.pk} ({req.name}).")
+    announce.tell_requester(req, _("rejected: %(comment)s") % {"comment": comment} if comment else _("rejected."))
+    return Outcome(req.pk, True, _("Rejected request #%(pk)s (%(name)s).") % {"pk": req.pk, "name": req.name})
 
 
 def _locked_ledger(req: Request) -> quota.Ledger:
@@ -150,14 +163,16 @@ def _locked_ledger(req: Request) -> quota.Ledger:
 def _approve(req: Request, reviewer, comment: str, request) -> Outcome:
     why = quota.refusal(req, _locked_ledger(req))
     if why:
-        raise Refused(f"Request #{req.pk} stays pending: {why}")
+        raise Refused(_("Request #%(pk)s stays pending: %(reason)s") % {"pk": req.pk, "reason": why})
     req.approve(reviewer, comment)
     req.save()
     announce.step(req, Kind.APPROVED if reviewer else Kind.AUTO_APPROVED, reviewer, comment, request=request)
     job = _start(req)
-    announce.tell_requester(req, f"approved{f' ({comment})' if comment and reviewer else ''}; job #{job.pk} "
-                                 "is making the volume.")
-    return Outcome(req.pk, True, f"Approved request #{req.pk} ({req.name}); job #{job.pk} makes the volume.")
+    announce.tell_requester(req, _("approved (%(comment)s); job #%(job)s is making the volume.")
+                            % {"comment": comment, "job": job.pk} if comment and reviewer
+                            else _("approved; job #%(job)s is making the volume.") % {"job": job.pk})
+    return Outcome(req.pk, True, _("Approved request #%(pk)s (%(name)s); job #%(job)s makes the volume.")
+                   % {"pk": req.pk, "name": req.name, "job": job.pk})
 
 
 def _start(req: Request) -> Job:
@@ -170,7 +185,7 @@ def _start(req: Request) -> Job:
                  volume_name=req.name, params=params, cancellable=True)
     req.start(job)
     req.save()
-    announce.step(req, Kind.PROVISIONING, None, f"Job #{job.pk} creates the volume.")
+    announce.step(req, Kind.PROVISIONING, None, _("Job #%(job)s creates the volume.") % {"job": job.pk})
     return job
 
 
@@ -179,8 +194,9 @@ def _queue_refused(pk: int, exc: JobError) -> Outcome:
     committed: the job failed, and so did the request (retry it later)."""
     state = Request.objects.filter(pk=pk).values_list("state", flat=True).first()
     if state == State.PENDING:
-        return Outcome(pk, False, f"Request #{pk} stays pending: {exc}")
-    return Outcome(pk, False, f"Request #{pk} was approved but its job could not be queued: {exc}")
+        return Outcome(pk, False, _("Request #%(pk)s stays pending: %(reason)s") % {"pk": pk, "reason": exc})
+    return Outcome(pk, False, _("Request #%(pk)s was approved but its job could not be queued: %(reason)s")
+                   % {"pk": pk, "reason": exc})
 
 
 def retry(pk: int, *, user, request: HttpRequest | None = None) -> Outcome:
@@ -190,15 +206,18 @@ def retry(pk: int, *, user, request: HttpRequest | None = None) -> Outcome:
         with transaction.atomic():
             req = _locked(pk)
             if req.state != State.FAILED:
-                raise Refused(f"Request #{pk} is {req.get_state_display().lower()}: only a failed request is retried.")
+                raise Refused(_("Request #%(pk)s is %(state)s: only a failed request is retried.")
+                              % {"pk": pk, "state": req.get_state_display().lower()})
             why = quota.refusal(req, _locked_ledger(req), inventory_name=False)
             if why:
-                raise Refused(f"Request #{pk} cannot be retried now: {why}")
-            announce.step(req, Kind.RETRIED, user, f"After: {req.error}", request=request)
+                raise Refused(_("Request #%(pk)s cannot be retried now: %(reason)s") % {"pk": pk, "reason": why})
+            announce.step(req, Kind.RETRIED, user, _("After: %(error)s") % {"error": req.error}, request=request)
             job = _start(req)
-            return Outcome(pk, True, f"Retrying request #{pk}: job #{job.pk} makes the volume.")
+            return Outcome(pk, True, _("Retrying request #%(pk)s: job #%(job)s makes the volume.")
+                           % {"pk": pk, "job": job.pk})
     except (Refused, ConcurrentTransition) as exc:
-        return Outcome(pk, False, str(exc) if isinstance(exc, Refused) else f"Request #{pk} changed meanwhile.")
+        return Outcome(pk, False, str(exc) if isinstance(exc, Refused)
+                       else _("Request #%(pk)s changed meanwhile.") % {"pk": pk})
     except JobError as exc:
         return _queue_refused(pk, exc)
 
@@ -220,12 +239,13 @@ def settle(job: Job) -> None:
                 req.succeed(Volume.objects.filter(pool_id=req.pool_id, name=req.name).first())
                 req.save()
                 announce.step(req, Kind.READY, None, job.result)
-                announce.tell_requester(req, "ready.")
+                announce.tell_requester(req, _("ready."))
             else:
-                req.fail(job.error or f"Job #{job.pk} was {job.get_state_display().lower()}.")
+                req.fail(job.error or _("Job #%(job)s was %(state)s.")
+                         % {"job": job.pk, "state": job.get_state_display().lower()})
                 req.save()
                 announce.step(req, Kind.FAILED, None, req.error)
-                announce.tell_requester(req, f"failed: {req.error}")
+                announce.tell_requester(req, _("failed: %(error)s") % {"error": req.error})
 
 
 def catch_up(req: Request) -> Request:

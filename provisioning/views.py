@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts import access
@@ -64,7 +65,7 @@ def _requesting_pool(request: HttpRequest, pool_pk: int) -> StoragePool:
     pool = get_object_or_404(StoragePool.objects.visible_to(request.user).select_related("host"), pk=pool_pk)
     access.require(request.user, "request", pool)
     if not rules.requesting_teams(request.user, pool).exists():
-        raise PermissionDenied(f"None of your teams may use pool {pool.name}.")
+        raise PermissionDenied(_("None of your teams may use pool %(pool)s.") % {"pool": pool.name})
     return pool
 
 
@@ -76,7 +77,7 @@ def request_new(request: HttpRequest, pool_pk: int) -> HttpResponse:
         req, note = services.submit(user=request.user, pool=pool, data=form.cleaned_data, request=request)
         for warning in form.warnings:
             messages.warning(request, warning)
-        messages.success(request, f"Request #{req.pk} filed. {note}")
+        messages.success(request, _("Request #%(pk)s filed. %(note)s") % {"pk": req.pk, "note": note})
         return redirect(req)
     return render(request, "provisioning/request_form.html", {"form": form, "pool": pool},
                   status=400 if form.errors else 200)
@@ -101,7 +102,7 @@ def request_state(request: HttpRequest, pk: int) -> HttpResponse:
 def _own_pending(request: HttpRequest, pk: int) -> ProvisioningRequest:
     req = _visible(request, pk)
     if not rules.own_request(request.user, req):
-        raise PermissionDenied("Only the requester may change or withdraw a request.")
+        raise PermissionDenied(_("Only the requester may change or withdraw a request."))
     return req
 
 
@@ -109,14 +110,15 @@ def _own_pending(request: HttpRequest, pk: int) -> ProvisioningRequest:
 def request_edit(request: HttpRequest, pk: int) -> HttpResponse:
     req = _own_pending(request, pk)
     if req.state != ProvisioningRequest.State.PENDING:
-        messages.error(request, f"Request #{req.pk} is {req.get_state_display().lower()}: it cannot change any more.")
+        messages.error(request, _("Request #%(pk)s is %(state)s: it cannot change any more.")
+                       % {"pk": req.pk, "state": req.get_state_display().lower()})
         return redirect(req)
     form = RequestForm(request.POST or None, pool=req.pool, user=request.user, instance=req)
     if request.method == "POST" and form.is_valid():
         try:
             req, note = services.edit(req.pk, user=request.user, data=form.cleaned_data, changes=form.changes(),
                                       request=request)
-            messages.success(request, f"Request #{req.pk} changed. {note}")
+            messages.success(request, _("Request #%(pk)s changed. %(note)s") % {"pk": req.pk, "note": note})
         except services.Refused as exc:
             messages.error(request, str(exc))
         return redirect(req)
@@ -130,7 +132,7 @@ def request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     req = _own_pending(request, pk)
     try:
         services.withdraw(req.pk, user=request.user, request=request)
-        messages.success(request, f"Request #{req.pk} withdrawn.")
+        messages.success(request, _("Request #%(pk)s withdrawn.") % {"pk": req.pk})
     except services.Refused as exc:
         messages.error(request, str(exc))
     return redirect(req)
@@ -141,7 +143,7 @@ def request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
 def request_retry(request: HttpRequest, pk: int) -> HttpResponse:
     req = _visible(request, pk)
     if not (rules.own_request(request.user, req) or rules.may_review(request.user, req)):
-        raise PermissionDenied("Only the requester or an approver may retry a request.")
+        raise PermissionDenied(_("Only the requester or an approver may retry a request."))
     outcome = services.retry(req.pk, user=request.user, request=request)
     (messages.success if outcome.ok else messages.error)(request, outcome.message)
     return redirect(req)

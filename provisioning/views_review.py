@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.roles import member_required
@@ -22,7 +23,7 @@ from .models import ProvisioningRequest
 
 def _approver(request: HttpRequest) -> None:
     if not rules.is_approver(request.user):
-        raise PermissionDenied("The approval queue is for admins and the operators of a team.")
+        raise PermissionDenied(_("The approval queue is for admins and the operators of a team."))
 
 
 @member_required

@@ -51,6 +51,7 @@ RULES: dict[str, tuple] = {
     "login": (lambda o: {}, PUBLIC, None),
     "logout": (lambda o: {}, POST_ONLY, None),
     "set_language": (lambda o: {}, dict.fromkeys(KINDS, 405), None),  # POST only, also before logging in
+    "javascript-catalog": (lambda o: {}, PUBLIC, None),  # the upload page's strings, in the page's language
     "hosts:add": (lambda o: {}, ADMIN_ONLY, _refused(ADMIN_ONLY)),
     "hosts:detail": (lambda o: {"pk": o["host"].pk}, _with(TEAM_MEMBER, other=200), None),
     "hosts:status": (lambda o: {"pk": o["host"].pk}, _with(TEAM_MEMBER, other=200), None),
@@ -87,6 +88,8 @@ RULES: dict[str, tuple] = {
     # The image tools (qemu-img): the Image panel for whoever sees the volume; check and convert as a clone
     # (members of the team); importing a host file into a pool is an admin's ("manage").
     "volumes:image_panel": (lambda o: {"pk": o["volume"].pk}, TEAM_MEMBER, None),
+    # Reading it with qemu-img (the info job the panel shows): whoever sees the volume, as the panel.
+    "volumes:image_info": (lambda o: {"pk": o["volume"].pk}, POST_ONLY, _refused(TEAM_MEMBER)),
     "volumes:image_check": (lambda o: {"pk": o["volume"].pk}, POST_ONLY, _refused(TEAM_MEMBER)),
     "volumes:image_convert": (lambda o: {"pk": o["volume"].pk}, TEAM_MEMBER, _refused(TEAM_MEMBER)),
     "volumes:image_import": (lambda o: {"pool_pk": o["pool"].pk}, _with(TEAM_OPERATOR, operator=403),

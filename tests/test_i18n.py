@@ -57,13 +57,19 @@ def test_every_string_of_the_code_is_in_the_catalog(tmp_path: Path) -> None:
 
 # -- pages in Spanish --------------------------------------------------------------------------------
 
+# libvirt's own names, which pages show as libvirt spells them (a pool of type dir, a volume of type file, cache
+# mode none) while the same word elsewhere is our text and translated ("file" as a kind of unmanaged disk).
+LIBVIRT_WORDS = {"dir", "file", "block", "network", "none"}
+
+
 def _english_strings() -> set[str]:
     """The catalog's English texts that Spanish changes, without placeholders: a page in Spanish shows none."""
     found = set()
     for entry in polib.pofile(str(CATALOG_DIR / "django.po")):
         if "%(" in entry.msgid or "%s" in entry.msgid or entry.msgid_plural or "<" in entry.msgid:
             continue
-        if entry.msgstr.strip() != entry.msgid.strip() and re.search("[a-z]{3}", entry.msgid):
+        if (entry.msgstr.strip() != entry.msgid.strip() and re.search("[a-z]{3}", entry.msgid)
+                and entry.msgid not in LIBVIRT_WORDS):
             found.add(" ".join(entry.msgid.split()))
     return found
 
@@ -98,14 +104,16 @@ def test_pages_in_spanish_show_no_english_of_the_catalog(world) -> None:  # noqa
         if shown := sorted(_shown_texts(response.content.decode()) & english):
             leaks[name] = shown
     assert read > 40, f"only {read} pages were read"
-    assert leaks == {}
+    assert leaks == {}, repr(leaks)
 
 
 @pytest.mark.django_db
 def test_chosen_language_beats_the_browser_and_follows_the_person(django_user_model) -> None:
     from accounts.models import Preferences
+    from accounts.roles import MEMBER, grant
 
     user = django_user_model.objects.create_user("ana", password="correct-horse-battery")
+    grant(user, MEMBER)
     browser = Client()
     browser.force_login(user)
     assert "Tareas" in browser.get("/jobs/", HTTP_ACCEPT_LANGUAGE="es").content.decode()

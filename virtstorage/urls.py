@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 
 from pools import views as pool_views
 
@@ -18,6 +20,8 @@ urlpatterns = [
     path("notifications/", include("notifications.urls")),
     path("api/", include("api.urls")),
     path("admin/", admin.site.urls),
+    # The translations the page scripts use (gettext in static/js); public, like the static files themselves.
+    path("jsi18n/", login_not_required(JavaScriptCatalog.as_view()), name="javascript-catalog"),
 ]
 
 handler404 = "api.errors.not_found"  # JSON under /api/, the page elsewhere

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from django import forms
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from hosts.models import Domain, Host
 from jobs.models import Job
@@ -28,8 +30,8 @@ ADOPT_KIND, SWITCH_KIND = "vm-adopt", "vm-switch"
 class AdoptForm(ImportForm):
     """The import form with the pool to adopt into, and optionally the VM disk the file is."""
 
-    target_pool = forms.ModelChoiceField(queryset=StoragePool.objects.none(), label="Into pool",
-                                         help_text="A started pool of this host.")
+    target_pool = forms.ModelChoiceField(queryset=StoragePool.objects.none(), label=gettext_lazy("Into pool"),
+                                         help_text=gettext_lazy("A started pool of this host."))
     vm = forms.IntegerField(required=False, widget=forms.HiddenInput)
     target = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
     field_order = ["path", "target_pool", "name", "format", "provisioning", "compress", "vm", "target"]
@@ -45,7 +47,8 @@ class AdoptForm(ImportForm):
     def clean_path(self) -> str:
         text = self.cleaned_data["path"]
         if (link := hostfiles.file_facts(text)) is not None and link.kind == "symlink":  # the job checks again
-            raise forms.ValidationError(f"{text} is a symbolic link (to {link.link_target}): adopt the file itself.")
+            raise forms.ValidationError(_("%(path)s is a symbolic link (to %(target)s): adopt the file itself.")
+                                        % {"path": text, "target": link.link_target})
         return super().clean_path()
 
     def clean(self) -> dict:
@@ -61,11 +64,11 @@ class AdoptForm(ImportForm):
         vm = Domain.objects.filter(host=self.host, pk=data["vm"]).first()
         disk = vm.disks.filter(target=data.get("target") or "").first() if vm else None
         if disk is None or disk.path != data.get("path"):
-            raise forms.ValidationError("That VM has no such disk with this file (as of the last sync): start "
-                                        "again from the unmanaged storage report.")
+            raise forms.ValidationError(_("That VM has no such disk with this file (as of the last sync): start "
+                                          "again from the unmanaged storage report."))
         if vm.is_active and not disk.readonly:
-            raise forms.ValidationError(f"VM {vm.name} is {vm.state} and writes to this file: a copy taken now would "
-                                        "be inconsistent. Shut it off first.")
+            raise forms.ValidationError(_("VM %(vm)s is %(state)s and writes to this file: a copy taken now would be "
+                                          "inconsistent. Shut it off first.") % {"vm": vm.name, "state": _(vm.state)})
         return vm
 
     def job_params(self) -> dict:
@@ -104,13 +107,15 @@ def adopt_job_for(vm: Domain, target: str, job_pk: int) -> Job:
 def switch_refusal(vm: Domain, adopted: Job) -> str:
     """Why the switch cannot start now, from the inventory ("" when it may; the job asks libvirt again)."""
     if vm.is_active:
-        return f"VM {vm.name} is {vm.state}: its disk is switched only while it is shut off."
+        return (_("VM %(vm)s is %(state)s: its disk is switched only while it is shut off.")
+                % {"vm": vm.name, "state": _(vm.state)})
     if not vm.persistent:
-        return f"VM {vm.name} is transient: it has no definition to change."
+        return _("VM %(vm)s is transient: it has no definition to change.") % {"vm": vm.name}
     if not adopted.pool.is_active:
-        return f"Pool {adopted.pool.name} is stopped: a VM reaches its volumes only while it runs."
+        return (_("Pool %(pool)s is stopped: a VM reaches its volumes only while it runs.")
+                % {"pool": adopted.pool.name})
     if "copied" not in adopted.params:
-        return "That copy does not say which file it was made from; adopt the disk again."
+        return _("That copy does not say which file it was made from; adopt the disk again.")
     return ""
 
 

@@ -1,7 +1,8 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class VmsConfig(AppConfig):
     name = "vms"
     label = "vms"
-    verbose_name = "Virtual machines and their disks"
+    verbose_name = _("Virtual machines and their disks")

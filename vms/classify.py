@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
 from hosts.models import DomainDisk
 from pools.models import StoragePool
@@ -56,17 +57,19 @@ def _one(disk: DomainDisk, named: dict, pathed: dict, started: list[StoragePool]
     if disk.source_type == "volume" or disk.pool_name:
         volume = named.get((disk.pool_name, disk.volume_name))
         if volume is None:
-            return DiskView(disk, None, f"pool {disk.pool_name} has no volume {disk.volume_name} in the inventory")
+            return DiskView(disk, None, _("pool %(pool)s has no volume %(volume)s in the inventory")
+                            % {"pool": disk.pool_name, "volume": disk.volume_name})
         return DiskView(disk, volume)
     if not disk.path:
-        return DiskView(disk, None, "no medium" if disk.device == "cdrom" else "no source")
+        return DiskView(disk, None, _("no medium") if disk.device == "cdrom" else _("no source"))
     if disk.source_type not in ("file", "block"):
-        return DiskView(disk, None, f"a {disk.source_type} disk")
+        return DiskView(disk, None, _("a %(type)s disk") % {"type": disk.source_type})
     pool = next((p for p in started if _inside(disk.path, p.target_path)), None)
     if pool is None:
-        return DiskView(disk, None, "not in a started pool")
+        return DiskView(disk, None, _("not in a started pool"))
     volume = pathed.get(disk.path)
     if volume is None or volume.pool_id != pool.pk:
-        return DiskView(disk, None, f"in pool {pool.name}'s directory, but not one of its volumes in the inventory "
-                                    "(a sync with a rescan finds files put there behind libvirt's back)")
+        return DiskView(disk, None, _("in pool %(pool)s's directory, but not one of its volumes in the inventory (a "
+                                      "sync with a rescan finds files put there behind libvirt's back)")
+                        % {"pool": pool.name})
     return DiskView(disk, volume)

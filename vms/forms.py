@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 
 from django import forms
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts import access
 from accounts.models import Team
@@ -19,57 +21,61 @@ from virtstorage.virt.domains import CACHE_MODES, TARGET_PREFIX, sharing_refusal
 from volumes.models import Volume
 
 BUS_CHOICES = [
-    ("virtio", "virtio: fastest; a running VM needs a free PCIe port for it"),
-    ("scsi", "scsi: on the VM's SCSI controller (virtio-scsi); hotplugs anywhere"),
-    ("sata", "sata: no hotplug, so a running VM sees it from its next start"),
+    ("virtio", gettext_lazy("virtio: fastest; a running VM needs a free PCIe port for it")),
+    ("scsi", gettext_lazy("scsi: on the VM's SCSI controller (virtio-scsi); hotplugs anywhere")),
+    ("sata", gettext_lazy("sata: no hotplug, so a running VM sees it from its next start")),
 ]
-CACHE_CHOICES = [("", "the hypervisor's default"), *((mode, mode) for mode in CACHE_MODES)]
+CACHE_CHOICES = [("", gettext_lazy("the hypervisor's default")), *((mode, mode) for mode in CACHE_MODES)]
 TARGET = re.compile(r"(vd|sd)[a-z]{1,2}")
 
 
 class DiskOptionsForm(forms.Form):
     """How the guest sees the disk; the part both attach forms share."""
 
-    bus = forms.ChoiceField(choices=BUS_CHOICES, initial="virtio")
+    bus = forms.ChoiceField(choices=BUS_CHOICES, initial="virtio", label=gettext_lazy("Bus"))
     target = forms.CharField(
-        required=False, max_length=8, label="Target device",
-        help_text="The guest's device name, e.g. vdb or sdc. Empty: the first free one for the bus.")
-    readonly = forms.BooleanField(required=False, label="Read-only")
+        required=False, max_length=8, label=gettext_lazy("Target device"),
+        help_text=gettext_lazy("The guest's device name, e.g. vdb or sdc. Empty: the first free one for the bus."))
+    readonly = forms.BooleanField(required=False, label=gettext_lazy("Read-only"))
     shareable = forms.BooleanField(
-        required=False, help_text="Several VMs may write it at once (a cluster file system); every other VM that "
-                                  "has the volume must have it shareable too.")
-    cache = forms.ChoiceField(choices=CACHE_CHOICES, required=False)
+        required=False, label=gettext_lazy("Shareable"),
+        help_text=gettext_lazy("Several VMs may write it at once (a cluster file system); every other VM that has the "
+                               "volume must have it shareable too."))
+    cache = forms.ChoiceField(choices=CACHE_CHOICES, required=False, label=gettext_lazy("Cache"))
 
     def clean_target(self) -> str:
         target = self.cleaned_data["target"]
         if target and not TARGET.fullmatch(target):
-            raise forms.ValidationError("A target device is vd or sd and one or two letters, e.g. vdb or sdc.")
+            raise forms.ValidationError(_("A target device is vd or sd and one or two letters, e.g. vdb or sdc."))
         return target
 
     def clean(self) -> dict:
         data = super().clean()
         if data.get("bus") == "sata" and data.get("readonly"):
-            self.add_error("readonly", "libvirt refuses read-only sata disks: use virtio or scsi for a read-only disk.")
+            self.add_error("readonly", _("libvirt refuses read-only sata disks: use virtio or scsi for a read-only "
+                                         "disk."))
         return data
 
     def check_disk(self, vm: Domain, volume: Volume) -> None:
         """The inventory's view: errors on the form for everything that would be refused."""
         data = self.cleaned_data
         if volume.unsafe_reason:
-            raise forms.ValidationError(f"Refused: {volume.unsafe_reason} Only an admin can delete this volume.")
+            raise forms.ValidationError(_("Refused: %(reason)s Only an admin can delete this volume.")
+                                        % {"reason": volume.unsafe_reason})
         if not volume.pool.is_active:
-            raise forms.ValidationError(f"Pool {volume.pool.name} is stopped: a VM reaches its volumes only while it "
-                                        "runs. Start the pool first.")
+            raise forms.ValidationError(_("Pool %(pool)s is stopped: a VM reaches its volumes only while it runs. "
+                                          "Start the pool first.") % {"pool": volume.pool.name})
         target, bus = data.get("target"), data.get("bus")
         if target and bus and not target.startswith(TARGET_PREFIX[bus]):
-            self.add_error("target", f"A {bus} disk's name starts with {TARGET_PREFIX[bus]}.")
+            self.add_error("target", _("A %(bus)s disk's name starts with %(prefix)s.")
+                           % {"bus": bus, "prefix": TARGET_PREFIX[bus]})
         if target and vm.disks.filter(target=target).exists():
-            self.add_error("target", f"{vm.name} already has a disk {target}.")
+            self.add_error("target", _("%(vm)s already has a disk %(target)s.") % {"vm": vm.name, "target": target})
         users = [(disk.domain, disk) for disk in volume.users()]
         refusal = sharing_refusal(users, domain_name=vm.name, readonly=bool(data.get("readonly")),
                                   shareable=bool(data.get("shareable")))
         if refusal:
-            raise forms.ValidationError(f"Refused: {refusal}")
+            raise forms.ValidationError(_("Refused: %(reason)s") % {"reason": refusal})
 
     def job_params(self, vm: Domain, volume: Volume) -> dict:
         data = self.cleaned_data
@@ -81,9 +87,9 @@ class DiskOptionsForm(forms.Form):
 class AttachVolumeForm(DiskOptionsForm):
     """On a VM's page: a volume of one of the host's started pools, by pool and volume name."""
 
-    pool = forms.ModelChoiceField(queryset=StoragePool.objects.none(),
-                                  help_text="Started pools of this host where you may create volumes.")
-    volume = forms.CharField(label="Volume name", max_length=255, strip=False)
+    pool = forms.ModelChoiceField(queryset=StoragePool.objects.none(), label=gettext_lazy("Pool"),
+                                  help_text=gettext_lazy("Started pools of this host where you may create volumes."))
+    volume = forms.CharField(label=gettext_lazy("Volume name"), max_length=255, strip=False)
     field_order = ["pool", "volume", "bus", "target", "readonly", "shareable", "cache"]
 
     def __init__(self, *args, vm: Domain, user, **kwargs) -> None:
@@ -99,7 +105,8 @@ class AttachVolumeForm(DiskOptionsForm):
             return data
         volume = Volume.objects.filter(pool=pool, name=name).select_related("pool").first()
         if volume is None:
-            raise forms.ValidationError(f"Pool {pool.name} has no volume {name} (as of its last sync).")
+            raise forms.ValidationError(_("Pool %(pool)s has no volume %(name)s (as of its last sync).")
+                                        % {"pool": pool.name, "name": name})
         self.check_disk(self.vm, volume)
         data["volume_row"] = volume
         return data
@@ -108,7 +115,7 @@ class AttachVolumeForm(DiskOptionsForm):
 class AttachToVmForm(DiskOptionsForm):
     """On a volume's page: one of the host's VMs whose disks the user may change."""
 
-    vm = forms.ModelChoiceField(queryset=Domain.objects.none(), label="Virtual machine")
+    vm = forms.ModelChoiceField(queryset=Domain.objects.none(), label=gettext_lazy("Virtual machine"))
     field_order = ["vm", "bus", "target", "readonly", "shareable", "cache"]
 
     def __init__(self, *args, volume: Volume, user, **kwargs) -> None:
@@ -116,7 +123,8 @@ class AttachToVmForm(DiskOptionsForm):
         self.volume = volume
         self.fields["vm"].queryset = (Domain.objects.visible_to(user).changeable_by(user)
                                       .filter(host_id=volume.pool.host_id).select_related("host"))
-        self.fields["vm"].label_from_instance = lambda vm: f"{vm.name} ({vm.state or 'unknown state'})"
+        self.fields["vm"].label_from_instance = (
+            lambda vm: f"{vm.name} ({_(vm.state) if vm.state else _('unknown state')})")
 
     def clean(self) -> dict:
         data = super().clean()
@@ -128,7 +136,8 @@ class AttachToVmForm(DiskOptionsForm):
 class TeamForm(forms.ModelForm):
     """An admin sets the team that owns a VM."""
 
-    team = forms.ModelChoiceField(queryset=Team.objects.all(), required=False, empty_label="no team (admins only)")
+    team = forms.ModelChoiceField(queryset=Team.objects.all(), required=False, label=gettext_lazy("Team"),
+                                  empty_label=gettext_lazy("no team (admins only)"))
 
     class Meta:
         model = Domain

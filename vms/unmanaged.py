@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext as _
+
 from hosts.models import Domain, DomainDisk, Host
 from pools.models import StoragePool
 from virtstorage.virt import hostfiles, localfile
@@ -78,17 +80,19 @@ def _read_disk(row: DiskRow) -> None:
     """Size and content format of the disk's file, when it is local and safe to stat."""
     path = row.disk.path
     if fstype := hostfiles.network_fs(path):
-        row.note = f"on a network file system ({fstype}): not read from the page"
+        row.note = _("on a network file system (%(type)s): not read from the page") % {"type": fstype}
         return
     row.facts = hostfiles.file_facts(path)
     if row.facts is None:
-        row.note = "not found, or not readable by the app"
+        row.note = _("not found, or not readable by the app")
     elif row.facts.kind == "symlink":
-        row.note = f"a symbolic link to {row.facts.link_target} (never followed here)"
+        row.note = _("a symbolic link to %(target)s (never followed here)") % {"target": row.facts.link_target}
     elif row.facts.kind == "file":
         row.format = hostfiles.content_format(path)
+    elif row.facts.kind == "block":
+        row.note = _("a block device")
     else:
-        row.note = f"a {row.facts.kind}" + (" device" if row.facts.kind == "block" else "")
+        row.note = _("a dir") if row.facts.kind == "dir" else _("a %(kind)s") % {"kind": row.facts.kind}
 
 
 def unmanaged_disks(host: Host, pools: list[StoragePool], local: bool) -> list[DiskRow]:
@@ -111,8 +115,8 @@ def pool_files(host: Host, pool: StoragePool) -> PoolFiles:
     """The pool directory's entries that the inventory does not hold as volumes of the pool."""
     found = PoolFiles(pool)
     if fstype := hostfiles.network_fs(pool.target_path):
-        found.note = (f"Not scanned: {pool.target_path} is on a network file system ({fstype}), which could hang "
-                      "the page. Refresh the pool to have libvirt rescan it.")
+        found.note = (_("Not scanned: %(path)s is on a network file system (%(type)s), which could hang the page. "
+                        "Refresh the pool to have libvirt rescan it.") % {"path": pool.target_path, "type": fstype})
         return found
     known = set(Volume.objects.filter(pool=pool).values_list("path", flat=True))
     found.scan = hostfiles.scan_directory(pool.target_path, known)

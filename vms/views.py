@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts import access
@@ -37,7 +38,7 @@ def _vm(request: HttpRequest, pk: int) -> Domain:
 def _changeable_vm(request: HttpRequest, pk: int) -> Domain:
     vm = _vm(request, pk)
     if not vm.may_change_disks(request.user):
-        raise PermissionDenied("To attach or detach disks you need to be an operator of a team that owns this VM.")
+        raise PermissionDenied(_("To attach or detach disks you need to be an operator of a team that owns this VM."))
     return vm
 
 
@@ -58,7 +59,7 @@ def vm_list(request: HttpRequest, host_pk: int) -> HttpResponse:
     host = get_object_or_404(Host, pk=host_pk)
     vms = Domain.objects.visible_to(request.user).filter(host=host).annotate(disk_count=Count("disks"))
     if not Host.objects.visible_to(request.user).filter(pk=host.pk).exists() and not vms.exists():
-        raise Http404("No such host.")
+        raise Http404(_("No such host."))
     return render(request, "vms/vm_list.html", {"host": host, "vms": vms})
 
 
@@ -119,7 +120,7 @@ def vm_detach(request: HttpRequest, pk: int, target: str) -> HttpResponse:
     disk = classify([get_object_or_404(vm.disks.all(), target=target)])[0]
     if request.method == "POST":
         if request.POST.get("confirm") != target:
-            messages.error(request, f"Confirm the detach of {target} with the button below.")
+            messages.error(request, _("Confirm the detach of %(target)s with the button below.") % {"target": target})
         else:
             job = _started(request, jobs.start_detach, vm=vm, disk=disk)
             if job:
@@ -135,11 +136,12 @@ def vm_set_team(request: HttpRequest, pk: int) -> HttpResponse:
     before = vm.team.name if vm.team else ""
     form = TeamForm(request.POST, instance=vm)
     if not form.is_valid():
-        messages.error(request, "Pick a team.")
+        messages.error(request, _("Pick a team."))
         return redirect(vm)
     form.save()
     after = vm.team.name if vm.team else ""
     record("vm.team", request=request, target_type="vm", target_id=str(vm.pk), target=f"VM {vm.name} on {vm.host}",
            team=after, detail={"from": before, "to": after, "uuid": vm.uuid})
-    messages.success(request, f"{vm.name} now belongs to {after or 'no team'}.")
+    messages.success(request, _("%(vm)s now belongs to %(team)s.") % {"vm": vm.name, "team": after} if after
+                     else _("%(vm)s now belongs to no team.") % {"vm": vm.name})
     return redirect(vm)

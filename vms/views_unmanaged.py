@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 
 from accounts.roles import admin_required
 from hosts.models import Domain, Host
@@ -56,9 +57,9 @@ def switch_disk(request: HttpRequest, pk: int, target: str, job_pk: int) -> Http
     refusal = adopt.switch_refusal(vm, adopted)
     if request.method == "POST":
         if request.POST.get("confirm") != target:
-            messages.error(request, f"Confirm the switch of {target} with the button below.")
+            messages.error(request, _("Confirm the switch of %(target)s with the button below.") % {"target": target})
         elif refusal:
-            messages.error(request, f"Refused: {refusal}")
+            messages.error(request, _("Refused: %(reason)s") % {"reason": refusal})
         else:
             try:
                 return redirect(adopt.start_switch(user=request.user, request=request, vm=vm, adopted=adopted))

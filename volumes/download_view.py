@@ -13,7 +13,9 @@ from django.conf import settings
 from django.db import connection as db_connection
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils import translation
 from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
 
 from accounts import access
 from accounts.roles import is_member
@@ -93,6 +95,7 @@ class _DownloadPump:
         self._ending = threading.Lock()
         self._ended = False
         self.thread = threading.Thread(target=self._run, name=f"download-{ctx.job.pk}", daemon=True)
+        self.language = translation.get_language()  # the thread's messages are in the request's language
 
     def start(self) -> None:
         self.thread.start()
@@ -117,12 +120,13 @@ class _DownloadPump:
         A body that never started means the client left before it; one that stopped taking blocks
         means it left or stalled (granian sometimes never ends a response whose client hung up).
         """
-        if not self.begun:
-            return "The client went away before the download started." if idle > BODY_START_SECONDS else None
-        if idle > settings.DOWNLOAD_IDLE_SECONDS:
-            return (f"The client went away or stopped reading: it took nothing for "
-                    f"{settings.DOWNLOAD_IDLE_SECONDS} s.")
-        return None
+        with translation.override(self.language):
+            if not self.begun:
+                return _("The client went away before the download started.") if idle > BODY_START_SECONDS else None
+            if idle > settings.DOWNLOAD_IDLE_SECONDS:
+                return (_("The client went away or stopped reading: it took nothing for %(seconds)s s.")
+                        % {"seconds": settings.DOWNLOAD_IDLE_SECONDS})
+            return None
 
     def _run(self) -> None:
         gone: str | None = None  # why the pump ends the download itself (the response may never)
@@ -176,10 +180,11 @@ def _text(message: str, status: int) -> HttpResponse:
 def _how(request: HttpRequest, volume: Volume) -> tuple[bool, bool] | HttpResponse:
     """(sparse, framed) the download asks for, or the answer that refuses it."""
     if volume.unsafe_reason:  # what a download reads is the file itself, but an unsafe image is quarantined
-        return _text(f"Refused: {volume.unsafe_reason} Only an admin can delete this volume.", 409)
+        return _text(_("Refused: %(reason)s Only an admin can delete this volume.") % {"reason": volume.unsafe_reason},
+                     409)
     framed = request.GET.get("format") == "sparse"
     if not framed and request.GET.get("format") not in (None, "", "raw"):
-        return _text("format must be sparse or raw", 400)
+        return _text(_("format must be sparse or raw"), 400)
     return framed or request.GET.get("sparse") in ("1", "true", "yes"), framed
 
 
@@ -228,12 +233,13 @@ async def _open_reader(ctx: runner.JobContext, volume: Volume, sparse: bool,
     except (UnsafeImage, VirtError) as exc:
         await sync_to_async(runner.finish_inline)(ctx, Job.State.FAILED, error=str(exc))
         if isinstance(exc, UnsafeImage):
-            return _text(f"Refused: {exc}", 409)
-        return _text(f"Cannot read volume {volume.name}: {exc}", 502)
+            return _text(_("Refused: %(reason)s") % {"reason": exc}, 409)
+        return _text(_("Cannot read volume %(name)s: %(error)s") % {"name": volume.name, "error": exc}, 502)
+    sending = (_("Sending %(size)s (holes read as holes) to %(user)s, read %(how)s") if sparse
+               else _("Sending %(size)s to %(user)s, read %(how)s"))
     try:
-        await sync_to_async(ctx.step)(
-            f"Sending {binary_size(reader.length)}{' (holes read as holes)' if sparse else ''} "
-            f"to {username}, read {reader.how}")
+        await sync_to_async(ctx.step)(sending % {"size": binary_size(reader.length), "user": username,
+                                                 "how": reader.how})
     except BaseException:
         await asyncio.to_thread(reader.close)
         raise
@@ -243,22 +249,23 @@ async def _open_reader(ctx: runner.JobContext, volume: Volume, sparse: bool,
 async def _body(ctx: runner.JobContext, pump: _DownloadPump, volume: Volume, framed: bool) -> AsyncIterator[bytes]:
     """What the pump reads, block by block; the job ends with how the body ended."""
     reader = pump.reader
-    outcome: tuple[str, str] = (Job.State.FAILED, "The client went away before the end of the download.")
+    outcome: tuple[str, str] = (Job.State.FAILED, _("The client went away before the end of the download."))
     pump.begun = True
     try:
         while block := await pump.get():
             yield block
         ctx.job.progress_done = reader.done
-        sent = f"Sent {binary_size(reader.done)} of {volume.name}"
-        outcome = (Job.State.SUCCEEDED, f"{sent} ({binary_size(reader.data_bytes)} of data)" if framed else sent)
+        sent = {"size": binary_size(reader.done), "name": volume.name, "data": binary_size(reader.data_bytes)}
+        outcome = (Job.State.SUCCEEDED, _("Sent %(size)s of %(name)s (%(data)s of data)") % sent if framed
+                   else _("Sent %(size)s of %(name)s") % sent)
     except _Abandoned:
-        outcome = (Job.State.FAILED, "The client went away before the download started.")
+        outcome = (Job.State.FAILED, _("The client went away before the download started."))
     except _Cancelled:
-        outcome = (Job.State.CANCELLED, "Cancelled by the user; the download is incomplete.")
+        outcome = (Job.State.CANCELLED, _("Cancelled by the user; the download is incomplete."))
     except VirtError as exc:
-        outcome = (Job.State.FAILED, f"libvirt stopped the download: {exc}")
+        outcome = (Job.State.FAILED, _("libvirt stopped the download: %(error)s") % {"error": exc})
     except Exception as exc:  # noqa: BLE001 - recorded on the job; the client sees a short body
-        outcome = (Job.State.FAILED, f"The download stopped: {exc}")
+        outcome = (Job.State.FAILED, _("The download stopped: %(error)s") % {"error": exc})
     finally:
         pump.stop.set()
         # In a thread of its own: a disconnect cancels this generator, and cleanup must still run.

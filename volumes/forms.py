@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from django import forms
 from django.urls import reverse
+from django.utils.functional import lazy
 from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from hosts.forms import ConfirmNameForm
 from pools.models import StoragePool
@@ -18,17 +21,19 @@ from .safety import refuse_unsafe
 
 FORMAT_CHOICES = [("raw", "raw"), ("qcow2", "qcow2")]
 PROVISIONING_CHOICES = [
-    ("off", "Thin: allocate as the guest writes"),
-    ("metadata", "qcow2 metadata only: thin, but faster first writes"),
-    ("full", "Preallocated: reserve all space now"),
+    ("off", _("Thin: allocate as the guest writes")),
+    ("metadata", _("qcow2 metadata only: thin, but faster first writes")),
+    ("full", _("Preallocated: reserve all space now")),
 ]
+# Fields are built at import time, the language is known only when a page is rendered.
+_UNITS_HELP = lazy(lambda: gettext("Binary units: %(units)s.") % {"units": UNITS_HELP}, str)()
 
 
 class VolumeNameField(forms.CharField):
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("max_length", 1000)  # the validator gives the real limit with a clearer message
         kwargs.setdefault("strip", False)  # " disk" is not "disk": refuse it rather than guess
-        kwargs.setdefault("help_text", "Letters, digits and . _ + -, starting with a letter or digit.")
+        kwargs.setdefault("help_text", _("Letters, digits and . _ + -, starting with a letter or digit."))
         super().__init__(**kwargs)
 
     def to_python(self, value):
@@ -36,7 +41,7 @@ class VolumeNameField(forms.CharField):
         if value in self.empty_values:
             return value
         if "\x00" in value:
-            raise forms.ValidationError("A volume name cannot contain a NUL character.")
+            raise forms.ValidationError(gettext("A volume name cannot contain a NUL character."))
         return value
 
     def validate(self, value) -> None:
@@ -52,7 +57,7 @@ class SizeField(forms.CharField):
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("max_length", 64)
-        kwargs.setdefault("help_text", f"Binary units: {UNITS_HELP}.")
+        kwargs.setdefault("help_text", _UNITS_HELP)
         super().__init__(**kwargs)
 
     def clean(self, value):
@@ -64,7 +69,7 @@ class SizeField(forms.CharField):
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from exc
         if size <= 0:
-            raise forms.ValidationError("A size must be larger than zero.")
+            raise forms.ValidationError(gettext("A size must be larger than zero."))
         return size
 
 
@@ -108,21 +113,21 @@ class BackingVolumeSelect(forms.Select):
     def render(self, name, value, attrs=None, renderer=None) -> str:
         select_id = (attrs or {}).get("id") or f"id_{name}"
         search = format_html(
-            '<input type="search" name="{}_search" placeholder="Search volumes by name…" aria-label="Search '
-            'backing volumes" autocomplete="off" hx-get="{}" hx-trigger="input changed delay:250ms, search" '
-            'hx-target="#{}" hx-swap="innerHTML" hx-include="this">',
-            name, self.search_url, select_id)
+            '<input type="search" name="{}_search" placeholder="{}" aria-label="{}" autocomplete="off" hx-get="{}" '
+            'hx-trigger="input changed delay:250ms, search" hx-target="#{}" hx-swap="innerHTML" hx-include="this">',
+            name, gettext("Search volumes by name…"), gettext("Search backing volumes"), self.search_url, select_id)
         return format_html("{}{}", search, super().render(name, value, attrs, renderer))
 
 
 class VolumeCreateForm(_PolicyMixin, forms.Form):
-    name = VolumeNameField()
-    capacity = SizeField(label="Virtual size")
-    format = forms.ChoiceField(choices=FORMAT_CHOICES, initial="qcow2")
-    provisioning = forms.ChoiceField(choices=PROVISIONING_CHOICES, initial="off", widget=forms.RadioSelect)
+    name = VolumeNameField(label=_("Name"))
+    capacity = SizeField(label=_("Virtual size"))
+    format = forms.ChoiceField(choices=FORMAT_CHOICES, initial="qcow2", label=_("Format"))
+    provisioning = forms.ChoiceField(choices=PROVISIONING_CHOICES, initial="off", widget=forms.RadioSelect,
+                                     label=_("Provisioning"))
     backing = forms.ModelChoiceField(
-        queryset=Volume.objects.none(), required=False, label="Backing volume (qcow2 overlay)",
-        help_text="The new volume starts as a copy-on-write overlay of this one; it stays thin.",
+        queryset=Volume.objects.none(), required=False, label=_("Backing volume (qcow2 overlay)"),
+        help_text=_("The new volume starts as a copy-on-write overlay of this one; it stays thin."),
     )
 
     def __init__(self, *args, pool: StoragePool, user, **kwargs) -> None:
@@ -138,12 +143,14 @@ class VolumeCreateForm(_PolicyMixin, forms.Form):
         if chosen and str(chosen).isdigit() and all(str(v.pk) != str(chosen) for v in shown):
             shown += list(field.queryset.filter(pk=int(chosen)))
         field.widget = BackingVolumeSelect(search_url=reverse("volumes:backing_options", args=[pool.pk]))
-        field.widget.choices = [("", "— none: a volume of its own —")] + [(v.pk, backing_label(v)) for v in shown]
+        field.widget.choices = ([("", gettext("— none: a volume of its own —"))]
+                                + [(v.pk, backing_label(v)) for v in shown])
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]
         if _name_taken(self.pool, name):
-            raise forms.ValidationError(f"Pool {self.pool.name} already has a volume named {name}.")
+            raise forms.ValidationError(gettext("Pool %(pool)s already has a volume named %(name)s.")
+                                        % {"pool": self.pool.name, "name": name})
         return name
 
     def clean(self) -> dict:
@@ -151,17 +158,18 @@ class VolumeCreateForm(_PolicyMixin, forms.Form):
         fmt, provisioning, backing = data.get("format"), data.get("provisioning"), data.get("backing")
         capacity = data.get("capacity")
         if not self.pool.is_active:
-            raise forms.ValidationError(f"Pool {self.pool.name} is stopped; start it first.")
+            raise forms.ValidationError(gettext("Pool %(pool)s is stopped; start it first.") % {"pool": self.pool.name})
         if provisioning == "metadata" and fmt != "qcow2":
-            self.add_error("provisioning", "Metadata preallocation exists only for qcow2; choose thin or full.")
+            self.add_error("provisioning",
+                           gettext("Metadata preallocation exists only for qcow2; choose thin or full."))
         if backing is not None:
             if fmt != "qcow2":
-                self.add_error("backing", "Only a qcow2 volume can have a backing volume.")
+                self.add_error("backing", gettext("Only a qcow2 volume can have a backing volume."))
             if provisioning != "off":
-                self.add_error("provisioning", "An overlay is always thin: choose thin provisioning.")
+                self.add_error("provisioning", gettext("An overlay is always thin: choose thin provisioning."))
             if capacity is not None and capacity < backing.capacity:
-                self.add_error("capacity", f"An overlay cannot be smaller than its backing volume "
-                                           f"({binary_size(backing.capacity)}).")
+                self.add_error("capacity", gettext("An overlay cannot be smaller than its backing volume (%(size)s).")
+                               % {"size": binary_size(backing.capacity)})
         if capacity is not None and not self.errors:
             allocation = capacity if provisioning == "full" else 0
             self._check_policy(self.pool, capacity=capacity, allocation=allocation)
@@ -177,10 +185,10 @@ def offer_copy_pools(field: forms.ModelChoiceField, volume: Volume, user) -> Non
 
 
 class VolumeCloneForm(_PolicyMixin, forms.Form):
-    name = VolumeNameField(label="New name")
-    target_pool = forms.ModelChoiceField(queryset=StoragePool.objects.none(), label="Into pool")
-    format = forms.ChoiceField(choices=[("", "Keep the format"), *FORMAT_CHOICES], required=False,
-                               label="Format of the copy")
+    name = VolumeNameField(label=_("New name"))
+    target_pool = forms.ModelChoiceField(queryset=StoragePool.objects.none(), label=_("Into pool"))
+    format = forms.ChoiceField(choices=[("", _("Keep the format")), *FORMAT_CHOICES], required=False,
+                               label=_("Format of the copy"))
 
     def __init__(self, *args, volume: Volume, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -194,7 +202,8 @@ class VolumeCloneForm(_PolicyMixin, forms.Form):
         name, pool = data.get("name"), data.get("target_pool")
         if name and pool is not None:
             if _name_taken(pool, name):
-                self.add_error("name", f"Pool {pool.name} already has a volume named {name}.")
+                self.add_error("name", gettext("Pool %(pool)s already has a volume named %(name)s.")
+                               % {"pool": pool.name, "name": name})
             else:
                 # a copy is sparse at most as large as the source's disk size
                 self._check_policy(pool, capacity=self.volume.capacity, allocation=self.volume.allocation)
@@ -202,11 +211,11 @@ class VolumeCloneForm(_PolicyMixin, forms.Form):
 
 
 class VolumeResizeForm(_PolicyMixin, forms.Form):
-    capacity = SizeField(label="New virtual size")
-    allocate = forms.BooleanField(required=False, label="Allocate the new space now (raw volumes only)")
+    capacity = SizeField(label=_("New virtual size"))
+    allocate = forms.BooleanField(required=False, label=_("Allocate the new space now (raw volumes only)"))
     confirm_shrink = forms.CharField(
-        required=False, label="To shrink, type the volume's name",
-        help_text="Shrinking drops every byte past the new end; the guest's file system must already fit.",
+        required=False, label=_("To shrink, type the volume's name"),
+        help_text=_("Shrinking drops every byte past the new end; the guest's file system must already fit."),
     )
 
     def __init__(self, *args, volume: Volume, can_force: bool = False, **kwargs) -> None:
@@ -216,7 +225,7 @@ class VolumeResizeForm(_PolicyMixin, forms.Form):
         self.shrinking = False
         if can_force:
             self.fields["force"] = forms.BooleanField(
-                required=False, label="Shrink even if a virtual machine uses it (admins only)")
+                required=False, label=_("Shrink even if a virtual machine uses it (admins only)"))
 
     def clean(self) -> dict:
         data = super().clean()
@@ -226,18 +235,20 @@ class VolumeResizeForm(_PolicyMixin, forms.Form):
             return data
         volume = self.volume
         if capacity == volume.capacity:
-            self.add_error("capacity", f"The volume is already {binary_size(capacity)}.")
+            self.add_error("capacity", gettext("The volume is already %(size)s.") % {"size": binary_size(capacity)})
             return data
         if data.get("allocate") and volume.format != "raw":
-            self.add_error("allocate", "libvirt can allocate new space only for raw volumes.")
+            self.add_error("allocate", gettext("libvirt can allocate new space only for raw volumes."))
         self.shrinking = capacity < volume.capacity
         if self.shrinking and capacity < volume.allocation:
             # libvirt refuses this ("can't shrink capacity below existing allocation")
-            self.add_error("capacity", f"A volume cannot shrink below its disk size ({binary_size(volume.allocation)} "
-                                       "allocated); preallocated volumes cannot shrink.")
+            self.add_error("capacity", gettext("A volume cannot shrink below its disk size (%(size)s allocated); "
+                                               "preallocated volumes cannot shrink.")
+                           % {"size": binary_size(volume.allocation)})
         elif self.shrinking and data.get("confirm_shrink") != volume.name:
-            self.add_error("confirm_shrink", f"The new size is smaller: everything past {binary_size(capacity)} "
-                                             f"is lost. Type “{volume.name}” to confirm.")
+            self.add_error("confirm_shrink", gettext("The new size is smaller: everything past %(size)s is lost. "
+                                                     "Type “%(name)s” to confirm.")
+                           % {"size": binary_size(capacity), "name": volume.name})
         if self.shrinking:
             refuse_in_use(self, "shrink", volume)
         if self.errors:
@@ -257,7 +268,7 @@ class _VolumeConfirmForm(ConfirmNameForm):
         self.can_force = can_force
         if can_force:
             self.fields["force"] = forms.BooleanField(
-                required=False, label="Force, even if a virtual machine uses it (admins only)")
+                required=False, label=_("Force, even if a virtual machine uses it (admins only)"))
 
     def clean(self) -> dict:
         data = super().clean()
@@ -285,7 +296,7 @@ class VolumeDeleteForm(_VolumeConfirmForm):
 
 class VolumeWipeForm(_VolumeConfirmForm):
     action = "wipe"
-    algorithm = forms.ChoiceField(label="Wipe pattern")
+    algorithm = forms.ChoiceField(label=_("Wipe pattern"))
 
     def __init__(self, *args, choices: list[WipeChoice], **kwargs) -> None:
         super().__init__(*args, **kwargs)

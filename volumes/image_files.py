@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from hosts.models import Host
 from virtstorage.virt import LibvirtHost, imagecheck, localfile
@@ -43,12 +44,16 @@ def unavailable_reason(host: Host) -> str:
     """Why the image tools cannot serve this host now ("" when they can), from what the app knows: no
     connection is opened."""
     if not localfile.is_local_uri(host.uri):
-        return (f"The image tools run qemu-img on the app's own machine, and host {host.name} is another machine "
-                f"({host.uri}): its images can only be read there. Clone a volume to change its format.")
+        return (_("The image tools run qemu-img on the app's own machine, and host %(host)s is another machine "
+                  "(%(uri)s): its images can only be read there. Clone a volume to change its format.")
+                % {"host": host.name, "uri": host.uri})
     if not host.enabled or host.disabled_reason:
-        return f"Host {host.name} is disabled{': ' + host.disabled_reason if host.disabled_reason else '.'}"
+        if host.disabled_reason:
+            return _("Host %(host)s is disabled: %(reason)s") % {"host": host.name, "reason": host.disabled_reason}
+        return _("Host %(host)s is disabled.") % {"host": host.name}
     if host.status == Host.Status.UNREACHABLE:
-        return f"Host {host.name} was unreachable at its last check: {host.last_error}"
+        return (_("Host %(host)s was unreachable at its last check: %(error)s")
+                % {"host": host.name, "error": host.last_error})
     return ""
 
 
@@ -81,11 +86,13 @@ def verified_chain(host: Host, lv: LibvirtHost, pool_name: str, name: str) -> li
         if not info.backing_path:
             return links
         if len(links) >= safety.MAX_CHAIN or any(link.info.path == info.backing_path for link in links):
-            raise UnsafeImage(f"The backing chain of {links[0].name} is longer than {safety.MAX_CHAIN} or loops.")
+            raise UnsafeImage(_("The backing chain of %(name)s is longer than %(max)s or loops.")
+                              % {"name": links[0].name, "max": safety.MAX_CHAIN})
         below = Volume.objects.filter(pool__host=host, path=info.backing_path).select_related("pool").first()
         if below is None:
-            raise UnsafeImage(f"Volume {name} names the backing file {info.backing_path}, which is not a volume "
-                              f"of {host.name}'s pools: it is never opened.")
+            raise UnsafeImage(_("Volume %(name)s names the backing file %(backing)s, which is not a volume of "
+                                "%(host)s's pools: it is never opened.")
+                              % {"name": name, "backing": info.backing_path, "host": host.name})
         pool_name, name = below.pool.name, below.name
 
 
@@ -112,11 +119,13 @@ def open_chain(host: Host, lv: LibvirtHost, pool_name: str, name: str) -> Iterat
             opened = localfile.open_volume_file(lv, link.pool_name, link.name)
             if opened is None:
                 raise ToolsUnavailable(
-                    f"The app cannot open the file of volume {link.name} itself: it is not a plain file, the app "
-                    "may not read it, or libvirt's view of it changed meanwhile (in use?). Try again later.")
+                    _("The app cannot open the file of volume %(name)s itself: it is not a plain file, the app may "
+                      "not read it, or libvirt's view of it changed meanwhile (in use?). Try again later.")
+                    % {"name": link.name})
             files.append(opened)
             if opened.info.path != link.info.path or vvolumes.format_family(opened.info.format) != link.format:
-                raise UnsafeImage(f"Volume {link.name} changed while it was being opened; nothing was done.")
+                raise UnsafeImage(_("Volume %(name)s changed while it was being opened; nothing was done.")
+                                  % {"name": link.name})
         yield OpenChain(links, files)
     finally:
         for opened in files:
@@ -130,30 +139,32 @@ def import_roots() -> list[str]:
 
 
 def _roots_hint(roots: list[str]) -> str:
-    return f"Files are imported only from {vpools.roots_text(roots)} (IMPORT_ROOTS)."
+    return _("Files are imported only from %(roots)s (IMPORT_ROOTS).") % {"roots": vpools.roots_text(roots)}
 
 
 def resolve_import_path(text: str) -> str:
     """The file's real path if an admin may import it; ValueError saying why not."""
     roots = import_roots()
     if not isinstance(text, str) or not text or any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text):
-        raise ValueError("Enter the absolute path of a file, without control characters.")
+        raise ValueError(_("Enter the absolute path of a file, without control characters."))
     if not text.startswith("/") or ".." in text.split("/"):
-        raise ValueError(f"Enter an absolute path without '..' components. {_roots_hint(roots)}")
+        raise ValueError(_("Enter an absolute path without '..' components. %(hint)s") % {"hint": _roots_hint(roots)})
     try:
         real = os.path.realpath(text, strict=True)
     except OSError as exc:
-        raise ValueError(f"{text} cannot be reached: {exc.strerror or exc}.") from None
-    leads = text if real == text else f"{text} (which leads to {real})"
+        unreachable = _("%(path)s cannot be reached: %(error)s.") % {"path": text, "error": exc.strerror or exc}
+        raise ValueError(unreachable) from None
+    leads = text if real == text else _("%(path)s (which leads to %(real)s)") % {"path": text, "real": real}
     try:  # the directory holding the real file obeys the pool roots' rule, with the import roots
         vpools.check_pool_target(posixpath.dirname(real), roots)
     except ValueError as exc:
         reason = (str(exc).replace(vpools.roots_hint(roots), "").replace("the pool roots", "the import roots")
                   .replace("a pool there would put volumes among system files", "nothing is imported from there")
                   .strip())
-        raise ValueError(f"{leads} is not importable: {reason} {_roots_hint(roots)}") from None
+        raise ValueError(_("%(path)s is not importable: %(reason)s %(hint)s")
+                         % {"path": leads, "reason": reason, "hint": _roots_hint(roots)}) from None
     if posixpath.basename(real).startswith("."):
-        raise ValueError(f"{leads} is a hidden file: hidden files are never imported.")
+        raise ValueError(_("%(path)s is a hidden file: hidden files are never imported.") % {"path": leads})
     return real
 
 
@@ -188,15 +199,16 @@ def open_import_file(text: str) -> HostImage:
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
-        raise ValueError(f"{text} cannot be opened: {exc.strerror or exc}.") from None
+        unopenable = _("%(path)s cannot be opened: %(error)s.") % {"path": text, "error": exc.strerror or exc}
+        raise ValueError(unopenable) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"{text} is not a regular file.")
+            raise ValueError(_("%(path)s is not a regular file.") % {"path": text})
         if os.readlink(f"/proc/self/fd/{fd}") != real:  # a directory on the way was swapped after the check
-            raise ValueError(f"{text} moved while it was being opened; nothing was done.")
+            raise ValueError(_("%(path)s moved while it was being opened; nothing was done.") % {"path": text})
         if st.st_size == 0:
-            raise ValueError(f"{text} is empty: there is nothing to import.")
+            raise ValueError(_("%(path)s is empty: there is nothing to import.") % {"path": text})
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)

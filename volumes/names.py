@@ -10,27 +10,29 @@ from __future__ import annotations
 
 import re
 
+from django.utils.translation import gettext as _
+
 MAX_NAME_BYTES = 255  # a file name on Linux; libvirt refuses longer names too
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-ALLOWED_DESCRIPTION = "letters, digits and . _ + -"
 
 
 def validate_volume_name(text: str) -> str:
     """The name itself if it is safe to hand to libvirt; ValueError with a clear message otherwise."""
     if not isinstance(text, str):
-        raise ValueError("A volume name must be text.")
+        raise ValueError(_("A volume name must be text."))
     if text == "":
-        raise ValueError("Enter a volume name.")
+        raise ValueError(_("Enter a volume name."))
     if len(text.encode("utf-8", errors="surrogatepass")) > MAX_NAME_BYTES:
-        raise ValueError(f"A volume name can have at most {MAX_NAME_BYTES} characters.")
+        raise ValueError(_("A volume name can have at most %(max)s characters.") % {"max": MAX_NAME_BYTES})
     if "/" in text:
-        raise ValueError("A volume name cannot contain '/'.")
+        raise ValueError(_("A volume name cannot contain '/'."))
     if "\x00" in text:
-        raise ValueError("A volume name cannot contain a NUL character.")
+        raise ValueError(_("A volume name cannot contain a NUL character."))
     if not _SAFE_NAME.fullmatch(text):
         bad = sorted({ch for ch in text if not re.fullmatch(r"[A-Za-z0-9._+-]", ch)})
         if bad:
             shown = " ".join(repr(ch) for ch in bad[:8])
-            raise ValueError(f"A volume name may only use {ALLOWED_DESCRIPTION}; not allowed: {shown}.")
-        raise ValueError(f"A volume name must start with a letter or digit, then use {ALLOWED_DESCRIPTION}.")
+            raise ValueError(_("A volume name may only use letters, digits and . _ + -; not allowed: %(chars)s.")
+                             % {"chars": shown})
+        raise ValueError(_("A volume name must start with a letter or digit, then use letters, digits and . _ + -."))
     return text

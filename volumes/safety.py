@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django import forms
+from django.utils.translation import gettext as _
 
 from hosts.models import Host
 from virtstorage.virt import HostUnreachable, LibvirtHost, VirtError
@@ -28,7 +29,8 @@ MAX_CHAIN = 8  # backing files followed at most; qemu allows deeper chains, peop
 def refuse_unsafe(volume: Volume) -> None:
     """A form's check: a volume marked unsafe by the sync takes no operation (an admin may delete it)."""
     if volume.unsafe_reason:
-        raise forms.ValidationError(f"Refused: {volume.unsafe_reason} Only an admin can delete this volume.")
+        raise forms.ValidationError(_("Refused: %(reason)s Only an admin can delete this volume.")
+                                    % {"reason": volume.unsafe_reason})
 
 
 def _backing_allowed(host, lv: LibvirtHost, depth: int) -> Callable[[str], bool]:
@@ -52,7 +54,8 @@ def verify(host, lv: LibvirtHost, pool_name: str, name: str) -> VolumeInfo:
     UnsafeImage (the row is marked too, so every page shows why)."""
     row = Volume.objects.filter(pool__host=host, pool__name=pool_name, name=name).first()
     if row is None:
-        raise UnsafeImage(f"Volume {name} is not in the inventory yet: sync the pool, then try again.")
+        raise UnsafeImage(_("Volume %(name)s is not in the inventory yet: sync the pool, then try again.")
+                          % {"name": name})
     if row.unsafe_reason:
         raise UnsafeImage(row.unsafe_reason)
     try:
@@ -131,5 +134,5 @@ def _check_image(host: Host, lv: LibvirtHost, pool_name: str, info: VolumeInfo, 
     except HostUnreachable:
         raise
     except VirtError as exc:  # gone meanwhile, or busy: checked again at the next sync
-        return ImageSafety(recorded, f"Its image could not be checked: {exc}", "")
+        return ImageSafety(recorded, _("Its image could not be checked: %(error)s") % {"error": exc}, "")
     return ImageSafety(recorded, "", signature)

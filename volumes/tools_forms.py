@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from hosts.models import Host
 from pools.models import StoragePool
@@ -20,12 +22,13 @@ from .safety import refuse_unsafe
 class _NewVolumeForm(forms.Form):
     """Where and how the new volume is written: name, format, provisioning, compression."""
 
-    name = VolumeNameField(label="New volume's name")
-    format = forms.ChoiceField(choices=FORMAT_CHOICES, label="Format of the new volume")
-    provisioning = forms.ChoiceField(choices=PROVISIONING_CHOICES, initial="off", widget=forms.RadioSelect)
-    compress = forms.BooleanField(required=False, label="Compress (qcow2 only; slower, thin)",
-                                  help_text="qemu-img writes compressed clusters: smaller, read-only-style data "
-                                            "(guest writes land uncompressed).")
+    name = VolumeNameField(label=_("New volume's name"))
+    format = forms.ChoiceField(choices=FORMAT_CHOICES, label=_("Format of the new volume"))
+    provisioning = forms.ChoiceField(choices=PROVISIONING_CHOICES, initial="off", widget=forms.RadioSelect,
+                                     label=_("Provisioning"))
+    compress = forms.BooleanField(required=False, label=_("Compress (qcow2 only; slower, thin)"),
+                                  help_text=_("qemu-img writes compressed clusters: smaller, read-only-style data "
+                                              "(guest writes land uncompressed)."))
 
     warnings: list[str]
 
@@ -33,19 +36,21 @@ class _NewVolumeForm(forms.Form):
                       allocation: int) -> None:
         provisioning, name = data.get("provisioning"), data.get("name")
         if provisioning == "metadata" and fmt != "qcow2":
-            self.add_error("provisioning", "Metadata preallocation exists only for qcow2; choose thin or full.")
+            self.add_error("provisioning",
+                           gettext("Metadata preallocation exists only for qcow2; choose thin or full."))
         if data.get("compress") and fmt != "qcow2":
-            self.add_error("compress", "Only a qcow2 volume can be compressed.")
+            self.add_error("compress", gettext("Only a qcow2 volume can be compressed."))
         if data.get("compress") and provisioning != "off":
-            self.add_error("compress", "A compressed volume is thin: choose thin provisioning.")
+            self.add_error("compress", gettext("A compressed volume is thin: choose thin provisioning."))
         if reason := image_files.unavailable_reason(host):
             raise forms.ValidationError(reason)
         if pool is None or name is None or self.errors:
             return
         if not pool.is_active:
-            self.add_error(None, f"Pool {pool.name} is stopped; start it first.")
+            self.add_error(None, gettext("Pool %(pool)s is stopped; start it first.") % {"pool": pool.name})
         elif Volume.objects.filter(pool=pool, name=name).exists():
-            self.add_error("name", f"Pool {pool.name} already has a volume named {name}.")
+            self.add_error("name", gettext("Pool %(pool)s already has a volume named %(name)s.")
+                           % {"pool": pool.name, "name": name})
         else:
             try:
                 self.warnings = check_volume_fits(pool, capacity=capacity, allocation=(
@@ -62,7 +67,7 @@ class _NewVolumeForm(forms.Form):
 class ConvertForm(_NewVolumeForm):
     """Convert a volume into a new volume of a pool the user may use on the same host."""
 
-    target_pool = forms.ModelChoiceField(queryset=StoragePool.objects.none(), label="Into pool")
+    target_pool = forms.ModelChoiceField(queryset=StoragePool.objects.none(), label=_("Into pool"))
     field_order = ["name", "target_pool", "format", "provisioning", "compress"]
 
     def __init__(self, *args, volume: Volume, user, **kwargs) -> None:
@@ -76,8 +81,10 @@ class ConvertForm(_NewVolumeForm):
         data = super().clean()
         refuse_unsafe(self.volume)
         if (self.volume.recorded_format or format_family(self.volume.format)) not in FORMATS:
-            raise forms.ValidationError(f"Volume {self.volume.name} is a {self.volume.format} image: only "
-                                        f"{' and '.join(FORMATS)} images are converted.")
+            # the formats named are FORMATS, in one sentence for the translation
+            raise forms.ValidationError(
+                gettext("Volume %(name)s is a %(format)s image: only raw and qcow2 images are converted.")
+                % {"name": self.volume.name, "format": self.volume.format})
         self._check_target(data, data.get("format"), data.get("target_pool"), self.volume.pool.host,
                            self.volume.capacity, self.volume.allocation)
         return data
@@ -89,8 +96,8 @@ class ConvertForm(_NewVolumeForm):
 class ImportForm(_NewVolumeForm):
     """An admin imports a file of the app's machine, from the import roots, into a new volume of the pool."""
 
-    path = forms.CharField(label="File on the app's machine", max_length=4096, strip=False,
-                           help_text="Its absolute path. Its format is read from its content, never from its name.")
+    path = forms.CharField(label=_("File on the app's machine"), max_length=4096, strip=False,
+                           help_text=_("Its absolute path. Its format is read from its content, never from its name."))
     field_order = ["path", "name", "format", "provisioning", "compress"]
 
     def __init__(self, *args, pool: StoragePool, **kwargs) -> None:
@@ -98,7 +105,7 @@ class ImportForm(_NewVolumeForm):
         self.pool = pool
         self.warnings = []
         self.facts = None
-        self.fields["format"].choices = [("", "Keep the format its content has"), *FORMAT_CHOICES]
+        self.fields["format"].choices = [("", gettext("Keep the format its content has")), *FORMAT_CHOICES]
         self.fields["format"].required = False
 
     def clean_path(self) -> str:
@@ -111,7 +118,7 @@ class ImportForm(_NewVolumeForm):
             self.facts = source.inspect(lambda path: image_files.safe_volume_at(self.pool.host, path) is not None)
             self.virtual_size, self.disk_size = source.virtual_size(self.facts), source.size
         except UnsafeImage as exc:
-            raise forms.ValidationError(f"Refused: {exc}") from exc
+            raise forms.ValidationError(gettext("Refused: %(reason)s") % {"reason": exc}) from exc
         finally:
             source.close()
         return text
@@ -129,4 +136,5 @@ class ImportForm(_NewVolumeForm):
     def describe(self) -> str:
         if self.facts is None:
             return ""
-        return f"{self.facts.format} image, virtual size {binary_size(self.virtual_size)}"
+        return gettext("%(format)s image, virtual size %(size)s") % {
+            "format": self.facts.format, "size": binary_size(self.virtual_size)}

@@ -4,6 +4,8 @@ is staged (the same checks as a new volume: volumes/forms.py)."""
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts import access
 from pools.models import StoragePool
@@ -24,7 +26,7 @@ class UploadPageQuery(forms.Form):
     def clean(self) -> dict:
         data = super().clean()
         if not self.errors and not data.get("pool") and not data.get("volume"):
-            raise forms.ValidationError("Give ?pool=N (a new volume) or ?volume=N (to replace it).")
+            raise forms.ValidationError(gettext("Give ?pool=N (a new volume) or ?volume=N (to replace it)."))
         return data
 
 
@@ -32,12 +34,13 @@ class UploadForm(forms.Form):
     pool = forms.IntegerField(min_value=1)
     volume = VolumeNameField()
     mode = forms.ChoiceField(choices=Upload.Mode.choices, initial=Upload.Mode.NEW)
-    size = forms.CharField(help_text="Bytes of the file.")
-    capacity = forms.CharField(required=False, help_text="Virtual size of a new raw volume; default: the file's size.")
-    format = forms.ChoiceField(choices=[("", "Read from the file's header"), *FORMAT_CHOICES], required=False,
-                               help_text="What the file is; the file's header must agree.")
-    confirm = forms.CharField(required=False, strip=False, help_text="To replace a volume, type its name.")
-    force = forms.BooleanField(required=False, help_text="Replace even if a virtual machine uses it (admins only).")
+    size = forms.CharField(help_text=_("Bytes of the file."))
+    capacity = forms.CharField(required=False,
+                               help_text=_("Virtual size of a new raw volume; default: the file's size."))
+    format = forms.ChoiceField(choices=[("", _("Read from the file's header")), *FORMAT_CHOICES], required=False,
+                               help_text=_("What the file is; the file's header must agree."))
+    confirm = forms.CharField(required=False, strip=False, help_text=_("To replace a volume, type its name."))
+    force = forms.BooleanField(required=False, help_text=_("Replace even if a virtual machine uses it (admins only)."))
     filename = forms.CharField(required=False, max_length=255)
 
     def __init__(self, *args, user, **kwargs) -> None:
@@ -50,7 +53,7 @@ class UploadForm(forms.Form):
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from exc
         if size <= 0:
-            raise forms.ValidationError("The file is empty: there is nothing to upload.")
+            raise forms.ValidationError(gettext("The file is empty: there is nothing to upload."))
         return size
 
     def clean_capacity(self) -> int | None:
@@ -68,15 +71,18 @@ class UploadForm(forms.Form):
             return data
         pool = StoragePool.objects.visible_to(self.user).select_related("host").filter(pk=data["pool"]).first()
         if pool is None:
-            self.add_error("pool", "No such pool.")
+            self.add_error("pool", gettext("No such pool."))
             return data
         action = "replace" if data["mode"] == Upload.Mode.EXISTING else "upload"
         if not access.may(self.user, action, pool):
-            self.add_error("mode", f"To {action} in pool {pool.name} you need to be "
-                                   f"{'an operator' if action == 'replace' else 'a member'} of a team that may use it.")
+            needed = (gettext("To replace in pool %(pool)s you need to be an operator of a team that may use it.")
+                      if action == "replace" else
+                      gettext("To upload in pool %(pool)s you need to be a member of a team that may use it."))
+            self.add_error("mode", needed % {"pool": pool.name})
             return data
         if not pool.is_active or not pool.host.enabled:
-            self.add_error("pool", f"Pool {pool.name} is not running: start it before uploading into it.")
+            self.add_error("pool", gettext("Pool %(pool)s is not running: start it before uploading into it.")
+                           % {"pool": pool.name})
             return data
         data["pool"] = pool
         if data["mode"] == Upload.Mode.EXISTING:
@@ -89,17 +95,21 @@ class UploadForm(forms.Form):
         name, size = data["volume"], data["size"]
         existing = Volume.objects.filter(pool=pool, name=name).first()
         if existing is None:
-            self.add_error("volume", f"Pool {pool.name} has no volume {name}.")
+            self.add_error("volume", gettext("Pool %(pool)s has no volume %(name)s.")
+                           % {"pool": pool.name, "name": name})
             return
         try:
             refuse_unsafe(existing)
         except forms.ValidationError as exc:
             self.add_error("volume", exc)
         if size > existing.capacity:
-            self.add_error("size", f"The file ({binary_size(size)}, {size} bytes) is larger than volume {name} "
-                                   f"({binary_size(existing.capacity)}, {existing.capacity} bytes).")
+            self.add_error("size", gettext("The file (%(size)s, %(bytes)s bytes) is larger than volume %(name)s "
+                                           "(%(capacity)s, %(capacity_bytes)s bytes).")
+                           % {"size": binary_size(size), "bytes": size, "name": name,
+                              "capacity": binary_size(existing.capacity), "capacity_bytes": existing.capacity})
         if data.get("confirm") != name:
-            self.add_error("confirm", f"Replacing {name} erases what it holds: type its name to confirm.")
+            self.add_error("confirm", gettext("Replacing %(name)s erases what it holds: type its name to confirm.")
+                           % {"name": name})
         data["force"] = bool(data.get("force")) and access.may(self.user, "force", pool)
         if not data["force"] and (refusal := in_use_refusal("replace", name, existing.vm_names())):
             self.add_error("volume", refusal)  # as of the last sync; the job asks libvirt again
@@ -109,13 +119,13 @@ class UploadForm(forms.Form):
         name, size = data["volume"], data["size"]
         data["force"] = False
         if Volume.objects.filter(pool=pool, name=name).exists():
-            self.add_error("volume", f"Pool {pool.name} already has a volume {name}: choose another name, "
-                                     "or replace it.")
+            self.add_error("volume", gettext("Pool %(pool)s already has a volume %(name)s: choose another name, "
+                                             "or replace it.") % {"pool": pool.name, "name": name})
             return
         capacity = data.get("capacity") or size
         if capacity < size:
-            self.add_error("capacity", f"The capacity ({binary_size(capacity)}) is smaller than the file "
-                                       f"({binary_size(size)}).")
+            self.add_error("capacity", gettext("The capacity (%(capacity)s) is smaller than the file (%(size)s).")
+                           % {"capacity": binary_size(capacity), "size": binary_size(size)})
             return
         try:
             check_volume_fits(pool, capacity=capacity, allocation=0)

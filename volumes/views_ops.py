@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.html import format_html_join
 from django.views.decorators.http import require_GET
 
 from accounts import access
@@ -53,6 +54,9 @@ def _page(request: HttpRequest, op: str, form: forms.Form, pool: StoragePool, vo
     context = {"op": op, "form": form, "pool": pool, "volume": volume, **extra}
     if volume is not None and op in ("delete", "wipe"):
         context["users"] = list(volume.users())  # as of the last sync; the job checks libvirt again
+        # the list goes into one translated sentence ("In use by … as of the last sync.")
+        context["in_use_by"] = format_html_join(", ", "VM <strong>{}</strong>{}", (
+            (disk.domain, f" ({disk.target})" if disk.target else "") for disk in context["users"]))
     return render(request, "volumes/volume_op.html", context, status=400 if form.errors else 200)
 
 

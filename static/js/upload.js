@@ -17,6 +17,12 @@
   var status = document.getElementById("upload-status");
   var jobBox = document.getElementById("upload-job");
   var stopped = false;
+  // Django's JavaScript catalog (jsi18n, loaded before this file) translates; without it the text stays English.
+  var gettext = window.gettext || function (text) { return text; };
+  var interpolate = window.interpolate || function (format, values) {
+    return format.replace(/%\((\w+)\)s/g, function (match, name) { return String(values[name]); });
+  };
+  var POINT = (window.get_format && window.get_format("DECIMAL_SEPARATOR")) || ".";
 
   fileInput.addEventListener("change", function () {
     var name = form.elements.volume;
@@ -37,14 +43,16 @@
         body.errors[field].forEach(function (m) { list.push(field === "__all__" ? m : field + ": " + m); });
       });
     }
-    if (!list.length) list.push((body && body.error) || "The server refused the upload.");
+    if (!list.length) list.push((body && body.error) || gettext("The server refused the upload."));
     return list;
   }
+
+  function decimal(x) { return x.toFixed(1).replace(".", POINT); }
 
   function sizeText(n) {
     var units = ["bytes", "KiB", "MiB", "GiB", "TiB"], i = 0;
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-    return i ? n.toFixed(1) + " " + units[i] : n + " bytes";
+    return i ? decimal(n) + " " + units[i] : interpolate(gettext("%(count)s bytes"), {count: n}, true);
   }
 
   function isAllZero(buffer) {
@@ -71,7 +79,7 @@
   // Retries network errors and 5xx with backoff; a 4xx is the server's answer and stops.
   async function withRetry(what, send) {
     for (var attempt = 1; ; attempt++) {
-      if (stopped) throw new Error("Stopped.");
+      if (stopped) throw new Error(gettext("Stopped."));
       var response = null;
       try { response = await send(); } catch (e) { response = null; }
       if (response && response.status < 500) {
@@ -79,9 +87,15 @@
         if (!response.ok) { var err = new Error(errorList(body).join(" ")); err.body = body; throw err; }
         return body;
       }
-      if (attempt >= MAX_ATTEMPTS) throw new Error(what + " failed after " + attempt + " attempts; choose the file again to resume.");
+      if (attempt >= MAX_ATTEMPTS) {
+        // Translators: what is one of "creating the upload", "a hole", "a chunk", "completing".
+        throw new Error(interpolate(gettext("%(what)s failed after %(attempts)s attempts; choose the file again to resume."),
+          {what: what, attempts: attempt}, true));
+      }
       var delay = Math.min(30000, 500 * Math.pow(2, attempt - 1));
-      status.textContent = "connection problem, retrying " + what + " in " + Math.round(delay / 1000) + " s…";
+      // Translators: what is one of "creating the upload", "a hole", "a chunk", "completing".
+      status.textContent = interpolate(gettext("connection problem, retrying %(what)s in %(seconds)s s…"),
+        {what: what, seconds: Math.round(delay / 1000)}, true);
       await sleep(delay);
     }
   }
@@ -108,7 +122,7 @@
     data.delete("file");
     data.set("size", String(file.size));
     data.set("filename", file.name);
-    var created = await withRetry("creating the upload", function () { return request("POST", form.dataset.createUrl, data); });
+    var created = await withRetry(gettext("creating the upload"), function () { return request("POST", form.dataset.createUrl, data); });
     localStorage.setItem(key, created.url);
     return created;
   }
@@ -118,8 +132,9 @@
     bar.style.width = pct.toFixed(1) + "%";
     bar.parentElement.setAttribute("aria-valuenow", Math.round(pct));
     var secs = (Date.now() - started) / 1000;
-    numbers.textContent = pct.toFixed(1) + "% · " + sizeText(done) + " of " + sizeText(total) +
-      (secs > 0.5 ? " · " + sizeText(sentBytes / secs) + "/s sent" : "");
+    numbers.textContent = decimal(pct) + "% · " +
+      interpolate(gettext("%(done)s of %(total)s"), {done: sizeText(done), total: sizeText(total)}, true) +
+      (secs > 0.5 ? " · " + interpolate(gettext("%(rate)s/s sent"), {rate: sizeText(sentBytes / secs)}, true) : "");
   }
 
   function showJob(html) {  // the job's live progress (htmx SSE) under the transfer's own bar
@@ -133,7 +148,8 @@
     // Into a new volume the job starts now and writes chunks as they arrive.
     if (upload.watch_html) showJob(upload.watch_html);
     var done = upload.received_bytes, started = Date.now(), sent = 0;
-    status.textContent = done ? "resuming at " + sizeText(done) : "sending";
+    status.textContent = done ? interpolate(gettext("resuming at %(size)s"), {size: sizeText(done)}, true)
+      : gettext("sending");
     show(done, file.size, started, sent);
     // Runs of all-zero chunks are declared as one hole each, when the run ends: a request costs the
     // server more than a chunk's worth of checking, and a sparse image is mostly such runs.
@@ -142,11 +158,11 @@
       if (!hole) return;
       var url = upload.chunks_url + "?offset=" + hole.start + "&hole=" + (hole.end - hole.start);
       hole = null;
-      var state = await withRetry("a hole", function () { return request("PUT", url, null); });
+      var state = await withRetry(gettext("a hole"), function () { return request("PUT", url, null); });
       done = state.received_bytes;
     }
     for (var offset = 0; offset < file.size; offset += CHUNK) {
-      if (stopped) throw new Error("Stopped: choose the same file again to resume.");
+      if (stopped) throw new Error(gettext("Stopped: choose the same file again to resume."));
       var end = Math.min(file.size, offset + CHUNK);
       if (covered(upload.received, offset, end)) { await flushHole(); continue; }
       var buffer = await file.slice(offset, end).arrayBuffer();
@@ -157,35 +173,35 @@
       }
       await flushHole();
       var url = upload.chunks_url + "?offset=" + offset;
-      var state = await withRetry("a chunk", function () {
+      var state = await withRetry(gettext("a chunk"), function () {
         return request("PUT", url, buffer, {"Content-Type": "application/octet-stream"});
       });
       sent += end - offset;
       done = state.received_bytes;
-      status.textContent = "sending";
+      status.textContent = gettext("sending");
       show(done, file.size, started, sent);
     }
     await flushHole();
     show(file.size, file.size, started, sent);
-    status.textContent = "all bytes sent; starting the job";
-    var result = await withRetry("completing", function () { return request("POST", upload.complete_url, null); });
+    status.textContent = gettext("all bytes sent; starting the job");
+    var result = await withRetry(gettext("completing"), function () { return request("POST", upload.complete_url, null); });
     localStorage.removeItem(resumeKey(file));
-    status.textContent = "sent; the job finishes the volume";
+    status.textContent = gettext("sent; the job finishes the volume");
     if (!upload.watch_html) showJob(result.watch_html);
   }
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var file = fileInput.files[0];
-    if (!file) { showErrors(["Choose a file."]); return; }
-    if (!file.size) { showErrors(["The file is empty: there is nothing to upload."]); return; }
+    if (!file) { showErrors([gettext("Choose a file.")]); return; }
+    if (!file.size) { showErrors([gettext("The file is empty: there is nothing to upload.")]); return; }
     showErrors([]);
     stopped = false;
     startButton.disabled = true;
     stopButton.hidden = false;
     run(file).catch(function (e) {
       showErrors(e.body ? errorList(e.body) : [e.message]);
-      status.textContent = "stopped";
+      status.textContent = gettext("stopped");
     }).finally(function () {
       startButton.disabled = false;
       stopButton.hidden = true;

@@ -17,7 +17,9 @@ GiB = 1024**3
 
 def test_language_switch_changes_the_page_and_stays(asgi_server, django_user_model, monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # playwright's loop lives in this thread
-    django_user_model.objects.create_user("marta", password="correct-horse-battery")
+    from accounts.roles import MEMBER, grant
+
+    grant(django_user_model.objects.create_user("marta", password="correct-horse-battery"), MEMBER)
     with browser_page(asgi_server.url, locale="en-US") as page:
         log_in(page, "marta", "correct-horse-battery")
         page.goto("/jobs/")

@@ -558,7 +558,8 @@ def test_read_volume_head_through_libvirt(scratch_pool):
 
 
 def test_the_checks_import_nothing_but_the_standard_library():
-    """libvirt is imported inside read_volume_head only; Django never."""
+    """libvirt is imported inside read_volume_head only; Django never (text, the translator hook, imports nothing
+    but the standard library either)."""
     tree = ast.parse(Path(imagecheck.__file__).read_text())
     imported = set()
     for node in tree.body:  # module level, outside `if TYPE_CHECKING:`
@@ -566,4 +567,8 @@ def test_the_checks_import_nothing_but_the_standard_library():
             imported |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module or "")
-    assert imported <= {"__future__", "os", "re", "struct", "collections.abc", "dataclasses", "typing"}, imported
+    allowed = {"__future__", "os", "re", "struct", "collections.abc", "dataclasses", "typing", "text"}
+    assert imported <= allowed, imported
+    text_imports = {node.module for node in ast.parse((Path(imagecheck.__file__).parent / "text.py").read_text()).body
+                    if isinstance(node, ast.ImportFrom)}
+    assert text_imports <= {"__future__", "collections.abc"}, text_imports

@@ -27,6 +27,7 @@ import libvirt
 from . import domains, uris, xmlio
 from .domains import DomainInfo
 from .errors import ASYNC_JOBS_RUNNING, HostUnreachable, ObjectNotFound, PoolBusy, VirtError, translate, translated
+from .text import _
 from .types import HostFacts, PoolInfo, VolumeInfo
 
 CONNECT_TIMEOUT_SECONDS = 15.0
@@ -95,7 +96,8 @@ def _open(uri: str, timeout: float) -> libvirt.virConnect:
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        raise HostUnreachable(f"no answer from {uri} within {timeout:.0f} s")
+        raise HostUnreachable(_("no answer from %(uri)s within %(seconds)s s")
+                              % {"uri": uri, "seconds": f"{timeout:.0f}"})
     if "error" in result:
         exc = result["error"]
         assert isinstance(exc, libvirt.libvirtError)

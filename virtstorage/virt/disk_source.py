@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import libvirt
 
 from .errors import InvalidRequest, ObjectNotFound, translated
+from .text import _
 
 if TYPE_CHECKING:
     from .connection import LibvirtHost
@@ -34,8 +35,10 @@ class SwitchedDisk:
     volume: str
 
     def summary(self) -> str:
-        return (f"{self.target} of {self.domain} is now volume {self.volume} of pool {self.pool} (it was "
-                f"{self.old_path}, which stays where it is).")
+        return (_("%(target)s of %(vm)s is now volume %(volume)s of pool %(pool)s (it was %(path)s, which stays "
+                  "where it is).")
+                % {"target": self.target, "vm": self.domain, "volume": self.volume, "pool": self.pool,
+                   "path": self.old_path})
 
 
 def _register_namespaces(xml: str) -> None:
@@ -56,15 +59,18 @@ def disk_to_volume(domain_xml: str, target: str, *, pool: str, volume: str, fmt:
                  and t.get("dev") == target), None)
     name = (root.findtext("name") or "").strip()
     if disk is None:
-        raise ObjectNotFound(f"{name} has no disk {target} (any more).")
+        raise ObjectNotFound(_("%(vm)s has no disk %(target)s (any more).") % {"vm": name, "target": target})
     source = disk.find("source")
     path = (source.get("file") or source.get("dev") or "") if source is not None else ""
     if disk.get("type", "file") not in ("file", "block") or path != expected_path:
-        now = path or f"a {disk.get('type')} disk"
-        raise InvalidRequest(f"{target} of {name} is {now} now, not {expected_path}: it was changed since; "
-                             "nothing was switched.")
+        values = {"target": target, "vm": name, "now": path, "type": disk.get("type"), "expected": expected_path}
+        raise InvalidRequest((_("%(target)s of %(vm)s is %(now)s now, not %(expected)s: it was changed since; nothing "
+                                "was switched.") if path else
+                              _("%(target)s of %(vm)s is a %(type)s disk now, not %(expected)s: it was changed since; "
+                                "nothing was switched.")) % values)
     if disk.get("device", "disk") not in SWITCHABLE_DEVICES:
-        raise InvalidRequest(f"{target} of {name} is a {disk.get('device')} device, which needs a block device.")
+        raise InvalidRequest(_("%(target)s of %(vm)s is a %(device)s device, which needs a block device.")
+                             % {"target": target, "vm": name, "device": disk.get("device")})
     disk.set("type", "volume")
     for tag in _DROPPED:
         for element in disk.findall(tag):
@@ -87,14 +93,14 @@ def switch_disk_to_volume(lv: LibvirtHost, uuid: str, target: str, *, pool: str,
         dom = lv.raw.lookupByUUIDString(uuid)
         name = dom.name()
         if dom.isActive():
-            raise InvalidRequest(f"{name} is running: its disk is switched only while it is shut off.")
+            raise InvalidRequest(_("%(vm)s is running: its disk is switched only while it is shut off.") % {"vm": name})
         if not dom.isPersistent():
-            raise InvalidRequest(f"{name} is transient: it has no definition to change.")
+            raise InvalidRequest(_("%(vm)s is transient: it has no definition to change.") % {"vm": name})
         xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
     new_xml = disk_to_volume(xml, target, pool=pool, volume=volume, fmt=fmt, expected_path=expected_path)
     with translated():
         if dom.isActive():  # started meanwhile: its running disk stays the file, so do not change the definition
-            raise InvalidRequest(f"{name} was started meanwhile: nothing was switched.")
+            raise InvalidRequest(_("%(vm)s was started meanwhile: nothing was switched.") % {"vm": name})
         lv.raw.defineXML(new_xml)
     return SwitchedDisk(name, target, expected_path, pool, volume)
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 import libvirt
 
 from .errors import HostUnreachable, InvalidRequest, ObjectNotFound, OperationFailed, VirtError, translated
+from .text import _, gettext_noop
 from .units import UNIT_FACTORS
 
 if TYPE_CHECKING:
@@ -35,13 +36,13 @@ HOTPLUG_BUSES = frozenset({"virtio", "scsi", "usb"})
 CACHE_MODES = ("none", "writethrough", "writeback", "directsync", "unsafe")
 TARGET_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "usb": "sd", "ide": "hd", "fdc": "fd", "xen": "xvd"}
 MAX_TARGETS = 26 + 26 * 26  # vda..vdz, vdaa..vdzz
-SHUT_OFF = "shut off"
-# virsh's words for libvirt's states
+SHUT_OFF = gettext_noop("shut off")
+# virsh's words for libvirt's states: stored and compared in English, translated where shown (_(state))
 STATES = {
-    libvirt.VIR_DOMAIN_NOSTATE: "no state", libvirt.VIR_DOMAIN_RUNNING: "running",
-    libvirt.VIR_DOMAIN_BLOCKED: "idle", libvirt.VIR_DOMAIN_PAUSED: "paused",
-    libvirt.VIR_DOMAIN_SHUTDOWN: "in shutdown", libvirt.VIR_DOMAIN_SHUTOFF: SHUT_OFF,
-    libvirt.VIR_DOMAIN_CRASHED: "crashed", libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended",
+    libvirt.VIR_DOMAIN_NOSTATE: gettext_noop("no state"), libvirt.VIR_DOMAIN_RUNNING: gettext_noop("running"),
+    libvirt.VIR_DOMAIN_BLOCKED: gettext_noop("idle"), libvirt.VIR_DOMAIN_PAUSED: gettext_noop("paused"),
+    libvirt.VIR_DOMAIN_SHUTDOWN: gettext_noop("in shutdown"), libvirt.VIR_DOMAIN_SHUTOFF: SHUT_OFF,
+    libvirt.VIR_DOMAIN_CRASHED: gettext_noop("crashed"), libvirt.VIR_DOMAIN_PMSUSPENDED: gettext_noop("pmsuspended"),
 }
 
 
@@ -115,9 +116,19 @@ class DiskChange:
     notes: list[str] = field(default_factory=list)  # what was not done, and why (libvirt's words)
 
     def summary(self) -> str:
-        done = " and ".join(part for part, did in (("persistently", self.persistent), ("live", self.live)) if did)
-        line = f"{self.target} {self.verb} {done or 'nowhere'} on {self.domain}."
-        return " ".join([line, *self.notes])
+        attached = self.verb == "attached"
+        if self.persistent and self.live:
+            line = (_("%(target)s attached persistently and live on %(vm)s.") if attached
+                    else _("%(target)s detached persistently and live on %(vm)s."))
+        elif self.persistent:
+            line = (_("%(target)s attached persistently on %(vm)s.") if attached
+                    else _("%(target)s detached persistently on %(vm)s."))
+        elif self.live:
+            line = _("%(target)s attached live on %(vm)s.") if attached else _("%(target)s detached live on %(vm)s.")
+        else:
+            line = (_("%(target)s attached nowhere on %(vm)s.") if attached
+                    else _("%(target)s detached nowhere on %(vm)s."))
+        return " ".join([line % {"target": self.target, "vm": self.domain}, *self.notes])
 
 
 # -- Reading -------------------------------------------------------------------------------------
@@ -252,14 +263,20 @@ def sharing_refusal(uses: Iterable[tuple[str, DiskUse]], *, domain_name: str, re
     (the guests then coordinate, with a cluster file system). A VM never gets the same volume twice."""
     for name, disk in uses:
         if name == domain_name:
-            return f"VM {name} already has this volume as {disk.target}."
+            return _("VM %(vm)s already has this volume as %(target)s.") % {"vm": name, "target": disk.target}
         if (disk.readonly and readonly) or (disk.shareable and shareable):
             continue
-        how = "read-only" if disk.readonly else "read-write"
-        needs = ("attach it read-only too, or mark both disks shareable" if disk.readonly
-                 else "both disks must be marked shareable")
-        return (f"VM {name} already uses this volume {how} as {disk.target}"
-                f"{' (shareable)' if disk.shareable else ''}: {needs}.")
+        if disk.readonly:
+            text = (_("VM %(vm)s already uses this volume read-only as %(target)s (shareable): attach it read-only "
+                      "too, or mark both disks shareable.") if disk.shareable
+                    else _("VM %(vm)s already uses this volume read-only as %(target)s: attach it read-only too, or "
+                           "mark both disks shareable."))
+        else:
+            text = (_("VM %(vm)s already uses this volume read-write as %(target)s (shareable): both disks must be "
+                      "marked shareable.") if disk.shareable
+                    else _("VM %(vm)s already uses this volume read-write as %(target)s: both disks must be marked "
+                           "shareable."))
+        return text % {"vm": name, "target": disk.target}
     return ""
 
 
@@ -284,21 +301,24 @@ def free_target(used: Iterable[str], bus: str) -> str:
     """The first target device name for the bus that no disk of the VM has (vdX for virtio, sdX for
     scsi and sata: they share the sd names)."""
     if bus not in TARGET_PREFIX:
-        raise InvalidRequest(f"Unknown disk bus {bus!r}: use one of {', '.join(BUSES)}.")
+        raise InvalidRequest(_("Unknown disk bus %(bus)s: use one of %(buses)s.")
+                             % {"bus": repr(bus), "buses": ", ".join(BUSES)})
     taken = set(used)
     for index in range(MAX_TARGETS):
         name = target_name(TARGET_PREFIX[bus], index)
         if name not in taken:
             return name
-    raise InvalidRequest(f"The VM has no free {bus} target device name left.")
+    raise InvalidRequest(_("The VM has no free %(bus)s target device name left.") % {"bus": bus})
 
 
 def disk_xml(spec: DiskSpec, target: str) -> str:
     """The <disk type='volume'> element that attaches the volume by pool and name (never by host path)."""
     if spec.bus not in BUSES:
-        raise InvalidRequest(f"Unknown disk bus {spec.bus!r}: use one of {', '.join(BUSES)}.")
+        raise InvalidRequest(_("Unknown disk bus %(bus)s: use one of %(buses)s.")
+                             % {"bus": repr(spec.bus), "buses": ", ".join(BUSES)})
     if spec.cache and spec.cache not in CACHE_MODES:
-        raise InvalidRequest(f"Unknown cache mode {spec.cache!r}: use one of {', '.join(CACHE_MODES)}.")
+        raise InvalidRequest(_("Unknown cache mode %(mode)s: use one of %(modes)s.")
+                             % {"mode": repr(spec.cache), "modes": ", ".join(CACHE_MODES)})
     disk = ET.Element("disk", type="volume", device="disk")
     driver = ET.SubElement(disk, "driver", name="qemu", type=spec.format or "raw")
     if spec.cache:
@@ -335,7 +355,7 @@ def attach_volume(lv: LibvirtHost, uuid: str, spec: DiskSpec) -> DiskChange:
     active, persistent, live, config = _definitions(dom)
     used = set(live) | set(config)
     if spec.target and spec.target in used:
-        raise InvalidRequest(f"{dom.name()} already has a disk {spec.target}.")
+        raise InvalidRequest(_("%(vm)s already has a disk %(target)s.") % {"vm": dom.name(), "target": spec.target})
     target = spec.target or free_target(used, spec.bus)
     xml = disk_xml(spec, target)
     change = DiskChange("attached", dom.name(), target)
@@ -344,14 +364,14 @@ def attach_volume(lv: LibvirtHost, uuid: str, spec: DiskSpec) -> DiskChange:
             dom.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
         change.persistent = True
     if not active:
-        change.notes.append("The VM is not running: the guest sees the disk from its next start.")
+        change.notes.append(_("The VM is not running: the guest sees the disk from its next start."))
         return change
     if spec.bus not in HOTPLUG_BUSES:
         if not persistent:
-            raise InvalidRequest(f"A running VM cannot get a {spec.bus} disk ({spec.bus} has no hotplug), and this "
-                                 "VM is transient: nothing was attached. Use virtio or scsi.")
-        change.notes.append(f"Not attached live: {spec.bus} has no hotplug. The guest sees it from its next start; "
-                            "use virtio or scsi for a disk the running guest sees at once.")
+            raise InvalidRequest(_("A running VM cannot get a %(bus)s disk (%(bus)s has no hotplug), and this VM is "
+                                   "transient: nothing was attached. Use virtio or scsi.") % {"bus": spec.bus})
+        change.notes.append(_("Not attached live: %(bus)s has no hotplug. The guest sees it from its next start; "
+                              "use virtio or scsi for a disk the running guest sees at once.") % {"bus": spec.bus})
         return change
     try:
         with translated():
@@ -359,7 +379,8 @@ def attach_volume(lv: LibvirtHost, uuid: str, spec: DiskSpec) -> DiskChange:
     except VirtError as exc:
         if not persistent or isinstance(exc, HostUnreachable):
             raise
-        change.notes.append(f"libvirt refused the live attach: {exc}. The guest sees it from its next start.")
+        change.notes.append(_("libvirt refused the live attach: %(error)s. The guest sees it from its next start.")
+                            % {"error": exc})
     else:
         change.live = True
     return change
@@ -372,7 +393,7 @@ def detach_disk(lv: LibvirtHost, uuid: str, target: str, *, timeout: float, poll
     dom = _lookup(lv, uuid)
     active, persistent, live, config = _definitions(dom)
     if target not in live and target not in config:
-        raise ObjectNotFound(f"{dom.name()} has no disk {target}.")
+        raise ObjectNotFound(_("%(vm)s has no disk %(target)s.") % {"vm": dom.name(), "target": target})
     change = DiskChange("detached", dom.name(), target)
     if target in config:
         with translated():
@@ -382,10 +403,11 @@ def detach_disk(lv: LibvirtHost, uuid: str, target: str, *, timeout: float, poll
         return change
     bus = live[target].find("target").get("bus", "")
     if bus in ("sata", "ide", "fdc"):
-        refusal = f"{bus} has no hot-unplug: the running guest keeps {target} until the VM stops."
+        refusal = (_("%(bus)s has no hot-unplug: the running guest keeps %(target)s until the VM stops.")
+                   % {"bus": bus, "target": target})
         if not change.persistent:
-            raise InvalidRequest(f"Nothing was detached: {refusal}")
-        change.notes.append(f"Not detached live: {refusal}")
+            raise InvalidRequest(_("Nothing was detached: %(reason)s") % {"reason": refusal})
+        change.notes.append(_("Not detached live: %(reason)s") % {"reason": refusal})
         return change
     try:
         with translated():
@@ -393,14 +415,18 @@ def detach_disk(lv: LibvirtHost, uuid: str, target: str, *, timeout: float, poll
     except VirtError as exc:
         if not change.persistent or isinstance(exc, HostUnreachable):
             raise
-        change.notes.append(f"libvirt refused the live detach: {exc}. The running guest keeps the disk until "
-                            "the VM stops.")
+        change.notes.append(_("libvirt refused the live detach: %(error)s. The running guest keeps the disk until "
+                              "the VM stops.") % {"error": exc})
         return change
     if not _wait_until_gone(dom, target, timeout, poll):
-        done = "it is out of the VM's persistent definition, but " if change.persistent else ""
-        raise DetachTimeout(f"The guest did not release {target} within {timeout:g} s: {done}it is still attached "
-                            f"to the running VM {dom.name()}. A guest without an OS or without disk hotplug support "
-                            "never answers; the disk goes when the guest releases it or the VM stops.")
+        message = (_("The guest did not release %(target)s within %(seconds)s s: it is out of the VM's persistent "
+                     "definition, but it is still attached to the running VM %(vm)s. A guest without an OS or without "
+                     "disk hotplug support never answers; the disk goes when the guest releases it or the VM stops.")
+                   if change.persistent else
+                   _("The guest did not release %(target)s within %(seconds)s s: it is still attached to the running "
+                     "VM %(vm)s. A guest without an OS or without disk hotplug support never answers; the disk goes "
+                     "when the guest releases it or the VM stops."))
+        raise DetachTimeout(message % {"target": target, "seconds": f"{timeout:g}", "vm": dom.name()})
     change.live = True
     return change
 

@@ -23,6 +23,7 @@ from . import localfile, sparse_format, streams, xmlio
 from .connection import LibvirtHost
 from .errors import InvalidRequest, OperationFailed, VirtError, translated
 from .streams import abort_stream
+from .text import _
 from .types import VolumeInfo
 
 # libvirt hands a download over in messages of at most 256 KiB: recv() never returns more, and
@@ -101,7 +102,7 @@ class _Worker:
     def _wait_for_room(self) -> None:
         self.credit.acquire()
         if self.reader.stopped.is_set():
-            raise ReaderClosed("the download was stopped")
+            raise ReaderClosed(_("the download was stopped"))
 
     def _run(self) -> None:
         reader = self.reader
@@ -146,7 +147,7 @@ class _Worker:
             try:
                 while True:
                     if reader.stopped.is_set():
-                        raise ReaderClosed("the download was stopped")
+                        raise ReaderClosed(_("the download was stopped"))
                     if reader.sparse:
                         got = stream.recvFlags(RECV_BYTES, libvirt.VIR_STREAM_RECV_STOP_AT_HOLE)
                     else:
@@ -156,7 +157,7 @@ class _Worker:
                         records.append(Hole(position, size))
                         position += size
                     elif isinstance(got, int):
-                        raise OperationFailed(f"libvirt stream returned {got}")
+                        raise OperationFailed(_("libvirt stream returned %(code)s") % {"code": got})
                     elif got:
                         records.append(Data(position, got))
                         position += len(got)
@@ -167,8 +168,8 @@ class _Worker:
                     else:
                         break
                 if position != end:  # the volume shrank under us, say: never hand out a short volume
-                    raise OperationFailed(f"libvirt sent {position - start} bytes of the range at {start}, "
-                                          f"not {end - start}")
+                    raise OperationFailed(_("libvirt sent %(sent)s bytes of the range at %(start)s, not %(length)s")
+                                          % {"sent": position - start, "start": start, "length": end - start})
                 stream.finish()
             except BaseException:
                 abort_stream(stream)
@@ -203,7 +204,7 @@ class _RecordReader:
     def next_record(self) -> Record | None:
         """The next Data or Hole record, in volume order; None at the end (and after it)."""
         if self._closed:  # never let a stopped download pass for a whole one
-            raise ReaderClosed("the download was stopped")
+            raise ReaderClosed(_("the download was stopped"))
         record, self._pending = self._pending or self._next(), None
         if isinstance(record, Data):
             self.done += len(record.data)
@@ -215,7 +216,7 @@ class _RecordReader:
     def read(self, limit: int = READ_BYTES) -> bytes:
         """Up to limit bytes of the volume (holes as zeros); b"" at the end."""
         if self._closed:  # never let a stopped download pass for a whole one
-            raise ReaderClosed("the download was stopped")
+            raise ReaderClosed(_("the download was stopped"))
         parts: list[bytes] = []
         size = 0
         while size < limit:
@@ -272,7 +273,8 @@ class VolumeReader(_RecordReader):
             with translated():
                 self.info: VolumeInfo = xmlio.parse_volume(first.raw_volume(pool_name, name).XMLDesc(0))
             if self.info.type not in ("file", "block"):
-                raise InvalidRequest(f"volume {name} is a {self.info.type}: only file and block volumes download")
+                raise InvalidRequest(_("volume %(name)s is a %(type)s: only file and block volumes download")
+                                     % {"name": name, "type": self.info.type})
             # The file's size, not the virtual size: a qcow2 downloads as the qcow2 file it is.
             self.length = self.info.physical or self.info.capacity
             self.streams = max(1, min(streams, -(-self.length // window)))
@@ -328,7 +330,7 @@ class VolumeReader(_RecordReader):
             with self._posted:
                 while (part := self._parts.pop(self._seq, None)) is None:
                     if self._closed:  # never let a stopped download pass for a whole one
-                        raise ReaderClosed("the download was stopped")
+                        raise ReaderClosed(_("the download was stopped"))
                     if self._error is not None:
                         raise self._error
                     self._posted.wait()
@@ -342,7 +344,7 @@ class VolumeReader(_RecordReader):
 
     @property
     def how(self) -> str:
-        return f"through {self.streams} libvirt streams"
+        return _("through %(count)s libvirt streams") % {"count": self.streams}
 
     def close(self) -> None:
         """Stop reading (libvirt aborts the streams still running) and close the connections."""
@@ -365,7 +367,9 @@ class LocalVolumeReader(_RecordReader):
     holes found with SEEK_DATA/SEEK_HOLE, so they are neither read nor sent (as Hole records;
     ``read`` turns them into zeros, which is also what libvirt would send without sparse)."""
 
-    how = f"straight from {localfile.VOLUME_FILE}"
+    @property
+    def how(self) -> str:
+        return _("straight from %(file)s") % {"file": _(localfile.VOLUME_FILE)}
 
     def __init__(self, target: localfile.VolumeFile, *, sparse: bool = False) -> None:
         super().__init__()
@@ -386,7 +390,8 @@ class LocalVolumeReader(_RecordReader):
             return Hole(position, segment.length)
         data = os.pread(self.target.fd, min(READ_BYTES, segment.end - position), position)
         if not data:  # the file shrank under us: never hand out a short volume
-            raise OperationFailed(f"the volume's file ended at byte {position}, before its {self.length} bytes")
+            raise OperationFailed(_("the volume's file ended at byte %(position)s, before its %(length)s bytes")
+                                  % {"position": position, "length": self.length})
         self._position += len(data)
         return Data(position, data)
 

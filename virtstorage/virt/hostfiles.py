@@ -16,6 +16,7 @@ import stat
 from dataclasses import dataclass, field
 
 from . import imagecheck
+from .text import _
 
 SCAN_LIMIT = 20_000  # entries read per directory; 10,000 entries take ~30 ms here (lstat each)
 NETWORK_FS_TYPES = frozenset({
@@ -120,7 +121,7 @@ def scan_directory(path: str, known: set[str], *, limit: int = SCAN_LIMIT) -> Di
                 else:
                     scan.unlisted.append(facts)
     except OSError as exc:
-        scan.error = f"{path} cannot be read from here: {exc.strerror or exc}."
+        scan.error = _("%(path)s cannot be read from here: %(error)s.") % {"path": path, "error": exc.strerror or exc}
     scan.unlisted.sort(key=lambda facts: facts.name)
     return scan
 

@@ -39,6 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .text import _
+
 if TYPE_CHECKING:
     import libvirt
 
@@ -120,7 +122,8 @@ class ImageFacts:
 
 
 def _refuse(reason: str, what: str) -> UnsafeImage:
-    return UnsafeImage(f"{what} Nothing was done with it.", reason)
+    # Translators: %(what)s is one of the sentences below, saying what was found.
+    return UnsafeImage(_("%(what)s Nothing was done with it.") % {"what": what}, reason)
 
 
 def _shown(name: bytes | str, limit: int = 100) -> str:
@@ -193,8 +196,8 @@ def inspect(head: bytes, stated_format: str | None = None, *,
     Whatever the bytes, raises nothing but UnsafeImage (exceptions of backing_allowed itself pass through).
     """
     if stated_format is not None and stated_format not in SUPPORTED_FORMATS:
-        raise _refuse("unsupported-format", f"The format {_shown(str(stated_format))} is not supported: only "
-                                            f"{' and '.join(SUPPORTED_FORMATS)} images are.")
+        raise _refuse("unsupported-format", _("The format %(format)s is not supported: only %(formats)s images are.")
+                      % {"format": _shown(str(stated_format)), "formats": " and ".join(SUPPORTED_FORMATS)})
     try:
         head = bytes(head)
         content = _content_format(head, stated_format)
@@ -205,10 +208,11 @@ def inspect(head: bytes, stated_format: str | None = None, *,
     except UnsafeImage:
         raise
     except Exception as exc:  # noqa: BLE001 - a bug here must refuse the image, never let it pass
-        raise _refuse("internal", f"The image header could not be checked ({type(exc).__name__}).") from exc
+        raise _refuse("internal", _("The image header could not be checked (%(error)s).")
+                      % {"error": type(exc).__name__}) from exc
     if name and (backing_allowed is None or backing_allowed(name) is not True):
-        raise _refuse("backing-file", f"The qcow2 image names a backing file, {_shown(name)}, that the app does "
-                                      f"not allow: qemu would read that file on the host.")
+        raise _refuse("backing-file", _("The qcow2 image names a backing file, %(name)s, that the app does not "
+                                        "allow: qemu would read that file on the host.") % {"name": _shown(name)})
     return ImageFacts("qcow2", virtual_size, name)
 
 
@@ -216,79 +220,91 @@ def _content_format(head: bytes, stated_format: str | None) -> str:
     """The content's format ("raw" or "qcow2") if it is the stated one (or, with none stated, a supported one)."""
     found = [name for name in _signatures(head) if name != _RAW_LIKE]
     if len(found) > 1:
-        raise _refuse("ambiguous-format", f"The image carries the signatures of several formats "
-                                          f"({', '.join(found)}): it could be opened as any of them.")
+        raise _refuse("ambiguous-format", _("The image carries the signatures of several formats (%(formats)s): it "
+                                            "could be opened as any of them.") % {"formats": ", ".join(found)})
     content = found[0] if found else "raw"
     if stated_format is None:
         if content not in SUPPORTED_FORMATS:
-            raise _refuse("unsupported-format", f"The image is in {_format_name(content)} format, which is not "
-                                                f"supported: only {' and '.join(SUPPORTED_FORMATS)} images are.")
+            raise _refuse("unsupported-format", _("The image is in %(format)s format, which is not supported: only "
+                                                  "%(formats)s images are.")
+                          % {"format": _format_name(content), "formats": " and ".join(SUPPORTED_FORMATS)})
     elif content != stated_format:
-        looks = "has no image format signature (raw)" if content == "raw" else f"is a {_format_name(content)} image"
-        raise _refuse("format-mismatch", f"The image is stated to be {stated_format}, but its content {looks}: "
-                                         f"libvirt and qemu would take it for what its content says.")
+        mismatch = (_("The image is stated to be %(stated)s, but its content has no image format signature (raw): "
+                      "libvirt and qemu would take it for what its content says.") if content == "raw" else
+                    _("The image is stated to be %(stated)s, but its content is a %(format)s image: libvirt and qemu "
+                      "would take it for what its content says."))
+        raise _refuse("format-mismatch", mismatch % {"stated": stated_format, "format": _format_name(content)})
     return content
 
 
 def _format_name(name: str) -> str:
-    return "qcow (version 1)" if name == "qcow" else name
+    return _("qcow (version 1)") if name == "qcow" else name
 
 
 def _inspect_qcow2(head: bytes) -> tuple[int, bytes]:
     """The virtual size and the backing file name (b"" for none) of a safe qcow2 header; else UnsafeImage."""
     if len(head) < _QCOW2_V2_LENGTH:
-        raise _truncated(f"its header needs {_QCOW2_V2_LENGTH} bytes, the image holds {len(head)}")
+        raise _truncated(_("its header needs %(needed)s bytes, the image holds %(held)s")
+                         % {"needed": _QCOW2_V2_LENGTH, "held": len(head)})
     magic, version, backing_offset, backing_size, cluster_bits, size, crypt_method = _QCOW2_V2.unpack_from(head)
     if magic != _QCOW2_MAGIC:
-        raise _malformed(f"it starts with {_shown(magic)}, not qcow2's magic")
+        raise _malformed(_("it starts with %(magic)s, not qcow2's magic") % {"magic": _shown(magic)})
     if version not in (2, 3):
-        raise _refuse("qcow2-version", f"The image is a qcow2 of version {version}: only versions 2 and 3 are "
-                                       f"accepted.")
+        raise _refuse("qcow2-version", _("The image is a qcow2 of version %(version)s: only versions 2 and 3 are "
+                                         "accepted.") % {"version": version})
     if not _MIN_CLUSTER_BITS <= cluster_bits <= _MAX_CLUSTER_BITS:
-        raise _malformed(f"its cluster_bits is {cluster_bits}, outside qemu's {_MIN_CLUSTER_BITS} to "
-                         f"{_MAX_CLUSTER_BITS}")
+        raise _malformed(_("its cluster_bits is %(bits)s, outside qemu's %(min)s to %(max)s")
+                         % {"bits": cluster_bits, "min": _MIN_CLUSTER_BITS, "max": _MAX_CLUSTER_BITS})
     cluster = 1 << cluster_bits
     header_length = _QCOW2_V2_LENGTH
     if version == 3:
         if len(head) < _QCOW2_V3_LENGTH:
-            raise _truncated(f"a version 3 header needs {_QCOW2_V3_LENGTH} bytes, the image holds {len(head)}")
+            raise _truncated(_("a version 3 header needs %(needed)s bytes, the image holds %(held)s")
+                             % {"needed": _QCOW2_V3_LENGTH, "held": len(head)})
         incompatible, _compatible, autoclear, refcount_order, header_length = _QCOW2_V3.unpack_from(
             head, _QCOW2_V2_LENGTH)
         if incompatible & _INCOMPAT_DATA_FILE:
-            raise _data_file("its header sets the external data file feature")
+            raise _data_file(_("its header sets the external data file feature"))
         if autoclear & _AUTOCLEAR_DATA_FILE_RAW:
-            raise _data_file("its header sets the data-file-raw feature")
+            raise _data_file(_("its header sets the data-file-raw feature"))
         unknown = incompatible & ~_INCOMPAT_ALLOWED
         if unknown:
             bits = ", ".join(str(bit) for bit in range(64) if unknown >> bit & 1)
-            raise _refuse("unknown-features", f"The qcow2 image needs incompatible features this app does not "
-                                              f"know (bits {bits}): what qemu would do with them is unknown.")
+            raise _refuse("unknown-features", _("The qcow2 image needs incompatible features this app does not "
+                                                "know (bits %(bits)s): what qemu would do with them is unknown.")
+                          % {"bits": bits})
         if not _QCOW2_V3_LENGTH <= header_length <= cluster:
-            raise _malformed(f"its header_length is {header_length}, not between {_QCOW2_V3_LENGTH} and the "
-                             f"cluster size {cluster}")
+            raise _malformed(_("its header_length is %(length)s, not between %(min)s and the cluster size %(cluster)s")
+                             % {"length": header_length, "min": _QCOW2_V3_LENGTH, "cluster": cluster})
         if header_length > len(head):
-            raise _truncated(f"its header claims {header_length} bytes, the image holds {len(head)}")
+            raise _truncated(_("its header claims %(length)s bytes, the image holds %(held)s")
+                             % {"length": header_length, "held": len(head)})
         if refcount_order > _MAX_REFCOUNT_ORDER:
-            raise _malformed(f"its refcount_order is {refcount_order}")
+            raise _malformed(_("its refcount_order is %(order)s") % {"order": refcount_order})
     if crypt_method != 0:
-        kind = {1: "AES", 2: "LUKS"}.get(crypt_method, f"method {crypt_method}")
-        raise _encrypted(f"{kind} encryption")
+        kind = {1: "AES", 2: "LUKS"}.get(crypt_method)
+        raise _encrypted(_("%(kind)s encryption") % {"kind": kind} if kind
+                         else _("method %(method)s encryption") % {"method": crypt_method})
     if backing_offset > cluster:
-        raise _malformed(f"its backing file name lies at byte {backing_offset}, past the first cluster "
-                         f"({cluster} bytes)")
+        raise _malformed(_("its backing file name lies at byte %(offset)s, past the first cluster (%(cluster)s bytes)")
+                         % {"offset": backing_offset, "cluster": cluster})
     if backing_offset and backing_offset < header_length:
-        raise _malformed(f"its backing file name at byte {backing_offset} overlaps the {header_length}-byte header")
+        raise _malformed(_("its backing file name at byte %(offset)s overlaps the %(length)s-byte header")
+                         % {"offset": backing_offset, "length": header_length})
     _check_extensions(head, header_length, backing_offset or cluster)
     _check_libvirt_extension_walk(head, header_length, backing_offset)
     if not backing_offset or not backing_size:  # qemu and libvirt: no backing file
         return size, b""
     if backing_size > _MAX_BACKING_NAME:
-        raise _malformed(f"its backing file name is {backing_size} bytes long (at most {_MAX_BACKING_NAME})")
+        raise _malformed(_("its backing file name is %(size)s bytes long (at most %(max)s)")
+                         % {"size": backing_size, "max": _MAX_BACKING_NAME})
     end = backing_offset + backing_size
     if end > cluster:
-        raise _malformed(f"its backing file name runs to byte {end}, past the first cluster ({cluster} bytes)")
+        raise _malformed(_("its backing file name runs to byte %(end)s, past the first cluster (%(cluster)s bytes)")
+                         % {"end": end, "cluster": cluster})
     if end > len(head):
-        raise _truncated(f"its backing file name runs to byte {end}, the image holds {len(head)}")
+        raise _truncated(_("its backing file name runs to byte %(end)s, the image holds %(held)s")
+                         % {"end": end, "held": len(head)})
     return size, head[backing_offset:end]
 
 
@@ -297,20 +313,23 @@ def _check_extensions(head: bytes, start: int, end: int) -> None:
     offset = start
     while offset < end:
         if offset + _QCOW2_EXTENSION.size > len(head):
-            raise _truncated(f"its header extensions run past byte {len(head)}, the end of the image")
+            raise _truncated(_("its header extensions run past byte %(end)s, the end of the image")
+                             % {"end": len(head)})
         kind, length = _QCOW2_EXTENSION.unpack_from(head, offset)
         offset += _QCOW2_EXTENSION.size
         if offset > end or length > end - offset:
-            raise _malformed(f"a header extension (type {kind:#010x}, {length} bytes) runs past byte {end}, "
-                             f"the end of the header area")
+            raise _malformed(_("a header extension (type %(type)s, %(length)s bytes) runs past byte %(end)s, the end "
+                               "of the header area") % {"type": f"{kind:#010x}", "length": length, "end": end})
         if kind == EXT_END:
             return
         if offset + length > len(head):
-            raise _truncated(f"a header extension runs to byte {offset + length}, the image holds {len(head)}")
+            raise _truncated(_("a header extension runs to byte %(end)s, the image holds %(held)s")
+                             % {"end": offset + length, "held": len(head)})
         if kind == EXT_DATA_FILE:
-            raise _data_file(f"its header names the external data file {_shown(head[offset:offset + length])}")
+            raise _data_file(_("its header names the external data file %(name)s")
+                             % {"name": _shown(head[offset:offset + length])})
         if kind == EXT_CRYPTO_HEADER:
-            raise _encrypted("its header holds an encryption header extension")
+            raise _encrypted(_("its header holds an encryption header extension"))
         offset += (length + 7) & ~7
 
 
@@ -327,8 +346,8 @@ def _check_libvirt_extension_walk(head: bytes, start: int, backing_offset: int) 
         if kind == EXT_END or offset + length > buffer_end:
             return
         if kind == EXT_DATA_FILE:
-            raise _data_file(f"its header names the external data file {_shown(head[offset:offset + length])}, "
-                             f"where libvirt reads it")
+            raise _data_file(_("its header names the external data file %(name)s, where libvirt reads it")
+                             % {"name": _shown(head[offset:offset + length])})
         offset += length
 
 
@@ -337,41 +356,49 @@ def _backing_name(raw: bytes) -> str:
     if not raw:
         return ""
     if b"\0" in raw:
-        raise _bad_backing_name(raw, "holds a NUL byte")
+        raise _bad_backing_name(_("The qcow2 image names a backing file %(name)s that holds a NUL byte: qemu would "
+                                  "open it on the host."), raw)
     try:
         name = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise _bad_backing_name(raw, "is not valid UTF-8") from None
+        raise _bad_backing_name(_("The qcow2 image names a backing file %(name)s that is not valid UTF-8: qemu would "
+                                  "open it on the host."), raw) from None
     if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in name):
-        raise _bad_backing_name(raw, "holds control characters")
+        raise _bad_backing_name(_("The qcow2 image names a backing file %(name)s that holds control characters: qemu "
+                                  "would open it on the host."), raw)
     if name.startswith("json:"):
-        raise _bad_backing_name(raw, "is a json: pseudo-protocol description")
+        raise _bad_backing_name(_("The qcow2 image names a backing file %(name)s that is a json: pseudo-protocol "
+                                  "description: qemu would open it on the host."), raw)
     colon, slash = name.find(":"), name.find("/")
     if colon >= 0 and (slash < 0 or colon < slash):
-        raise _bad_backing_name(raw, f"is a {_shown(name[:colon + 1], 20)} protocol address, not a file")
+        raise _bad_backing_name(_("The qcow2 image names a backing file %(name)s that is a %(protocol)s protocol "
+                                  "address, not a file: qemu would open it on the host."), raw,
+                                protocol=_shown(name[:colon + 1], 20))
     return name
 
 
+# Translators (the four below): %(what)s is one of the clauses above, saying what was found.
 def _truncated(what: str) -> UnsafeImage:
-    return _refuse("truncated", f"The qcow2 image is cut short: {what}.")
+    return _refuse("truncated", _("The qcow2 image is cut short: %(what)s.") % {"what": what})
 
 
 def _malformed(what: str) -> UnsafeImage:
-    return _refuse("malformed", f"The qcow2 image header is malformed: {what}.")
+    return _refuse("malformed", _("The qcow2 image header is malformed: %(what)s.") % {"what": what})
 
 
 def _data_file(what: str) -> UnsafeImage:
-    return _refuse("data-file", f"The qcow2 image keeps its data in an external file ({what}): qemu would read "
-                                f"and write that file on the host.")
+    return _refuse("data-file", _("The qcow2 image keeps its data in an external file (%(what)s): qemu would read "
+                                  "and write that file on the host.") % {"what": what})
 
 
 def _encrypted(what: str) -> UnsafeImage:
-    return _refuse("encrypted", f"The qcow2 image is encrypted ({what}): the app handles no encrypted images.")
+    return _refuse("encrypted", _("The qcow2 image is encrypted (%(what)s): the app handles no encrypted images.")
+                   % {"what": what})
 
 
-def _bad_backing_name(raw: bytes, what: str) -> UnsafeImage:
-    return _refuse("backing-name", f"The qcow2 image names a backing file {_shown(raw)} that {what}: qemu would "
-                                   f"open it on the host.")
+def _bad_backing_name(message: str, raw: bytes, **values: str) -> UnsafeImage:
+    """message: a translated sentence with %(name)s, the backing file name as written."""
+    return _refuse("backing-name", message % {"name": _shown(raw), **values})
 
 
 # -- readers ----------------------------------------------------------------------------------------------------------
@@ -426,12 +453,12 @@ def _download(lv: LibvirtHost, volume: libvirt.virStorageVol, offset: int, lengt
         while True:
             data = stream.recv(min(256 * 1024, length - done + 1))
             if isinstance(data, int):
-                raise OperationFailed(f"libvirt stream returned {data}")
+                raise OperationFailed(_("libvirt stream returned %(code)s") % {"code": data})
             if not data:
                 break
             done += len(data)
             if done > length:
-                raise OperationFailed(f"libvirt sent more than the {length} bytes asked for")
+                raise OperationFailed(_("libvirt sent more than the %(length)s bytes asked for") % {"length": length})
             parts.append(data)
         stream.finish()
     except BaseException:

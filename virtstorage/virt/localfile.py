@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from . import xmlio
 from .connection import LibvirtHost
 from .errors import OperationFailed, translated
+from .text import _, gettext_noop
 from .types import VolumeInfo
 
-# How a transfer's log names this way of moving bytes (tests look for it).
-VOLUME_FILE = "the volume's file (the host is this machine)"
+# How a transfer's log names this way of moving bytes (tests look for it): English here, _(VOLUME_FILE) in a log.
+VOLUME_FILE = gettext_noop("the volume's file (the host is this machine)")
 COPY_BYTES = 16 * 1024 * 1024  # copied per copy_file_range call, between progress reports
 _NO_COPY_FILE_RANGE = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)  # old kernels, odd file systems
 
@@ -111,7 +112,8 @@ def copy_range(source_fd: int, target_fd: int, offset: int, length: int,
         else:
             n = _copy_through_memory(source_fd, target_fd, want, position)
         if not n:
-            raise TruncatedSource(f"the file ended at byte {position} while {end} were expected")
+            raise TruncatedSource(_("the file ended at byte %(position)s while %(end)s were expected")
+                                  % {"position": position, "end": end})
         position += n
         if progress:
             progress(position)

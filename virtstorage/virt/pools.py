@@ -26,6 +26,7 @@ import libvirt
 from . import xmlio
 from .connection import LibvirtHost
 from .errors import InvalidRequest, translated
+from .text import _, gettext_noop
 from .types import PoolInfo
 
 # The types the app offers a form for, in the order the form lists them.
@@ -61,12 +62,12 @@ DIRECTORY_TARGET_TYPES = frozenset({"dir", "fs", "netfs"})
 DISK_TARGET = "/dev"
 ISCSI_TARGET = "/dev/disk/by-path"
 
-_STATES = {
-    libvirt.VIR_STORAGE_POOL_INACTIVE: "inactive",
-    libvirt.VIR_STORAGE_POOL_BUILDING: "building",
-    libvirt.VIR_STORAGE_POOL_RUNNING: "running",
-    libvirt.VIR_STORAGE_POOL_DEGRADED: "degraded",
-    libvirt.VIR_STORAGE_POOL_INACCESSIBLE: "inaccessible",
+_STATES = {  # English, compared; a page shows _(state)
+    libvirt.VIR_STORAGE_POOL_INACTIVE: gettext_noop("inactive"),
+    libvirt.VIR_STORAGE_POOL_BUILDING: gettext_noop("building"),
+    libvirt.VIR_STORAGE_POOL_RUNNING: gettext_noop("running"),
+    libvirt.VIR_STORAGE_POOL_DEGRADED: gettext_noop("degraded"),
+    libvirt.VIR_STORAGE_POOL_INACCESSIBLE: gettext_noop("inaccessible"),
 }
 
 
@@ -84,34 +85,39 @@ def _bad_chars(text: str, allowed: re.Pattern[str]) -> str:
 def validate_pool_name(text: str) -> str:
     """The name if it is a safe pool name: letters, digits and . _ + -, starting with a letter or digit."""
     if not text:
-        raise ValueError("Enter a pool name.")
+        raise ValueError(_("Enter a pool name."))
     if text != text.strip():
         # Refused, not stripped: libvirt would keep the spaces, and " vms" would look like "vms".
-        raise ValueError("A pool name may not start or end with a space; remove it.")
+        raise ValueError(_("A pool name may not start or end with a space; remove it."))
     if len(text) > MAX_POOL_NAME:
-        raise ValueError(f"A pool name can have at most {MAX_POOL_NAME} characters.")
+        raise ValueError(_("A pool name can have at most %(max)s characters.") % {"max": MAX_POOL_NAME})
     if not _SAFE_NAME.fullmatch(text):
         bad = _bad_chars(text, re.compile(r"[A-Za-z0-9._+-]"))
         if bad:
-            raise ValueError(f"A pool name may only use letters, digits and . _ + -; not allowed: {bad}.")
-        raise ValueError("A pool name must start with a letter or digit.")
+            raise ValueError(_("A pool name may only use letters, digits and . _ + -; not allowed: %(chars)s.")
+                             % {"chars": bad})
+        raise ValueError(_("A pool name must start with a letter or digit."))
     return text
 
 
+# Translators: in the messages of these validators %(what)s is the field's name ("target path", "device path"...).
 def _validate_absolute(text: str, what: str) -> str:
     if not text:
-        raise ValueError(f"Enter the {what}.")
+        raise ValueError(_("Enter the %(what)s.") % {"what": what})
     bad = _bad_chars(text, _SAFE_PATH_CHAR)
     if bad:
-        raise ValueError(f"The {what} may only use letters, digits and . _ + - / @ :; not allowed: {bad}.")
+        raise ValueError(_("The %(what)s may only use letters, digits and . _ + - / @ :; not allowed: %(chars)s.")
+                         % {"what": what, "chars": bad})
     if not text.startswith("/"):
-        raise ValueError(f"The {what} must be absolute (start with /), not relative to some unknown directory.")
+        raise ValueError(_("The %(what)s must be absolute (start with /), not relative to some unknown directory.")
+                         % {"what": what})
     parts = text.split("/")
     if ".." in parts or "." in parts:
-        raise ValueError(f"The {what} may not contain '.' or '..' components; write the real path.")
+        raise ValueError(_("The %(what)s may not contain '.' or '..' components; write the real path.")
+                         % {"what": what})
     normal = posixpath.normpath(text)
     if normal != text:
-        raise ValueError(f"Write the {what} in its plain form: {normal}")
+        raise ValueError(_("Write the %(what)s in its plain form: %(path)s") % {"what": what, "path": normal})
     return text
 
 
@@ -119,15 +125,18 @@ def _inside(path: str, tree: str) -> bool:
     return path == tree or path.startswith(tree.rstrip("/") + "/")
 
 
-def validate_directory_path(text: str, what: str = "target path") -> str:
-    """An absolute, plain directory path outside the system's own directories."""
+def validate_directory_path(text: str, what: str = "") -> str:
+    """An absolute, plain directory path outside the system's own directories. what: the field's name in
+    messages ("target path" when empty)."""
+    what = what or _("target path")
     path = _validate_absolute(text, what)
     if path in SYSTEM_DIRS:
-        raise ValueError(f"{path} is a system directory; use a directory of its own, such as "
-                         f"/var/lib/libvirt/images/<pool>.")
+        raise ValueError(_("%(path)s is a system directory; use a directory of its own, such as "
+                           "/var/lib/libvirt/images/<pool>.") % {"path": path})
     for tree in SYSTEM_TREES:
         if _inside(path, tree):
-            raise ValueError(f"The {what} {path} is inside the system directory {tree}; pick another place.")
+            raise ValueError(_("The %(what)s %(path)s is inside the system directory %(tree)s; pick another place.")
+                             % {"what": what, "path": path, "tree": tree})
     return path
 
 
@@ -135,12 +144,13 @@ def roots_text(roots: list[str] | tuple[str, ...]) -> str:
     """The configured roots for a message: "/a", "/a or /b", "/a, /b or /c"."""
     roots = [r for r in roots if r]
     if len(roots) <= 1:
-        return roots[0] if roots else "(none configured)"
-    return ", ".join(roots[:-1]) + " or " + roots[-1]
+        return roots[0] if roots else _("(none configured)")
+    # Translators: the end of a list of directories: "/a, /b or /c".
+    return _("%(first)s or %(last)s") % {"first": ", ".join(roots[:-1]), "last": roots[-1]}
 
 
 def roots_hint(roots: list[str] | tuple[str, ...]) -> str:
-    return f"Pool directories must be under {roots_text(roots)} (POOL_ROOTS)."
+    return _("Pool directories must be under %(roots)s (POOL_ROOTS).") % {"roots": roots_text(roots)}
 
 
 def _has_control_chars(text: str) -> bool:
@@ -149,12 +159,12 @@ def _has_control_chars(text: str) -> bool:
 
 def _unresolvable(path: str, exc: OSError) -> ValueError:
     if exc.errno == errno.ELOOP:
-        return ValueError(f"{path} runs through a loop of symbolic links (or too many of them).")
+        return ValueError(_("%(path)s runs through a loop of symbolic links (or too many of them).") % {"path": path})
     if exc.errno == errno.ENOENT:
-        return ValueError(f"{path} runs through a symbolic link to a place that does not exist.")
+        return ValueError(_("%(path)s runs through a symbolic link to a place that does not exist.") % {"path": path})
     if exc.errno == errno.ENOTDIR:
-        return ValueError(f"{path} runs through a file, not a directory.")
-    return ValueError(f"Cannot check {path}: {exc.strerror or exc}.")
+        return ValueError(_("%(path)s runs through a file, not a directory.") % {"path": path})
+    return ValueError(_("Cannot check %(path)s: %(error)s.") % {"path": path, "error": exc.strerror or exc})
 
 
 def _resolve(path: str) -> str:
@@ -178,8 +188,9 @@ def _resolve(path: str) -> str:
     except OSError as exc:
         raise _unresolvable(path, exc) from None
     if not os.path.isdir(real):
-        raise ValueError(f"{path} is a file, not a directory." if not missing
-                         else f"{path} runs through {real}, which is a file, not a directory.")
+        raise ValueError(_("%(path)s is a file, not a directory.") % {"path": path} if not missing
+                         else _("%(path)s runs through %(real)s, which is a file, not a directory.")
+                         % {"path": path, "real": real})
     return posixpath.join(real, *missing)
 
 
@@ -212,63 +223,79 @@ def check_pool_target(path: str, roots: list[str] | tuple[str, ...]) -> str:
     roots say (a root of / still refuses /etc). Loops, dangling links and files on the way are refused.
     """
     if not isinstance(path, str) or not path:
-        raise ValueError("Enter the pool directory.")
+        raise ValueError(_("Enter the pool directory."))
     if _has_control_chars(path):
-        raise ValueError("The pool directory may not contain control characters (NUL, newline, tab...).")
+        raise ValueError(_("The pool directory may not contain control characters (NUL, newline, tab...)."))
     if not path.startswith("/"):
-        raise ValueError(f"The pool directory must be absolute (start with /), not {path}. {roots_hint(roots)}")
+        raise ValueError(_("The pool directory must be absolute (start with /), not %(path)s. %(hint)s")
+                         % {"path": path, "hint": roots_hint(roots)})
     if ".." in path.split("/"):
-        raise ValueError(f"The pool directory may not contain '..' components; write the real path. "
-                         f"{roots_hint(roots)}")
+        raise ValueError(_("The pool directory may not contain '..' components; write the real path. %(hint)s")
+                         % {"hint": roots_hint(roots)})
     written = posixpath.normpath(path)
     if written.startswith("//"):
         written = "/" + written.lstrip("/")
     resolved = _resolve(written)
-    leads = f"{written} leads to {resolved} (through a symbolic link)" if resolved != written else written
+    values = {"path": written, "real": resolved, "hint": roots_hint(roots)}
+    linked = resolved != written  # messages then say where the link leads
     for candidate in (written, resolved):
         tree = _system_tree_of(candidate)
         if tree is not None:
-            where = f"is the system directory {tree}" if candidate == tree else f"is inside the system directory {tree}"
-            subject = written if candidate == written else leads
-            raise ValueError(f"{subject} {where}: a pool there would put volumes among system files. "
-                             f"{roots_hint(roots)}")
+            values["tree"] = tree
+            if candidate == written or not linked:
+                message = (_("%(path)s is the system directory %(tree)s: a pool there would put volumes among "
+                             "system files. %(hint)s") if candidate == tree else
+                           _("%(path)s is inside the system directory %(tree)s: a pool there would put volumes among "
+                             "system files. %(hint)s"))
+            else:
+                message = (_("%(path)s leads to %(real)s (through a symbolic link) is the system directory %(tree)s: "
+                             "a pool there would put volumes among system files. %(hint)s") if candidate == tree else
+                           _("%(path)s leads to %(real)s (through a symbolic link) is inside the system directory "
+                             "%(tree)s: a pool there would put volumes among system files. %(hint)s"))
+            raise ValueError(message % values)
     usable = [r for r in roots if r and r.startswith("/") and not _has_control_chars(r)]
     if not usable:
-        raise ValueError("No pool roots are configured: set POOL_ROOTS to the directories pools may use.")
+        raise ValueError(_("No pool roots are configured: set POOL_ROOTS to the directories pools may use."))
     for root in usable:
         real_root = os.path.realpath(root)
         if _inside(resolved, real_root):
             hidden = [part for part in resolved[len(real_root):].split("/") if part.startswith(".")]
             if hidden:
-                raise ValueError(f"{leads} goes into the hidden directory {hidden[0]}: pool directories may not "
-                                 f"be hidden ones such as .ssh or .config. {roots_hint(roots)}")
+                values["hidden"] = hidden[0]
+                raise ValueError((_("%(path)s leads to %(real)s (through a symbolic link) goes into the hidden "
+                                    "directory %(hidden)s: pool directories may not be hidden ones such as .ssh or "
+                                    ".config. %(hint)s") if linked else
+                                  _("%(path)s goes into the hidden directory %(hidden)s: pool directories may not be "
+                                    "hidden ones such as .ssh or .config. %(hint)s")) % values)
             return resolved
-    raise ValueError(f"{leads} is outside the pool roots. {roots_hint(roots)}")
+    raise ValueError((_("%(path)s leads to %(real)s (through a symbolic link) is outside the pool roots. %(hint)s")
+                      if linked else _("%(path)s is outside the pool roots. %(hint)s")) % values)
 
 
 def validate_device_dir(text: str) -> str:
     """A pool's device directory (logical, disk, iscsi targets): /dev or under it, also after symlinks."""
-    path = _validate_absolute(text, "device directory")
+    path = _validate_absolute(text, _("device directory"))
     if not _inside(path, "/dev") or not _inside(os.path.realpath(path), "/dev"):
-        raise ValueError(f"{path} is not a device directory: this pool type's target is /dev or a directory "
-                         "under /dev.")
+        raise ValueError(_("%(path)s is not a device directory: this pool type's target is /dev or a directory "
+                           "under /dev.") % {"path": path})
     return path
 
 
 def validate_device_path(text: str) -> str:
     """A block device path, e.g. /dev/sdb or /dev/disk/by-id/…"""
-    path = _validate_absolute(text, "device path")
+    path = _validate_absolute(text, _("device path"))
     if not path.startswith("/dev/") or path == "/dev/":
-        raise ValueError(f"{path} is not a device: device paths start with /dev/.")
+        raise ValueError(_("%(path)s is not a device: device paths start with /dev/.") % {"path": path})
     return path
 
 
 def validate_source_name(text: str, what: str) -> str:
     """A volume group, zpool or Ceph pool name."""
     if not text:
-        raise ValueError(f"Enter the {what}.")
+        raise ValueError(_("Enter the %(what)s.") % {"what": what})
     if len(text) > 127 or not _SAFE_NAME.fullmatch(text):
-        raise ValueError(f"The {what} may only use letters, digits and . _ + -, starting with a letter or digit.")
+        raise ValueError(_("The %(what)s may only use letters, digits and . _ + -, starting with a letter or digit.")
+                         % {"what": what})
     return text
 
 
@@ -276,31 +303,31 @@ def validate_host_address(text: str) -> tuple[str, int | None]:
     """A host name or IP address with an optional :port, as (host, port)."""
     text = text.strip()
     if not text:
-        raise ValueError("Enter a host name or IP address.")
+        raise ValueError(_("Enter a host name or IP address."))
     host, port_text = text, ""
     if text.startswith("["):  # [IPv6]:port
-        host, _, rest = text[1:].partition("]")
+        host, _bracket, rest = text[1:].partition("]")
         if rest and not rest.startswith(":"):
-            raise ValueError(f"'{text}' is not host[:port].")
+            raise ValueError(_("'%(text)s' is not host[:port].") % {"text": text})
         port_text = rest[1:]
     elif text.count(":") == 1:
         host, port_text = text.split(":")
     port = None
     if port_text:
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(f"'{port_text}' is not a port number (1-65535).")
+            raise ValueError(_("'%(port)s' is not a port number (1-65535).") % {"port": port_text})
         port = int(port_text)
     try:
         ipaddress.ip_address(host)
     except ValueError:
         if len(host) > 253 or not _DNS_NAME.fullmatch(host):
-            raise ValueError(f"'{host}' is not a host name or IP address.") from None
+            raise ValueError(_("'%(host)s' is not a host name or IP address.") % {"host": host}) from None
     return host, port
 
 
 def validate_iqn(text: str, what: str = "IQN") -> str:
     if not _IQN.fullmatch(text or ""):
-        raise ValueError(f"The {what} must look like iqn.2024-01.com.example:storage.target1.")
+        raise ValueError(_("The %(what)s must look like iqn.2024-01.com.example:storage.target1.") % {"what": what})
     return text
 
 
@@ -308,12 +335,12 @@ def validate_uuid(text: str) -> str:
     try:
         return str(uuid.UUID(text))
     except (ValueError, AttributeError, TypeError):
-        raise ValueError("Enter a libvirt secret UUID such as 0a81f5b2-8403-7b23-c8d6-21ccc2f80d6f.") from None
+        raise ValueError(_("Enter a libvirt secret UUID such as 0a81f5b2-8403-7b23-c8d6-21ccc2f80d6f.")) from None
 
 
 def validate_username(text: str) -> str:
     if not _USERNAME.fullmatch(text or "") or len(text) > 64:
-        raise ValueError("A user name may only use letters, digits and . _ @ -.")
+        raise ValueError(_("A user name may only use letters, digits and . _ @ -."))
     return text
 
 
@@ -321,9 +348,9 @@ def validate_export_path(text: str, fmt: str) -> str:
     """The exported directory of a netfs pool: absolute for NFS, a share name for CIFS/gluster."""
     if fmt in ("cifs", "glusterfs") and not text.startswith("/"):
         if not text or _bad_chars(text, re.compile(r"[A-Za-z0-9._+\-/$]")) or ".." in text.split("/"):
-            raise ValueError("Enter the share name (letters, digits and . _ + - $).")
+            raise ValueError(_("Enter the share name (letters, digits and . _ + - $)."))
         return text
-    return _validate_absolute(text, "export path")
+    return _validate_absolute(text, _("export path"))
 
 
 # -- what the host supports ----------------------------------------------------
@@ -400,7 +427,7 @@ def _hosts(source: ET.Element, hosts: tuple[str, ...]) -> None:
 def _one(values: tuple[str, ...], what: str) -> tuple[str, ...]:
     """The schema allows a single element here: refuse more instead of dropping some."""
     if len(values) > 1:
-        raise ValueError(f"This pool type takes one {what}, not {len(values)}.")
+        raise ValueError(_("This pool type takes one %(what)s, not %(count)s.") % {"what": what, "count": len(values)})
     return values
 
 
@@ -427,11 +454,11 @@ def pool_xml(spec: PoolSpec) -> str:
     root = _root(spec)
     source = ET.SubElement(root, "source")
     if spec.type == "fs":
-        _devices(source, _one(spec.source_devices, "device"))
+        _devices(source, _one(spec.source_devices, _("device")))
         _format(source, spec.source_format)
         _target(root, spec.target_path)
     elif spec.type == "netfs":
-        _hosts(source, _one(spec.source_hosts, "host"))
+        _hosts(source, _one(spec.source_hosts, _("host")))
         ET.SubElement(source, "dir", path=spec.source_dir)
         _format(source, spec.source_format)
         _target(root, spec.target_path)
@@ -441,11 +468,11 @@ def pool_xml(spec: PoolSpec) -> str:
         _format(source, "lvm2")
         _target(root, spec.target_path or f"/dev/{spec.source_name}")
     elif spec.type == "disk":
-        _devices(source, _one(spec.source_devices, "device"))
+        _devices(source, _one(spec.source_devices, _("device")))
         _format(source, spec.source_format)
         _target(root, DISK_TARGET)
     elif spec.type in ("iscsi", "iscsi-direct"):
-        _hosts(source, _one(spec.source_hosts, "host"))
+        _hosts(source, _one(spec.source_hosts, _("host")))
         ET.SubElement(source, "device", path=spec.target_iqn)
         if spec.initiator_iqn:
             initiator = ET.SubElement(source, "initiator")
@@ -459,9 +486,9 @@ def pool_xml(spec: PoolSpec) -> str:
         _auth(source, spec, "ceph")
     elif spec.type == "zfs":
         ET.SubElement(source, "name").text = spec.source_name
-        _devices(source, _one(spec.source_devices, "device"))
+        _devices(source, _one(spec.source_devices, _("device")))
     else:
-        raise ValueError(f"Pool type {spec.type!r} has no form; paste its XML instead.")
+        raise ValueError(_("Pool type %(type)s has no form; paste its XML instead.") % {"type": repr(spec.type)})
     return xmlio.to_string(root)
 
 
@@ -478,15 +505,15 @@ class PoolXmlSummary:
 def summarize_pool_xml(xml: str) -> PoolXmlSummary:
     """Name, type, target and devices of pasted XML; ValueError if it is not pool XML at all."""
     if "<!DOCTYPE" in xml or "<!ENTITY" in xml:
-        raise ValueError("Pool XML may not contain a DOCTYPE or entities.")
+        raise ValueError(_("Pool XML may not contain a DOCTYPE or entities."))
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
-        raise ValueError(f"This is not well-formed XML: {exc}.") from None
+        raise ValueError(_("This is not well-formed XML: %(error)s.") % {"error": exc}) from None
     if root.tag != "pool":
-        raise ValueError(f"The root element must be <pool>, not <{root.tag}>.")
+        raise ValueError(_("The root element must be <pool>, not <%(tag)s>.") % {"tag": root.tag})
     if len(root.findall("target")) > 1 or len(root.findall("target/path")) > 1:
-        raise ValueError("A pool has one <target> with one <path>.")
+        raise ValueError(_("A pool has one <target> with one <path>."))
     # Name and path as libvirt will read them: not stripped, so " vms" or " /etc" is checked as it is.
     return PoolXmlSummary(
         name=root.findtext("name") or "",
@@ -552,25 +579,26 @@ def delete_pool(host: LibvirtHost, name: str, *, delete_volumes: bool,
     with translated():
         pool = host.raw_pool(name)
         if not pool.isPersistent():
-            raise InvalidRequest(f"Pool {name} is transient: stopping it is how it goes away; "
-                                 "libvirt cannot delete the storage of a transient pool.")
+            raise InvalidRequest(_("Pool %(pool)s is transient: stopping it is how it goes away; libvirt cannot "
+                                   "delete the storage of a transient pool.") % {"pool": name})
         if not pool.isActive():
-            say("Starting the pool to see which volumes it holds")
+            say(_("Starting the pool to see which volumes it holds"))
             pool.create(0)
         pool.refresh(0)
         names = sorted(pool.listVolumes())
         if names and not delete_volumes:
             shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
-            raise PoolNotEmpty(f"Pool {name} still holds {len(names)} volume(s) ({shown}); "
-                               "confirm deleting them too, or delete them first.")
+            raise PoolNotEmpty(_("Pool %(pool)s still holds %(count)s volume(s) (%(names)s); confirm deleting them "
+                                 "too, or delete them first.") % {"pool": name, "count": len(names), "names": shown})
         for index, vol_name in enumerate(names, 1):
-            say(f"Deleting volume {vol_name} ({index} of {len(names)})")
+            say(_("Deleting volume %(name)s (%(index)s of %(count)s)")
+                % {"name": vol_name, "index": index, "count": len(names)})
             pool.storageVolLookupByName(vol_name).delete(0)
-        say("Stopping the pool")
+        say(_("Stopping the pool"))
         pool.destroy()
-        say("Deleting the pool's storage")
+        say(_("Deleting the pool's storage"))
         pool.delete(0)
-        say("Forgetting the pool's definition")
+        say(_("Forgetting the pool's definition"))
         pool.undefine()
         return len(names)
 
@@ -584,11 +612,12 @@ def undefine_pool(host: LibvirtHost, name: str, say: Callable[[str], None] = lam
     with translated():
         pool = host.raw_pool(name)
         if not pool.isPersistent():
-            raise InvalidRequest(f"Pool {name} is transient: it has no definition to forget; stop it instead.")
+            raise InvalidRequest(_("Pool %(pool)s is transient: it has no definition to forget; stop it instead.")
+                                 % {"pool": name})
         if pool.isActive():
-            say("Stopping the pool (its data stays)")
+            say(_("Stopping the pool (its data stays)"))
             pool.destroy()
-        say("Forgetting the pool's definition")
+        say(_("Forgetting the pool's definition"))
         pool.undefine()
 
 

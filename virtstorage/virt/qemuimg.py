@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import InvalidRequest, OperationFailed
+from .text import _, gettext_noop
 
 QEMU_IMG = "qemu-img"
 FORMATS = ("raw", "qcow2")
@@ -53,9 +54,10 @@ class ImageFile:
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
-            raise InvalidRequest(f"qemu-img is only given {' and '.join(FORMATS)} images, not {self.format!r}")
+            raise InvalidRequest(_("qemu-img is only given %(formats)s images, not %(format)s")
+                                 % {"formats": " and ".join(FORMATS), "format": repr(self.format)})
         if self.backing is not None and self.format != "qcow2":
-            raise InvalidRequest("only a qcow2 image has a backing file")
+            raise InvalidRequest(_("only a qcow2 image has a backing file"))
 
     def description(self, *, with_backing: bool = True) -> dict:
         """qemu's block options for this file (and, with_backing, its chain): every driver stated."""
@@ -110,7 +112,8 @@ def parse_info(text: str | bytes) -> ImageInfo:
             compat=str(specific.get("compat", "")), compression_type=str(specific.get("compression-type", "")),
             lazy_refcounts=specific.get("lazy-refcounts"), encrypted=bool(data.get("encrypted", False)))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise QemuImgFailed(f"qemu-img info gave output this app cannot read ({type(exc).__name__}).") from exc
+        raise QemuImgFailed(_("qemu-img info gave output this app cannot read (%(error)s).")
+                            % {"error": type(exc).__name__}) from exc
 
 
 def info(image: ImageFile, *, timeout: float = INFO_TIMEOUT_SECONDS) -> ImageInfo:
@@ -126,12 +129,12 @@ def info(image: ImageFile, *, timeout: float = INFO_TIMEOUT_SECONDS) -> ImageInf
 
 # -- check --------------------------------------------------------------------------------------------------
 
-CHECK_OUTCOMES = {
-    0: "no errors were found",
-    1: "the check could not be completed (qemu-img met an internal error)",
-    2: "the image is corrupted",
-    3: "there are leaked clusters, but no corruption",
-    63: "this image format has no consistency checks",
+CHECK_OUTCOMES = {  # English; CheckReport.outcome translates
+    0: gettext_noop("no errors were found"),
+    1: gettext_noop("the check could not be completed (qemu-img met an internal error)"),
+    2: gettext_noop("the image is corrupted"),
+    3: gettext_noop("there are leaked clusters, but no corruption"),
+    63: gettext_noop("this image format has no consistency checks"),
 }
 
 
@@ -152,29 +155,34 @@ class CheckReport:
 
     @property
     def outcome(self) -> str:
-        return CHECK_OUTCOMES.get(self.exit_code, f"qemu-img check ended with code {self.exit_code}")
+        if self.exit_code in CHECK_OUTCOMES:
+            return _(CHECK_OUTCOMES[self.exit_code])
+        return _("qemu-img check ended with code %(code)s") % {"code": self.exit_code}
 
     @property
     def fixable(self) -> str:
         """Whether qemu-img can repair what was found, in words."""
         if self.check_errors or self.exit_code == 1:
-            return "The check itself failed on part of the image: no repair is known to be safe."
+            return _("The check itself failed on part of the image: no repair is known to be safe.")
         if self.corruptions:
             refcount_only = all(_REFCOUNT_ERROR.match(line) for line in self.messages if line.startswith("ERROR"))
             if refcount_only:
-                return ("The corruptions are reference counts only: `qemu-img check -r all` can repair them; "
-                        "copy the image first, as data already lost stays lost.")
-            return ("Some corruptions are in the image's tables, not only its reference counts: `qemu-img check "
-                    "-r all` may not repair them. Copy what can still be read.")
+                return _("The corruptions are reference counts only: `qemu-img check -r all` can repair them; "
+                         "copy the image first, as data already lost stays lost.")
+            return _("Some corruptions are in the image's tables, not only its reference counts: `qemu-img check "
+                     "-r all` may not repair them. Copy what can still be read.")
         if self.leaks:
-            return "Leaked clusters are harmless and fixable: `qemu-img check -r leaks` frees them."
-        return "Nothing to repair."
+            return _("Leaked clusters are harmless and fixable: `qemu-img check -r leaks` frees them.")
+        return _("Nothing to repair.")
 
     def summary(self) -> str:
-        counts = f"{self.leaks} leaked cluster(s), {self.corruptions} corruption(s)"
+        values = {"leaks": self.leaks, "corruptions": self.corruptions, "errors": self.check_errors,
+                  "outcome": self.outcome, "fixable": self.fixable}
         if self.check_errors:
-            counts += f", {self.check_errors} check error(s)"
-        return f"qemu-img check: {self.outcome} ({counts}). {self.fixable}"
+            return _("qemu-img check: %(outcome)s (%(leaks)s leaked cluster(s), %(corruptions)s corruption(s), "
+                     "%(errors)s check error(s)). %(fixable)s") % values
+        return _("qemu-img check: %(outcome)s (%(leaks)s leaked cluster(s), %(corruptions)s corruption(s)). "
+                 "%(fixable)s") % values
 
 
 def parse_check(exit_code: int, out: str | bytes, err: str) -> CheckReport:
@@ -188,7 +196,8 @@ def parse_check(exit_code: int, out: str | bytes, err: str) -> CheckReport:
         data = None
     if not isinstance(data, dict):
         if exit_code in (0, 2, 3):
-            raise QemuImgFailed(f"qemu-img check gave output this app cannot read (exit code {exit_code}).")
+            raise QemuImgFailed(_("qemu-img check gave output this app cannot read (exit code %(code)s).")
+                                % {"code": exit_code})
         return CheckReport(exit_code, messages=messages)
 
     def number(key: str) -> int | None:
@@ -209,7 +218,8 @@ def check(image: ImageFile, *, tick: Callable[[], None] | None = None) -> CheckR
     argument = image.argument(with_backing=False)
     code, out, err = _run([QEMU_IMG, "check", "--output=json", argument], image.descriptors()[:1], tick=tick)
     if code == 63:
-        raise QemuImgFailed(f"{image.format} images have no metadata that qemu-img could check.")
+        raise QemuImgFailed(_("%(format)s images have no metadata that qemu-img could check.")
+                            % {"format": image.format})
     if code not in (0, 2, 3) and not out.strip():  # it never got to checking (the image could not be opened)
         raise QemuImgFailed(_message(err, {argument: "the image"}, "qemu-img check"))
     return parse_check(code, out, err)
@@ -230,11 +240,13 @@ def convert(source: ImageFile, target_fd: int, target_format: str, *, compress: 
     progress(percent) is called with qemu-img's own progress (-p) every POLL_SECONDS; an exception from it
     (a cancel) stops qemu-img and passes through, leaving the target half written."""
     if target_format not in FORMATS:
-        raise InvalidRequest(f"qemu-img writes only {' and '.join(FORMATS)} images here, not {target_format!r}")
+        raise InvalidRequest(_("qemu-img writes only %(formats)s images here, not %(format)s")
+                             % {"formats": " and ".join(FORMATS), "format": repr(target_format)})
     if preallocation not in PREALLOCATION or (preallocation == "metadata" and target_format != "qcow2"):
-        raise InvalidRequest(f"no preallocation {preallocation!r} for {target_format} images")
+        raise InvalidRequest(_("no preallocation %(preallocation)s for %(format)s images")
+                             % {"preallocation": repr(preallocation), "format": target_format})
     if compress and (target_format != "qcow2" or preallocation != "off"):
-        raise InvalidRequest("only a thin qcow2 image can be compressed")
+        raise InvalidRequest(_("only a thin qcow2 image can be compressed"))
     source_arg, target_arg = source.argument(), f"/dev/fd/{target_fd}"
     option = PREALLOCATION[preallocation]
     args = [QEMU_IMG, "convert", "-p", "-O", target_format, *(["-c"] if compress else []),
@@ -271,14 +283,16 @@ def _run(args: list[str], fds: tuple[int, ...], *, timeout: float | None = None,
             proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
                                     pass_fds=fds, close_fds=True)
         except FileNotFoundError as exc:
-            raise QemuImgFailed(f"{QEMU_IMG} is not installed on the app's machine (Debian: qemu-utils).") from exc
+            raise QemuImgFailed(_("%(program)s is not installed on the app's machine (Debian: qemu-utils).")
+                                % {"program": QEMU_IMG}) from exc
         out, pending, percent = bytearray(), b"", 0.0
         try:
             stdout = proc.stdout.fileno()
             while True:
                 if deadline is not None and time.monotonic() > deadline:
-                    raise QemuImgFailed(f"{QEMU_IMG} {args[1]} took longer than {timeout:.0f} s; it was stopped.")
-                ready, _, _ = select.select([stdout], [], [], POLL_SECONDS)
+                    raise QemuImgFailed(_("%(command)s took longer than %(seconds)s s; it was stopped.")
+                                        % {"command": f"{QEMU_IMG} {args[1]}", "seconds": f"{timeout:.0f}"})
+                ready, _writable, _failed = select.select([stdout], [], [], POLL_SECONDS)
                 chunk = os.read(stdout, 65536) if ready else None
                 if chunk == b"":
                     break
@@ -308,4 +322,4 @@ def _message(err: str, names: dict[str, str], what: str) -> str:
     for argument, words in names.items():
         text = text.replace(f"'{argument}'", words).replace(argument, words)
     text = "\n".join(line.removeprefix("qemu-img: ") for line in text.splitlines())
-    return text or f"{what} failed without saying why."
+    return text or _("%(command)s failed without saying why.") % {"command": what}

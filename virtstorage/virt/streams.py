@@ -29,6 +29,7 @@ from . import localfile, xmlio
 from .connection import LibvirtHost
 from .errors import OperationFailed, translated
 from .localfile import TruncatedSource
+from .text import _
 from .types import VolumeInfo
 
 # One pread and one send per chunk; memory stays a few MiB whatever the volume's size. Measured on
@@ -114,7 +115,9 @@ def restore_capacity(lv: LibvirtHost, pool_name: str, name: str, capacity: int) 
 class StreamWriter:
     """Writes a volume through libvirt's sparse upload stream (any host, any volume type)."""
 
-    how = "through libvirt's sparse stream"
+    @property
+    def how(self) -> str:
+        return _("through libvirt's sparse stream")
 
     def __init__(self, lv: LibvirtHost, pool_name: str, name: str, length: int) -> None:
         with translated():
@@ -140,7 +143,9 @@ class FileWriter:
     left as the holes they already are, the size set at the end as a sparse stream sets it. Then
     the pool is refreshed, as libvirt does after an upload, so it probes the file's format anew."""
 
-    how = f"straight into {localfile.VOLUME_FILE}"
+    @property
+    def how(self) -> str:
+        return _("straight into %(file)s") % {"file": _(localfile.VOLUME_FILE)}
 
     def __init__(self, lv: LibvirtHost, pool_name: str, target: localfile.VolumeFile, length: int) -> None:
         self.lv, self.pool_name, self.target, self.length = lv, pool_name, target, length
@@ -215,7 +220,8 @@ def send_file(writer: VolumeWriter, fd: int, length: int, progress: Callable[[in
 
 def _require_length(fd: int, length: int) -> None:
     if os.fstat(fd).st_size < length:
-        raise TruncatedSource(f"the file holds {os.fstat(fd).st_size} bytes, fewer than the {length} announced")
+        raise TruncatedSource(_("the file holds %(size)s bytes, fewer than the %(length)s announced")
+                              % {"size": os.fstat(fd).st_size, "length": length})
 
 
 def _send_range(stream: libvirt.virStream, fd: int, segment: Segment, chunk: int,
@@ -224,12 +230,13 @@ def _send_range(stream: libvirt.virStream, fd: int, segment: Segment, chunk: int
     while pos < segment.end:
         data = os.pread(fd, min(chunk, segment.end - pos), pos)
         if not data:
-            raise TruncatedSource(f"the file ended at byte {pos} while {segment.end} were expected")
+            raise TruncatedSource(_("the file ended at byte %(position)s while %(end)s were expected")
+                                  % {"position": pos, "end": segment.end})
         sent = 0
         while sent < len(data):  # a blocking stream takes it all at once; loop in case it does not
             n = stream.send(data[sent:] if sent else data)
             if n < 0:
-                raise OperationFailed("libvirt refused the data (non-blocking stream)")
+                raise OperationFailed(_("libvirt refused the data (non-blocking stream)"))
             sent += n
         pos += len(data)
         if progress:

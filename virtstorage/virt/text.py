@@ -20,3 +20,27 @@ def use_translator(translate: Callable[[str], str]) -> None:
 
 def _(message: str) -> str:
     return _translate(message)
+
+
+def gettext_noop(message: str) -> str:
+    """Marks a message for the catalog and leaves it as it is: for constants that are stored or compared
+    (a VM's state) and translated where they are shown (``_(constant)``)."""
+    return message
+
+
+class LazyText(str):
+    """A module-level message that is English as a string (compared, joined, stored) and translated where it
+    is shown: ``str()``, ``%s`` and f-strings ask the translator at that moment, as Django's lazy text does."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return _translate(str.__str__(self))
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def gettext_lazy(message: str) -> LazyText:
+    """``_()`` for text made at import time (before a translator is set)."""
+    return LazyText(message)

@@ -12,6 +12,8 @@ import math
 import re
 from decimal import Decimal, InvalidOperation
 
+from .text import _, gettext_lazy
+
 UNIT_FACTORS: dict[str, int] = {
     "": 1, "b": 1, "byte": 1, "bytes": 1,
     "k": 1024, "kib": 1024, "kb": 1000,
@@ -27,39 +29,42 @@ _FACTORS = UNIT_FACTORS
 MAX_SIZE = 2**63 - 1
 
 _SIZE = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>[A-Za-z]*)")
-UNITS_HELP = "bytes, or K/M/G/T (binary: KiB, MiB, GiB, TiB), e.g. 10G, 512 MiB, 1.5TiB"
+# English as a string; shown (str(), %s, f-strings) in the reader's language (text.LazyText).
+UNITS_HELP = gettext_lazy("bytes, or K/M/G/T (binary: KiB, MiB, GiB, TiB), e.g. 10G, 512 MiB, 1.5TiB")
 
 
 def parse_size(text: str | int) -> int:
     """Bytes for a size such as "10G"; ValueError with a message a person can act on."""
     if isinstance(text, bool):
-        raise ValueError("Enter a size such as 10G.")
+        raise ValueError(_("Enter a size such as 10G."))
     if isinstance(text, int):
         if text < 0:
-            raise ValueError("A size cannot be negative.")
+            raise ValueError(_("A size cannot be negative."))
         if text > MAX_SIZE:
-            raise ValueError("That size is too large.")
+            raise ValueError(_("That size is too large."))
         return text
     cleaned = str(text).strip()
     if not cleaned:
-        raise ValueError("Enter a size such as 10G.")
+        raise ValueError(_("Enter a size such as 10G."))
     if cleaned.startswith("-"):
-        raise ValueError("A size cannot be negative.")
+        raise ValueError(_("A size cannot be negative."))
     match = _SIZE.fullmatch(cleaned)
     if match is None:
-        raise ValueError(f"'{cleaned[:40]}' is not a size; use {UNITS_HELP}.")
+        raise ValueError(_("'%(text)s' is not a size; use %(units)s.") % {"text": cleaned[:40], "units": UNITS_HELP})
     unit = match["unit"].lower()
     if unit not in _FACTORS:
-        raise ValueError(f"Unknown unit '{match['unit'][:10]}'; use {UNITS_HELP}.")
+        raise ValueError(_("Unknown unit '%(unit)s'; use %(units)s.")
+                         % {"unit": match["unit"][:10], "units": UNITS_HELP})
     try:
         number = Decimal(match["number"])
     except InvalidOperation as exc:  # the regex admits only digits, kept for safety
-        raise ValueError(f"'{cleaned[:40]}' is not a size; use {UNITS_HELP}.") from exc
+        raise ValueError(_("'%(text)s' is not a size; use %(units)s.")
+                         % {"text": cleaned[:40], "units": UNITS_HELP}) from exc
     if number.adjusted() > 30:  # far beyond MAX_SIZE; spare Decimal a huge computation
-        raise ValueError("That size is too large.")
+        raise ValueError(_("That size is too large."))
     size = math.ceil(number * _FACTORS[unit])
     if size > MAX_SIZE:
-        raise ValueError("That size is too large.")
+        raise ValueError(_("That size is too large."))
     return size
 
 

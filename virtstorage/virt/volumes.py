@@ -29,6 +29,7 @@ from . import imagecheck, localfile, xmlio
 from .connection import LibvirtHost
 from .errors import InvalidRequest, PoolBusy, VirtError, translated
 from .localfile import is_local_uri
+from .text import _, gettext_lazy
 from .types import VolumeInfo
 from .units import binary_size
 
@@ -45,27 +46,35 @@ class WipeAlgorithm:
     needs_scrub: bool
 
 
-WIPE_ALGORITHMS: tuple[WipeAlgorithm, ...] = (
-    WipeAlgorithm("zero", "Zeros (1 pass)", "Overwrites every byte with zeros.",
+WIPE_ALGORITHMS: tuple[WipeAlgorithm, ...] = (  # label and description: English strings, shown translated
+    WipeAlgorithm("zero", gettext_lazy("Zeros (1 pass)"), gettext_lazy("Overwrites every byte with zeros."),
                   libvirt.VIR_STORAGE_VOL_WIPE_ALG_ZERO, False),
-    WipeAlgorithm("nnsa", "NNSA (4 passes)", "NNSA NAP-14.1-C: random, random, zeros, verify.",
+    WipeAlgorithm("nnsa", gettext_lazy("NNSA (4 passes)"),
+                  gettext_lazy("NNSA NAP-14.1-C: random, random, zeros, verify."),
                   libvirt.VIR_STORAGE_VOL_WIPE_ALG_NNSA, True),
-    WipeAlgorithm("dod", "DoD (4 passes)", "US DoD 5220.22-M: random, zeros, ones, verify.",
+    WipeAlgorithm("dod", gettext_lazy("DoD (4 passes)"), gettext_lazy("US DoD 5220.22-M: random, zeros, ones, verify."),
                   libvirt.VIR_STORAGE_VOL_WIPE_ALG_DOD, True),
-    WipeAlgorithm("bsi", "BSI (9 passes)", "German BSI: alternating 0xff/0xfe ... patterns.",
+    WipeAlgorithm("bsi", gettext_lazy("BSI (9 passes)"),
+                  gettext_lazy("German BSI: alternating 0xff/0xfe ... patterns."),
                   libvirt.VIR_STORAGE_VOL_WIPE_ALG_BSI, True),
-    WipeAlgorithm("gutmann", "Gutmann (35 passes)", "Peter Gutmann's 35 patterns: very slow.",
+    WipeAlgorithm("gutmann", gettext_lazy("Gutmann (35 passes)"),
+                  gettext_lazy("Peter Gutmann's 35 patterns: very slow."),
                   libvirt.VIR_STORAGE_VOL_WIPE_ALG_GUTMANN, True),
-    WipeAlgorithm("schneier", "Schneier (7 passes)", "Bruce Schneier's 7 passes: ones, zeros, 5 random.",
+    WipeAlgorithm("schneier", gettext_lazy("Schneier (7 passes)"),
+                  gettext_lazy("Bruce Schneier's 7 passes: ones, zeros, 5 random."),
                   libvirt.VIR_STORAGE_VOL_WIPE_ALG_SCHNEIER, True),
-    WipeAlgorithm("pfitzner7", "Pfitzner 7 (7 random passes)", "Roy Pfitzner's 7 random passes.",
+    WipeAlgorithm("pfitzner7", gettext_lazy("Pfitzner 7 (7 random passes)"),
+                  gettext_lazy("Roy Pfitzner's 7 random passes."),
                   libvirt.VIR_STORAGE_VOL_WIPE_ALG_PFITZNER7, True),
-    WipeAlgorithm("pfitzner33", "Pfitzner 33 (33 random passes)", "Roy Pfitzner's 33 random passes: slow.",
+    WipeAlgorithm("pfitzner33", gettext_lazy("Pfitzner 33 (33 random passes)"),
+                  gettext_lazy("Roy Pfitzner's 33 random passes: slow."),
                   libvirt.VIR_STORAGE_VOL_WIPE_ALG_PFITZNER33, True),
-    WipeAlgorithm("random", "Random (1 pass)", "One pass of random data.",
+    WipeAlgorithm("random", gettext_lazy("Random (1 pass)"), gettext_lazy("One pass of random data."),
                   libvirt.VIR_STORAGE_VOL_WIPE_ALG_RANDOM, True),
-    WipeAlgorithm("trim", "Trim (discard)", "Discards the blocks (TRIM); only on devices that support it, "
-                  "never on directory pools.", libvirt.VIR_STORAGE_VOL_WIPE_ALG_TRIM, False),
+    WipeAlgorithm("trim", gettext_lazy("Trim (discard)"),
+                  gettext_lazy("Discards the blocks (TRIM); only on devices that support it, "
+                               "never on directory pools."),
+                  libvirt.VIR_STORAGE_VOL_WIPE_ALG_TRIM, False),
 )
 WIPE_BY_NAME = {alg.name: alg for alg in WIPE_ALGORITHMS}
 
@@ -91,17 +100,17 @@ def wipe_algorithms(uri: str, pool_type: str = "dir") -> list[WipeChoice]:
     for alg in WIPE_ALGORITHMS:
         if alg.name == "trim":
             if pool_type in ("dir", "fs", "netfs"):
-                choices.append(WipeChoice(alg, False, "not supported on file-based pools"))
+                choices.append(WipeChoice(alg, False, _("not supported on file-based pools")))
             else:
-                choices.append(WipeChoice(alg, None, "only if the device supports discard"))
+                choices.append(WipeChoice(alg, None, _("only if the device supports discard")))
         elif not alg.needs_scrub:
             choices.append(WipeChoice(alg, True))
         elif has_scrub is None:
-            choices.append(WipeChoice(alg, None, "needs the scrub program on the host; cannot check a remote host"))
+            choices.append(WipeChoice(alg, None, _("needs the scrub program on the host; cannot check a remote host")))
         elif has_scrub:
             choices.append(WipeChoice(alg, True))
         else:
-            choices.append(WipeChoice(alg, False, "the scrub program is not installed on the host"))
+            choices.append(WipeChoice(alg, False, _("the scrub program is not installed on the host")))
     return choices
 
 
@@ -123,9 +132,12 @@ def check_room(host: LibvirtHost, pool_name: str, capacity: int, *, preallocatio
         pass
     available = host.pool(pool_name).available
     if preallocation == "full" and capacity > available - reserve:
-        kept = f", of which it keeps {binary_size(reserve)} in reserve" if reserve else ""
-        raise NotEnoughSpace(f"pool {pool_name} has {binary_size(available)} free now{kept}; a preallocated "
-                             f"volume of {binary_size(capacity)} takes its whole size at once")
+        values = {"pool": pool_name, "free": binary_size(available), "reserve": binary_size(reserve),
+                  "size": binary_size(capacity)}
+        raise NotEnoughSpace((_("pool %(pool)s has %(free)s free now, of which it keeps %(reserve)s in reserve; a "
+                                "preallocated volume of %(size)s takes its whole size at once") if reserve else
+                              _("pool %(pool)s has %(free)s free now; a preallocated volume of %(size)s takes its "
+                                "whole size at once")) % values)
     return available
 
 
@@ -133,11 +145,11 @@ def create_volume(host: LibvirtHost, pool_name: str, name: str, capacity: int, *
                   preallocation: str = "off", backing_path: str = "", backing_format: str = "") -> VolumeInfo:
     """Create a volume. preallocation: "off" (thin), "metadata" (qcow2 only) or "full"."""
     if fmt not in FORMATS:
-        raise InvalidRequest(f"unsupported format {fmt!r}")
+        raise InvalidRequest(_("unsupported format %(format)s") % {"format": repr(fmt)})
     if preallocation not in ("off", "metadata", "full"):
-        raise InvalidRequest(f"unknown preallocation {preallocation!r}")
+        raise InvalidRequest(_("unknown preallocation %(preallocation)s") % {"preallocation": repr(preallocation)})
     if preallocation == "metadata" and fmt != "qcow2":
-        raise InvalidRequest("metadata preallocation exists only for qcow2")
+        raise InvalidRequest(_("metadata preallocation exists only for qcow2"))
     flags = 0
     allocation = capacity if preallocation == "full" else 0
     if fmt == "qcow2" and preallocation != "off":
@@ -163,7 +175,7 @@ def clone_volume(host: LibvirtHost, pool_name: str, source_name: str, target_poo
     calls ``on_progress(done, total)`` four times a second.
     """
     if fmt and fmt not in FORMATS:
-        raise InvalidRequest(f"unsupported format {fmt!r}")
+        raise InvalidRequest(_("unsupported format %(format)s") % {"format": repr(fmt)})
     source_vol = host.raw_volume(pool_name, source_name)
     with translated():
         source = xmlio.parse_volume(source_vol.XMLDesc(0))
@@ -205,9 +217,9 @@ def resize_volume(host: LibvirtHost, pool_name: str, name: str, capacity: int, *
     with translated():
         current = xmlio.parse_volume(vol.XMLDesc(0))
     if capacity < current.capacity and not shrink:
-        raise InvalidRequest("the new size is smaller than the volume; shrinking must be confirmed")
+        raise InvalidRequest(_("the new size is smaller than the volume; shrinking must be confirmed"))
     if allocate and current.format == "qcow2":
-        raise InvalidRequest("libvirt cannot allocate the new space of a qcow2 volume; only raw volumes")
+        raise InvalidRequest(_("libvirt cannot allocate the new space of a qcow2 volume; only raw volumes"))
     flags = 0
     if allocate:
         flags |= libvirt.VIR_STORAGE_VOL_RESIZE_ALLOCATE
@@ -222,7 +234,7 @@ def wipe_volume(host: LibvirtHost, pool_name: str, name: str, algorithm: str = "
     """Overwrite a volume's data with a pattern; blocks until libvirt is done."""
     alg = WIPE_BY_NAME.get(algorithm)
     if alg is None:
-        raise InvalidRequest(f"unknown wipe algorithm {algorithm!r}")
+        raise InvalidRequest(_("unknown wipe algorithm %(algorithm)s") % {"algorithm": repr(algorithm)})
     vol = host.raw_volume(pool_name, name)
     with translated():
         vol.wipePattern(alg.flag, 0)
@@ -280,14 +292,15 @@ def check_image(lv: LibvirtHost, info: VolumeInfo, pool_name: str, stated_format
     seen = format_family(info.format)
     if stated_format and seen != stated_format:
         raise imagecheck.UnsafeImage(
-            f"Volume {info.name} is recorded as {stated_format}, but libvirt now reads its content as "
-            f"{info.format}: it is never opened as {info.format}.")
+            _("Volume %(name)s is recorded as %(stated)s, but libvirt now reads its content as %(format)s: it is "
+              "never opened as %(format)s.") % {"name": info.name, "stated": stated_format, "format": info.format})
     if seen not in imagecheck.SUPPORTED_FORMATS:
-        raise imagecheck.UnsafeImage(f"Volume {info.name} is a {info.format} image: the app supports only "
-                                     f"{' and '.join(imagecheck.SUPPORTED_FORMATS)}.")
+        raise imagecheck.UnsafeImage(_("Volume %(name)s is a %(format)s image: the app supports only %(formats)s.")
+                                     % {"name": info.name, "format": info.format,
+                                        "formats": " and ".join(imagecheck.SUPPORTED_FORMATS)})
     if info.type == "file" and is_local_uri(lv.uri) and (link := symlink_target(info.path)):
-        raise imagecheck.UnsafeImage(f"Volume {info.name} is a symbolic link to {link}: the app never opens "
-                                     "a file outside the pool through it.")
+        raise imagecheck.UnsafeImage(_("Volume %(name)s is a symbolic link to %(link)s: the app never opens a file "
+                                       "outside the pool through it.") % {"name": info.name, "link": link})
     if seen == "qcow2":
         head = read_head(lv, pool_name, info.name, direct=direct)
         image_dir = os.path.dirname(info.path)
