@@ -43,6 +43,14 @@ RETRIES = 5  # reconnections in a row before giving up
 JOB_POLL_SECONDS = 0.05
 
 
+class ServerBusy(Exception):
+    """503 with Retry-After: the server has no room for the chunk now (a relayed upload's buffer is full)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the server is busy; retrying in {seconds:g} s")
+        self.seconds = seconds
+
+
 class TransferError(Exception):
     """The server refused something; the message says what."""
 
@@ -198,7 +206,15 @@ def _put_range(session: Session, chunks_url: str, source, offset: int, length: i
     for name, value in headers.items():
         conn.putheader(name, value)
     conn.endheaders()
-    conn.sock.sendfile(source, offset, length)
+    try:
+        conn.sock.sendfile(source, offset, length)
+    except (BrokenPipeError, ConnectionResetError) as cut:
+        # The server may have answered before taking the body (503 with Retry-After: no room yet): read it.
+        try:
+            response = conn.getresponse()
+        except (OSError, http.client.HTTPException):
+            raise cut from None
+        return _state_of(session, response)
     return _state_of(session, conn.getresponse())
 
 
@@ -233,6 +249,8 @@ def _state_of(session: Session, response: http.client.HTTPResponse) -> dict:
         parsed = json.loads(data)
     except ValueError:
         parsed = {"error": data.decode(errors="replace")[:300]}
+    if response.status == 503 and response.headers.get("Retry-After", "").isdigit():
+        raise ServerBusy(min(float(response.headers["Retry-After"]), 60.0))
     if response.status != 200:
         raise TransferError(_explain(response.status, parsed))
     return parsed
@@ -276,6 +294,11 @@ def upload(session: Session, path: str, pool: int, volume: str, *, capacity: str
             try:
                 state = _send_missing(session, state, source, fd, progress)
                 break
+            except ServerBusy as busy:  # no room for the chunk yet: wait as told, then go on (not a failure)
+                progress.say(str(busy), force=True)
+                session.reset()
+                time.sleep(busy.seconds)
+                state = session.json("GET", state["url"])
             except (OSError, http.client.HTTPException) as exc:  # a dropped connection: resume
                 failures += 1
                 if failures > RETRIES:

@@ -264,3 +264,39 @@ def test_a_relayed_replace_waits_for_complete_and_an_abandon_leaves_nothing(rela
     assert job.state == Job.State.CANCELLED, (job.state, job.error)
     assert _relay_keys_gone(upload["id"])
     assert not list((near_var / "uploads").glob(f"{upload['id']}.*"))
+
+
+def test_vstransfer_waits_out_a_full_relay_buffer(relay_web, synced, member, web_var, tmp_path, tmp_path_factory):
+    """The command-line client takes the 503's Retry-After as "wait", not as a failure: started before any
+    worker listens to the host's queue, it finishes once one does."""
+    from tests.volumes.test_vstransfer_upload import CLIENT
+
+    pool, scratch = synced
+    late = f"{TEST_QUEUE}-cli"
+    _own_queue(pool, late)
+    size = 24 * MiB
+    src = make_sparse_file(tmp_path / "cli.img", size, [(0, size)])
+    said = tmp_path / "client.err"
+    with said.open("w") as stderr:
+        client = subprocess.Popen(
+            [sys.executable, str(CLIENT), "--url", relay_web.url, "--user", "mia", "upload", str(src), "--pool",
+             str(pool.pk), "--volume", "cli-relayed.img"],
+            env=dict(os.environ, VIRTSTORAGE_PASSWORD="correct-horse-battery"), stdout=subprocess.PIPE,
+            stderr=stderr, text=True)
+    worker = None
+    try:
+        wait_for(lambda: "the server is busy; retrying in 5 s" in said.read_text(), timeout=90)
+        assert client.poll() is None, client.communicate()
+        worker = near_worker(late, tmp_path_factory.mktemp("cli-var"), tmp_path / "cli-worker.log")
+        worker.start()
+        worker.wait_ready()
+        client.communicate(timeout=180)
+    finally:
+        if client.poll() is None:
+            client.kill()
+        if worker is not None:
+            worker.stop()
+    err = said.read_text()
+    assert client.returncode == 0, err
+    assert sha256_file(scratch.path / "cli-relayed.img") == sha256_file(src)
+    _web_never_staged(web_var)
