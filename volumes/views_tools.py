@@ -49,8 +49,11 @@ def _report(request: HttpRequest, volume: Volume) -> dict:
     if last.state != Job.State.SUCCEEDED or "report" not in last.params:
         key = "read_refused" if last.params.get("refused") else "read_failed"
         return {**context, key: last.error or last.get_state_display()}
-    # The inventory saw the volume after qemu-img read it: it may have changed since.
-    stale = bool(volume.synced_at and last.started_at and volume.synced_at > last.started_at)
+    # A later sync saw other sizes than libvirt gave when qemu-img read it: the image changed since. (Every
+    # sync is later; only a change of size or disk use says the report is out of date.)
+    read = last.params["report"].get("live", {})
+    stale = bool(volume.synced_at and last.started_at and volume.synced_at > last.started_at
+                 and (volume.capacity, volume.allocation) != (read.get("capacity"), read.get("allocation")))
     return {**context, **last.params["report"], "stale": stale}
 
 

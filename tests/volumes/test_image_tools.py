@@ -125,7 +125,10 @@ def test_the_panel_puts_qemu_img_beside_libvirt(name, provisioning, member_clien
     assert job.params["report"]["info"]["virtual_size"] == witness["virtual-size"]
     assert {"started", "ok"} <= audited("volume.info")
     assert 'id="image-stale"' not in body and 'id="image-read"' in body  # read again at will
-    assert sync_host(pool.host, pool_names=[pool.name]) is not None  # the inventory sees the volume again
+    assert sync_host(pool.host, pool_names=[pool.name]) is not None  # the inventory sees the volume again,
+    assert 'id="image-stale"' not in panel(member_client, volume)  # unchanged: the report still holds
+    virsh("vol-resize", name, str(capacity + 2**20), "--pool", scratch.name)  # changed behind the app's back
+    assert sync_host(pool.host, pool_names=[pool.name]) is not None
     assert 'id="image-stale"' in panel(member_client, volume)
 
 
