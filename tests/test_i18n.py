@@ -148,3 +148,24 @@ def test_sizes_follow_the_language() -> None:
     with translation.override("es"):
         assert ">1,5 KiB<" in size(1536)
         assert ">114 GiB<" in size(123456789012)
+
+
+def test_the_libvirt_layer_speaks_the_active_language() -> None:
+    """virt/text.py: the translator Django handed it at start-up (accounts/apps.py) follows the active
+    language; module-level texts stay English when compared and translate when shown."""
+    from django.utils import translation
+
+    from virtstorage.virt import pools as vpools
+    from virtstorage.virt.units import UNITS_HELP
+
+    with translation.override("es"):
+        with pytest.raises(ValueError) as refused:
+            vpools.check_pool_target("relative/dir", ["/var/lib/libvirt/images"])
+        assert "absolut" in str(refused.value) and "must be absolute" not in str(refused.value)
+        english = "bytes, or K/M/G/T (binary: KiB, MiB, GiB, TiB), e.g. 10G, 512 MiB, 1.5TiB"
+        assert UNITS_HELP == english  # compared as English
+        assert str(UNITS_HELP) != english and f"{UNITS_HELP}" == str(UNITS_HELP)  # shown in Spanish
+    with translation.override("en"):
+        with pytest.raises(ValueError) as refused:
+            vpools.check_pool_target("relative/dir", ["/var/lib/libvirt/images"])
+        assert "must be absolute" in str(refused.value)
