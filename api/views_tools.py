@@ -3,8 +3,7 @@ into a new volume (whoever may clone the volume: members of its team), import of
 a pool (admins). The pages' forms check the data (volumes.tools_forms) and volumes.tools_ops says what may be
 checked and which job each tool starts; each answers 202 with its job, whose result holds the report.
 
-The Image panel's qemu-img info is not here: it is being made a job of its own (the panel reads it), and its
-endpoint comes with that job.
+qemu-img info is the Image panel's info job (whoever sees the volume): its report is in the job's params.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts import access
-from volumes import tools_ops
+from volumes import info_job, tools_ops
 from volumes.forms import FORMAT_CHOICES
 from volumes.models import Volume
 from volumes.tools_forms import ConvertForm, ImportForm
@@ -30,6 +29,10 @@ ImportImage = form_serializer("ImportImage", ImportForm, exclude=("format",), ex
     "format": drf.ChoiceField(choices=["", *(value for value, _label in FORMAT_CHOICES)], allow_blank=True,
                               required=False, help_text="Left out or empty: the format the file's content has.")})
 
+INFO = ("The job reads the volume and its verified backing chain with qemu-img info; when it has succeeded, "
+        "GET the job: params.report holds format, virtual and disk size, cluster size, flags and the chain beside "
+        "libvirt's capacity and allocation. Refused (409) for a volume the image check refused, a stopped pool and "
+        "a host that is not the app's own machine.")
 CHECK = ("Read only: nothing is repaired. The job's result says what qemu-img found (leaked clusters, corruption) "
          "and which repair would fix it. Refused (409) for a raw volume, a volume the image check refused, and a "
          "host that is not the app's own machine.")
@@ -47,6 +50,15 @@ class VolumeTools:
         volume = get_object_or_404(Volume.objects.visible_to(self.request.user).select_related("pool__host"), pk=pk)
         access.require(self.request.user, "clone", volume.pool)
         return volume
+
+    @operation("Read the volume's image with qemu-img info (whoever sees the volume)", description=INFO)
+    @action(detail=True, methods=["post"], url_path="info", url_name="info")
+    def info(self, request, pk=None):
+        volume = get_object_or_404(Volume.objects.visible_to(request.user).select_related("pool__host"), pk=pk)
+        if refusal := tools_ops.info_refusal(volume):
+            return Response({"code": "refused", "message": next(iter(refusal.values())), "errors": {}},
+                            status=status.HTTP_409_CONFLICT)
+        return job_accepted(info_job.start_info(volume, user=request.user, request=request))
 
     @operation("Check a qcow2 volume's image with qemu-img check (members)", description=CHECK)
     @action(detail=True, methods=["post"], url_path="check", url_name="check")

@@ -16,6 +16,18 @@ from .models import Volume
 from .tools_forms import ConvertForm, ImportForm
 
 
+def info_refusal(volume: Volume) -> dict[str, str]:
+    """Why qemu-img info cannot read the volume now ({} when it can), from what the app knows, keyed by kind:
+    "unavailable" (the host or pool cannot) or "refused" (the image check refused the image)."""
+    if reason := image_files.unavailable_reason(volume.pool.host):
+        return {"unavailable": reason}
+    if volume.unsafe_reason:
+        return {"refused": volume.unsafe_reason}
+    if not volume.pool.is_active:
+        return {"unavailable": _("Pool %(pool)s is stopped: start it to read its images.") % {"pool": volume.pool.name}}
+    return {}
+
+
 def check_refusal(volume: Volume) -> str:
     """Why qemu-img check cannot run on the volume ("" when it can), from what the inventory knows."""
     refusal = volume.unsafe_reason or image_files.unavailable_reason(volume.pool.host)

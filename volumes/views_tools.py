@@ -25,17 +25,6 @@ from .tools_forms import ConvertForm, ImportForm
 from .views_ops import _pool, _start, _volume
 
 
-def _refusal(volume: Volume) -> dict:
-    """Why the panel can have no qemu-img report ({} when it can), from what the app knows: nothing is asked."""
-    if reason := image_files.unavailable_reason(volume.pool.host):
-        return {"unavailable": reason}
-    if volume.unsafe_reason:
-        return {"refused": volume.unsafe_reason}
-    if not volume.pool.is_active:
-        return {"unavailable": f"Pool {volume.pool.name} is stopped: start it to read its images."}
-    return {}
-
-
 def _report(request: HttpRequest, volume: Volume) -> dict:
     """The qemu-img side of the panel: the info job reading it now, else the last one's report (or why it has
     none), else the first reading to start (auto_read)."""
@@ -62,7 +51,7 @@ def _panel(request: HttpRequest, volume: Volume, **extra) -> HttpResponse:
                "last_check": Job.objects.visible_to(request.user).filter(kind="check", pool=volume.pool,
                                                                         volume_name=volume.name).first(),
                **extra}
-    context.update(_refusal(volume) or _report(request, volume))
+    context.update(tools_ops.info_refusal(volume) or _report(request, volume))
     context["image_format"] = (context.get("info") or {}).get("format") or volume.recorded_format or volume.format
     return render(request, "volumes/_image_panel.html", context)
 
@@ -82,7 +71,7 @@ def image_info(request: HttpRequest, pk: int) -> HttpResponse:
     follows the job and reloads itself with the report when it ends."""
     volume = _volume(request, pk, "view")
     job, error = info_job.info_jobs(volume).active().first(), ""
-    if job is None and not _refusal(volume):
+    if job is None and not tools_ops.info_refusal(volume):
         try:
             job = info_job.start_info(volume, user=request.user, request=request)
         except JobError as exc:

@@ -94,7 +94,7 @@ def api_rules(*, request: Callable, vm: Callable) -> dict:
         **{("host", step): _refused(HOST_ADMIN) for step in ("edit", "delete", "check")},
         ("host", "sync"): _refused({**TEAM_MEMBER, "other": 200}),  # whoever sees the host, as its page
         # The image tools: check and convert as a clone (members of the team), import as the pool's admin.
-        **{("volume", tool): _refused(TEAM_MEMBER) for tool in ("check", "convert")},
+        **{("volume", tool): _refused(TEAM_MEMBER) for tool in ("info", "check", "convert")},
         ("pool", "import"): _refused(TEAM_ADMIN),
     }
     rules: dict[str, tuple] = {

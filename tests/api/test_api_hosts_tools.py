@@ -101,6 +101,22 @@ def test_check_finds_what_qemu_img_finds_and_refuses_a_raw_volume(synced, celery
     assert Job.objects.filter(kind="check").count() == 2
 
 
+def test_info_reports_what_qemu_img_reports_and_refuses_a_quarantined_volume(synced, celery_worker, api) -> None:
+    pool, scratch = synced
+    volume = Volume.objects.get(pool=pool, name="qcow2-thin.qcow2")
+    job = succeeded(api, post(api, f"/api/volumes/{volume.pk}/info/"))
+    assert (job["kind"], job["volume_name"]) == ("info", "qcow2-thin.qcow2")
+    report = api.get(f"/api/jobs/{job['id']}/").json()["params"]["report"]
+    witness = qemu_img_info(str(scratch.path / "qcow2-thin.qcow2"))
+    assert report["info"]["format"] == "qcow2" and report["info"]["virtual_size"] == witness["virtual-size"]
+    assert report["live"]["capacity"] == witness["virtual-size"]
+    Volume.objects.filter(pk=volume.pk).update(unsafe_reason="Quarantined for the test.")
+    refused = post(api, f"/api/volumes/{volume.pk}/info/")
+    assert refused.status_code == 409 and refused.json() == {"code": "refused", "message": "Quarantined for the test.",
+                                                            "errors": {}}
+    assert Job.objects.filter(kind="info").count() == 1
+
+
 def test_convert_raw_to_qcow2_keeps_every_byte(synced, celery_worker, api) -> None:
     pool, scratch = synced
     source = scratch.path / "raw-thin.img"
