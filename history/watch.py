@@ -77,7 +77,8 @@ def refresh_forecasts(now: datetime) -> int:
         row.save()
     recipients = list(admins()) if entered else []
     for pool, result in entered:
-        notify(recipients, _("Pool %(pool)s on %(host)s will be full in about %(days)s days at the last 7 days' "
-                             "trend.") % {"pool": pool.name, "host": pool.host.name, "days": round(result.days_left)},
+        words = {"pool": pool.name, "host": pool.host.name, "days": round(result.days_left)}
+        notify(recipients, lambda words=words: _("Pool %(pool)s on %(host)s will be full in about %(days)s days at "
+                                                 "the last 7 days' trend.") % words,
                url=pool.get_absolute_url())
     return len(entered)

@@ -33,11 +33,13 @@ def _message(row: Notification, subject: str | None) -> mail.EmailMessage:
 
 
 @shared_task(name="notifications.tasks.send_emails", ignore_result=True)
-def send_emails(notification_ids: list[int], subject: str | None = None) -> int:
-    """One message per notification whose active user has an e-mail address; returns how many went out."""
+def send_emails(notification_ids: list[int], subject: str | None = None, subjects: dict[str, str] | None = None) -> int:
+    """One message per notification whose active user has an e-mail address; returns how many went out.
+    subjects: each notification's own subject (by id, in its recipient's language); subject: one for all (the
+    messages queued before subjects were per recipient)."""
     rows = (Notification.objects.filter(pk__in=notification_ids, user__is_active=True)
             .exclude(user__email="").select_related("user").order_by("pk"))
-    messages = [_message(row, subject) for row in rows]
+    messages = [_message(row, (subjects or {}).get(str(row.pk), subject)) for row in rows]
     if not messages:
         return 0
     sent = 0

@@ -3,6 +3,8 @@ it concerns, a notification. Call inside the transaction that made the step: the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.http import HttpRequest
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -46,16 +48,20 @@ def step(req: ProvisioningRequest, kind: str, actor=None, comment: str = "", *, 
     return event
 
 
-def tell_requester(req: ProvisioningRequest, text: str) -> None:
+def tell_requester(req: ProvisioningRequest, news: Callable[[], str]) -> None:
+    """news() writes what happened; it is called in the requester's language (notifications.notify)."""
     if req.requested_by is not None:
         # Translators: %(news)s is what happened: "rejected: …", "approved; job #… is making the volume.", "ready."
-        notify(req.requested_by, _("Request #%(pk)s, %(what)s: %(news)s") % {"pk": req.pk, "what": what(req),
-                                                                              "news": text},
+        notify(req.requested_by, lambda: _("Request #%(pk)s, %(what)s: %(news)s") % {"pk": req.pk, "what": what(req),
+                                                                                      "news": news()},
                url=req.get_absolute_url())
 
 
 def tell_approvers(req: ProvisioningRequest) -> None:
-    who = req.requested_by.get_username() if req.requested_by else _("someone")
-    notify(rules.approvers(req), _("%(who)s asks for %(what)s for team %(team)s; it waits for your approval.")
-           % {"who": who, "what": what(req), "team": req.team.name},
-           url=req.get_absolute_url(), subject=_("Request #%(pk)s waits for approval") % {"pk": req.pk})
+    def text() -> str:
+        who = req.requested_by.get_username() if req.requested_by else _("someone")
+        return (_("%(who)s asks for %(what)s for team %(team)s; it waits for your approval.")
+                % {"who": who, "what": what(req), "team": req.team.name})
+
+    notify(rules.approvers(req), text, url=req.get_absolute_url(),
+           subject=lambda: _("Request #%(pk)s waits for approval") % {"pk": req.pk})

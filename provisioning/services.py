@@ -150,7 +150,8 @@ def _reject(req: Request, reviewer, comment: str, request) -> Outcome:
     req.reject(reviewer, comment)
     req.save()
     announce.step(req, Kind.REJECTED, reviewer, comment, request=request)
-    announce.tell_requester(req, _("rejected: %(comment)s") % {"comment": comment} if comment else _("rejected."))
+    announce.tell_requester(req, lambda: (_("rejected: %(comment)s") % {"comment": comment} if comment
+                                          else _("rejected.")))
     return Outcome(req.pk, True, _("Rejected request #%(pk)s (%(name)s).") % {"pk": req.pk, "name": req.name})
 
 
@@ -168,9 +169,9 @@ def _approve(req: Request, reviewer, comment: str, request) -> Outcome:
     req.save()
     announce.step(req, Kind.APPROVED if reviewer else Kind.AUTO_APPROVED, reviewer, comment, request=request)
     job = _start(req)
-    announce.tell_requester(req, _("approved (%(comment)s); job #%(job)s is making the volume.")
-                            % {"comment": comment, "job": job.pk} if comment and reviewer
-                            else _("approved; job #%(job)s is making the volume.") % {"job": job.pk})
+    announce.tell_requester(req, lambda: (_("approved (%(comment)s); job #%(job)s is making the volume.")
+                                          % {"comment": comment, "job": job.pk} if comment and reviewer
+                                          else _("approved; job #%(job)s is making the volume.") % {"job": job.pk}))
     return Outcome(req.pk, True, _("Approved request #%(pk)s (%(name)s); job #%(job)s makes the volume.")
                    % {"pk": req.pk, "name": req.name, "job": job.pk})
 
@@ -239,13 +240,13 @@ def settle(job: Job) -> None:
                 req.succeed(Volume.objects.filter(pool_id=req.pool_id, name=req.name).first())
                 req.save()
                 announce.step(req, Kind.READY, None, job.result)
-                announce.tell_requester(req, _("ready."))
+                announce.tell_requester(req, lambda: _("ready."))
             else:
                 req.fail(job.error or _("Job #%(job)s was %(state)s.")
                          % {"job": job.pk, "state": job.get_state_display().lower()})
                 req.save()
                 announce.step(req, Kind.FAILED, None, req.error)
-                announce.tell_requester(req, _("failed: %(error)s") % {"error": req.error})
+                announce.tell_requester(req, lambda error=req.error: _("failed: %(error)s") % {"error": error})
 
 
 def catch_up(req: Request) -> Request:

@@ -227,3 +227,25 @@ def test_the_worker_mails_on_commit(celery_worker, member, admin_user, django_us
     messages = _mails_with(marker)
     assert sorted(m["To"] for m in messages) == ["mia@example.com", "nina@example.com"]
     assert all(m["Subject"] == f"[virtstorage] Request {marker} approved" for m in messages)
+
+
+def test_a_written_text_comes_in_each_recipients_language(celery_worker, member, admin_user, django_user_model):
+    """A text given as a function is written for each recipient in the language they chose; without a choice,
+    in the language active where notify() runs. The e-mail's subject likewise."""
+    from django.utils import translation
+    from django.utils.translation import gettext as _
+
+    from accounts.models import Preferences
+
+    Preferences.objects.create(user=member, language="es")
+    member.email, admin_user.email = "mia@example.com", "ada@example.com"
+    member.save(), admin_user.save()
+    marker = uuid.uuid4().hex
+    with translation.override("en"):
+        rows = notify([member, admin_user], lambda: f"{_('Jobs')} {marker}", subject=lambda: f"{_('Teams')} {marker}",
+                      url="/jobs/")
+    assert {row.user.username: row.text for row in rows} == {"mia": f"Tareas {marker}", "ada": f"Jobs {marker}"}
+    wait_for(lambda: len(_mails_with(marker)) == 2, timeout=30,
+             message=f"the worker's e-mails in {TEST_MAIL_DIR}\n{celery_worker.log_tail()}")
+    assert {m["To"]: m["Subject"] for m in _mails_with(marker)} == {
+        "mia@example.com": f"[virtstorage] Equipos {marker}", "ada@example.com": f"[virtstorage] Teams {marker}"}
