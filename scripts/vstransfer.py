@@ -120,6 +120,9 @@ class Session:
         response = self.request("POST", "/accounts/login/", form,
                                 {"Content-Type": "application/x-www-form-urlencoded"})
         response.read()
+        if response.status == 429:  # django-axes: too many failed logins for this name or this address
+            raise TransferError(f"login as {user} refused: too many failed logins; wait for the cool-off "
+                                f"(LOGIN_COOLOFF_MINUTES) or ask an admin to unlock it (manage.py axes_reset_username)")
         if response.status != 302 or "sessionid" not in self.cookies:
             raise TransferError(f"login as {user} failed: wrong user name or password?")
 

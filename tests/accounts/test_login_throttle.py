@@ -190,3 +190,25 @@ def test_a_success_resets_the_count_through_the_asgi_server(asgi_server, member)
             for _ in range(4):
                 assert asgi_login(http, "mia", "wrong-password").status_code == 200
             assert asgi_login(http, "mia", PASSWORD).status_code == 302
+
+
+def test_vstransfer_says_a_lockout_is_a_lockout(asgi_server, member, tmp_path):
+    """The command-line client tells a locked-out account (429) from a wrong password."""
+    from axes.utils import reset
+
+    from tests.volumes.test_vstransfer_upload import vstransfer
+
+    src = tmp_path / "one.img"
+    src.write_bytes(b"x")
+    wrong = vstransfer(asgi_server.url, "upload", str(src), "--pool", "1", "--volume", "v.img",
+                       password="wrong-password")
+    assert wrong.returncode != 0 and "wrong user name or password" in wrong.stderr
+    with httpx.Client(base_url=asgi_server.url, timeout=30) as http:
+        for _ in range(6):
+            asgi_login(http, "mia", "wrong-password")
+    try:
+        locked = vstransfer(asgi_server.url, "upload", str(src), "--pool", "1", "--volume", "v.img")
+        assert locked.returncode != 0, locked.stdout
+        assert "too many failed logins" in locked.stderr and "wrong user name or password" not in locked.stderr
+    finally:
+        reset(username="mia"), reset(ip="127.0.0.1")
