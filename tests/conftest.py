@@ -16,6 +16,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -321,16 +322,30 @@ def _process_env() -> dict[str, str]:
 
 
 class ManagedProcess:
-    def __init__(self, name: str, args: list[str], log_path: Path) -> None:
+    def __init__(self, name: str, args: list[str], log_path: Path, *, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.args = args
         self.log_path = log_path
+        self.env = env or {}  # on top of the tests' own (_process_env): another VAR_DIR, a setting
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=_process_env(), stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(self.args, cwd=ROOT, env={**_process_env(), **self.env}, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def running(self) -> Iterator[ManagedProcess]:
+        """Started and ready for the block, stopped after it whatever happens."""
+        self.start()
+        try:
+            self.wait_ready()
+            yield self
+        finally:
+            self.stop()
 
     def stop(self, sig: int = 15) -> None:
         if self.proc and self.proc.poll() is None:
@@ -349,6 +364,17 @@ class ManagedProcess:
 
 
 class CeleryWorker(ManagedProcess):
+    @classmethod
+    def on_queue(cls, queue: str, log_path: Path, *, concurrency: int = 1, name: str = "near",
+                 env: dict[str, str] | None = None) -> CeleryWorker:
+        """A worker that takes the jobs of queue and its transfers twin only (jobs.runner.queue_for)."""
+        from jobs.runner import TRANSFER_QUEUE_SUFFIX
+
+        return cls(f"celery-{name}", [
+            sys.executable, "-m", "celery", "-A", "virtstorage", "worker", "--loglevel=INFO",
+            f"--concurrency={concurrency}", f"--queues={queue},{queue}{TRANSFER_QUEUE_SUFFIX}",
+            f"--hostname={name}-{queue}@%h", "--without-mingle", "--without-gossip"], log_path, env=env)
+
     def wait_ready(self, timeout: float = 60) -> None:
         from virtstorage.celery import app
 
@@ -373,30 +399,20 @@ class CeleryWorker(ManagedProcess):
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[CeleryWorker]:
     """A real Celery worker (prefork, 2 processes) on the test database and the test-only queues (jobs and
     transfers)."""
-    from jobs.runner import TRANSFER_QUEUE_SUFFIX
-
-    queue = TEST_QUEUE
-    worker = CeleryWorker(
-        "celery",
-        [sys.executable, "-m", "celery", "-A", "virtstorage", "worker", "--loglevel=INFO", "--concurrency=2",
-         f"--queues={queue},{queue}{TRANSFER_QUEUE_SUFFIX}", f"--hostname=test-{queue}@%h", "--without-mingle",
-         "--without-gossip"],
-        tmp_path_factory.mktemp("logs") / "celery.log",
-    )
-    worker.start()
+    worker = CeleryWorker.on_queue(TEST_QUEUE, tmp_path_factory.mktemp("logs") / "celery.log", concurrency=2,
+                                   name="test")
     try:
-        worker.wait_ready()
-        yield worker
+        with worker.running():
+            yield worker
     finally:
-        worker.stop()
         shutil.rmtree(TEST_MAIL_DIR, ignore_errors=True)
 
 
 class AsgiServer(ManagedProcess):
-    def __init__(self, port: int, log_path: Path, *, workers: int = 1) -> None:
+    def __init__(self, port: int, log_path: Path, *, workers: int = 1, env: dict[str, str] | None = None) -> None:
         # More than one worker (and more than one server, on other ports) is a production topology.
         extra = ["--workers", str(workers)] if workers > 1 else []
-        super().__init__("granian", procfile_web_args("127.0.0.1", port) + extra, log_path)
+        super().__init__("granian", procfile_web_args("127.0.0.1", port) + extra, log_path, env=env)
         self.url = f"http://127.0.0.1:{port}"
 
     def wait_ready(self, timeout: float = 30) -> None:
@@ -417,13 +433,8 @@ class AsgiServer(ManagedProcess):
 @pytest.fixture(scope="session")
 def asgi_server(django_db_setup, tmp_path_factory) -> Iterator[AsgiServer]:
     """The real ASGI server as `make run` starts it (Django's live_server cannot stream)."""
-    server = AsgiServer(_free_port(), tmp_path_factory.mktemp("logs") / "granian.log")
-    server.start()
-    try:
-        server.wait_ready()
+    with AsgiServer(_free_port(), tmp_path_factory.mktemp("logs") / "granian.log").running() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message: str = "condition"):

@@ -28,15 +28,8 @@ WORKERS = 2
 def two_servers(django_db_setup, tmp_path_factory) -> Iterator[tuple[AsgiServer, AsgiServer]]:
     logs = tmp_path_factory.mktemp("web-processes")
     servers = [AsgiServer(_free_port(), logs / f"granian-{name}.log", workers=WORKERS) for name in "ab"]
-    try:
-        for server in servers:
-            server.start()
-        for server in servers:
-            server.wait_ready()
+    with servers[0].running(), servers[1].running():
         yield servers[0], servers[1]
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def _on(api: Api, server: AsgiServer) -> httpx.Client:

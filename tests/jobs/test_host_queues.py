@@ -3,7 +3,6 @@ never takes them; a worker started with --queues=<the host's queue> (beside that
 
 from __future__ import annotations
 
-import sys
 import time
 
 import pytest
@@ -49,13 +48,7 @@ def test_a_hosts_jobs_run_only_on_a_worker_of_its_queue(member_client, celery_wo
     job.refresh_from_db()
     assert job.state == Job.State.QUEUED and job.worker == "", (job.state, job.worker)
 
-    near = CeleryWorker("celery-near", [
-        sys.executable, "-m", "celery", "-A", "virtstorage", "worker", "--loglevel=INFO", "--concurrency=1",
-        f"--queues={own},{own}{TRANSFER_QUEUE_SUFFIX}", f"--hostname=near-{own}@%h", "--without-mingle",
-        "--without-gossip"], tmp_path / "near.log")
-    near.start()
-    try:
-        near.wait_ready()
+    with CeleryWorker.on_queue(own, tmp_path / "near.log").running() as near:
         job = wait_for_job(job.pk)
         assert job.state == Job.State.SUCCEEDED, job.error
         assert _parent_of(job) == near.proc.pid, job.worker  # a process of the near worker ran it
@@ -64,8 +57,6 @@ def test_a_hosts_jobs_run_only_on_a_worker_of_its_queue(member_client, celery_wo
         local_host.save(update_fields=["queue"])
         shared = wait_for_job(_sync_job(member_client, local_host))
         assert shared.state == Job.State.SUCCEEDED and _parent_of(shared) == celery_worker.proc.pid, shared.worker
-    finally:
-        near.stop()
 
 
 def _sync_job(client, host) -> int:

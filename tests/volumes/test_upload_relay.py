@@ -21,8 +21,7 @@ from django.conf import settings
 
 from jobs.models import Job
 from jobs.progress import client as redis_client
-from jobs.runner import TRANSFER_QUEUE_SUFFIX
-from tests.conftest import ROOT, TEST_QUEUE, AsgiServer, CeleryWorker, _free_port, _process_env, wait_for, wait_for_job
+from tests.conftest import TEST_QUEUE, AsgiServer, CeleryWorker, _free_port, wait_for, wait_for_job
 from tests.volumes.test_upload_download import Api, disk_usage_bytes, make_sparse_file, sha256_file
 from volumes import relay
 from volumes.models import Upload
@@ -35,32 +34,10 @@ NEAR_QUEUE = f"{TEST_QUEUE}-relay"
 WEB_UPLOADS_MARK = b"the web server never stages a relayed upload\n"
 
 
-class _WithEnv:
-    """A managed process with environment variables of its own (its VAR_DIR above all)."""
-
-    extra_env: dict[str, str]
-
-    def start(self) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, cwd=ROOT, env={**_process_env(), **self.extra_env}, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-
-class RelayWeb(_WithEnv, AsgiServer):
-    pass
-
-
-class NearWorker(_WithEnv, CeleryWorker):
-    pass
-
-
-def near_worker(queue: str, var_dir: Path, log_path: Path) -> NearWorker:
-    worker = NearWorker("celery-near", [
-        sys.executable, "-m", "celery", "-A", "virtstorage", "worker", "--loglevel=INFO", "--concurrency=1",
-        f"--queues={queue},{queue}{TRANSFER_QUEUE_SUFFIX}", f"--hostname=near-{queue}@%h", "--without-mingle",
-        "--without-gossip"], log_path)
-    worker.extra_env = {"VIRTSTORAGE_VAR_DIR": str(var_dir), "SECRET_KEY": settings.SECRET_KEY}
-    return worker
+def near_worker(queue: str, var_dir: Path, log_path: Path) -> CeleryWorker:
+    """The host's own worker, with a VAR_DIR of its own: another machine's disk."""
+    return CeleryWorker.on_queue(queue, log_path, env={"VIRTSTORAGE_VAR_DIR": str(var_dir),
+                                                       "SECRET_KEY": settings.SECRET_KEY})
 
 
 @pytest.fixture(scope="module")
@@ -71,16 +48,12 @@ def web_var(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def relay_web(django_db_setup, tmp_path_factory, web_var) -> Iterator[RelayWeb]:
-    server = RelayWeb(_free_port(), tmp_path_factory.mktemp("logs") / "relay-granian.log")
-    server.extra_env = {"VIRTSTORAGE_VAR_DIR": str(web_var), "SECRET_KEY": settings.SECRET_KEY,
-                        "UPLOAD_RELAY_BUFFER_BYTES": str(BUFFER), "UPLOAD_RELAY_WAIT_SECONDS": "2"}
-    server.start()
-    try:
-        server.wait_ready()
+def relay_web(django_db_setup, tmp_path_factory, web_var) -> Iterator[AsgiServer]:
+    server = AsgiServer(_free_port(), tmp_path_factory.mktemp("logs") / "relay-granian.log", env={
+        "VIRTSTORAGE_VAR_DIR": str(web_var), "SECRET_KEY": settings.SECRET_KEY,
+        "UPLOAD_RELAY_BUFFER_BYTES": str(BUFFER), "UPLOAD_RELAY_WAIT_SECONDS": "2"})
+    with server.running():
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -89,14 +62,9 @@ def near_var(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def near(django_db_setup, tmp_path_factory, near_var) -> Iterator[NearWorker]:
-    worker = near_worker(NEAR_QUEUE, near_var, tmp_path_factory.mktemp("logs") / "near.log")
-    worker.start()
-    try:
-        worker.wait_ready()
+def near(django_db_setup, tmp_path_factory, near_var) -> Iterator[CeleryWorker]:
+    with near_worker(NEAR_QUEUE, near_var, tmp_path_factory.mktemp("logs") / "near.log").running() as worker:
         yield worker
-    finally:
-        worker.stop()
 
 
 @pytest.fixture
@@ -115,7 +83,7 @@ def _relay_keys_gone(upload_id: str) -> bool:
     return not redis_client().exists(*relay._keys(upload_id))
 
 
-def _ran_on(job: Job, worker: NearWorker) -> bool:
+def _ran_on(job: Job, worker: CeleryWorker) -> bool:
     pid = int(job.worker.rsplit(":", 1)[1])
     with open(f"/proc/{pid}/status") as status:
         return int(next(line for line in status if line.startswith("PPid:")).split()[1]) == worker.proc.pid
@@ -173,16 +141,11 @@ def test_the_relay_buffer_is_bounded_until_the_worker_takes_it(relay_api, synced
     assert held == int(redis_client().get(count_key)) == BUFFER  # what waits in Redis, and no more
     assert Job.objects.get(pk=upload["job"]).state == Job.State.QUEUED
 
-    worker = near_worker(late, tmp_path_factory.mktemp("late-var"), tmp_path / "late.log")
-    worker.start()
-    try:
-        worker.wait_ready()
+    with near_worker(late, tmp_path_factory.mktemp("late-var"), tmp_path / "late.log").running() as worker:
         relay_api.send_file(upload, src, start=BUFFER)
         job = wait_for_job(relay_api.complete(upload).json()["job"])
         assert job.state == Job.State.SUCCEEDED, job.error
         assert _ran_on(job, worker)
-    finally:
-        worker.stop()
     assert sha256_file(scratch.path / "bounded.img") == sha256_file(src)
     _web_never_staged(web_var)
     assert _relay_keys_gone(upload["id"])
@@ -283,19 +246,14 @@ def test_vstransfer_waits_out_a_full_relay_buffer(relay_web, synced, member, web
              str(pool.pk), "--volume", "cli-relayed.img"],
             env=dict(os.environ, VIRTSTORAGE_PASSWORD="correct-horse-battery"), stdout=subprocess.PIPE,
             stderr=stderr, text=True)
-    worker = None
     try:
         wait_for(lambda: "the server is busy; retrying in 5 s" in said.read_text(), timeout=90)
         assert client.poll() is None, client.communicate()
-        worker = near_worker(late, tmp_path_factory.mktemp("cli-var"), tmp_path / "cli-worker.log")
-        worker.start()
-        worker.wait_ready()
-        client.communicate(timeout=180)
+        with near_worker(late, tmp_path_factory.mktemp("cli-var"), tmp_path / "cli-worker.log").running():
+            client.communicate(timeout=180)
     finally:
         if client.poll() is None:
             client.kill()
-        if worker is not None:
-            worker.stop()
     err = said.read_text()
     assert client.returncode == 0, err
     assert sha256_file(scratch.path / "cli-relayed.img") == sha256_file(src)
