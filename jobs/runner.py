@@ -259,6 +259,12 @@ class JobContext:
     def params(self) -> dict[str, Any]:
         return self.job.params
 
+    def keep(self, **params: Any) -> None:
+        """Add these to the job's params and save them: what a page, the API or a later job reads of this one
+        (a report, the path copied, the link to what it made)."""
+        self.job.params = {**self.job.params, **params}
+        self.job.save(update_fields=["params"])
+
     @property
     def host(self):
         return self.job.host

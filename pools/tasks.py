@@ -157,6 +157,6 @@ def define_pool_job(ctx: JobContext) -> str:
         except JobError as exc:
             result = _("Defined pool %(pool)s, but could not start it: %(error)s") % {"pool": name, "error": exc}
     ctx.job.pool = pool
-    ctx.job.params = {**ctx.params, "result_url": pool.get_absolute_url()}
-    ctx.job.save(update_fields=["pool", "params"])
+    ctx.job.save(update_fields=["pool"])
+    ctx.keep(result_url=pool.get_absolute_url())
     return result

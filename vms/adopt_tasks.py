@@ -59,8 +59,7 @@ def adopt_image_job(ctx: JobContext) -> str:
             raise OperationFailed(_("%(path)s changed while it was copied (a VM or a program wrote to it): the copy "
                                     "was removed. Stop what writes to it, then adopt it again.")
                                   % {"path": source.path})
-    ctx.job.params = {**p, "source_path": source.path, "copied": before}  # what a switch checks
-    ctx.job.save(update_fields=["params"])
+    ctx.keep(source_path=source.path, copied=before)  # what a switch checks
     result = (_("Adopted %(path)s (%(source_format)s) as %(pool)s/%(name)s: %(format)s, virtual size %(virtual)s, "
                 "disk size %(disk)s.")
               % {"path": source.path, "source_format": facts.format, "pool": pool_name, "name": info.name,

@@ -32,11 +32,6 @@ def _facts(info: qemuimg.ImageInfo) -> dict:
     return {**dataclasses.asdict(info), "provisioning": info.provisioning}
 
 
-def _keep(ctx: JobContext, **params) -> None:
-    ctx.job.params = {**ctx.params, **params}
-    ctx.job.save(update_fields=["params"])
-
-
 @job_task(INFO_KIND, name="volumes.info_job.image_info_job")
 def image_info_job(ctx: JobContext) -> str:
     name = ctx.job.volume_name
@@ -52,10 +47,10 @@ def image_info_job(ctx: JobContext) -> str:
             infos = [qemuimg.info(chain.image(index, with_backing=False),
                                   timeout=max(1.0, deadline - time.monotonic())) for index in range(len(chain.links))]
     except UnsafeImage:
-        _keep(ctx, refused=True)  # the panel says "refused", not "could not read"
+        ctx.keep(refused=True)  # the panel says "refused", not "could not read"
         raise
     top, live = infos[0], chain.links[0].info
-    _keep(ctx, report={
+    ctx.keep(report={
         "info": _facts(top), "live": {"capacity": live.capacity, "allocation": live.allocation},
         "chain": [{"pool_name": link.pool_name, "name": link.name, "info": _facts(info)}
                   for link, info in zip(chain.links[1:], infos[1:], strict=True)]})
