@@ -118,17 +118,20 @@ class Volume(models.Model):
 
 # -- Uploads ------------------------------------------------------------------
 
-def merge_range(ranges: list[list[int]], start: int, end: int) -> list[list[int]]:
-    """Sorted, disjoint [start, end) ranges with [start, end) added (touching ranges join)."""
-    if end <= start:
-        return [list(r) for r in ranges]
+def merge_ranges(ranges: list[list[int]]) -> list[list[int]]:
+    """[start, end) ranges as sorted, disjoint ones (touching ranges join, empty ones go)."""
     merged: list[list[int]] = []
-    for lo, hi in sorted([*ranges, [start, end]]):
+    for lo, hi in sorted(ranges):
         if merged and lo <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], hi)
-        else:
+        elif hi > lo:
             merged.append([lo, hi])
     return merged
+
+
+def merge_range(ranges: list[list[int]], start: int, end: int) -> list[list[int]]:
+    """Sorted, disjoint [start, end) ranges with [start, end) added (touching ranges join)."""
+    return merge_ranges([*ranges, [start, end]])
 
 
 def missing_ranges(ranges: list[list[int]], size: int) -> list[list[int]]:

@@ -39,7 +39,7 @@ from jobs.runner import JobCancelled, JobContext
 
 from . import staging
 from .asgi_upload import BodyAborted
-from .models import Upload
+from .models import Upload, merge_ranges
 
 log = logging.getLogger(__name__)
 
@@ -189,16 +189,6 @@ def _push_body(request: HttpRequest, upload: Upload, offset: int, length: int) -
 
 # -- The job's end: taking the entries into a staging file of its own -------------------
 
-def _merged(ranges: list[list[int]]) -> list[list[int]]:
-    out: list[list[int]] = []
-    for lo, hi in sorted(ranges):
-        if out and lo <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], hi)
-        elif hi > lo:
-            out.append([lo, hi])
-    return out
-
-
 def sweep_orphans(directory: Path) -> None:
     """Staging files and notes of uploads gone for UPLOAD_EXPIRE_HOURS: the shared expiry (expire_uploads) runs
     where beat sends it, not on a host's own worker."""
@@ -245,7 +235,7 @@ class Receiver:
             try:
                 kept = json.loads(self.note.read_text())
                 if kept["size"] == self.size == self.path.stat().st_size:
-                    return _merged(kept["ranges"]), _merged(kept["data"])
+                    return merge_ranges(kept["ranges"]), merge_ranges(kept["data"])
             except (OSError, ValueError, KeyError, TypeError):
                 pass
         self.note.unlink(missing_ok=True)
@@ -266,7 +256,7 @@ class Receiver:
                 written = 0
                 while written < len(data):
                     written += os.pwrite(self.fd, memoryview(data)[written:], offset + written)
-                self.data = _merged([*self.data, [offset, offset + len(data)]])
+                self.data = merge_ranges([*self.data, [offset, offset + len(data)]])
                 added.append([offset, offset + len(data)])
                 cost += len(data)
             else:
@@ -275,7 +265,7 @@ class Receiver:
                 self._zero_data(pairs)
                 added.extend(pairs)
                 cost += ZERO_PAIR_COST * len(pairs)
-        self.ranges = _merged(self.ranges + added)
+        self.ranges = merge_ranges(self.ranges + added)
         pipe = self.redis.pipeline()
         pipe.xdel(self.data_key, *ids)
         pipe.decrby(self.count_key, cost)
