@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -289,6 +290,61 @@ def domain_using(synced) -> Iterator[str]:
         yield name
     finally:
         virsh("undefine", name, check=False)
+
+
+# -- A remote host that is this machine ---------------------------------------
+
+LIBVIRT_SOCKET = "/run/libvirt/libvirt-sock"  # where qemu:///system's daemon listens
+
+
+class LibvirtOverTcp:
+    """This machine's libvirtd reached as qemu+tcp://127.0.0.1:PORT/system: remote to the app (and to virsh) by
+    its URI, without making libvirtd listen on the network. Each TCP connection is copied both ways onto a
+    connection to libvirtd's own socket."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.uri = f"qemu+tcp://127.0.0.1:{self._server.getsockname()[1]}/system"
+        threading.Thread(target=self._accept, name="libvirt-over-tcp", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _address = self._server.accept()
+            except OSError:
+                return  # closed
+            daemon = socket.socket(socket.AF_UNIX)
+            daemon.connect(LIBVIRT_SOCKET)
+            for source, sink in ((client, daemon), (daemon, client)):
+                threading.Thread(target=self._copy, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _copy(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(1 << 20):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            source.close()  # the other direction's thread closes the other socket
+
+    def close(self) -> None:
+        self._server.close()
+
+
+@pytest.fixture(scope="session")
+def remote_libvirt_uri() -> Iterator[str]:
+    """A qemu+tcp URI of this machine's libvirtd (see LibvirtOverTcp)."""
+    forwarder = LibvirtOverTcp()
+    try:
+        yield forwarder.uri
+    finally:
+        forwarder.close()
 
 
 # -- Processes: Celery worker and ASGI server on the test database ----------

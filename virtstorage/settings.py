@@ -279,6 +279,11 @@ HISTORY_TEAM_LEDGER = "provisioning.quota.Ledger"
 # The local libvirt host registered by `manage.py bootstrap`.
 LOCAL_LIBVIRT_URI = os.environ.get("LOCAL_LIBVIRT_URI", "qemu:///system")
 DEMO_POOL_NAME = os.environ.get("DEMO_POOL_NAME", "virtstorage-demo")
+# Set on a worker started beside a remote host: the registered URIs (comma-separated) whose libvirtd is this
+# machine's. That worker reaches them through LOCAL_LIBVIRT_URI, so its transfers read and write the volume files
+# in place (Host.direct_io) instead of sending every byte through libvirt's remote protocol; checked per process:
+# both URIs must answer as the same daemon (virtstorage/virt/connection.py, serve_here).
+LIBVIRT_HOSTS_HERE = env_list("LIBVIRT_HOSTS_HERE", "")
 
 LOGGING = {
     "version": 1,

@@ -34,10 +34,10 @@ NEAR_QUEUE = f"{TEST_QUEUE}-relay"
 WEB_UPLOADS_MARK = b"the web server never stages a relayed upload\n"
 
 
-def near_worker(queue: str, var_dir: Path, log_path: Path) -> CeleryWorker:
+def near_worker(queue: str, var_dir: Path, log_path: Path, **env: str) -> CeleryWorker:
     """The host's own worker, with a VAR_DIR of its own: another machine's disk."""
     return CeleryWorker.on_queue(queue, log_path, env={"VIRTSTORAGE_VAR_DIR": str(var_dir),
-                                                       "SECRET_KEY": settings.SECRET_KEY})
+                                                       "SECRET_KEY": settings.SECRET_KEY, **env})
 
 
 @pytest.fixture(scope="module")
@@ -258,3 +258,53 @@ def test_vstransfer_waits_out_a_full_relay_buffer(relay_web, synced, member, web
     assert client.returncode == 0, err
     assert sha256_file(scratch.path / "cli-relayed.img") == sha256_file(src)
     _web_never_staged(web_var)
+
+
+# -- A worker beside a remote host moves the bytes on its own machine ---------------------------------------
+
+BESIDE_QUEUE = f"{TEST_QUEUE}-beside"
+
+
+@pytest.fixture(scope="module")
+def beside(django_db_setup, tmp_path_factory, remote_libvirt_uri) -> Iterator[CeleryWorker]:
+    """The remote host's worker, started on its machine: LIBVIRT_HOSTS_HERE names the host's registered URI."""
+    with near_worker(BESIDE_QUEUE, tmp_path_factory.mktemp("beside-var"), tmp_path_factory.mktemp("logs") /
+                     "beside.log", LIBVIRT_HOSTS_HERE=remote_libvirt_uri).running() as worker:
+        yield worker
+
+
+@pytest.fixture
+def remote_pool(transactional_db, remote_libvirt_uri, filled_pool):
+    """The filled pool, on a host registered by a qemu+tcp URI (this machine's libvirtd, remote by its URI)."""
+    from hosts.models import Host
+    from inventory.sync import sync_host
+    from pools.models import StoragePool
+
+    host = Host.objects.create(name="remote", uri=remote_libvirt_uri)
+    assert sync_host(host, pool_names=[filled_pool.name]) is not None
+    return StoragePool.objects.get(host=host, name=filled_pool.name), filled_pool
+
+
+@pytest.mark.parametrize("where", ["beside", "near"])
+def test_a_worker_beside_a_remote_host_writes_the_volume_in_place(where, request, relay_api, remote_pool, tmp_path):
+    """Beside the host (LIBVIRT_HOSTS_HERE), the job writes the volume's file itself; a worker of the host's queue
+    without the setting sends every byte through libvirt's remote protocol. The same bytes either way."""
+    from virtstorage.virt.localfile import VOLUME_FILE
+
+    worker = request.getfixturevalue(where)
+    pool, scratch = remote_pool
+    _own_queue(pool, BESIDE_QUEUE if where == "beside" else NEAR_QUEUE)
+    size = 24 * MiB
+    src = make_sparse_file(tmp_path / "disk.img", size, [(0, 3 * MiB), (17 * MiB + 5, MiB), (size - 1, 1)])
+    created = relay_api.create(pool=pool.pk, volume="remote.img", mode="new", size=size, capacity="32M")
+    assert created.status_code == 201, created.text
+    upload = created.json()
+    assert relay_api.send_file(upload, src)["missing"] == []
+    assert relay_api.complete(upload).status_code == 202
+    job = wait_for_job(upload["job"])
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert _ran_on(job, worker), job.worker
+    assert (VOLUME_FILE in job.log) == (where == "beside"), job.log
+    volume_file = scratch.path / "remote.img"
+    assert sha256_file(volume_file) == sha256_file(src, extra_zeros=32 * MiB - size)
+    assert disk_usage_bytes(volume_file) < 8 * MiB  # holes stayed holes both ways

@@ -9,7 +9,10 @@ Facts this module respects (measured on libvirt 9.0):
 - keepalive needs a running event loop, so one is started per process before
   the first connection; a dead peer is then noticed within seconds;
 - a URI can run programs on this server (the ext transport, command=...): every
-  connection is opened only after ``uris.check_uri`` accepted its URI.
+  connection is opened only after ``uris.check_uri`` accepted its URI;
+- a worker started beside a remote host reaches that host's libvirtd through this machine's own
+  socket (``serve_here``), so it moves volume bytes in place as for a local host (localfile.py);
+  only after checking, once per process, that both URIs answer as the same daemon.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
@@ -26,7 +29,16 @@ import libvirt
 
 from . import domains, uris, xmlio
 from .domains import DomainInfo
-from .errors import ASYNC_JOBS_RUNNING, HostUnreachable, ObjectNotFound, PoolBusy, VirtError, translate, translated
+from .errors import (
+    ASYNC_JOBS_RUNNING,
+    HostUnreachable,
+    InvalidRequest,
+    ObjectNotFound,
+    PoolBusy,
+    VirtError,
+    translate,
+    translated,
+)
 from .text import _
 from .types import HostFacts, PoolInfo, VolumeInfo
 
@@ -39,6 +51,10 @@ PARALLEL_REQUESTS = 4  # libvirtd's default max_client_requests is 5; leave one 
 _lock = threading.Lock()
 _event_loop_pid: int | None = None
 _shared: dict[tuple[int, str], libvirt.virConnect] = {}
+# Registered host URIs whose daemon is this machine's libvirtd -> this machine's URI (serve_here), and which of
+# them this process has seen answer as that daemon.
+_here: dict[str, str] = {}
+_same_daemon: set[tuple[int, str]] = set()
 
 
 def _quiet_error_handler(_ctx: object, _err: object) -> None:
@@ -309,27 +325,66 @@ def _version(number: int) -> str:
     return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
 
 
+def serve_here(registered: Iterable[str], local_uri: str) -> None:
+    """Open these registered host URIs through local_uri, this machine's libvirtd: set on a worker that runs
+    beside a remote host (its queue), so the bytes of its transfers never cross the network twice.
+
+    Each is checked on first use in each process: its own URI and local_uri must answer with the same host
+    UUID and host name, or open_host refuses (InvalidRequest) rather than act on another daemon's storage."""
+    key_dir = uris.configured_key_dir()
+    local = uris.check_uri(local_uri, key_dir=key_dir)
+    with _lock:
+        _here.clear()
+        _here.update({normal: local for uri in registered if (normal := uris.check_uri(uri, key_dir=key_dir)) != local})
+        _same_daemon.clear()
+
+
+def _reach(uri: str, timeout: float) -> str:
+    """The URI to open for the registered uri: this machine's, for a host served here (see serve_here)."""
+    local = _here.get(uri)
+    if local is None or (os.getpid(), uri) in _same_daemon:
+        return local or uri
+    if _daemon_identity(local, timeout) != _daemon_identity(uri, timeout):
+        raise InvalidRequest(_("%(uri)s is set to be reached through this machine's libvirtd (%(local)s), but "
+                               "that is another host's daemon: correct LIBVIRT_HOSTS_HERE where this process runs.")
+                             % {"uri": uri, "local": local})
+    _same_daemon.add((os.getpid(), uri))
+    return local
+
+
+def _daemon_identity(uri: str, timeout: float) -> tuple[str, str]:
+    """(host UUID, host name) as the daemon at uri reports them."""
+    conn = _open(uri, timeout)
+    try:
+        with translated():
+            return xmlio.capabilities_host_uuid(conn.getCapabilities()), conn.getHostname()
+    finally:
+        conn.close()
+
+
 @contextmanager
 def open_host(uri: str, *, shared: bool = True, timeout: float = CONNECT_TIMEOUT_SECONDS) -> Iterator[LibvirtHost]:
-    """A LibvirtHost for uri: the process's shared connection, or a dedicated one for long work.
+    """A LibvirtHost for uri: the process's shared connection, or a dedicated one for long work. For a host
+    served here (serve_here) the connection and the LibvirtHost's uri are this machine's.
 
     Raises InvalidRequest when the URI is not one the app may open (see ``uris``): nothing runs then,
     and a cached connection is not handed out either (checked here, and again by ``_open``).
     """
     uris.check_uri(uri, key_dir=uris.configured_key_dir())
+    target = _reach(uri, timeout)
     if shared:
-        conn = _shared_connection(uri, timeout)
+        conn = _shared_connection(target, timeout)
     else:
-        conn = _open(uri, timeout)
-    host = LibvirtHost(uri, conn, dedicated=not shared)
+        conn = _open(target, timeout)
+    host = LibvirtHost(target, conn, dedicated=not shared)
     try:
         yield host
     except HostUnreachable:
         if shared:
-            forget_connection(uri)
+            forget_connection(target)
         raise
     finally:
         host.close()
 
 
-__all__ = ["LibvirtHost", "ObjectNotFound", "forget_connection", "open_host"]
+__all__ = ["LibvirtHost", "ObjectNotFound", "forget_connection", "open_host", "serve_here"]

@@ -68,6 +68,11 @@ def parse_pool(xml: str, *, active: bool, autostart: bool, persistent: bool) -> 
     )
 
 
+def capabilities_host_uuid(xml: str) -> str:
+    """The host UUID in a daemon's capabilities XML ("" when it names none)."""
+    return _text(ET.fromstring(xml), "host/uuid")
+
+
 def to_string(root: ET.Element) -> str:
     ET.indent(root)
     return ET.tostring(root, encoding="unicode")
