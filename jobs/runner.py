@@ -72,6 +72,11 @@ def queue_for(kind: str, host: Any = None) -> str:
     return base + TRANSFER_QUEUE_SUFFIX if kind in TRANSFER_KINDS else base
 
 
+def transfer_queue(host: Any = None) -> str:
+    """The transfers queue of this host (or the shared one): where work that moves a client's bytes runs."""
+    return queue_for("upload", host)
+
+
 def launch(task: Any, *, kind: str, user, host, pool=None, volume_name: str = "", params: dict | None = None,
            cancellable: bool = False, pool_name: str = "", target_pool=None, target_volume_name: str = "",
            request=None) -> Job:

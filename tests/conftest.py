@@ -305,6 +305,7 @@ class LibvirtOverTcp:
     def __init__(self) -> None:
         self._server = socket.create_server(("127.0.0.1", 0))
         self.uri = f"qemu+tcp://127.0.0.1:{self._server.getsockname()[1]}/system"
+        self.connections = 0  # opened through this URI so far: what a test expects to cross "the network"
         threading.Thread(target=self._accept, name="libvirt-over-tcp", daemon=True).start()
 
     def _accept(self) -> None:
@@ -313,6 +314,7 @@ class LibvirtOverTcp:
                 client, _address = self._server.accept()
             except OSError:
                 return  # closed
+            self.connections += 1
             daemon = socket.socket(socket.AF_UNIX)
             daemon.connect(LIBVIRT_SOCKET)
             for source, sink in ((client, daemon), (daemon, client)):
@@ -338,13 +340,18 @@ class LibvirtOverTcp:
 
 
 @pytest.fixture(scope="session")
-def remote_libvirt_uri() -> Iterator[str]:
-    """A qemu+tcp URI of this machine's libvirtd (see LibvirtOverTcp)."""
+def libvirt_over_tcp() -> Iterator[LibvirtOverTcp]:
     forwarder = LibvirtOverTcp()
     try:
-        yield forwarder.uri
+        yield forwarder
     finally:
         forwarder.close()
+
+
+@pytest.fixture(scope="session")
+def remote_libvirt_uri(libvirt_over_tcp: LibvirtOverTcp) -> str:
+    """A qemu+tcp URI of this machine's libvirtd (see LibvirtOverTcp)."""
+    return libvirt_over_tcp.uri
 
 
 # -- Processes: Celery worker and ASGI server on the test database ----------

@@ -227,7 +227,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 24 * 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "virtstorage")
 # Job modules that autodiscovery (each app's tasks.py) does not find: workers import them too.
-CELERY_IMPORTS = ["volumes.tools_tasks", "volumes.info_job", "vms.adopt_tasks"]
+CELERY_IMPORTS = ["volumes.tools_tasks", "volumes.info_job", "vms.adopt_tasks", "volumes.download_relay"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 INVENTORY_SYNC_SECONDS = int(os.environ.get("INVENTORY_SYNC_SECONDS", "60"))
@@ -249,6 +249,14 @@ if UPLOAD_RELAY not in ("auto", "always", "never"):
 # At most this many bytes of one relayed upload wait in Redis; a chunk waits this long for room, then gets a 503.
 UPLOAD_RELAY_BUFFER_BYTES = int(os.environ.get("UPLOAD_RELAY_BUFFER_BYTES", str(64 * 1024**2)))
 UPLOAD_RELAY_WAIT_SECONDS = float(os.environ.get("UPLOAD_RELAY_WAIT_SECONDS", "30"))
+# Downloads from a host with a worker of its own are read by that worker and come through Redis
+# (volumes/download_relay.py): "auto" (hosts that name a queue), "always" or "never" (the web reads them itself).
+DOWNLOAD_RELAY = os.environ.get("DOWNLOAD_RELAY", "auto").strip().lower()
+if DOWNLOAD_RELAY not in ("auto", "always", "never"):
+    raise ValueError(f"DOWNLOAD_RELAY must be auto, always or never, not {DOWNLOAD_RELAY!r}")
+# At most this many bytes of one relayed download wait in Redis; the web waits this long for the worker's answer.
+DOWNLOAD_RELAY_BUFFER_BYTES = int(os.environ.get("DOWNLOAD_RELAY_BUFFER_BYTES", str(16 * 1024**2)))
+DOWNLOAD_RELAY_WAIT_SECONDS = int(os.environ.get("DOWNLOAD_RELAY_WAIT_SECONDS", "30"))
 # A download whose client takes nothing for this long is ended (its job failed, its streams closed).
 DOWNLOAD_IDLE_SECONDS = int(os.environ.get("DOWNLOAD_IDLE_SECONDS", "120"))
 # A live detach waits this long (after libvirt's own 5 s) for the guest to release the disk.

@@ -26,7 +26,7 @@ from virtstorage.virt import VirtError, downloads, open_host, sparse_format
 from virtstorage.virt.imagecheck import UnsafeImage
 from virtstorage.virt.units import binary_size
 
-from . import safety
+from . import download_relay, safety
 from .models import Volume
 
 DOWNLOAD_REPORT_SECONDS = 0.2
@@ -224,12 +224,16 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
 async def _open_reader(ctx: runner.JobContext, volume: Volume, sparse: bool,
                        username: str) -> downloads.Reader | HttpResponse:
     """The volume's reader, after the image check, with the job's log saying how it reads; else the refusal."""
-    # Dedicated connections (one per stream): the streams are this request's alone, and end with it.
-    connect = functools.partial(open_host, volume.pool.host.uri, shared=False)
     try:
-        await asyncio.to_thread(_verify, volume)
-        reader = await asyncio.to_thread(downloads.open_reader, connect, volume.pool.name, volume.name,
-                                         sparse=sparse, direct=volume.pool.host.direct_io)
+        if download_relay.relayed(volume.pool):  # the host's own worker checks and reads it
+            reader = await asyncio.to_thread(download_relay.open_reader, volume, sparse=sparse,
+                                             language=translation.get_language())
+        else:
+            # Dedicated connections (one per stream): the streams are this request's alone, and end with it.
+            connect = functools.partial(open_host, volume.pool.host.uri, shared=False)
+            await asyncio.to_thread(_verify, volume)
+            reader = await asyncio.to_thread(downloads.open_reader, connect, volume.pool.name, volume.name,
+                                             sparse=sparse, direct=volume.pool.host.direct_io)
     except (UnsafeImage, VirtError) as exc:
         await sync_to_async(runner.finish_inline)(ctx, Job.State.FAILED, error=str(exc))
         if isinstance(exc, UnsafeImage):

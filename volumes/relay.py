@@ -52,9 +52,10 @@ NOTE_SECONDS = 1.0  # the note of what the staging file holds is rewritten at le
 _ZEROS = bytes(PIECE)
 
 
-def relayed(pool: Any) -> bool:
-    """Whether an upload into this pool goes through the relay: a host with a worker of its own ("auto")."""
-    mode = settings.UPLOAD_RELAY
+def relayed(pool: Any, mode: str | None = None) -> bool:
+    """Whether a transfer with this pool goes through a relay: a host with a worker of its own ("auto"). mode: the
+    setting of that kind of transfer (UPLOAD_RELAY, the default, or DOWNLOAD_RELAY)."""
+    mode = mode or settings.UPLOAD_RELAY
     return mode == "always" or (mode == "auto" and bool(pool.host.queue))
 
 

@@ -400,7 +400,28 @@ class LocalVolumeReader(_RecordReader):
         self.target.close()
 
 
-Reader = VolumeReader | LocalVolumeReader
+class FedReader(_RecordReader):
+    """Records read somewhere else and handed in here: a worker beside a remote host reads the volume
+    (volumes/download_relay.py) and this process sends it. next_from() gives the next Data or Hole
+    record in volume order, None at the end (or raises what stopped the reading); stop() is called
+    once, by the first close()."""
+
+    def __init__(self, length: int, how: str, next_from: Callable[[], Record | None], stop: Callable[[], None],
+                 *, sparse: bool = False) -> None:
+        super().__init__()
+        self.length, self.how, self.sparse = length, how, sparse
+        self._next_from, self._stop = next_from, stop
+
+    def _next(self) -> Record | None:
+        return self._next_from()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._stop()
+
+
+Reader = VolumeReader | LocalVolumeReader | FedReader
 
 
 def open_reader(connect: Connect, pool_name: str, name: str, *, sparse: bool = False,

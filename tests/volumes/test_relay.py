@@ -1,5 +1,6 @@
-"""Uploads into a host with a worker of its own go through Redis to that worker (volumes/relay.py): the web server
-and the worker share no disk.
+"""Transfers with a host that has a worker of its own go through Redis to and from that worker: uploads
+(volumes/relay.py), where the web server and the worker share no disk, and downloads (volumes/download_relay.py),
+which that worker reads beside the host.
 
 The web server here runs with a VAR_DIR of its own whose `uploads` is a plain file, so it cannot have staged a
 byte; the host's worker runs with another VAR_DIR and listens only to the host's queues.
@@ -7,6 +8,7 @@ byte; the host's worker runs with another VAR_DIR and listens only to the host's
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
@@ -21,7 +23,7 @@ from django.conf import settings
 
 from jobs.models import Job
 from jobs.progress import client as redis_client
-from tests.conftest import TEST_QUEUE, AsgiServer, CeleryWorker, _free_port, wait_for, wait_for_job
+from tests.conftest import TEST_QUEUE, AsgiServer, CeleryWorker, _free_port, virsh, wait_for, wait_for_job
 from tests.volumes.test_upload_download import Api, disk_usage_bytes, make_sparse_file, sha256_file
 from volumes import relay
 from volumes.models import Upload
@@ -32,6 +34,8 @@ MiB = 1024 * 1024
 BUFFER = 8 * MiB  # the web server's UPLOAD_RELAY_BUFFER_BYTES here
 NEAR_QUEUE = f"{TEST_QUEUE}-relay"
 WEB_UPLOADS_MARK = b"the web server never stages a relayed upload\n"
+RELAY_WAIT_SECONDS = 3  # the web server's DOWNLOAD_RELAY_WAIT_SECONDS here
+DOWNLOAD_BUFFER = 4 * MiB  # the host's worker's DOWNLOAD_RELAY_BUFFER_BYTES here
 
 
 def near_worker(queue: str, var_dir: Path, log_path: Path, **env: str) -> CeleryWorker:
@@ -51,7 +55,8 @@ def web_var(tmp_path_factory) -> Path:
 def relay_web(django_db_setup, tmp_path_factory, web_var) -> Iterator[AsgiServer]:
     server = AsgiServer(_free_port(), tmp_path_factory.mktemp("logs") / "relay-granian.log", env={
         "VIRTSTORAGE_VAR_DIR": str(web_var), "SECRET_KEY": settings.SECRET_KEY,
-        "UPLOAD_RELAY_BUFFER_BYTES": str(BUFFER), "UPLOAD_RELAY_WAIT_SECONDS": "2"})
+        "UPLOAD_RELAY_BUFFER_BYTES": str(BUFFER), "UPLOAD_RELAY_WAIT_SECONDS": "2",
+        "DOWNLOAD_RELAY_WAIT_SECONDS": str(RELAY_WAIT_SECONDS)})
     with server.running():
         yield server
 
@@ -269,7 +274,8 @@ BESIDE_QUEUE = f"{TEST_QUEUE}-beside"
 def beside(django_db_setup, tmp_path_factory, remote_libvirt_uri) -> Iterator[CeleryWorker]:
     """The remote host's worker, started on its machine: LIBVIRT_HOSTS_HERE names the host's registered URI."""
     with near_worker(BESIDE_QUEUE, tmp_path_factory.mktemp("beside-var"), tmp_path_factory.mktemp("logs") /
-                     "beside.log", LIBVIRT_HOSTS_HERE=remote_libvirt_uri).running() as worker:
+                     "beside.log", LIBVIRT_HOSTS_HERE=remote_libvirt_uri,
+                     DOWNLOAD_RELAY_BUFFER_BYTES=str(DOWNLOAD_BUFFER)).running() as worker:
         yield worker
 
 
@@ -308,3 +314,123 @@ def test_a_worker_beside_a_remote_host_writes_the_volume_in_place(where, request
     volume_file = scratch.path / "remote.img"
     assert sha256_file(volume_file) == sha256_file(src, extra_zeros=32 * MiB - size)
     assert disk_usage_bytes(volume_file) < 8 * MiB  # holes stayed holes both ways
+
+
+# -- Downloads from a host with its worker beside it are read there -------------------------------------------
+
+def _write_data(scratch, name: str, extents: list[tuple[int, int]]) -> Path:
+    """Random data into a volume's file behind libvirt's back, then a refresh so libvirt vouches for the file again."""
+    path = scratch.path / name
+    with open(path, "r+b") as f:
+        for offset, length in extents:
+            f.seek(offset)
+            f.write(os.urandom(length))
+    virsh("pool-refresh", scratch.name)
+    return path
+
+
+def _download(api: Api, volume_pk: int, **params) -> tuple[int, bytes, int]:
+    r = api.http.get(f"/volumes/{volume_pk}/download", params=params)
+    return r.status_code, r.content, int(r.headers.get("x-job-id") or 0)
+
+
+def _relay_keys() -> list[bytes]:
+    """What relayed downloads hold in Redis, but the stop marks (kept an hour for a worker that comes late)."""
+    return [key for key in redis_client().scan_iter("virtstorage:download:*") if not key.endswith(b":stop")]
+
+
+def test_a_download_from_a_host_with_its_worker_beside_it_is_read_there(relay_api, remote_pool, beside,
+                                                                        libvirt_over_tcp):
+    """The host's worker reads the file in place and the web server sends it: no libvirt connection goes over
+    the host's (remote) URI for it, plain or in the framed sparse format, holes kept."""
+    from virtstorage.virt import sparse_format
+    from virtstorage.virt.localfile import VOLUME_FILE
+    from volumes.models import Volume
+
+    pool, scratch = remote_pool
+    _own_queue(pool, BESIDE_QUEUE)
+    path = _write_data(scratch, "raw-thin.img", [(0, MiB), (40 * MiB + 7, 2 * MiB)])
+    volume = Volume.objects.get(pool=pool, name="raw-thin.img")
+    status, body, job_id = _download(relay_api, volume.pk)  # also lets the worker check its setting once
+    assert status == 200, body[:300]
+    assert body == path.read_bytes()
+    job = wait_for_job(job_id)
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert VOLUME_FILE in job.log and "through the relay" in job.log, job.log
+
+    before = libvirt_over_tcp.connections
+    status, body, job_id = _download(relay_api, volume.pk, format="sparse")
+    assert status == 200
+    job = wait_for_job(job_id)
+    assert job.state == Job.State.SUCCEEDED, job.error
+    frames = list(sparse_format.decode(io.BytesIO(body)))
+    data = sum(f.length for f in frames if f.kind == sparse_format.DATA)
+    assert 3 * MiB <= data <= 4 * MiB + 64 * 1024  # only the data crossed, holes as hole frames
+    assert libvirt_over_tcp.connections == before, "nothing went through the host's remote URI"
+    assert wait_for(lambda: not _relay_keys(), timeout=10, message="the relay's keys to go")
+
+
+def test_a_relayed_download_is_checked_by_the_hosts_worker(relay_api, remote_pool, beside, tmp_path):
+    """An image changed after the last sync to name a file outside the pools: the worker's check refuses it."""
+    from volumes.models import Volume
+
+    pool, scratch = remote_pool
+    _own_queue(pool, BESIDE_QUEUE)
+    volume = Volume.objects.get(pool=pool, name="qcow2-thin.qcow2")
+    assert not volume.unsafe_reason
+    outside = tmp_path / "secret.raw"
+    outside.write_bytes(b"not for members" * 100)
+    subprocess.run(["qemu-img", "rebase", "-u", "-f", "qcow2", "-b", str(outside), "-F", "raw",
+                    str(scratch.path / "qcow2-thin.qcow2")], check=True)
+    virsh("pool-refresh", scratch.name)
+    status, body, _job = _download(relay_api, volume.pk)
+    assert status == 409 and b"Refused" in body and b"secret.raw" in body, body[:300]
+    assert b"not for members" not in body
+    job = Job.objects.filter(kind="download").order_by("-pk").first()
+    assert job.state == Job.State.FAILED and "secret.raw" in job.error, job.error
+
+
+def test_a_download_for_a_host_whose_worker_is_absent_fails_clearly(relay_api, remote_pool):
+    from volumes.models import Volume
+
+    pool, _scratch = remote_pool
+    _own_queue(pool, f"{TEST_QUEUE}-nobody")
+    volume = Volume.objects.get(pool=pool, name="raw-thin.img")
+    started = time.monotonic()
+    status, body, _job = _download(relay_api, volume.pk)
+    assert status == 502 and b"No worker of" in body and b"-nobody-transfers" in body, body[:300]
+    assert time.monotonic() - started < RELAY_WAIT_SECONDS + 10
+    job = Job.objects.filter(kind="download").order_by("-pk").first()
+    assert job.state == Job.State.FAILED and "No worker of" in job.error
+
+
+def test_a_client_leaving_a_relayed_download_stops_the_worker(relay_api, relay_web, remote_pool, beside):
+    """The worker keeps at most DOWNLOAD_RELAY_BUFFER_BYTES in Redis for a client that reads nothing; once the web
+    gives the client up, the worker stops and the keys go, and the worker serves the next download."""
+    from volumes.models import Volume
+
+    pool, scratch = remote_pool
+    _own_queue(pool, BESIDE_QUEUE)
+    path = _write_data(scratch, "raw-thin.img", [(0, 48 * MiB)])
+    volume = Volume.objects.get(pool=pool, name="raw-thin.img")
+    server = urlsplit(relay_web.url)
+    cookies = "; ".join(f"{k}={v}" for k, v in relay_api.http.cookies.items())
+    with socket.create_connection((server.hostname, server.port)) as raw:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        raw.sendall(f"GET /volumes/{volume.pk}/download HTTP/1.1\r\nHost: {server.netloc}\r\n"
+                    f"Cookie: {cookies}\r\n\r\n".encode())
+        assert raw.recv(4096).startswith(b"HTTP/1.1 200")
+
+        def buffered() -> int:
+            keys = [k for k in _relay_keys() if k.endswith(b":buffered")]
+            return int(redis_client().get(keys[0]) or 0) if keys else 0
+
+        wait_for(lambda: buffered() >= DOWNLOAD_BUFFER - MiB, timeout=20, message="the relay buffer to fill")
+        time.sleep(1)
+        assert buffered() <= DOWNLOAD_BUFFER  # the worker waits for room instead of reading on
+    job = wait_for(lambda: Job.objects.filter(kind="download").exclude(state=Job.State.RUNNING).first(),
+                   timeout=30, message="the abandoned download to end")
+    assert job.state == Job.State.FAILED
+    wait_for(lambda: not _relay_keys(), timeout=20, message="the worker to stop and the keys to go")
+    status, body, _job = _download(relay_api, volume.pk)
+    assert status == 200 and body == path.read_bytes()
