@@ -1,0 +1,109 @@
+"""What a full sync writes: the rows of the volumes that changed, came or went, and one statement for the
+others' synced_at; on a real libvirtd."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from inventory.sync import sync_host
+from pools.models import StoragePool
+from tests.conftest import virsh
+from volumes.models import Volume
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MiB = 1024**2
+TABLE = '"volumes_volume"'
+
+
+def rows(pool: StoragePool) -> dict[str, Volume]:
+    return {v.name: v for v in Volume.objects.filter(pool=pool)}
+
+
+def synced_writes(host, pool_name: str, **kwargs) -> tuple[object, list[str]]:
+    """sync_host's result and the statements it ran that write the volumes table."""
+    with CaptureQueriesContext(connection) as queries:
+        result = sync_host(host, pool_names=[pool_name], **kwargs)
+    verbs = ("INSERT INTO " + TABLE, "UPDATE " + TABLE, "DELETE FROM " + TABLE)
+    return result, [q["sql"] for q in queries.captured_queries if q["sql"].startswith(verbs)]
+
+
+def test_a_sync_with_nothing_changed_rewrites_no_volume_row(local_host, synced):
+    pool, scratch = synced
+    before = rows(pool)
+    result, writes = synced_writes(local_host, scratch.name)
+    assert result.volumes == 5 and result.removed_volumes == 0
+    # One statement, and only synced_at: "synced" on a volume's page is the last time libvirt listed it.
+    assert len(writes) == 1 and writes[0].startswith(f'UPDATE {TABLE} SET "synced_at" = '), writes
+    after = rows(pool)
+    local_host.refresh_from_db()
+    for name, row in after.items():
+        assert row.synced_at == local_host.last_synced_at > before[name].synced_at, name
+        assert [getattr(row, f) for f in ("capacity", "allocation", "xml", "recorded_format", "inspected")] == [
+            getattr(before[name], f) for f in ("capacity", "allocation", "xml", "recorded_format", "inspected")]
+
+
+def test_only_the_changed_new_and_deleted_volumes_are_written(local_host, synced):
+    pool, scratch = synced
+    before = rows(pool)
+    virsh("vol-resize", "--pool", scratch.name, "raw-thin.img", "128M")
+    virsh("vol-delete", "--pool", scratch.name, "qcow2-thin.qcow2")
+    scratch.create_volume("new.img", "8M")
+
+    result, writes = synced_writes(local_host, scratch.name)
+
+    assert (result.volumes, result.removed_volumes) == (5, 1)
+    upserts = [sql for sql in writes if sql.startswith("INSERT")]
+    assert len(upserts) == 1 and "'raw-thin.img'" in upserts[0] and "'new.img'" in upserts[0]
+    assert not any(f"'{name}'" in upserts[0] for name in ("raw-prealloc.img", "base.qcow2", "overlay.qcow2"))
+    after = rows(pool)
+    assert set(after) == set(before) - {"qcow2-thin.qcow2"} | {"new.img"}
+    assert after["raw-thin.img"].capacity == 128 * MiB and "134217728" in after["raw-thin.img"].xml
+    assert after["new.img"].capacity == 8 * MiB and after["new.img"].recorded_format == "raw"
+    assert after["new.img"].inspected  # its image was checked
+    for name in ("raw-prealloc.img", "base.qcow2", "overlay.qcow2"):
+        assert after[name].pk == before[name].pk and after[name].xml == before[name].xml, name
+    pool.refresh_from_db()
+    assert pool.volume_count == 5 and pool.volume_capacity_total == sum(v.capacity for v in after.values())
+
+
+def test_a_row_that_differs_from_libvirt_or_its_image_check_is_rewritten(local_host, synced):
+    """The rows are compared with what libvirt and the image check say now, not with what the last sync said:
+    a row changed by anyone else (a job's record_format, an edit) is made right again."""
+    pool, scratch = synced
+    right = rows(pool)["base.qcow2"]
+    Volume.objects.filter(pk=right.pk).update(capacity=1, unsafe_reason="stale", inspected="")
+    _, writes = synced_writes(local_host, scratch.name)
+    assert sum(sql.startswith("INSERT") for sql in writes) == 1
+    row = Volume.objects.get(pk=right.pk)
+    assert (row.capacity, row.unsafe_reason, row.inspected) == (right.capacity, "", right.inspected)
+
+
+def test_many_vanished_volumes_go_in_batches(local_host, scratch_pool):
+    for i in range(1200):
+        (scratch_pool.path / f"file-{i:04d}.img").write_bytes(b"")
+    sync_host(local_host, refresh=True, pool_names=[scratch_pool.name])
+    pool = StoragePool.objects.get(host=local_host, name=scratch_pool.name)
+    assert pool.volume_count == 1200
+    for i in range(1, 1200):  # all but the first
+        (scratch_pool.path / f"file-{i:04d}.img").unlink()
+    result, writes = synced_writes(local_host, scratch_pool.name, refresh=True)
+    assert result.removed_volumes == 1199
+    assert 0 < sum(sql.startswith("DELETE") for sql in writes) < 50  # in batches, never one per volume
+    assert list(Volume.objects.filter(pool=pool).values_list("name", flat=True)) == ["file-0000.img"]
+    pool.refresh_from_db()
+    assert (pool.volume_count, pool.volume_capacity_total) == (1, 0)
+
+
+def test_an_empty_pool_and_one_emptied(local_host, scratch_pool):
+    result = sync_host(local_host, pool_names=[scratch_pool.name])
+    assert (result.pools, result.volumes) == (1, 0)
+    scratch_pool.create_volume("only.img", "4M")
+    assert sync_host(local_host, pool_names=[scratch_pool.name]).volumes == 1
+    virsh("vol-delete", "--pool", scratch_pool.name, "only.img")
+    result = sync_host(local_host, pool_names=[scratch_pool.name])
+    assert (result.volumes, result.removed_volumes) == (0, 1)
+    pool = StoragePool.objects.get(host=local_host, name=scratch_pool.name)
+    assert (pool.volume_count, pool.volume_capacity_total, pool.volumes.count()) == (0, 0, 0)
