@@ -10,8 +10,9 @@ Fair by construction: the same files in the same run, the app and qemu-img alter
 back (sync) and, with BENCH_CACHE=cold (the default), the page cache dropped before each timed run,
 BENCH_REPEAT (5) runs each; prints min/median/max of each side and of the
 ratio app/qemu-img pair by pair (the machine's speed drifts together for a pair), where the app's time went
-(from its POST to the job's start, the job, to the client seeing its end), and checks the copies with
-`qemu-img compare`. Writes bench/results/convert.json. Not a test: nothing here asserts a speed.
+(the POST's answer and when in it the job row was made, the job row to the job's start, the job, its end to the
+client seeing it), and checks the copies with `qemu-img compare`. Writes bench/results/convert.json. Not a test:
+nothing here asserts a speed.
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ class Client:
             events.reset()
 
     def convert(self, volume_pk: int, pool_pk: int, name: str) -> dict:
+        """Post the form and follow the job to its end; the job's snapshot, with when (time.time()) the client
+        posted, had the answer and saw the end."""
+        posted = time.time()
         form = urllib.parse.urlencode({"name": name, "target_pool": pool_pk, "format": "qcow2", "provisioning": "off",
                                        "csrfmiddlewaretoken": self.session.cookies["csrftoken"]}).encode()
         response = self.session.request("POST", f"/volumes/{volume_pk}/convert/", form,
@@ -86,11 +90,13 @@ class Client:
         match = re.fullmatch(r".*/jobs/(\d+)/", response.headers.get("Location") or "")
         if response.status != 302 or match is None:
             raise RuntimeError(f"the convert form answered {response.status}: {body[-2000:]!r}")
+        answered = time.time()
         self.follow(int(match[1]))
+        ended = time.time()
         job = self.session.json("GET", f"/jobs/{match[1]}/")
         if job["state"] != "succeeded":
             raise RuntimeError(f"job {match[1]} {job['state']}: {job['error']}")
-        return job
+        return {**job, "client": {"posted": posted, "answered": answered, "ended": ended}}
 
 
 def qemu_img_alone(source: Path, target: Path) -> None:
@@ -160,8 +166,12 @@ def run(app, pool_name: str, pool_path: Path) -> dict:
         app_s.append(seconds)
         ratios.append(app_s[-1] / alone_s[-1])
         job = Job.objects.get(pk=snapshot["id"])
-        phases.append({"queued_s": (job.started_at - job.created_at).total_seconds(),
-                       "job_s": (job.finished_at - job.started_at).total_seconds()})
+        seen = snapshot["client"]
+        phases.append({"post_s": seen["answered"] - seen["posted"],
+                       "post_to_row_s": job.created_at.timestamp() - seen["posted"],
+                       "queued_s": (job.started_at - job.created_at).total_seconds(),
+                       "job_s": (job.finished_at - job.started_at).total_seconds(),
+                       "end_seen_s": seen["ended"] - job.finished_at.timestamp()})
         if attempt == 0:
             compare = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "qcow2", str(pool_path / "source.raw"),
                                       str(pool_path / name)], capture_output=True, text=True)
@@ -207,10 +217,10 @@ def main() -> dict:
     print(row("app (form POST to the job's end)", result["app_s"]))
     print(row("qemu-img convert alone", result["qemu_img_s"]))
     print(row("ratio app / qemu-img (pairwise)", result["ratio"], "×"))
-    queued = spread([p["queued_s"] for p in result["app_phases"]])
-    job = spread([p["job_s"] for p in result["app_phases"]])
-    print(row("  of which: POST to the job's start", queued))
-    print(row("  of which: the job itself", job))
+    for key, label in (("post_s", "  of which: the POST's answer"), ("post_to_row_s", "    (its job row made after)"),
+                       ("queued_s", "  of which: job row to its start"),
+                       ("job_s", "  of which: the job itself"), ("end_seen_s", "  of which: its end to the client")):
+        print(row(label, spread([p[key] for p in result["app_phases"]])))
     print(f"disk size: app {result['app_disk_size_bytes'] / MiB:.0f} MiB, "
           f"qemu-img {result['alone_disk_size_bytes'] / MiB:.0f} MiB")
     return result

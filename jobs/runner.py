@@ -231,7 +231,7 @@ def touch(job: Job) -> None:
 def finish_inline(ctx: JobContext, state: str, *, error: str = "", result: str = "") -> None:
     """End an inline job: saves its last progress, logs the outcome and tells the watchers."""
     ctx.job.save(update_fields=["progress_done", "progress_total"])
-    ctx.step(error or result or _("Done"))
+    ctx.log_line(error or result or _("Done"))
     _finish(ctx.job, state, error=error, result=result)
 
 
@@ -280,11 +280,14 @@ class JobContext:
 
     def step(self, message: str) -> None:
         """A new phase: logged, saved and published at once."""
-        stamp = timezone.localtime().strftime("%H:%M:%S")
-        self.job.message = message[:500]
-        self.job.log += f"{stamp} {message}\n"
+        self.log_line(message)
         self.job.save(update_fields=["message", "log"])
         self._publish(force=True)
+
+    def log_line(self, message: str) -> None:
+        """A line of the log, not saved yet: the last one goes out with the end (_finish), one write, not two."""
+        self.job.message = message[:500]
+        self.job.log += f"{timezone.localtime():%H:%M:%S} {message}\n"
 
     def report(self, done: int, total: int | None = None) -> None:
         """Bytes done (of total): published at most every 0.2 s, saved every second."""
@@ -334,7 +337,7 @@ def _finish(job: Job, state: str, *, error: str = "", result: str = "") -> None:
     if state == Job.State.SUCCEEDED and job.progress_total:
         job.progress_done = job.progress_total
     with transaction.atomic():  # the end and its audit record together
-        job.save(update_fields=["state", "error", "result", "finished_at", "progress_done"])
+        job.save(update_fields=["state", "error", "result", "finished_at", "progress_done", "message", "log"])
         audit_job(job, FINISH_OUTCOMES[state], error=error, result=result)
     announce_end(job)  # before the watchers hear the end: what they reload is up to date
     progress.publish(job)
@@ -365,18 +368,15 @@ def _run_body(job: Job, ctx: JobContext, body: Callable[[JobContext], str | None
             raise JobCancelled()
         result = body(ctx) or ""
     except JobCancelled:
-        ctx.step(_("Cancelled at the owner's request"))
+        ctx.log_line(_("Cancelled at the owner's request"))
         _finish(job, Job.State.CANCELLED, error=_("Cancelled by the user."))
     except Exception as exc:  # every failure must end the job, with its reason
         log.exception("job %s failed", job.pk)
         message = str(exc) or exc.__class__.__name__
-        try:
-            ctx.step(_("Failed: %(error)s") % {"error": message})
-        except Exception:
-            pass
+        ctx.log_line(_("Failed: %(error)s") % {"error": message})
         _finish(job, Job.State.FAILED, error=message)
     else:
-        ctx.step(result or _("Done"))
+        ctx.log_line(result or _("Done"))
         _finish(job, Job.State.SUCCEEDED, result=result)
     finally:
         heartbeat.stopped.set()

@@ -80,9 +80,8 @@ def verified_chain(host: Host, lv: LibvirtHost, pool_name: str, name: str) -> li
     links: list[ChainLink] = []
     while True:
         info = safety.verify(host, lv, pool_name, name)
-        recorded = Volume.objects.filter(pool__host=host, pool__name=pool_name, name=name).values_list(
-            "recorded_format", flat=True).first()
-        links.append(ChainLink(pool_name, name, recorded or vvolumes.format_family(info.format), info))
+        # verify passed, so libvirt reads it as the format the app recorded (or, none recorded, states it now)
+        links.append(ChainLink(pool_name, name, vvolumes.format_family(info.format), info))
         if not info.backing_path:
             return links
         if len(links) >= safety.MAX_CHAIN or any(link.info.path == info.backing_path for link in links):

@@ -77,7 +77,8 @@ def convert_volume_job(ctx: JobContext) -> str:
         ctx.step(_("Checking the image of %(source)s and its backing chain (format, backing and data files)")
                  % {"source": source})
         with image_files.open_chain(ctx.host, lv, ctx.pool.name, source) as chain:
-            ctx.step(_("Reading %(chain)s") % {"chain": chain_text(chain)})
+            if len(chain.links) > 1:  # the volumes below it are news; the volume alone is in the step above
+                ctx.step(_("Reading %(chain)s") % {"chain": chain_text(chain)})
             top = chain.links[0]
             info = write_new_volume(ctx, lv, chain.image(), top.info.capacity, target_pool, p)
     return _("Converted %(source)s (%(source_format)s) to %(pool)s/%(name)s: %(format)s, virtual size %(virtual)s, "
@@ -128,8 +129,8 @@ def write_new_volume(ctx: JobContext, lv: LibvirtHost, source: ImageFile, capaci
     from source; removed again on any failure or cancel. capacity: the source's virtual size (for progress)."""
     name, fmt, provisioning, compress = p["name"], p["format"], p.get("provisioning", "off"), bool(p.get("compress"))
     ctx.check_cancel()
-    ctx.step(_("Creating volume %(name)s in pool %(pool)s, empty for qemu-img to write")
-             % {"name": name, "pool": pool_name})
+    # No step of its own: the empty volume is there in a millisecond, and each step is a database write and a
+    # message to the job's watchers; the writing step below follows at once (a failure here still says why).
     streams.prepare_volume(lv, pool_name, name, replace=False)
     try:
         target = localfile.open_volume_file(lv, pool_name, name, write=True)
@@ -149,7 +150,9 @@ def write_new_volume(ctx: JobContext, lv: LibvirtHost, source: ImageFile, capaci
             qemuimg.convert(source, target.fd, fmt, compress=compress, preallocation=provisioning, progress=progress)
         finally:
             target.close()
-        lv.refresh_pool(pool_name)  # as after an upload: the pool's allocation, and libvirt's probe of the file
+        # The whole pool, as after an upload: libvirt re-reads one volume's sizes at each lookup, but probes a
+        # file's format and backing file only in a pool refresh (libvirt 9.0), and that probe is checked below.
+        lv.refresh_pool(pool_name)
         info = lv.volume(pool_name, name)
         if info.backing_path or ops.format_family(info.format) != fmt:
             raise UnsafeImage(_("libvirt reads the new volume as %(read)s, not %(format)s; it was removed.")
