@@ -33,8 +33,9 @@ from collections.abc import Iterator
 
 # Each request costs the server a few ms whatever its size (Django's middleware, the session, a
 # database write), so the client sends few and large ones: one per run of data up to CHUNK_BYTES
-# (the server records a chunk's bytes every 16 MiB while it arrives, so the job writing the volume
-# follows it and a dropped connection loses at most that), and all the holes in one request.
+# (the server records a chunk's bytes while it arrives, every 16 MiB and at most four times a second,
+# so the job writing the volume follows it and a dropped connection keeps what arrived), and all the
+# holes in one request.
 CHUNK_BYTES = 256 * 1024 * 1024
 # A hole shorter than this between data is sent as zeros: cheaper than a request of its own.
 MIN_HOLE_BYTES = 1024 * 1024

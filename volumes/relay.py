@@ -149,7 +149,8 @@ def _push_body(request: HttpRequest, upload: Upload, offset: int, length: int) -
     pusher = _Pusher(upload)
     pusher._wait_for_room(min(length, PIECE))  # a full buffer refuses the chunk before any of its body is read
     end = offset + length
-    pos = pushed = recorded = offset  # read from the body / on the relay / recorded on the row
+    pos = pushed = offset  # read from the body / on the relay
+    pace = staging.RecordPace(offset)  # and recorded on the row
     zeros_from: int | None = None
 
     def flush_zeros(upto: int) -> None:
@@ -175,16 +176,16 @@ def _push_body(request: HttpRequest, upload: Upload, offset: int, length: int) -
                     pusher.push({"o": pos + i, "d": piece}, len(piece))
                     pushed = pos + i + len(piece)
                 pos += len(block)
-                if pos - recorded >= staging.RECORD_BYTES and pos < end:
+                if pace.due(pos, end):
                     flush_zeros(pos)
-                    staging.record(upload, [(recorded, pos)])
-                    recorded = pos
+                    staging.record(upload, [(pace.recorded, pos)])
+                    pace.done(pos)
         except BodyAborted:
             pass  # the client is gone; the short count says so
         flush_zeros(pos)
     finally:
-        if recorded < pushed < end:  # a chunk cut short (or refused) keeps what went onto the relay
-            staging.record(upload, [(recorded, pushed)])
+        if pace.recorded < pushed < end:  # a chunk cut short (or refused) keeps what went onto the relay
+            staging.record(upload, [(pace.recorded, pushed)])
     return pushed - offset
 
 
