@@ -30,6 +30,7 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 # Each request costs the server a few ms whatever its size (Django's middleware, the session, a
 # database write), so the client sends few and large ones: one per run of data up to CHUNK_BYTES
@@ -40,6 +41,14 @@ CHUNK_BYTES = 256 * 1024 * 1024
 # A hole shorter than this between data is sent as zeros: cheaper than a request of its own.
 MIN_HOLE_BYTES = 1024 * 1024
 HOLES_PER_REQUEST = 50_000
+# Chunk PUTs in flight at once, each on a connection of its own, when the data runs are short (on average under
+# PARALLEL_BELOW_BYTES): a request's fixed cost on the server (Django, the session, the upload's row) then
+# overlaps the others' instead of adding up, which is what a file of many data runs pays most for (8 GiB
+# holding 256 MiB in 32 runs: sent in 0.55 s instead of 0.83 here). Long runs go one chunk after the other, in
+# file order, so the job writes the volume while the next chunk arrives (in parallel, 1 GiB dense took 1.24 s
+# instead of 0.89).
+PARALLEL_PUTS = 4
+PARALLEL_BELOW_BYTES = 32 * 1024 * 1024
 RETRIES = 5  # reconnections in a row before giving up
 JOB_POLL_SECONDS = 0.05
 
@@ -78,6 +87,12 @@ class Session:
         if self.conn is not None:
             self.conn.close()
         self.conn = None
+
+    def twin(self) -> Session:
+        """Another connection to the same server, with the same credentials (for requests in parallel)."""
+        other = Session(f"{self.scheme}://{self.netloc}{self.base}")
+        other.cookies, other.token = dict(self.cookies), self.token
+        return other
 
     def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         if self.token is not None:  # a token request: no cookies, no CSRF token
@@ -262,19 +277,49 @@ def _state_of(session: Session, response: http.client.HTTPResponse) -> dict:
 
 def _send_missing(session: Session, state: dict, source, fd: int, progress: _Progress) -> dict:
     """Send every range the server lacks (holes declared, data sent) until it lacks none."""
-    size = state["size"]
     while state["missing"]:
         holes, data = _plan(fd, state["missing"])
         for i in range(0, len(holes), HOLES_PER_REQUEST):
             state = _put_holes(session, state["holes_url"], holes[i:i + HOLES_PER_REQUEST])
-        for offset, length in data:
-            for chunk in range(offset, offset + length, CHUNK_BYTES):
-                n = min(CHUNK_BYTES, offset + length - chunk)
-                state = _put_range(session, state["chunks_url"], source, chunk, n, size)
-                progress.say(f"sent {_size_text(state['received_bytes'] - state['hole_bytes'])}, "
-                             f"{_size_text(state['received_bytes'])} of {_size_text(size)} accounted for")
+        pieces = [(chunk, min(CHUNK_BYTES, offset + length - chunk))
+                  for offset, length in data for chunk in range(offset, offset + length, CHUNK_BYTES)]
+        _put_pieces(session, state, source, pieces, progress)
         state = session.json("GET", state["url"])  # the server's word on what is still missing
     return state
+
+
+def _put_pieces(session: Session, state: dict, source, pieces: list[tuple[int, int]], progress: _Progress) -> None:
+    """Send these (offset, length) pieces of the file, up to PARALLEL_PUTS at once in file order; the first
+    failure (a dropped connection, a busy server) is raised once the pieces in flight have ended."""
+    size, url = state["size"], state["chunks_url"]
+    short = bool(pieces) and sum(length for _, length in pieces) < PARALLEL_BELOW_BYTES * len(pieces)
+    if len(pieces) <= 1 or PARALLEL_PUTS <= 1 or not short:
+        for offset, length in pieces:
+            _said(progress, size, _put_range(session, url, source, offset, length, size))
+        return
+    lanes = [(session.twin(), open(source.name, "rb")) for _ in range(min(PARALLEL_PUTS, len(pieces)))]
+    free = list(lanes)
+
+    def put(piece: tuple[int, int]) -> None:
+        lane = free.pop()  # as many threads as lanes: one is always free
+        try:
+            _said(progress, size, _put_range(lane[0], url, lane[1], piece[0], piece[1], size))
+        finally:
+            free.append(lane)
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
+            for _ in pool.map(put, pieces):
+                pass
+    finally:
+        for twin, file in lanes:
+            twin.reset()
+            file.close()
+
+
+def _said(progress: _Progress, size: int, state: dict) -> None:
+    progress.say(f"sent {_size_text(state['received_bytes'] - state['hole_bytes'])}, "
+                 f"{_size_text(state['received_bytes'])} of {_size_text(size)} accounted for")
 
 
 def upload(session: Session, path: str, pool: int, volume: str, *, capacity: str | None = None,

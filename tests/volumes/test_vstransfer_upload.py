@@ -68,3 +68,25 @@ def test_refusals_are_printed_and_nothing_is_written(asgi_server, synced, celery
                        password="not-it")
     assert wrong.returncode == 1 and "login as mia failed" in wrong.stderr
     assert "x.img" not in virsh("vol-list", scratch.name) and not Upload.objects.exists()
+
+
+def test_many_short_data_runs_go_in_parallel_and_arrive_exactly(asgi_server, synced, celery_worker, member,
+                                                                tmp_path, monkeypatch):
+    """A file of many short data runs is sent PARALLEL_PUTS chunks at a time, each on a connection of its own;
+    the volume is the file byte for byte, its holes still holes."""
+    from scripts import vstransfer as client
+
+    pool, scratch = synced
+    size = 96 * MiB
+    src = make_sparse_file(tmp_path / "runs.img", size, [(i * 6 * MiB + 4096, MiB + 17) for i in range(16)])
+    twins = []
+    real_twin = client.Session.twin
+    monkeypatch.setattr(client.Session, "twin", lambda self: twins.append(real_twin(self)) or twins[-1])
+    session = client.Session(asgi_server.url)
+    session.login("mia", "correct-horse-battery")
+    job = client.upload(session, str(src), pool.pk, "runs.img", quiet=True)
+    assert job["state"] == "succeeded", job
+    assert len(twins) == client.PARALLEL_PUTS  # the 16 runs went over that many connections
+    volume_file = scratch.path / "runs.img"
+    assert sha256_file(volume_file) == sha256_file(src)
+    assert disk_usage_bytes(volume_file) < 40 * MiB  # 16 MiB of data in 96: the holes stayed holes
