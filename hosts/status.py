@@ -77,8 +77,9 @@ def pool_types_of(lv: LibvirtHost) -> dict[str, vpools.PoolTypeSupport] | None:
 
 
 def session(host: Host, work: Callable[[LibvirtHost], T], *,
-            errors: type[VirtError] | tuple[type[VirtError], ...] = HostUnreachable) -> T | None:
-    """Connect to the host, record its facts and pool types, and run work(lv) on the same connection.
+            errors: type[VirtError] | tuple[type[VirtError], ...] = HostUnreachable, facts: bool = True) -> T | None:
+    """Connect to the host, record its facts and pool types (unless not facts: a job's sync of the volumes it
+    touched leaves them to the periodic sync), and run work(lv) on the same connection.
 
     Returns work's result, or None when the URI is refused (the host is disabled) or the host did not
     answer (``errors``; recorded as unreachable). The connection check and the inventory sync both go
@@ -87,13 +88,13 @@ def session(host: Host, work: Callable[[LibvirtHost], T], *,
         return None
     try:
         with open_host(host.uri) as lv:
-            facts = lv.facts()
-            pool_types = pool_types_of(lv)
+            learned = lv.facts() if facts else None
+            pool_types = pool_types_of(lv) if facts else None
             result = work(lv)
     except errors as exc:
         record_unreachable(host, exc)
         return None
-    record_reachable(host, facts, pool_types)
+    record_reachable(host, learned, pool_types)
     return result
 
 

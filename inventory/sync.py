@@ -238,7 +238,7 @@ def sync_volumes(host: Host, volumes: Iterable[tuple[str, str]], *, vms: bool = 
                 listings[info.name], gone[info.name] = _fetch_volumes(lv, info.name, wanted[info.name])
         return pools, listings, gone, check_listed_images(host, lv, listings), domains_of(lv) if vms else None
 
-    fetched = session(host, fetch)
+    fetched = session(host, fetch, facts=False)  # the host's facts and pool types are the periodic sync's
     if fetched is None:
         return None
     pools, listings, gone, safety, domains = fetched
