@@ -11,25 +11,31 @@ each timed run so no run pays for another's writeback. BENCH_CASES=dense or =spa
 Every case runs both ways the app moves bytes for a host that is this machine: direct file I/O
 (Host.direct_io, the default; cases upload_dense...) and libvirt's streams (what a remote host gets;
 cases upload_dense_libvirt...). BENCH_IO=direct or =libvirt runs one.
+
+With BENCH_LIBVIRT_URI naming a remote URI of this machine's libvirtd (qemu+tcp://127.0.0.1/system with
+libvirtd listening; virsh uses the same URI), the cases are the remote path's: libvirt's streams over that
+URI (cases ..._libvirt) and a worker beside the host (cases ..._beside: the host names a queue, whose worker
+has LIBVIRT_HOSTS_HERE set to the URI, so uploads and downloads are relayed to and from it through Redis and
+it reads and writes the files in place). BENCH_IO=libvirt or =beside runs one.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import URI, children, cpu_seconds, disk_size, peak_rss, remove_pool, timed, virsh
+from bench.common import URI, disk_size, remove_pool, virsh
+from bench.transfer_app import App
+from bench.transfer_floor import http_floor, print_receive, receive_path
 from scripts import vstransfer
-from scripts.procfile import procfile_web_args
+from virtstorage.virt import localfile
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -56,143 +62,17 @@ def make_files(base: Path, kinds: list[str]) -> dict[str, Path]:
     return files
 
 
-class App:
-    """The app's web server and worker on a throwaway database."""
-
-    def __init__(self, var: Path) -> None:
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.env = dict(os.environ, VIRTSTORAGE_VAR_DIR=str(var), DATABASE_URL=f"sqlite:///{var}/bench.sqlite3",
-                        CELERY_QUEUE=f"virtstorage-bench-{os.getpid()}", DJANGO_SETTINGS_MODULE="virtstorage.settings",
-                        PYTHONUNBUFFERED="1")
-        os.environ.update(self.env)
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env, check=True)
-        log = open(var / "processes.log", "ab")
-        self.web = subprocess.Popen(procfile_web_args("127.0.0.1", port), cwd=ROOT, env=self.env, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-        self.worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "virtstorage", "worker", "-l",
-                                        "WARNING", "--concurrency=1",
-                                        f"--queues={self.env['CELERY_QUEUE']},{self.env['CELERY_QUEUE']}-transfers",
-                                        "--without-mingle", "--without-gossip"], cwd=ROOT, env=self.env, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
-
-    def stop(self) -> None:
-        for proc in (self.web, self.worker):
-            if proc.poll() is None:
-                os.killpg(proc.pid, 15)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, 9)
-
-    def reset_peaks(self) -> None:
-        """Start each case from the current memory, so a peak belongs to its case (clear_refs 5)."""
-        for pid in [self.web.pid, *children(self.web.pid), self.worker.pid, *children(self.worker.pid)]:
-            try:
-                Path(f"/proc/{pid}/clear_refs").write_text("5")
-            except OSError:
-                pass
-
-    def pids(self) -> dict[str, list[int]]:
-        """The processes of each party (granian and Celery work in children of the ones started here)."""
-        libvirtd = subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True, text=True).stdout.split()
-        return {"web": [self.web.pid, *children(self.web.pid)],
-                "worker": [self.worker.pid, *children(self.worker.pid)],
-                "libvirtd": [int(pid) for pid in libvirtd]}
-
-    @staticmethod
-    def cpu(pids: dict[str, list[int]]) -> dict[str, float]:
-        """CPU seconds used so far by each party of a transfer (the client is this process, virsh
-        its child)."""
-        children_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return {**{party: cpu_seconds(members) for party, members in pids.items()},
-                "client": time.process_time(), "virsh": children_usage.ru_utime + children_usage.ru_stime}
-
-    def measured(self, call, *args) -> tuple[float, dict[str, float], object]:
-        """(seconds, CPU seconds each party used, result) of call(*args)."""
-        pids = self.pids()
-        before = self.cpu(pids)
-        started = time.perf_counter()
-        result = call(*args)
-        seconds = time.perf_counter() - started
-        after = self.cpu(pids)
-        return seconds, {k: round(after[k] - before[k], 2) for k in after if after[k] - before[k] >= 0.005}, result
-
-    def peaks(self) -> dict[str, int]:
-        # granian and Celery both work in child processes of the one started here.
-        return {"web_peak_rss_bytes": peak_rss([self.web.pid, *children(self.web.pid)]),
-                "worker_peak_rss_bytes": peak_rss([self.worker.pid, *children(self.worker.pid)])}
-
-
-async def bare_asgi_app(scope, receive, send) -> None:
-    """No Django, no disk, no libvirt: the ASGI server's own floor for moving bytes over HTTP here.
-
-    PUT: reads the body and drops it; GET: streams GiB of one reused 1 MiB block."""
-    if scope["type"] != "http":
-        return
-    more = True
-    while more:
-        message = await receive()
-        more = message.get("more_body", False)
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-length", str(GiB if scope["method"] == "GET" else 2).encode())]})
-    if scope["method"] == "GET":
-        for _ in range(GiB // MiB):
-            await send({"type": "http.response.body", "body": _BLOCK, "more_body": True})
-    await send({"type": "http.response.body", "body": b"{}" if scope["method"] != "GET" else b""})
-
-
-_BLOCK = os.urandom(MiB)
-
-
-def http_floor(dense: Path) -> dict[str, float]:
-    """Best of REPEAT: the dense file up in CHUNK-sized PUTs and 1 GiB down, with the app's client,
-    through a bare ASGI app served as the Procfile serves the app."""
-    port = _free_port()
-    args = procfile_web_args("127.0.0.1", port)
-    args[-1] = "bench.transfer_bench:bare_asgi_app"
-    server = subprocess.Popen(args, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL)
-    try:
-        session = vstransfer.Session(f"http://127.0.0.1:{port}")
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port)).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        size = dense.stat().st_size
-
-        def up() -> None:
-            with open(dense, "rb") as source:
-                for offset in range(0, size, CHUNK):
-                    vstransfer._put_range(session, "/", source, offset, min(CHUNK, size - offset), size)
-
-        def down() -> None:
-            response = session.request("GET", "/")
-            with open(os.devnull, "wb") as sink:
-                vstransfer._download_plain(response, sink.fileno(), GiB, vstransfer._Progress(True, GiB))
-
-        return {"up_s": min(timed(up) for _ in range(REPEAT)), "down_s": min(timed(down) for _ in range(REPEAT))}
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(20)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_cases(app: App, pool_name: str, pool_path: Path, files: dict[str, Path]) -> list[dict]:
     import django
     django.setup()
     from django.contrib.auth import get_user_model
 
+    from accounts.models import Membership, Team
     from accounts.roles import grant
+    from accounts.teams import join
     from hosts.models import Host
     from inventory.sync import sync_host
-    from pools.models import StoragePool
+    from pools.models import PoolGrant, StoragePool
     from volumes.models import Volume
 
     password = secrets.token_hex(16)
@@ -201,6 +81,10 @@ def run_cases(app: App, pool_name: str, pool_path: Path, files: dict[str, Path])
     host = Host.objects.create(name="bench", uri=URI)
     sync_host(host, pool_names=[pool_name])
     pool = StoragePool.objects.get(host=host, name=pool_name)
+    # A member moves the bytes, as users do: through a team granted the pool.
+    team = Team.objects.create(name="bench-team")
+    PoolGrant.objects.create(team=team, pool=pool)
+    join(user, team, Membership.Role.MEMBER)
     session = vstransfer.Session(app.url)
     deadline = time.monotonic() + 60
     while True:
@@ -225,12 +109,21 @@ def run_cases(app: App, pool_name: str, pool_path: Path, files: dict[str, Path])
     results = []
     scratch = pool_path.parent / "downloads"
     scratch.mkdir(exist_ok=True)
-    for io_path in os.environ.get("BENCH_IO", "direct,libvirt").split(","):
-        # The app's two ways of moving bytes for a host that is this machine (Host.direct_io).
-        Host.objects.filter(pk=host.pk).update(direct_io=io_path == "direct")
+    for io_path in io_paths():
+        # direct, libvirt: the app's two ways of moving bytes for a host that is this machine (Host.direct_io);
+        # beside: a remote host whose own worker (its queue) reaches it through this machine's libvirtd.
+        Host.objects.filter(pk=host.pk).update(direct_io=io_path != "libvirt",
+                                               queue=app.beside_queue if io_path == "beside" else "")
         results += _run_io_path(app, pool_name, pool_path, files, scratch, app_upload, app_download,
                                 "" if io_path == "direct" else f"_{io_path}")
     return results
+
+
+def io_paths() -> list[str]:
+    """BENCH_IO, else every way the app moves bytes for this URI: for a remote one (BENCH_LIBVIRT_URI), libvirt's
+    streams over it, and a worker beside the host with the transfers relayed to and from it."""
+    default = "direct,libvirt" if localfile.is_local_uri(URI) else "libvirt,beside"
+    return os.environ.get("BENCH_IO", default).split(",")
 
 
 def _run_io_path(app: App, pool_name: str, pool_path: Path, files: dict[str, Path], scratch: Path,
@@ -317,11 +210,12 @@ def main() -> list[dict]:
     pool_path = base / "pool"
     pool_path.mkdir()
     virsh("pool-create-as", pool_name, "dir", "--target", str(pool_path))
-    app = App(base)
+    app = App(base, beside_uri=None if localfile.is_local_uri(URI) else URI)
     try:
         wanted = os.environ.get("BENCH_CASES", "dense,sparse").split(",")
         files = make_files(base, wanted)
         results = run_cases(app, pool_name, pool_path, files)
+        receive = receive_path(app, pool_name, files["dense"]) if "dense" in files else None
         floor = http_floor(files["dense"]) if "dense" in files else {"up_s": 0.0, "down_s": 0.0}
     finally:
         app.stop()
@@ -352,6 +246,8 @@ def main() -> list[dict]:
         if "app_sent_s" in row:
             print(f"{'':26} (the client sent its last chunk after {row['app_sent_s']:.2f} s; the job writes the "
                   "volume while chunks arrive)")
+    if receive is not None:
+        print_receive(receive, floor)
     return results
 
 
