@@ -183,6 +183,9 @@ class _Sender:
         if stopped:
             raise _Stopped()
 
+    def discard(self) -> None:
+        self.redis.delete(self.keys.data, self.keys.buffered)
+
     def send(self, reader: downloads.Reader) -> None:
         while (record := reader.next_record()) is not None:
             if isinstance(record, downloads.Data):
@@ -219,7 +222,7 @@ def _relay(sender: _Sender, host_id: int, pool_name: str, name: str, sparse: boo
                      % {"how": reader.how, "machine": socket.gethostname()}})
         sender.send(reader)
     except _Stopped:
-        pass
+        sender.discard()  # what it pushed while the web was ending the download would otherwise stay an hour
     except Exception as exc:  # noqa: BLE001 - the web's download fails with it instead of waiting it out
         with contextlib.suppress(_Stopped, redis.RedisError):
             sender.push({"x": str(exc) or type(exc).__name__}, 0)

@@ -367,7 +367,7 @@ def test_a_download_from_a_host_with_its_worker_beside_it_is_read_there(relay_ap
     data = sum(f.length for f in frames if f.kind == sparse_format.DATA)
     assert 3 * MiB <= data <= 4 * MiB + 64 * 1024  # only the data crossed, holes as hole frames
     assert libvirt_over_tcp.connections == before, "nothing went through the host's remote URI"
-    assert wait_for(lambda: not _relay_keys(), timeout=10, message="the relay's keys to go")
+    assert wait_for(lambda: not _relay_keys(), timeout=10, message=f"the relay's keys to go: {_relay_keys()}")
 
 
 def test_a_relayed_download_is_checked_by_the_hosts_worker(relay_api, remote_pool, beside, tmp_path):
