@@ -178,14 +178,12 @@ def _push_body(request: HttpRequest, upload: Upload, offset: int, length: int) -
                 pos += len(block)
                 if pace.due(pos, end):
                     flush_zeros(pos)
-                    staging.record(upload, [(pace.recorded, pos)])
-                    pace.done(pos)
+                    pace.keep(upload, pos)
         except BodyAborted:
             pass  # the client is gone; the short count says so
         flush_zeros(pos)
     finally:
-        if pace.recorded < pushed < end:  # a chunk cut short (or refused) keeps what went onto the relay
-            staging.record(upload, [(pace.recorded, pushed)])
+        pace.keep_cut(upload, pushed, end)  # a chunk cut short (or refused) keeps what went onto the relay
     return pushed - offset
 
 

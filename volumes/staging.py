@@ -82,6 +82,16 @@ class RecordPace:
     def done(self, pos: int) -> None:
         self.recorded, self._at = pos, time.monotonic()
 
+    def keep(self, upload: Upload, pos: int) -> None:
+        """Record the chunk's bytes from the last record up to pos."""
+        record(upload, [(self.recorded, pos)])
+        self.done(pos)
+
+    def keep_cut(self, upload: Upload, pos: int, end: int) -> None:
+        """A chunk that stopped before its end (cut short, refused) keeps what arrived up to pos."""
+        if self.recorded < pos < end:
+            self.keep(upload, pos)
+
 
 def write_body(request: HttpRequest, upload: Upload, offset: int, length: int, fresh: bool) -> int:
     """Copy the body into the staging file at offset; returns bytes read (compare to length).
@@ -106,14 +116,12 @@ def write_body(request: HttpRequest, upload: Upload, offset: int, length: int, f
                     os.pwrite(fd, b"".join(pieces)[written:], pos + written)
             pos += size
             if pace.due(pos, end):
-                record(upload, [(pace.recorded, pos)])
-                pace.done(pos)
+                pace.keep(upload, pos)
     except BodyAborted:
         pass  # the client is gone; the short count says so
     finally:
         os.close(fd)
-    if pace.recorded < pos < end:
-        record(upload, [(pace.recorded, pos)])
+    pace.keep_cut(upload, pos, end)
     return pos - offset
 
 
