@@ -4,6 +4,7 @@ process cost (CPU, memory) and how long a page takes."""
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -13,6 +14,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 URI = os.environ.get("BENCH_LIBVIRT_URI", "qemu:///system")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a server the benchmark starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def setup_django(db_path: Path, url: str | None = None) -> None:

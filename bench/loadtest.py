@@ -20,7 +20,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from bench.common import (
     children,
     cpu_seconds,
     drop_database,
+    free_port,
     own_database,
     remove_pool,
     rss,
@@ -53,12 +53,6 @@ WARMUP_SECONDS = float(os.environ.get("LOADTEST_WARMUP_SECONDS", "20"))
 WEB_WORKERS = 2
 ACCOUNTS = {"member": 50, "operator": 10, "admin": 10}
 PAGE_TARGET_MS = 300  # the issue's target for pages' p95, shown beside the numbers (not asserted)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- What the run makes: pool, database, accounts ---------------------------------------------------------------
@@ -319,7 +313,7 @@ def main() -> int:
         config = populate(pool_name, secrets.token_urlsafe(16))
         config_path = workdir / "locust-config.json"
         config_path.write_text(json.dumps(config))
-        port = _free_port()
+        port = free_port()
         env = dict(os.environ, DJANGO_SETTINGS_MODULE="virtstorage.settings", PYTHONUNBUFFERED="1",
                    LOADTEST_CONFIG=str(config_path), LOADTEST_TIMINGS=str(workdir / "timings.json"))
         start_app(env, logs, port, services)

@@ -6,22 +6,15 @@ from __future__ import annotations
 
 import os
 import resource
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench.common import children, cpu_seconds, peak_rss
+from bench.common import children, cpu_seconds, free_port, peak_rss
 from scripts.procfile import procfile_web_args
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class App:

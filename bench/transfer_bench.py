@@ -31,18 +31,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import URI, disk_size, remove_pool, virsh
+from bench.common import ROOT, URI, disk_size, remove_pool, virsh
 from bench.transfer_app import App
-from bench.transfer_floor import http_floor, print_receive, receive_path
+from bench.transfer_floor import REPEAT, RESULTS, GiB, MiB, http_floor, print_receive, receive_path
 from scripts import vstransfer
 from virtstorage.virt import localfile
-
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
-MiB = 1024 * 1024
-GiB = 1024 * MiB
-CHUNK = 8 * MiB  # as static/js/upload.js
-REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))  # each timing is the best of this many runs
 
 
 def make_files(base: Path, kinds: list[str]) -> dict[str, Path]:

@@ -11,8 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.common import children, cpu_seconds, timed, virsh
-from bench.transfer_app import App, free_port
+from bench.common import children, cpu_seconds, free_port, timed, virsh
+from bench.transfer_app import App
 from scripts import vstransfer
 from scripts.procfile import procfile_web_args
 
