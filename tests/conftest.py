@@ -306,6 +306,7 @@ class LibvirtOverTcp:
         self._server = socket.create_server(("127.0.0.1", 0))
         self.uri = f"qemu+tcp://127.0.0.1:{self._server.getsockname()[1]}/system"
         self.connections = 0  # opened through this URI so far: what a test expects to cross "the network"
+        self._sockets: list[socket.socket] = []  # every end it copies between, shut down by close()
         threading.Thread(target=self._accept, name="libvirt-over-tcp", daemon=True).start()
 
     def _accept(self) -> None:
@@ -317,6 +318,7 @@ class LibvirtOverTcp:
             self.connections += 1
             daemon = socket.socket(socket.AF_UNIX)
             daemon.connect(LIBVIRT_SOCKET)
+            self._sockets += [client, daemon]
             for source, sink in ((client, daemon), (daemon, client)):
                 threading.Thread(target=self._copy, args=(source, sink), daemon=True).start()
 
@@ -328,23 +330,34 @@ class LibvirtOverTcp:
         except OSError:
             pass
         finally:
-            for end in (source, sink):
-                try:
-                    end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            _hang_up(source, sink)
             source.close()  # the other direction's thread closes the other socket
 
     def close(self) -> None:
+        """Stop accepting and hang up every connection still open. A libvirt connection left open through
+        this URI would otherwise be closed at interpreter exit, when the daemon threads copying its bytes are
+        frozen: virConnectClose would wait for an answer forever and pytest would never exit."""
         self._server.close()
+        _hang_up(*self._sockets)
+
+
+def _hang_up(*ends: socket.socket) -> None:
+    for end in ends:
+        try:
+            end.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 @pytest.fixture(scope="session")
 def libvirt_over_tcp() -> Iterator[LibvirtOverTcp]:
+    from virtstorage.virt import connection
+
     forwarder = LibvirtOverTcp()
     try:
         yield forwarder
     finally:
+        connection.forget_connection(forwarder.uri)  # closed while its bytes can still cross
         forwarder.close()
 
 
