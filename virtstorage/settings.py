@@ -232,6 +232,13 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 INVENTORY_SYNC_SECONDS = int(os.environ.get("INVENTORY_SYNC_SECONDS", "60"))
 JOB_HEARTBEAT_SECONDS = 5
+# A worker process runs one task at a time on one thread, so it keeps its database connection across tasks
+# (virtstorage/celery.py) instead of connecting for each job: seconds, checked for health before each task. Web
+# requests still connect per request (under ASGI each request runs on a thread of its own).
+WORKER_DB_CONN_MAX_AGE = int(os.environ.get("WORKER_DB_CONN_MAX_AGE", "300"))
+# Celery's Django fixup closes the connection around every task unless told to reuse it: it then closes it after
+# this many tasks, and WORKER_DB_CONN_MAX_AGE decides in between (a job's start drops an old or broken one).
+CELERY_DB_REUSE_MAX = 1000 if WORKER_DB_CONN_MAX_AGE else None
 JOB_STALE_SECONDS = int(os.environ.get("JOB_STALE_SECONDS", "30"))
 # A streaming upload's job gives up (and removes its new volume) after this long without a chunk.
 UPLOAD_IDLE_SECONDS = int(os.environ.get("UPLOAD_IDLE_SECONDS", "600"))
