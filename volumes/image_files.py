@@ -137,17 +137,14 @@ def import_roots() -> list[str]:
     return list(settings.IMPORT_ROOTS) or list(settings.POOL_ROOTS)
 
 
-def _roots_hint(roots: list[str]) -> str:
-    return _("Files are imported only from %(roots)s (IMPORT_ROOTS).") % {"roots": vpools.roots_text(roots)}
-
-
 def resolve_import_path(text: str) -> str:
     """The file's real path if an admin may import it; ValueError saying why not."""
     roots = import_roots()
     if not isinstance(text, str) or not text or any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text):
         raise ValueError(_("Enter the absolute path of a file, without control characters."))
     if not text.startswith("/") or ".." in text.split("/"):
-        raise ValueError(_("Enter an absolute path without '..' components. %(hint)s") % {"hint": _roots_hint(roots)})
+        raise ValueError(_("Enter an absolute path without '..' components. %(hint)s")
+                         % {"hint": vpools.import_roots_hint(roots)})
     try:
         real = os.path.realpath(text, strict=True)
     except OSError as exc:
@@ -155,13 +152,9 @@ def resolve_import_path(text: str) -> str:
         raise ValueError(unreachable) from None
     leads = text if real == text else _("%(path)s (which leads to %(real)s)") % {"path": text, "real": real}
     try:  # the directory holding the real file obeys the pool roots' rule, with the import roots
-        vpools.check_pool_target(posixpath.dirname(real), roots)
+        vpools.check_pool_target(posixpath.dirname(real), roots, importing=True)
     except ValueError as exc:
-        reason = (str(exc).replace(vpools.roots_hint(roots), "").replace("the pool roots", "the import roots")
-                  .replace("a pool there would put volumes among system files", "nothing is imported from there")
-                  .strip())
-        raise ValueError(_("%(path)s is not importable: %(reason)s %(hint)s")
-                         % {"path": leads, "reason": reason, "hint": _roots_hint(roots)}) from None
+        raise ValueError(_("%(path)s is not importable: %(reason)s") % {"path": leads, "reason": exc}) from None
     if posixpath.basename(real).startswith("."):
         raise ValueError(_("%(path)s is a hidden file: hidden files are never imported.") % {"path": leads})
     return real

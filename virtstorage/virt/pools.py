@@ -153,6 +153,10 @@ def roots_hint(roots: list[str] | tuple[str, ...]) -> str:
     return _("Pool directories must be under %(roots)s (POOL_ROOTS).") % {"roots": roots_text(roots)}
 
 
+def import_roots_hint(roots: list[str] | tuple[str, ...]) -> str:
+    return _("Files are imported only from %(roots)s (IMPORT_ROOTS).") % {"roots": roots_text(roots)}
+
+
 def _has_control_chars(text: str) -> bool:
     return any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text)
 
@@ -213,8 +217,10 @@ def _system_tree_of(path: str) -> str | None:
     return path if path in dirs else None
 
 
-def check_pool_target(path: str, roots: list[str] | tuple[str, ...]) -> str:
+def check_pool_target(path: str, roots: list[str] | tuple[str, ...], *, importing: bool = False) -> str:
     """The resolved path if a pool may use path as its directory; ValueError (saying why) otherwise.
+    importing: path is the directory of a file to import and roots are the import roots (IMPORT_ROOTS): the same
+    rule, its refusals worded for that.
 
     The rule: path is absolute, has no '..' and no control characters; with every symlink followed
     (for the part that does not exist yet: its deepest existing ancestor) it is one of the roots or
@@ -236,38 +242,44 @@ def check_pool_target(path: str, roots: list[str] | tuple[str, ...]) -> str:
     if written.startswith("//"):
         written = "/" + written.lstrip("/")
     resolved = _resolve(written)
-    values = {"path": written, "real": resolved, "hint": roots_hint(roots)}
+    values = {"path": written, "real": resolved, "hint": (import_roots_hint if importing else roots_hint)(roots),
+              "why": (_("nothing is imported from there.") if importing else
+                      _("a pool there would put volumes among system files."))}
     linked = resolved != written  # messages then say where the link leads
     for candidate in (written, resolved):
         tree = _system_tree_of(candidate)
         if tree is not None:
             values["tree"] = tree
             if candidate == written or not linked:
-                message = (_("%(path)s is the system directory %(tree)s: a pool there would put volumes among "
-                             "system files. %(hint)s") if candidate == tree else
-                           _("%(path)s is inside the system directory %(tree)s: a pool there would put volumes among "
-                             "system files. %(hint)s"))
+                message = (_("%(path)s is the system directory %(tree)s: %(why)s %(hint)s") if candidate == tree
+                           else _("%(path)s is inside the system directory %(tree)s: %(why)s %(hint)s"))
             else:
                 message = (_("%(path)s leads to %(real)s (through a symbolic link) is the system directory %(tree)s: "
-                             "a pool there would put volumes among system files. %(hint)s") if candidate == tree else
+                             "%(why)s %(hint)s") if candidate == tree else
                            _("%(path)s leads to %(real)s (through a symbolic link) is inside the system directory "
-                             "%(tree)s: a pool there would put volumes among system files. %(hint)s"))
+                             "%(tree)s: %(why)s %(hint)s"))
             raise ValueError(message % values)
     usable = [r for r in roots if r and r.startswith("/") and not _has_control_chars(r)]
     if not usable:
-        raise ValueError(_("No pool roots are configured: set POOL_ROOTS to the directories pools may use."))
+        raise ValueError(_("No import roots are configured: set IMPORT_ROOTS to the directories files may be "
+                           "imported from.") if importing else
+                         _("No pool roots are configured: set POOL_ROOTS to the directories pools may use."))
     for root in usable:
         real_root = os.path.realpath(root)
         if _inside(resolved, real_root):
             hidden = [part for part in resolved[len(real_root):].split("/") if part.startswith(".")]
             if hidden:
                 values["hidden"] = hidden[0]
+                values["why"] = (_("nothing is imported from hidden directories such as .ssh or .config.")
+                                 if importing else
+                                 _("pool directories may not be hidden ones such as .ssh or .config."))
                 raise ValueError((_("%(path)s leads to %(real)s (through a symbolic link) goes into the hidden "
-                                    "directory %(hidden)s: pool directories may not be hidden ones such as .ssh or "
-                                    ".config. %(hint)s") if linked else
-                                  _("%(path)s goes into the hidden directory %(hidden)s: pool directories may not be "
-                                    "hidden ones such as .ssh or .config. %(hint)s")) % values)
+                                    "directory %(hidden)s: %(why)s %(hint)s") if linked else
+                                  _("%(path)s goes into the hidden directory %(hidden)s: %(why)s %(hint)s")) % values)
             return resolved
+    if importing:
+        raise ValueError((_("%(path)s leads to %(real)s (through a symbolic link) is outside the import roots. "
+                            "%(hint)s") if linked else _("%(path)s is outside the import roots. %(hint)s")) % values)
     raise ValueError((_("%(path)s leads to %(real)s (through a symbolic link) is outside the pool roots. %(hint)s")
                       if linked else _("%(path)s is outside the pool roots. %(hint)s")) % values)
 
