@@ -424,6 +424,8 @@ class ManagedProcess:
             self.stop()
 
     def stop(self, sig: int = 15) -> None:
+        """Stop the process and every process of its group (granian's workers, Celery's pool), waiting until they
+        are all gone: one still exiting would hold its database connection while the test database is dropped."""
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
             try:
@@ -431,12 +433,44 @@ class ManagedProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, 9)
                 self.proc.wait(10)
+        if self.proc:
+            _reap_group(self.proc.pid)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def _reap_group(pgid: int, timeout: float = 10) -> None:
+    """Wait for the live processes left in group pgid to exit; SIGKILL them after timeout seconds. A zombie
+    counts as gone: its connections are closed, and PID 1 may not be an init that reaps it."""
+    deadline = time.monotonic() + timeout
+    while live := _live_members(pgid):
+        if time.monotonic() > deadline:
+            for pid in live:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + timeout  # a killed process exits at once
+        time.sleep(0.1)
+
+
+def _live_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces and parentheses
+            state, _ppid, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if int(group) == pgid and state != "Z":
+            members.append(int(entry.name))
+    return members
 
 
 class CeleryWorker(ManagedProcess):
