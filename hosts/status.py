@@ -21,6 +21,22 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def unavailable_reason(host: Host) -> str:
+    """Why libvirt on host is not worth asking now, from what its last check recorded ("" when nothing): it is
+    disabled (by an admin, or by the app for its URI) or was unreachable. No connection is opened."""
+    if not host.enabled or host.disabled_reason:
+        if host.disabled_reason:
+            return _("Host %(host)s is disabled: %(reason)s") % {"host": host.name, "reason": host.disabled_reason}
+        return _("Host %(host)s is disabled.") % {"host": host.name}
+    if host.status == Host.Status.UNREACHABLE:
+        values = {"host": host.name, "error": host.last_error}
+        if host.last_checked_at:
+            values["checked"] = f"{host.last_checked_at:%Y-%m-%d %H:%M:%S %Z}"
+            return _("Host %(host)s was unreachable at its last check (%(checked)s): %(error)s") % values
+        return _("Host %(host)s was unreachable at its last check: %(error)s") % values
+    return ""
+
+
 def record_reachable(host: Host, facts=None, pool_types: dict[str, vpools.PoolTypeSupport] | None = None) -> None:
     now = timezone.now()
     host.status = Host.Status.ONLINE

@@ -9,6 +9,7 @@ from django import forms
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from hosts import status
 from hosts.models import Host
 from jobs.models import Job
 from jobs.runner import JobConflict, JobError, audit_job, launch
@@ -78,19 +79,6 @@ def delete(pool: StoragePool, form: forms.Form, *, user, request=None) -> Job:
 DEFINE_KIND = "pool-define"
 
 
-def host_problem(host: Host) -> str:
-    """Why libvirt on host is not worth asking now, from what its last check recorded ("" when nothing)."""
-    if host.disabled_reason:
-        return f"{host.name}: {host.disabled_reason}"
-    if host.status == Host.Status.UNREACHABLE:
-        values = {"host": host.name, "error": host.last_error}
-        if host.last_checked_at:
-            values["checked"] = f"{host.last_checked_at:%Y-%m-%d %H:%M:%S %Z}"
-            return _("%(host)s was unreachable at its last check (%(checked)s): %(error)s") % values
-        return _("%(host)s was unreachable at its last check: %(error)s") % values
-    return ""
-
-
 def type_refusal(host: Host, pool_type: str, supported: dict[str, vpools.PoolTypeSupport]) -> str:
     """Why host cannot define a pool of this type ("xml": pasted XML, checked by its form), "" when it can."""
     if pool_type == "xml":
@@ -117,7 +105,7 @@ def define_form(data, host: Host, pool_type: str,
 def refuse_unreachable(form: forms.Form, host: Host) -> None:
     """A host recorded unreachable (or disabled for its URI) is refused at the form at once, rather than its job
     waiting for it."""
-    if problem := host_problem(host):
+    if problem := status.unavailable_reason(host):
         form.add_error(None, _("%(problem)s. Check the host, then try again.") % {"problem": problem.rstrip(".")})
 
 

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.roles import admin_required, is_admin, member_required
 from audit.log import changes, record
+from hosts import status
 from hosts.models import Host, vm_names_by_volume
 from jobs import progress
 from jobs.models import Job
@@ -171,7 +172,7 @@ def pool_live(request: HttpRequest, pk: int) -> HttpResponse:
             available=pool.available, autostart=pool.autostart, persistent=pool.persistent,
             volume_count=pool.volume_count if pool.is_active else None, inactive_xml=pool.xml)
     return render(request, "pools/_live_view.html",
-                  {"pool": pool, "live": live, "host_problem": lifecycle.host_problem(pool.host)})
+                  {"pool": pool, "live": live, "host_problem": status.unavailable_reason(pool.host)})
 
 
 def _launch_lifecycle(request: HttpRequest, start) -> Job | None:
@@ -262,7 +263,7 @@ def pool_define(request: HttpRequest, host_pk: int) -> HttpResponse:
               "supported": _supports(supported, t)} for t in TYPE_FIELDS]
     return render(request, "pools/pool_define.html", {
         "host": host, "form": form, "pool_type": pool_type, "types": types, "preview": preview,
-        "unavailable": unavailable, "host_problem": lifecycle.host_problem(host),
+        "unavailable": unavailable, "host_problem": status.unavailable_reason(host),
     })
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from hosts import status
 from hosts.models import Host
 from virtstorage.virt import LibvirtHost, imagecheck, localfile
 from virtstorage.virt import pools as vpools
@@ -47,14 +48,7 @@ def unavailable_reason(host: Host) -> str:
         return (_("The image tools run qemu-img on the app's own machine, and host %(host)s is another machine "
                   "(%(uri)s): its images can only be read there. Clone a volume to change its format.")
                 % {"host": host.name, "uri": host.uri})
-    if not host.enabled or host.disabled_reason:
-        if host.disabled_reason:
-            return _("Host %(host)s is disabled: %(reason)s") % {"host": host.name, "reason": host.disabled_reason}
-        return _("Host %(host)s is disabled.") % {"host": host.name}
-    if host.status == Host.Status.UNREACHABLE:
-        return (_("Host %(host)s was unreachable at its last check: %(error)s")
-                % {"host": host.name, "error": host.last_error})
-    return ""
+    return status.unavailable_reason(host)
 
 
 def require_tools(host: Host) -> None:

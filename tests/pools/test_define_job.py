@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditRecord
+from hosts import status
 from hosts.models import Host
 from jobs.models import Job
 from jobs.runner import JobConflict
@@ -144,7 +145,7 @@ def test_the_define_page_makes_no_libvirt_connection(admin_client, counting_host
     """The page answers at once and connects nowhere (the listener counts nothing); the job is what connects,
     and the page of the failed job says why."""
     host = counting_host
-    assert not lifecycle.host_problem(host)  # never checked: nothing to refuse it for
+    assert not status.unavailable_reason(host)  # never checked: nothing to refuse it for
     url = reverse("pools:define", args=[host.pk]) + "?type=dir"
     data = {"type": "dir", "name": f"{POOL_PREFIX}far", "target_path": str(tmp_path / "far")}
     assert admin_client.get(url).status_code == 200
