@@ -7,9 +7,11 @@ sync_volumes); beat and "Sync now" run the tasks in inventory/tasks.py.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from django.db import transaction
 from django.db.models import Count, Sum
@@ -26,6 +28,7 @@ from volumes.models import Volume
 from volumes.safety import ImageSafety, check_listed_images
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _POOL_FIELDS = ["uuid", "type", "state", "autostart", "persistent", "capacity", "allocation",
                 "available", "target_path", "xml", "synced_at"]
@@ -80,13 +83,13 @@ def sync_host(host: Host, *, refresh: bool = False, pool_names: list[str] | None
         if refresh:
             for info in pools:
                 if info.active:
-                    _per_pool(lv.refresh_pool, info.name)
+                    _asked(functools.partial(lv.refresh_pool, info.name), f"pool {info.name}")
             pools = _fetch_pools(lv, [p.name for p in pools])
         listings: dict[str, list[VolumeInfo]] = {}
         for info in pools:
             if info.active:
-                volumes = _per_pool(lv.volumes, info.name)
-                if volumes is not None:
+                volumes = _asked(functools.partial(lv.volumes, info.name), f"pool {info.name}")
+                if isinstance(volumes, list):  # not GONE, not None
                     listings[info.name] = volumes
         return pools, listings, check_listed_images(host, lv, listings), domains_of(lv)
 
@@ -102,29 +105,33 @@ def sync_host(host: Host, *, refresh: bool = False, pool_names: list[str] | None
     return result
 
 
-def _per_pool(call, name: str):
-    """call(name) for one pool, or None when that pool cannot answer now.
+GONE = object()  # what _asked returns for an object libvirt no longer has
 
-    A pool that vanished meanwhile goes at the next sync; one that is busy (libvirt refuses to
-    refresh a pool while an upload runs into it) keeps its rows as they were. Either way the
-    other pools are still synced; only an unreachable host stops the sync.
+
+def _asked(call: Callable[[], T], what: str) -> T | object | None:
+    """call() for one pool or volume (what names it in the log): GONE when libvirt no longer has it, None when
+    it cannot answer now.
+
+    One that vanished meanwhile goes from the inventory; one that is busy (libvirt refuses to refresh a pool
+    while an upload runs into it) keeps its rows as they were. Either way the others are still synced; only
+    an unreachable host stops the sync.
     """
     try:
-        return call(name)
+        return call()
     except ObjectNotFound:
-        return None
+        return GONE
     except HostUnreachable:
         raise
     except VirtError as exc:
-        log.warning("sync of pool %s skipped this time: %s", name, exc)
+        log.warning("sync of %s skipped this time: %s", what, exc)
         return None
 
 
 def _fetch_pools(lv: LibvirtHost, names: list[str] | None) -> list[PoolInfo]:
     if names is None:
         return lv.pools()
-    found = (_per_pool(lv.pool, name) for name in names)
-    return [info for info in found if info is not None]
+    found = (_asked(functools.partial(lv.pool, name), f"pool {name}") for name in names)
+    return [info for info in found if info is not None and info is not GONE]
 
 
 @transaction.atomic
@@ -256,14 +263,11 @@ def _fetch_volumes(lv: LibvirtHost, pool_name: str, names: list[str]) -> tuple[l
     A volume libvirt cannot describe now (busy) is in neither list: its row stays as it was."""
     found, gone = [], []
     for name in names:
-        try:
-            found.append(lv.volume(pool_name, name))
-        except ObjectNotFound:
+        info = _asked(functools.partial(lv.volume, pool_name, name), f"volume {pool_name}/{name}")
+        if info is GONE:
             gone.append(name)
-        except HostUnreachable:
-            raise
-        except VirtError as exc:
-            log.warning("sync of volume %s/%s skipped this time: %s", pool_name, name, exc)
+        elif info is not None:
+            found.append(info)
     return found, gone
 
 

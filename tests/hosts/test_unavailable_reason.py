@@ -13,7 +13,7 @@ from volumes import image_files
 
 pytestmark = pytest.mark.django_db
 
-CHECKED = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+CHECKED = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 
 
 @pytest.mark.parametrize(("fields", "expected"), [
