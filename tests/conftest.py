@@ -547,6 +547,31 @@ def asgi_server(django_db_setup, tmp_path_factory) -> Iterator[AsgiServer]:
         yield server
 
 
+def database_connections(pid: int) -> set[str]:
+    """The open files or sockets of process pid that are a connection to the test database: the SQLite file,
+    or a TCP connection to the PostgreSQL server's port (as "socket:[inode]", which names one connection)."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    fds = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            fds[fd] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            pass  # closed meanwhile
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return {target for target in fds.values() if target == str(Path(db["NAME"]).resolve())}
+    port = f"{int(db['PORT'] or 5432):04X}"
+    held = {target for target in fds.values() if target.startswith("socket:[")}
+    connected = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[2].endswith(f":{port}") and fields[3] == "01" and f"socket:[{fields[9]}]" in held:
+                connected.add(f"socket:[{fields[9]}]")
+    return connected
+
+
 def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message: str = "condition"):
     """Poll predicate until it returns a truthy value; fail with message after timeout."""
     deadline = time.monotonic() + timeout

@@ -23,5 +23,6 @@ def keep_database_connections(**_kwargs) -> None:
     from django.conf import settings
 
     for database in settings.DATABASES.values():
+        database.get("OPTIONS", {}).pop("pool", None)  # the web's pool: its threads would not survive the fork
         database["CONN_MAX_AGE"] = settings.WORKER_DB_CONN_MAX_AGE
         database["CONN_HEALTH_CHECKS"] = True

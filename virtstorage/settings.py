@@ -144,6 +144,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-virtstorage-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
+    # Web requests take their connection from a pool (psycopg_pool, Django's "pool" option) instead of opening
+    # one each: under ASGI every request runs on a thread of its own, so persistent connections cannot serve;
+    # a PostgreSQL connect with its authentication costs several milliseconds. Per web process, at most
+    # DB_POOL_MAX_SIZE connections (0: no pool, e.g. behind PgBouncer); a request waits up to 10 s for one.
+    # Workers keep one connection each instead (virtstorage/celery.py).
+    if _pool_size := int(os.environ.get("DB_POOL_MAX_SIZE", "16")):
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": _pool_size, "timeout": 10}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

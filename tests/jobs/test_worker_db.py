@@ -3,41 +3,15 @@ connecting for each job; with the setting at 0 it closes it after each job, as w
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from jobs.models import Job
-from tests.conftest import TEST_QUEUE, CeleryWorker, wait_for, wait_for_job
+from tests.conftest import TEST_QUEUE, CeleryWorker, database_connections, wait_for, wait_for_job
 from tests.jobs.test_host_queues import _sync_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def database_connections(pid: int) -> set[str]:
-    """The open files or sockets of process pid that are a connection to the test database: the SQLite file,
-    or a TCP connection to the PostgreSQL server's port (as "socket:[inode]", which names one connection)."""
-    db = settings.DATABASES["default"]
-    fds = {}
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            fds[fd] = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            pass  # closed meanwhile
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        return {target for target in fds.values() if target == str(Path(db["NAME"]).resolve())}
-    port = f"{int(db['PORT'] or 5432):04X}"
-    held = {target for target in fds.values() if target.startswith("socket:[")}
-    connected = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[2].endswith(f":{port}") and fields[3] == "01" and f"socket:[{fields[9]}]" in held:
-                connected.add(f"socket:[{fields[9]}]")
-    return connected
 
 
 @pytest.mark.parametrize("max_age", ["300", "0"])
