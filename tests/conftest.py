@@ -102,7 +102,11 @@ def _cleanup_pool(name: str) -> None:
 
 def _owned_by_another_live_run(name: str) -> bool:
     """Test runs go side by side on one libvirtd: never sweep a pool or VM whose run (pid in its name) lives."""
-    owner = name[len(TEST_POOL_PREFIX):].split("-", 1)[0]
+    return _another_live_run(name[len(TEST_POOL_PREFIX):].split("-", 1)[0])
+
+
+def _another_live_run(owner: str) -> bool:
+    """Whether owner (a pid, as text) is a test run other than this one that still runs."""
     if not owner.isdigit() or int(owner) == os.getpid():
         return False
     try:
@@ -112,6 +116,41 @@ def _owned_by_another_live_run(name: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_leftover_test_databases(services) -> None:
+    remove_leftover_test_databases()
+
+
+def remove_leftover_test_databases() -> None:
+    """Test databases of earlier, killed runs (their pid in the name, as settings.py names them) would otherwise
+    pile up: on PostgreSQL test_<NAME>_<pid>, on SQLite var/test-virtstorage-<pid>.sqlite3 and its WAL files."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+
+    def dead(owner: str) -> bool:
+        return owner.isdigit() and int(owner) != os.getpid() and not _another_live_run(owner)
+
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        for path in Path(db["TEST"]["NAME"]).parent.glob("test-virtstorage-*.sqlite3*"):
+            if dead(path.name.split(".", 1)[0].rsplit("-", 1)[1]):
+                path.unlink(missing_ok=True)
+        return
+    import psycopg
+    from psycopg import sql
+
+    prefix = db["TEST"]["NAME"].rsplit("_", 1)[0] + "_"  # test_<NAME>_, before and after pytest-django's switch
+    with psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
+                         password=db["PASSWORD"], dbname="postgres", autocommit=True) as conn:
+        found = conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [prefix]).fetchall()
+        for (name,) in found:
+            if dead(name[len(prefix):]):
+                try:
+                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+                except psycopg.Error as exc:  # housekeeping: another role's session on it, say; the run goes on
+                    print(f"could not drop the leftover test database {name}: {exc}")
 
 
 @pytest.fixture(scope="session", autouse=True)

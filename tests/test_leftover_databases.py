@@ -1,0 +1,63 @@
+"""A killed test run leaves its test database behind (Django drops it only at the end of a run): the next run
+removes those whose run is gone, and never one whose run still goes (runs go side by side on one server)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.conf import settings
+from psycopg import sql
+
+from tests.conftest import remove_leftover_test_databases
+
+
+def _dead_pid() -> int:
+    """A pid no process has now."""
+    pid = 4_000_000
+    while Path(f"/proc/{pid}").exists():
+        pid -= 1
+    return pid
+
+
+def _server():
+    db = settings.DATABASES["default"]
+    return psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
+                           password=db["PASSWORD"], dbname="postgres", autocommit=True)
+
+
+def test_a_killed_runs_test_database_is_removed_and_a_live_runs_kept():
+    db = settings.DATABASES["default"]
+    dead, live = _dead_pid(), os.getppid()  # the parent: a live process that is not this run
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        folder = Path(db["TEST"]["NAME"]).parent
+        paths = {pid: folder / f"test-virtstorage-{pid}.sqlite3" for pid in (dead, live)}
+        wal = folder / f"test-virtstorage-{dead}.sqlite3-wal"
+        for path in (*paths.values(), wal):
+            path.write_bytes(b"")
+        try:
+            remove_leftover_test_databases()
+            assert not paths[dead].exists() and not wal.exists()
+            assert paths[live].exists() and Path(db["NAME"]).exists(), "this run's and a live run's stay"
+        finally:
+            paths[live].unlink(missing_ok=True)
+        return
+    prefix = db["TEST"]["NAME"].rsplit("_", 1)[0] + "_"
+    names = {pid: f"{prefix}{pid}" for pid in (dead, live)}
+    with _server() as conn:
+        for name in names.values():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        remove_leftover_test_databases()
+        with _server() as conn:
+            present = {row[0] for row in conn.execute("SELECT datname FROM pg_database").fetchall()}
+        assert names[dead] not in present
+        assert names[live] in present and db["NAME"] in present, "this run's and a live run's stay"
+    finally:
+        with _server() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(names[live])))
+
+
+pytestmark = pytest.mark.django_db
