@@ -545,6 +545,23 @@ class CeleryWorker(ManagedProcess):
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """pytest-django's test database, with this process's connection pool (PostgreSQL, DB_POOL_MAX_SIZE) closed
+    and turned off before the database is dropped: a connection Django "closes" goes back to the pool, which
+    holds it open and makes the DROP fail; and Django makes a new pool (with a connection of its own) whenever
+    it next looks at a connection whose settings name one."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for conn in connections.all(initialized_only=True):
+            conn.close()
+            if conn.settings_dict.get("OPTIONS", {}).get("pool"):
+                conn.close_pool()
+                del conn.settings_dict["OPTIONS"]["pool"]
+
+
+@pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[CeleryWorker]:
     """A real Celery worker (prefork, 2 processes) on the test database and the test-only queues (jobs and
     transfers)."""

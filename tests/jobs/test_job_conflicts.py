@@ -8,6 +8,7 @@ from jobs.models import Job
 from jobs.runner import JobConflict, launch
 from pools.models import StoragePool
 from pools.tasks import stop_pool_job
+from tests.conftest import TEST_QUEUE
 from volumes.tasks import delete_volume_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -15,7 +16,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def pool(local_host):
-    return StoragePool.objects.create(host=local_host, name="p", state="active")
+    """A pool of a host whose queue no worker reads: the jobs these tests launch stay queued, even when the
+    session's worker (celery_worker) runs beside them; the queue is emptied afterwards."""
+    from jobs import progress
+    from jobs.runner import TRANSFER_QUEUE_SUFFIX
+
+    local_host.queue = f"{TEST_QUEUE}-nobody"
+    local_host.save(update_fields=["queue"])
+    yield StoragePool.objects.create(host=local_host, name="p", state="active")
+    progress.client().delete(local_host.queue, f"{local_host.queue}{TRANSFER_QUEUE_SUFFIX}")
 
 
 def running(pool: StoragePool, kind: str, volume_name: str = "") -> Job:
@@ -24,7 +33,7 @@ def running(pool: StoragePool, kind: str, volume_name: str = "") -> Job:
 
 
 def start(task, pool: StoragePool, kind: str, volume_name: str = "") -> Job:
-    # Nobody consumes the test queue here: the job stays queued, which is all these tests need.
+    # Nobody consumes the host's queue (the pool fixture): the job stays queued, which is all these tests need.
     return launch(task, kind=kind, user=None, host=pool.host, pool=pool, volume_name=volume_name)
 
 

@@ -79,8 +79,9 @@ def test_a_real_upload_streams_increasing_progress_and_a_final_state(asgi_server
     upload = api.create(pool=pool.pk, volume="watched.img", mode="new", size=512 * MiB).json()
     job_id = upload["job"]  # a streaming upload's job runs from the start: watch it before sending
 
+    sender = Api(asgi_server.url, member)  # logged in here: a thread's own database connection would outlive it
+
     def send() -> None:
-        sender = Api(asgi_server.url, member)
         sender.send_file(upload, src)
         sender.complete(upload)
 
