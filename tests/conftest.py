@@ -559,6 +559,24 @@ def django_db_setup(django_db_setup, django_db_blocker) -> Iterator[None]:
             if conn.settings_dict.get("OPTIONS", {}).get("pool"):
                 conn.close_pool()
                 del conn.settings_dict["OPTIONS"]["pool"]
+        _end_stray_sessions(connections["default"].settings_dict)
+
+
+def _end_stray_sessions(db: dict) -> None:
+    """A connection a test's thread left open (Django closes the main thread's only) would make the DROP fail and
+    leave the test database behind: each is named here, then ended. Every process the fixtures started is
+    stopped by now, so what is left is this process's."""
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return
+    import psycopg
+
+    with psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
+                         password=db["PASSWORD"], dbname="postgres", autocommit=True) as conn:
+        stray = conn.execute("SELECT pid, client_port, left(query, 120) FROM pg_stat_activity WHERE datname = %s",
+                             [db["NAME"]]).fetchall()
+        for pid, port, query in stray:
+            print(f"\nended a connection left open on the test database (port {port}, last query: {query})")
+            conn.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
 @pytest.fixture(scope="session")

@@ -360,9 +360,16 @@ class Receiver:
 
     def reconcile(self) -> None:
         """Make the Upload row say what this job holds (less than it said when a killed job's bytes are lost),
-        so the client's next look at the upload sends the rest."""
+        so the client's next look at the upload sends the rest.
+
+        With the row locked, the web records no range; each range it recorded before was pushed before it was
+        recorded, so taking every entry now makes this job hold all of them. Without that, a chunk recorded
+        between the job's last take and this lock would be written out of the row, and the client told to send
+        it again."""
         with transaction.atomic():
             row = Upload.objects.select_for_update().filter(pk=self.upload.pk).first()
+            while self._take(None):
+                pass
             if row is None or row.received == self.ranges:
                 return
             row.received = [list(r) for r in self.ranges]

@@ -434,3 +434,28 @@ def test_a_client_leaving_a_relayed_download_stops_the_worker(relay_api, relay_w
     wait_for(lambda: not _relay_keys(), timeout=20, message="the worker to stop and the keys to go")
     status, body, _job = _download(relay_api, volume.pk)
     assert status == 200 and body == path.read_bytes()
+
+
+def test_a_range_recorded_while_the_job_starts_stays_recorded(synced, member, settings, tmp_path):
+    """The web records a chunk's range after pushing it. A job that reconciles the Upload row with what it holds
+    takes every entry while the row is locked, so a range pushed and recorded after the job's last take (while
+    it started) is never written out of the row, and the client is never told to send it again."""
+    from jobs.runner import JobContext
+    from volumes import staging
+
+    settings.VAR_DIR = tmp_path  # this process is the job's worker here: its staging file goes in a dir of its own
+    pool, _ = synced
+    upload = Upload.objects.create(created_by=member, pool=pool, volume_name="race.img", size=8 * MiB,
+                                   capacity=8 * MiB)
+    job = Job.objects.create(kind="upload", host=pool.host, pool=pool, pool_name=pool.name, volume_name="race.img",
+                             state=Job.State.RUNNING)
+    receiver = relay.Receiver(JobContext(job), upload, truncated=RuntimeError, stalled=RuntimeError)
+    try:
+        relay.push_zeros(upload, [(4 * MiB, 8 * MiB)])  # the web, between the job's last take and its reconcile
+        staging.record(upload, [(4 * MiB, 8 * MiB)], holes=True)
+        receiver.reconcile()
+        upload.refresh_from_db()
+        assert upload.received == [[4 * MiB, 8 * MiB]] and receiver.ranges == [[4 * MiB, 8 * MiB]]
+    finally:
+        receiver.close(keep=False)
+        relay.discard(upload.pk)
