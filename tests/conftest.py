@@ -118,6 +118,17 @@ def _another_live_run(owner: str) -> bool:
     return True
 
 
+def postgres_server():
+    """A connection (autocommit) to the maintenance database of the test database's PostgreSQL server, as the
+    settings' role: for what is done to a database from outside it (create, drop, end its sessions)."""
+    import psycopg
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    return psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
+                           password=db["PASSWORD"], dbname="postgres", autocommit=True)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _remove_leftover_test_databases(services) -> None:
     remove_leftover_test_databases()
@@ -142,8 +153,7 @@ def remove_leftover_test_databases() -> None:
     from psycopg import sql
 
     prefix = db["TEST"]["NAME"].rsplit("_", 1)[0] + "_"  # test_<NAME>_, before and after pytest-django's switch
-    with psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
-                         password=db["PASSWORD"], dbname="postgres", autocommit=True) as conn:
+    with postgres_server() as conn:
         found = conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [prefix]).fetchall()
         for (name,) in found:
             if dead(name[len(prefix):]):
@@ -568,10 +578,7 @@ def _end_stray_sessions(db: dict) -> None:
     stopped by now, so what is left is this process's."""
     if db["ENGINE"] == "django.db.backends.sqlite3":
         return
-    import psycopg
-
-    with psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
-                         password=db["PASSWORD"], dbname="postgres", autocommit=True) as conn:
+    with postgres_server() as conn:
         stray = conn.execute("SELECT pid, client_port, left(query, 120) FROM pg_stat_activity WHERE datname = %s",
                              [db["NAME"]]).fetchall()
         for pid, port, query in stray:

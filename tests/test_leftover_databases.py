@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import psycopg
 import pytest
 from django.conf import settings
 from psycopg import sql
 
-from tests.conftest import remove_leftover_test_databases
+from tests.conftest import postgres_server, remove_leftover_test_databases
 
 
 def _dead_pid() -> int:
@@ -20,12 +19,6 @@ def _dead_pid() -> int:
     while Path(f"/proc/{pid}").exists():
         pid -= 1
     return pid
-
-
-def _server():
-    db = settings.DATABASES["default"]
-    return psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
-                           password=db["PASSWORD"], dbname="postgres", autocommit=True)
 
 
 def test_a_killed_runs_test_database_is_removed_and_a_live_runs_kept():
@@ -46,17 +39,17 @@ def test_a_killed_runs_test_database_is_removed_and_a_live_runs_kept():
         return
     prefix = db["TEST"]["NAME"].rsplit("_", 1)[0] + "_"
     names = {pid: f"{prefix}{pid}" for pid in (dead, live)}
-    with _server() as conn:
+    with postgres_server() as conn:
         for name in names.values():
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         remove_leftover_test_databases()
-        with _server() as conn:
+        with postgres_server() as conn:
             present = {row[0] for row in conn.execute("SELECT datname FROM pg_database").fetchall()}
         assert names[dead] not in present
         assert names[live] in present and db["NAME"] in present, "this run's and a live run's stay"
     finally:
-        with _server() as conn:
+        with postgres_server() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(names[live])))
 
 

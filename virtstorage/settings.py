@@ -241,7 +241,7 @@ INVENTORY_SYNC_SECONDS = int(os.environ.get("INVENTORY_SYNC_SECONDS", "60"))
 JOB_HEARTBEAT_SECONDS = 5
 # A worker process runs one task at a time on one thread, so it keeps its database connection across tasks
 # (virtstorage/celery.py) instead of connecting for each job: seconds, checked for health before each task. Web
-# requests still connect per request (under ASGI each request runs on a thread of its own).
+# requests cannot (under ASGI each request runs on a thread of its own): on PostgreSQL they use the pool above.
 WORKER_DB_CONN_MAX_AGE = int(os.environ.get("WORKER_DB_CONN_MAX_AGE", "300"))
 # Celery's Django fixup closes the connection around every task unless told to reuse it: it then closes it after
 # this many tasks, and WORKER_DB_CONN_MAX_AGE decides in between (a job's start drops an old or broken one).
