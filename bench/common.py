@@ -75,6 +75,12 @@ def timed(call, *args) -> float:
     return time.perf_counter() - start
 
 
+def median_ratio(runs: list[float], others: list[float]) -> float:
+    """The median of the pairwise ratios runs[i] / others[i] (the two sides alternate: a pair shares the
+    machine's speed of the moment)."""
+    return statistics.median(a / b for a, b in zip(runs, others, strict=True))
+
+
 def disk_size(path: Path) -> int:
     return os.stat(path).st_blocks * 512
 

@@ -4,9 +4,10 @@ Starts its own ASGI server and Celery worker on a throwaway database and var dir
 throwaway `dir` pool; prints time ratios app/virsh, disk sizes and peak memory (VmHWM) of the
 web and worker processes, and writes bench/results/<case>.json.
 
-Fair by construction: both sides use the same files in the same run, every timing is the best of
-BENCH_REPEAT (3) runs, virsh and the app alternate, and dirty pages are written back (sync) before
-each timed run so no run pays for another's writeback. BENCH_CASES=dense or =sparse runs one case.
+Fair by construction: both sides use the same files in the same run, BENCH_REPEAT (5) runs each, virsh
+and the app alternate (each case prints its best-of ratio and the median of the pairwise ratios), and dirty
+pages are written back (sync) before each timed run so no run pays for another's writeback.
+BENCH_CASES=dense or =sparse runs one case.
 
 Every case runs both ways the app moves bytes for a host that is this machine: direct file I/O
 (Host.direct_io, the default; cases upload_dense...) and libvirt's streams (what a remote host gets;
@@ -31,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import ROOT, URI, disk_size, remove_pool, virsh
+from bench.common import ROOT, URI, disk_size, median_ratio, remove_pool, virsh
 from bench.transfer_app import App
 from bench.transfer_floor import REPEAT, RESULTS, GiB, MiB, http_floor, print_receive, receive_path
 from scripts import vstransfer
@@ -155,7 +156,8 @@ def _run_io_path(app: App, pool_name: str, pool_path: Path, files: dict[str, Pat
         fastest = app_runs.index(best(app_runs))
         results.append({
             "case": f"upload_{kind}{suffix}", "file_bytes": size, "app_s": best(app_runs), "virsh_s": best(virsh_runs),
-            "ratio": best(app_runs) / best(virsh_runs), "app_runs_s": app_runs, "virsh_runs_s": virsh_runs,
+            "ratio": best(app_runs) / best(virsh_runs), "median_ratio": median_ratio(app_runs, virsh_runs),
+            "app_runs_s": app_runs, "virsh_runs_s": virsh_runs,
             "app_sent_s": phases[fastest]["sent_s"],
             "app_cpu_s": app_cpu[fastest], "virsh_cpu_s": virsh_cpu[virsh_runs.index(best(virsh_runs))],
             "disk_size_bytes": disk_size(pool_path / app_name),
@@ -181,7 +183,8 @@ def _run_io_path(app: App, pool_name: str, pool_path: Path, files: dict[str, Pat
         row = {
             "case": f"download_{kind}{suffix}", "file_bytes": size,
             "app_s": best(app_runs), "virsh_s": best(virsh_runs),
-            "ratio": best(app_runs) / best(virsh_runs), "app_runs_s": app_runs, "virsh_runs_s": virsh_runs,
+            "ratio": best(app_runs) / best(virsh_runs), "median_ratio": median_ratio(app_runs, virsh_runs),
+            "app_runs_s": app_runs, "virsh_runs_s": virsh_runs,
             "app_cpu_s": app_cpu[app_runs.index(best(app_runs))],
             "virsh_cpu_s": virsh_cpu[virsh_runs.index(best(virsh_runs))],
             "disk_size_bytes": disk_size(app_target), "virsh_disk_size_bytes": disk_size(virsh_target),
@@ -221,12 +224,14 @@ def main() -> list[dict]:
         shutil.rmtree(base, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "http_floor.json").write_text(json.dumps(floor, indent=2) + "\n")
-    print(f"best of {REPEAT} runs each; the source files and volumes are warm in the page cache for both sides")
-    print(f"{'case':26} {'app s':>8} {'virsh s':>8} {'ratio':>6} {'app disk':>10} {'virsh disk':>10} "
+    print(f"best of {REPEAT} runs each, and the median of the {REPEAT} pairwise ratios app/virsh; the source files "
+          "and volumes are warm in the page cache for both sides")
+    print(f"{'case':26} {'app s':>8} {'virsh s':>8} {'ratio':>6} {'median':>6} {'app disk':>10} {'virsh disk':>10} "
           f"{'web peak':>9} {'worker peak':>11}")
     for row in results:
         (RESULTS / f"{row['case']}.json").write_text(json.dumps(row, indent=2) + "\n")
         print(f"{row['case']:26} {row['app_s']:8.2f} {row['virsh_s']:8.2f} {row['ratio']:6.2f} "
+              f"{row['median_ratio']:6.2f} "
               f"{row['disk_size_bytes'] / MiB:8.0f}Mi {row['virsh_disk_size_bytes'] / MiB:8.0f}Mi "
               f"{row['web_peak_rss_bytes'] / MiB:7.0f}Mi {row['worker_peak_rss_bytes'] / MiB:9.0f}Mi")
         if row["case"] == "upload_dense_libvirt":

@@ -11,7 +11,8 @@ the app's "API tokens" page): no login, no session, no CSRF token. Otherwise it 
 password from $VIRTSTORAGE_PASSWORD, else asked for. What it does is what the
 README's curl examples do, done well:
 - upload: only the file's data is sent (holes found with SEEK_DATA/SEEK_HOLE are declared, never
-  sent), each chunk straight from the page cache to the socket (sendfile); after a dropped connection
+  sent), straight from the page cache to the socket (sendfile): long runs of data a chunk each, a file of
+  many short runs framed, its runs and holes in one request (the sparse format); after a dropped connection
   it asks the server what is missing and sends only that (--resume ID picks up an upload of an
   earlier run); then it follows the job that writes the volume until it ends.
 - download: see ``download`` below.
@@ -30,7 +31,6 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 # Each request costs the server a few ms whatever its size (Django's middleware, the session, a
 # database write), so the client sends few and large ones: one per run of data up to CHUNK_BYTES
@@ -41,14 +41,18 @@ CHUNK_BYTES = 256 * 1024 * 1024
 # A hole shorter than this between data is sent as zeros: cheaper than a request of its own.
 MIN_HOLE_BYTES = 1024 * 1024
 HOLES_PER_REQUEST = 50_000
-# Chunk PUTs in flight at once, each on a connection of its own, when the data runs are short (on average under
-# PARALLEL_BELOW_BYTES): a request's fixed cost on the server (Django, the session, the upload's row) then
-# overlaps the others' instead of adding up, which is what a file of many data runs pays most for (8 GiB
-# holding 256 MiB in 32 runs: sent in 0.55 s instead of 0.83 here). Long runs go one chunk after the other, in
-# file order, so the job writes the volume while the next chunk arrives (in parallel, 1 GiB dense took 1.24 s
-# instead of 0.89).
-PARALLEL_PUTS = 4
-PARALLEL_BELOW_BYTES = 32 * 1024 * 1024
+# A file whose data runs are short (on average under FRAMED_BELOW_BYTES) is sent framed: its runs and holes in
+# one request of the sparse format, up to CHUNK_BYTES of data each, instead of a request per run (8 GiB holding
+# 256 MiB in 32 runs: 33 requests, each 10-20 ms of the server's Django, session and upload-row work, sent in
+# 0.55-0.83 s here). Long runs go a chunk each, in file order, so the job writes the volume while the next
+# chunk arrives.
+FRAMED_BELOW_BYTES = 32 * 1024 * 1024
+# The sparse format (downloads' ``?format=sparse``, uploads' framed chunks), as virtstorage/virt/sparse_format.py
+# defines it: this script is standalone, so it carries its own copy of these constants; change both together.
+SPARSE_MIME_TYPE = "application/vnd.virtstorage.sparse"
+SPARSE_MAGIC = b"VSSPARS1"
+SPARSE_HEADER_BYTES = 17  # kind (1 byte), offset (u64), length (u64), big-endian
+SPARSE_DATA, SPARSE_HOLE, SPARSE_END = b"D", b"H", b"E"
 RETRIES = 5  # reconnections in a row before giving up
 JOB_POLL_SECONDS = 0.05
 
@@ -87,12 +91,6 @@ class Session:
         if self.conn is not None:
             self.conn.close()
         self.conn = None
-
-    def twin(self) -> Session:
-        """Another connection to the same server, with the same credentials (for requests in parallel)."""
-        other = Session(f"{self.scheme}://{self.netloc}{self.base}")
-        other.cookies, other.token = dict(self.cookies), self.token
-        return other
 
     def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         if self.token is not None:  # a token request: no cookies, no CSRF token
@@ -279,42 +277,71 @@ def _send_missing(session: Session, state: dict, source, fd: int, progress: _Pro
     """Send every range the server lacks (holes declared, data sent) until it lacks none."""
     while state["missing"]:
         holes, data = _plan(fd, state["missing"])
-        for i in range(0, len(holes), HOLES_PER_REQUEST):
-            state = _put_holes(session, state["holes_url"], holes[i:i + HOLES_PER_REQUEST])
         pieces = [(chunk, min(CHUNK_BYTES, offset + length - chunk))
                   for offset, length in data for chunk in range(offset, offset + length, CHUNK_BYTES)]
-        _put_pieces(session, state, source, pieces, progress)
+        if len(holes) + len(pieces) > 1 and sum(n for _, n in pieces) < FRAMED_BELOW_BYTES * len(pieces):
+            for frames in _framed_requests(holes, pieces):
+                _said(progress, state["size"], _put_frames(session, state["chunks_url"], source, frames, state["size"]))
+        else:
+            for i in range(0, len(holes), HOLES_PER_REQUEST):
+                state = _put_holes(session, state["holes_url"], holes[i:i + HOLES_PER_REQUEST])
+            for offset, length in pieces:
+                _said(progress, state["size"], _put_range(session, state["chunks_url"], source, offset, length,
+                                                          state["size"]))
         state = session.json("GET", state["url"])  # the server's word on what is still missing
     return state
 
 
-def _put_pieces(session: Session, state: dict, source, pieces: list[tuple[int, int]], progress: _Progress) -> None:
-    """Send these (offset, length) pieces of the file, up to PARALLEL_PUTS at once in file order; the first
-    failure (a dropped connection, a busy server) is raised once the pieces in flight have ended."""
-    size, url = state["size"], state["chunks_url"]
-    short = bool(pieces) and sum(length for _, length in pieces) < PARALLEL_BELOW_BYTES * len(pieces)
-    if len(pieces) <= 1 or PARALLEL_PUTS <= 1 or not short:
-        for offset, length in pieces:
-            _said(progress, size, _put_range(session, url, source, offset, length, size))
-        return
-    lanes = [(session.twin(), open(source.name, "rb")) for _ in range(min(PARALLEL_PUTS, len(pieces)))]
-    free = list(lanes)
+def _framed_requests(holes: list[list[int]], pieces: list[tuple[int, int]]) -> Iterator[list[tuple[bytes, int, int]]]:
+    """The holes and data pieces as frames (kind, offset, length) in file order, cut into requests of at most
+    CHUNK_BYTES of data and HOLES_PER_REQUEST frames."""
+    frames = sorted([(SPARSE_HOLE, offset, length) for offset, length in holes]
+                    + [(SPARSE_DATA, offset, length) for offset, length in pieces], key=lambda frame: frame[1])
+    request: list[tuple[bytes, int, int]] = []
+    data = 0
+    for frame in frames:
+        if request and (len(request) >= HOLES_PER_REQUEST
+                        or (frame[0] == SPARSE_DATA and data + frame[2] > CHUNK_BYTES)):
+            yield request
+            request, data = [], 0
+        request.append(frame)
+        data += frame[2] if frame[0] == SPARSE_DATA else 0
+    if request:
+        yield request
 
-    def put(piece: tuple[int, int]) -> None:
-        lane = free.pop()  # as many threads as lanes: one is always free
-        try:
-            _said(progress, size, _put_range(lane[0], url, lane[1], piece[0], piece[1], size))
-        finally:
-            free.append(lane)
 
+def _frame_header(kind: bytes, offset: int, length: int) -> bytes:
+    return kind + offset.to_bytes(8, "big") + length.to_bytes(8, "big")
+
+
+def _put_frames(session: Session, chunks_url: str, source, frames: list[tuple[bytes, int, int]], total: int) -> dict:
+    """One framed chunk request: the frames' headers, each data frame's bytes from the page cache straight to the
+    socket (sendfile), the end frame; the upload's state back."""
+    data = sum(length for kind, _, length in frames if kind == SPARSE_DATA)
+    conn = session.connect()
+    conn.putrequest("PUT", session.base + chunks_url, skip_accept_encoding=True)
+    headers = session.headers({"Content-Type": SPARSE_MIME_TYPE, "Accept": "application/json",
+                               "Content-Length": str(len(SPARSE_MAGIC) + SPARSE_HEADER_BYTES * (len(frames) + 1)
+                                                     + data)})
+    for name, value in headers.items():
+        conn.putheader(name, value)
+    conn.endheaders()
     try:
-        with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
-            for _ in pool.map(put, pieces):
-                pass
-    finally:
-        for twin, file in lanes:
-            twin.reset()
-            file.close()
+        head = SPARSE_MAGIC
+        for kind, offset, length in frames:
+            head += _frame_header(kind, offset, length)
+            if kind == SPARSE_DATA:
+                conn.sock.sendall(head)
+                conn.sock.sendfile(source, offset, length)
+                head = b""
+        conn.sock.sendall(head + _frame_header(SPARSE_END, total, data))
+    except (BrokenPipeError, ConnectionResetError) as cut:
+        try:  # the server may have answered before taking the whole body (a refusal): read it
+            response = conn.getresponse()
+        except (OSError, http.client.HTTPException):
+            raise cut from None
+        return _state_of(session, response)
+    return _state_of(session, conn.getresponse())
 
 
 def _said(progress: _Progress, size: int, state: dict) -> None:
@@ -380,12 +407,6 @@ def follow_job(session: Session, job_id: int, progress: _Progress) -> dict:
 
 # -- download ---------------------------------------------------------------------
 
-# The sparse download format (``?format=sparse``), as virtstorage/virt/sparse_format.py defines it:
-# this script is standalone, so it carries its own copy of these constants; change both together.
-SPARSE_MIME_TYPE = "application/vnd.virtstorage.sparse"
-SPARSE_MAGIC = b"VSSPARS1"
-SPARSE_HEADER_BYTES = 17  # kind (1 byte), offset (u64), length (u64), big-endian
-SPARSE_DATA, SPARSE_HOLE, SPARSE_END = b"D", b"H", b"E"
 DOWNLOAD_BLOCK_BYTES = 8 * 1024 * 1024  # read and written per call; one buffer per download
 
 

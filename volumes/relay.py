@@ -22,7 +22,7 @@ import logging
 import os
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
@@ -31,11 +31,11 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
 from jobs import progress
 from jobs.runner import JobCancelled, JobContext
+from virtstorage.virt.sparse_format import Block
 
 from . import staging
 from .asgi_upload import BodyAborted
@@ -135,17 +135,18 @@ def push_zeros(upload: Upload, ranges: list[tuple[int, int]]) -> None:
             _Pusher(upload).zeros(ranges)
 
 
-def push_body(request: HttpRequest, upload: Upload, offset: int, length: int) -> int:
-    """Push the chunk's body onto the relay; returns the bytes pushed (compare to length). Raises ValueError for
-    a body longer than length, BufferFull when the job does not take the bytes (what was pushed is recorded).
+def push_body(blocks: Iterable[Block], upload: Upload, offset: int, length: int) -> int:
+    """Push a chunk's body (staging.body_blocks, or a data frame's) onto the relay; returns the bytes pushed
+    (compare to length). Raises ValueError for a body longer than length, BufferFull when the job does not take
+    the bytes (what was pushed is recorded).
 
     Zero pieces go as markers, whether or not their range arrived before: the job writes zeros only over data
     it holds there, so holes stay holes and a chunk sent again still replaces what it covers."""
     with _redis_answers():
-        return _push_body(request, upload, offset, length)
+        return _push_body(blocks, upload, offset, length)
 
 
-def _push_body(request: HttpRequest, upload: Upload, offset: int, length: int) -> int:
+def _push_body(blocks: Iterable[Block], upload: Upload, offset: int, length: int) -> int:
     pusher = _Pusher(upload)
     pusher._wait_for_room(min(length, PIECE))  # a full buffer refuses the chunk before any of its body is read
     end = offset + length
@@ -162,7 +163,7 @@ def _push_body(request: HttpRequest, upload: Upload, offset: int, length: int) -
 
     try:
         try:
-            for pieces in staging.body_blocks(request):
+            for pieces in blocks:
                 block = pieces[0] if len(pieces) == 1 else b"".join(pieces)
                 if pos + len(block) > end:
                     raise ValueError(_("The body holds more than the %(length)s bytes announced.") % {"length": length})

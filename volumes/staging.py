@@ -10,14 +10,17 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import redis
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
+from jobs import progress
+from virtstorage.virt.sparse_format import Block
 from virtstorage.virt.units import binary_size
 
 from .asgi_upload import BODY_STREAM_KEY, BodyAborted
@@ -93,20 +96,22 @@ class RecordPace:
             self.keep(upload, pos)
 
 
-def write_body(request: HttpRequest, upload: Upload, offset: int, length: int, fresh: bool) -> int:
-    """Copy the body into the staging file at offset; returns bytes read (compare to length).
+def write_body(blocks: Iterable[Block], upload: Upload, offset: int, length: int) -> int:
+    """Copy a chunk's body (body_blocks, or a data frame's) into the staging file at offset; returns bytes read
+    (compare to length).
 
     Pieces of zeros in ranges not received before are skipped: the staging file is sparse,
     so they already read as zeros and a script's dense upload still stays thin. The bytes
     written so far are recorded as received while the chunk arrives (RecordPace): a streaming
     job follows a large chunk, and a chunk cut short keeps what did arrive.
     """
+    fresh = not any(lo < offset + length and offset < hi for lo, hi in upload.received)
     fd = os.open(upload.staging_path, os.O_WRONLY)
     pos = offset
     pace = RecordPace(offset)
     end = offset + length
     try:
-        for pieces in body_blocks(request):
+        for pieces in blocks:
             size = sum(len(piece) for piece in pieces)
             if pos + size > end:
                 raise ValueError(_("The body holds more than the %(length)s bytes announced.") % {"length": length})
@@ -126,7 +131,8 @@ def write_body(request: HttpRequest, upload: Upload, offset: int, length: int, f
 
 
 def record(upload: Upload, ranges: list[tuple[int, int]], *, holes: bool = False) -> Upload:
-    """Add [start, end) ranges to what the upload has received (holes: declared zeros, not sent)."""
+    """Add [start, end) ranges to what the upload has received (holes: declared zeros, not sent), and tell its
+    job (announce)."""
     with transaction.atomic():
         upload = Upload.objects.select_for_update().get(pk=upload.pk)
         before = upload.received_bytes
@@ -139,7 +145,32 @@ def record(upload: Upload, ranges: list[tuple[int, int]], *, holes: bool = False
             upload.hole_bytes += upload.received_bytes - before
         upload.state = Upload.State.RECEIVING
         upload.save(update_fields=["received", "received_bytes", "hole_bytes", "state", "updated_at"])
+        transaction.on_commit(lambda: announce(upload.pk))
     return upload
+
+
+# A job writing a new volume while its chunks arrive waits for news of its upload's row (a range recorded,
+# the client's complete, an abandon) on this Redis list, holding at most one wake-up; it re-reads the row at
+# least every upload_job.WAIT_MAX_SECONDS all the same, so a lost wake-up (Redis restarted) only slows it.
+def _news_key(upload_pk) -> str:
+    return f"virtstorage:upload:{upload_pk}:news"
+
+
+def announce(upload_pk) -> None:
+    """Wake the upload's job, if it waits: its row changed."""
+    key = _news_key(upload_pk)
+    try:
+        progress.client().pipeline(transaction=False).rpush(key, 1).ltrim(key, 0, 0).expire(key, 3600).execute()
+    except redis.RedisError:
+        pass
+
+
+def wait_for_news(upload_pk, seconds: float) -> None:
+    """Sleep until the upload's row changes (announce) or for seconds."""
+    try:
+        progress.client().blpop([_news_key(upload_pk)], timeout=seconds)
+    except redis.RedisError:
+        time.sleep(seconds)
 
 
 def no_room_for(length: int) -> str | None:

@@ -33,15 +33,16 @@ from virtstorage.virt import volumes as vvolumes
 from virtstorage.virt.imagecheck import ImageFacts
 from virtstorage.virt.units import binary_size
 
-from . import relay, safety
+from . import relay, safety, staging
 from .models import Upload
 from .tasks import VolumeInUse, refuse_if_in_use
 
 log = logging.getLogger(__name__)
 
 CANCEL_CHECK_SECONDS = 0.2  # a database read per check: not per chunk
-# While waiting for chunks the job re-reads the upload's row, quickly while they flow and backing off
-# to WAIT_MAX_SECONDS when the client pauses (a browser retrying a dropped connection).
+# While waiting for chunks the job re-reads the upload's row when the web announces a change
+# (staging.announce), and else quickly while they flow, backing off to WAIT_MAX_SECONDS when the
+# client pauses (a browser retrying a dropped connection).
 WAIT_MIN_SECONDS = 0.005
 WAIT_MAX_SECONDS = 0.5
 
@@ -139,7 +140,7 @@ def _arrived(ctx: JobContext, upload: Upload) -> Callable[[int], int]:
                 waiting_said = True
                 ctx.step(_("Waiting for the client's chunks from byte %(offset)s") % {"offset": done})
             ctx.check_cancel()
-            time.sleep(pause)
+            staging.wait_for_news(upload.pk, pause)  # woken as soon as a range is recorded
             pause = min(pause * 2, WAIT_MAX_SECONDS)
 
     return available

@@ -1,11 +1,14 @@
-"""The upload API's views: chunks go into a staging file (staging.py), a job writes the volume
-(upload_job.py). Downloads are download_view.py.
+"""The upload API's views: an upload is opened, watched, completed or abandoned here; its chunks and holes
+arrive through chunk_views.py into a staging file (staging.py), and a job writes the volume (upload_job.py).
+Downloads are download_view.py.
 
 The upload API, for browsers (static/js/upload.js) and scripts alike:
   POST   /volumes/uploads/                      create: pool, volume, mode, size[, capacity, confirm]
   GET    /volumes/uploads/<id>/                 what has arrived, to resume
   PUT    /volumes/uploads/<id>/chunks?offset=N  body = bytes (or Content-Range: bytes a-b/size)
   PUT    /volumes/uploads/<id>/chunks?offset=N&hole=L   L bytes of zeros, not sent
+  PUT    /volumes/uploads/<id>/chunks           Content-Type: application/vnd.virtstorage.sparse: many
+                                                data runs and holes in one body (chunk_frames.py)
   POST   /volumes/uploads/<id>/holes            {"holes": [[offset, length], ...]}: many at once
   POST   /volumes/uploads/<id>/complete         launch the job that writes the volume
   DELETE /volumes/uploads/<id>/                 abandon
@@ -14,7 +17,6 @@ The upload API, for browsers (static/js/upload.js) and scripts alike:
 from __future__ import annotations
 
 import json
-import re
 
 from django.conf import settings
 from django.core.exceptions import BadRequest
@@ -43,13 +45,9 @@ from .models import Upload, Volume
 from .upload_forms import UploadForm, UploadPageQuery
 from .upload_job import truncation_message, upload_volume
 
-MAX_HOLES_PER_REQUEST = 100_000
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-
-
 # -- Creating an upload ---------------------------------------------------------
 
-def _payload(request: HttpRequest) -> dict:
+def payload(request: HttpRequest) -> dict:
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body or b"{}")
@@ -61,7 +59,7 @@ def _payload(request: HttpRequest) -> dict:
     return request.POST.dict()
 
 
-def _error(message: str, status: int, **extra) -> JsonResponse:
+def json_error(message: str, status: int, **extra) -> JsonResponse:
     return JsonResponse({**extra, "error": message}, status=status)
 
 
@@ -116,17 +114,17 @@ def upload_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def upload_create(request: HttpRequest) -> JsonResponse:
     try:
-        form = UploadForm(_payload(request), user=request.user)
+        form = UploadForm(payload(request), user=request.user)
     except ValueError as exc:
-        return _error(str(exc), 400)
+        return json_error(str(exc), 400)
     if not form.is_valid():
         return JsonResponse({"error": _("Please correct the errors."), "errors": form.errors}, status=400)
     try:
         upload, job = start_upload(request, form)
     except runner.JobError as exc:
-        return _job_refused(exc)
+        return job_refused(exc)
     except StagingRefused as exc:
-        return _error(str(exc), 507)
+        return json_error(str(exc), 507)
     return JsonResponse(upload_state(upload) | (_watch(request, job) if job else {}), status=201)
 
 
@@ -157,7 +155,7 @@ def start_upload(request: HttpRequest, form: UploadForm) -> tuple[Upload, Job | 
     # Into a new volume the job starts now and writes each run of chunks as it arrives. A relayed upload's job
     # starts now in any case: it is what takes the chunks (it writes a volume it replaces at complete only).
     try:
-        return upload, _launch_upload_job(request, upload)
+        return upload, launch_upload_job(request, upload)
     except runner.JobError:
         upload.staging_path.unlink(missing_ok=True)
         upload.delete()
@@ -175,7 +173,7 @@ def may_stream(user) -> bool:
     return streaming < settings.UPLOAD_STREAMS_PER_USER
 
 
-def _launch_upload_job(request: HttpRequest, upload: Upload) -> Job:
+def launch_upload_job(request: HttpRequest, upload: Upload) -> Job:
     pool = upload.pool
     job = runner.launch(upload_volume, kind="upload", user=request.user, request=request, host=pool.host, pool=pool,
                         volume_name=upload.volume_name, cancellable=True,
@@ -185,9 +183,9 @@ def _launch_upload_job(request: HttpRequest, upload: Upload) -> Job:
     return job
 
 
-def _job_refused(exc: runner.JobError, **extra) -> JsonResponse:
+def job_refused(exc: runner.JobError, **extra) -> JsonResponse:
     """503 when the queue is down (try later), 409 when another job holds the volume or pool."""
-    return _error(str(exc), 503 if isinstance(exc, runner.QueueUnavailable) else 409, **extra)
+    return json_error(str(exc), 503 if isinstance(exc, runner.QueueUnavailable) else 409, **extra)
 
 
 def _watch(request: HttpRequest, job: Job) -> dict:
@@ -198,7 +196,7 @@ def _watch(request: HttpRequest, job: Job) -> dict:
                                            request=request)}
 
 
-def _own_upload(request: HttpRequest, pk) -> Upload:
+def own_upload(request: HttpRequest, pk) -> Upload:
     upload = get_object_or_404(Upload.objects.visible_to(request.user).select_related("pool", "job"), pk=pk)
     upload.settle()
     return upload
@@ -208,10 +206,10 @@ def _own_upload(request: HttpRequest, pk) -> Upload:
 @member_required
 @require_http_methods(["GET", "DELETE"])
 def upload_detail(request: HttpRequest, pk) -> JsonResponse:
-    upload = _own_upload(request, pk)
+    upload = own_upload(request, pk)
     if request.method == "DELETE":
         if refusal := abandon(request, upload):
-            return _error(refusal, 409)
+            return json_error(refusal, 409)
         return JsonResponse({"deleted": str(pk)})
     return JsonResponse(upload_state(upload))
 
@@ -225,150 +223,12 @@ def abandon(request: HttpRequest, upload: Upload) -> str:
         relay.discard(upload.pk)
     else:
         upload.staging_path.unlink(missing_ok=True)
+    upload_pk = upload.pk
     upload.delete()
     if upload.job_id:  # a streaming job: it stops, removes its new volume (and, relayed, sees the upload gone)
         Job.objects.filter(pk=upload.job_id, cancellable=True).update(cancel_requested=True)
+        staging.announce(upload_pk)
     return ""
-
-
-def _chunk_range(request: HttpRequest, upload: Upload) -> tuple[int, int, bool]:
-    """(offset, length, is_hole) of a chunk request; ValueError with the reason when wrong."""
-    header = request.headers.get("Content-Range", "")
-    hole = request.GET.get("hole")
-    if header:
-        match = _CONTENT_RANGE.fullmatch(header.strip())
-        if not match:
-            raise ValueError(_("Content-Range must look like 'bytes 0-1048575/8589934592'."))
-        start, last, total = int(match[1]), int(match[2]), match[3]
-        if total != "*" and int(total) != upload.size:
-            raise ValueError(_("Content-Range says the file has %(total)s bytes; this upload is of %(size)s.")
-                             % {"total": total, "size": upload.size})
-        if "offset" in request.GET and request.GET["offset"] != str(start):
-            raise ValueError(_("offset and Content-Range disagree."))
-        offset, length = start, last - start + 1
-        if length <= 0:
-            raise ValueError(_("Content-Range ends before it starts."))
-    else:
-        try:
-            offset = int(request.GET["offset"])
-        except (KeyError, ValueError) as exc:
-            raise ValueError(_("Give ?offset=N (a byte offset) or a Content-Range header.")) from exc
-        if hole is not None:
-            try:
-                length = int(hole)
-            except ValueError as exc:
-                raise ValueError(_("hole must be a number of bytes.")) from exc
-        else:
-            try:
-                length = int(request.headers.get("Content-Length") or "")
-            except ValueError as exc:
-                raise ValueError(_("A chunk needs a Content-Length.")) from exc
-    if offset < 0 or length <= 0:
-        raise ValueError(_("offset must be >= 0 and the chunk must not be empty."))
-    if offset + length > upload.size:
-        raise ValueError(_("bytes %(first)s-%(last)s go past the end of the file (%(size)s bytes).")
-                         % {"first": offset, "last": offset + length - 1, "size": upload.size})
-    if hole is not None and int(request.headers.get("Content-Length") or 0):
-        raise ValueError(_("A hole has no body: send ?hole=LENGTH with an empty body."))
-    return offset, length, hole is not None
-
-
-def _takes_data(upload: Upload) -> JsonResponse | None:
-    """The refusal when the upload takes no more data, else None."""
-    if upload.state not in (Upload.State.RECEIVING, Upload.State.FAILED):
-        return _error(_("This upload is %(state)s: it takes no more data.")
-                      % {"state": upload.get_state_display().lower()}, 409)
-    if not upload.relayed and not upload.staging_path.exists():
-        return _error(_("The staging file of this upload is gone: start a new upload."), 410)
-    return None
-
-
-@accepts_token
-@member_required
-@require_http_methods(["PUT"])
-def upload_chunk(request: HttpRequest, pk) -> JsonResponse:
-    upload = _own_upload(request, pk)
-    if refusal := _takes_data(upload):
-        return refusal
-    try:
-        offset, length, hole = _chunk_range(request, upload)
-    except ValueError as exc:
-        return _error(str(exc), 400, **upload_state(upload))
-    if upload.relayed and (refusal := _relay_ready(request, upload, [(offset, offset + length)] if hole else [])):
-        return refusal
-    if not hole:
-        if not upload.relayed and (refusal := staging.no_room_for(length)):
-            return _error(refusal, 507)
-        fresh = not any(lo < offset + length and offset < hi for lo, hi in upload.received)
-        try:
-            got = (relay.push_body(request, upload, offset, length) if upload.relayed
-                   else staging.write_body(request, upload, offset, length, fresh))
-        except ValueError as exc:
-            return _error(str(exc), 400, **upload_state(upload))
-        except relay.BufferFull as exc:
-            return _buffer_full(exc, upload)
-        if got != length:
-            upload.refresh_from_db()
-            return _error(_("The chunk is truncated: %(got)s of %(length)s bytes arrived (those are kept); send the "
-                            "rest again.") % {"got": got, "length": length}, 400, **upload_state(upload))
-    upload = staging.record(upload, [(offset, offset + length)], holes=hole)
-    return JsonResponse(upload_state(upload))
-
-
-@accepts_token
-@member_required
-@require_POST
-def upload_holes(request: HttpRequest, pk) -> JsonResponse:
-    """Declare many ranges of zeros at once: {"holes": [[offset, length], ...]} (a sparse image's
-    holes in one request instead of one each)."""
-    upload = _own_upload(request, pk)
-    if refusal := _takes_data(upload):
-        return refusal
-    try:
-        holes = _payload(request).get("holes")
-        if not isinstance(holes, list) or len(holes) > MAX_HOLES_PER_REQUEST:
-            raise ValueError(_('Send {"holes": [[offset, length], ...]}, at most %(max)s of them.')
-                             % {"max": MAX_HOLES_PER_REQUEST})
-        ranges = []
-        for hole in holes:
-            if not (isinstance(hole, list) and len(hole) == 2 and all(type(n) is int for n in hole)):
-                raise ValueError(_("Each hole is [offset, length] in bytes, not %(hole)r.") % {"hole": hole})
-            offset, length = hole
-            if offset < 0 or length <= 0 or offset + length > upload.size:
-                raise ValueError(_("The hole [%(offset)s, %(length)s] is empty or outside the file (%(size)s bytes).")
-                                 % {"offset": offset, "length": length, "size": upload.size})
-            ranges.append((offset, offset + length))
-    except ValueError as exc:
-        return _error(str(exc), 400, **upload_state(upload))
-    if upload.relayed and (refusal := _relay_ready(request, upload, ranges)):
-        return refusal
-    return JsonResponse(upload_state(staging.record(upload, ranges, holes=True)))
-
-
-def _relay_ready(request: HttpRequest, upload: Upload, zeros: list[tuple[int, int]]) -> JsonResponse | None:
-    """A relayed upload's chunks need its job, which takes them: after a job that failed (a resume) a new one
-    starts with the next chunk. Then the zeros go onto the relay. The refusal, else None."""
-    if not (upload.job_id and upload.job.is_active):
-        Upload.objects.filter(pk=upload.pk).update(completed=False, state=Upload.State.RECEIVING, error="")
-        try:
-            _launch_upload_job(request, upload)
-        except runner.JobError as exc:
-            upload.refresh_from_db()
-            if not (isinstance(exc, runner.JobConflict) and upload.job_id and upload.job.is_active):
-                return _job_refused(exc, **upload_state(upload))  # else a chunk sent alongside started it
-    try:
-        relay.push_zeros(upload, zeros)
-    except relay.BufferFull as exc:
-        return _buffer_full(exc, upload)
-    return None
-
-
-def _buffer_full(exc: relay.BufferFull, upload: Upload) -> JsonResponse:
-    """503 with Retry-After: the clients send the chunk again, by then the host's worker has taken some."""
-    upload.refresh_from_db()
-    response = _error(str(exc), 503, **upload_state(upload))
-    response["Retry-After"] = str(exc.retry_after)
-    return response
 
 
 @accepts_token
@@ -376,22 +236,23 @@ def _buffer_full(exc: relay.BufferFull, upload: Upload) -> JsonResponse:
 @require_POST
 def upload_complete(request: HttpRequest, pk) -> JsonResponse:
     """The client has sent every chunk: the job (already streaming, or started now) finishes the volume."""
-    upload = _own_upload(request, pk)
+    upload = own_upload(request, pk)
     if upload.state in (Upload.State.SENDING, Upload.State.DONE) and upload.job_id:  # settled: the job lives or won
         # Said twice (a retry after a lost response), or a streaming job finished first: same answer.
         return JsonResponse(upload_state(upload) | _watch(request, upload.job), status=202)
     job = upload.job if upload.job_id and upload.job.is_active else None
     if job is not None:  # streaming: the job sees `completed` and finishes, or fails on a missing range
         Upload.objects.filter(pk=upload.pk).update(completed=True)
+        staging.announce(upload.pk)
     else:
         # Saved before the job can read the row (a truncated upload fails it at once).
         Upload.objects.filter(pk=upload.pk).update(completed=True, state=Upload.State.SENDING, error="")
         try:
-            job = _launch_upload_job(request, upload)
+            job = launch_upload_job(request, upload)
         except runner.JobError as exc:
             Upload.objects.filter(pk=upload.pk).update(state=upload.state)
             upload.refresh_from_db()
-            return _job_refused(exc, **upload_state(upload))
+            return job_refused(exc, **upload_state(upload))
     upload.refresh_from_db()
     state = upload_state(upload)
     if upload.missing():

@@ -126,6 +126,33 @@ def test_a_relayed_upload_arrives_byte_for_byte_with_its_holes(relay_api, synced
     assert _relay_keys_gone(upload["id"])
 
 
+def test_a_framed_upload_is_relayed_byte_for_byte(relay_web, synced, near, member, web_var, tmp_path,
+                                                  monkeypatch):
+    """Many short runs framed in few requests (the command-line client's way with a sparse file): their data and
+    holes go onto the relay in file order, and the host's worker writes the volume; the web stages nothing."""
+    from scripts import vstransfer as client
+
+    pool, scratch = synced
+    _own_queue(pool)
+    size = 80 * MiB
+    # 12 runs of 1.5 MiB: more data than the relay's buffer in one request, so the web waits for the worker.
+    src = make_sparse_file(tmp_path / "runs.img", size, [(i * 6 * MiB + 777, 3 * MiB // 2) for i in range(12)])
+    monkeypatch.setattr(client, "CHUNK_BYTES", 12 * MiB)
+    framed = []
+    real = client._put_frames
+    monkeypatch.setattr(client, "_put_frames", lambda *a: framed.append(a) or real(*a))
+    session = client.Session(relay_web.url)
+    session.login("mia", "correct-horse-battery")
+    job = client.upload(session, str(src), pool.pk, "framed-relayed.img", quiet=True)
+    assert job["state"] == "succeeded", job
+    assert len(framed) == 2, framed  # 18 MiB of data, 12 MiB a request
+    assert _ran_on(Job.objects.get(pk=job["id"]), near)
+    volume_file = scratch.path / "framed-relayed.img"
+    assert sha256_file(volume_file) == sha256_file(src)
+    assert disk_usage_bytes(volume_file) < 30 * MiB  # 18 MiB of data in 80: the holes stayed holes
+    _web_never_staged(web_var)
+
+
 def test_the_relay_buffer_is_bounded_until_the_worker_takes_it(relay_api, synced, web_var, tmp_path,
                                                                 tmp_path_factory):
     pool, scratch = synced

@@ -70,23 +70,46 @@ def test_refusals_are_printed_and_nothing_is_written(asgi_server, synced, celery
     assert "x.img" not in virsh("vol-list", scratch.name) and not Upload.objects.exists()
 
 
-def test_many_short_data_runs_go_in_parallel_and_arrive_exactly(asgi_server, synced, celery_worker, member,
-                                                                tmp_path, monkeypatch):
-    """A file of many short data runs is sent PARALLEL_PUTS chunks at a time, each on a connection of its own;
-    the volume is the file byte for byte, its holes still holes."""
+def test_many_short_data_runs_go_framed_in_few_requests_and_arrive_exactly(asgi_server, synced, celery_worker,
+                                                                         member, tmp_path, monkeypatch):
+    """A file of many short data runs goes framed: its runs and holes in requests of up to CHUNK_BYTES of data
+    (here 4 MiB: three runs of a little over 1 MiB each), not a request per run; the volume is the file byte for
+    byte, its holes still holes."""
     from scripts import vstransfer as client
 
     pool, scratch = synced
     size = 96 * MiB
     src = make_sparse_file(tmp_path / "runs.img", size, [(i * 6 * MiB + 4096, MiB + 17) for i in range(16)])
-    twins = []
-    real_twin = client.Session.twin
-    monkeypatch.setattr(client.Session, "twin", lambda self: twins.append(real_twin(self)) or twins[-1])
+    monkeypatch.setattr(client, "CHUNK_BYTES", 4 * MiB)
+    sent: dict[str, list] = {"framed": [], "range": [], "holes": []}
+    for kind, name in (("framed", "_put_frames"), ("range", "_put_range"), ("holes", "_put_holes")):
+        real = getattr(client, name)
+        monkeypatch.setattr(client, name, lambda *a, real=real, kind=kind: sent[kind].append(a) or real(*a))
     session = client.Session(asgi_server.url)
     session.login("mia", "correct-horse-battery")
     job = client.upload(session, str(src), pool.pk, "runs.img", quiet=True)
     assert job["state"] == "succeeded", job
-    assert len(twins) == client.PARALLEL_PUTS  # the 16 runs went over that many connections
+    assert len(sent["framed"]) == 6 and not sent["range"] and not sent["holes"], sent  # 16 runs, 3 a request
+    assert [kind for kind, _offset, _length in sent["framed"][0][3]][:3] == [b"H", b"D", b"H"]
     volume_file = scratch.path / "runs.img"
     assert sha256_file(volume_file) == sha256_file(src)
     assert disk_usage_bytes(volume_file) < 40 * MiB  # 16 MiB of data in 96: the holes stayed holes
+
+
+def test_a_dense_file_goes_a_chunk_at_a_time(asgi_server, synced, celery_worker, member, tmp_path, monkeypatch):
+    """Long runs are not framed: a chunk each, in file order, so the job writes while the next one arrives."""
+    from scripts import vstransfer as client
+
+    pool, scratch = synced
+    src = make_sparse_file(tmp_path / "dense.img", 40 * MiB, [(0, 40 * MiB)])
+    monkeypatch.setattr(client, "CHUNK_BYTES", 16 * MiB)
+    monkeypatch.setattr(client, "FRAMED_BELOW_BYTES", 8 * MiB)  # runs of 13 MiB on average are long here
+    ranges = []
+    real = client._put_range
+    monkeypatch.setattr(client, "_put_range", lambda *a: ranges.append(a[3:5]) or real(*a))
+    session = client.Session(asgi_server.url)
+    session.login("mia", "correct-horse-battery")
+    job = client.upload(session, str(src), pool.pk, "dense.img", quiet=True)
+    assert job["state"] == "succeeded", job
+    assert ranges == [(0, 16 * MiB), (16 * MiB, 16 * MiB), (32 * MiB, 8 * MiB)]
+    assert sha256_file(scratch.path / "dense.img") == sha256_file(src)

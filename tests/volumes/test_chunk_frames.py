@@ -1,0 +1,135 @@
+"""Framed chunk PUTs (volumes/chunk_frames.py): many data runs and holes of the file in one request, through the
+real ASGI server, Celery worker and libvirtd. A malformed or cut body is refused with its reason and keeps what
+arrived before it; nothing else is recorded."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from jobs.models import Job
+from tests.conftest import wait_for, wait_for_job
+from tests.volumes.test_upload_download import Api, disk_usage_bytes, make_sparse_file, sha256_file
+from virtstorage.virt import sparse_format as sf
+from volumes.models import Upload
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(autouse=True)
+def _remove_staging_files():
+    yield
+    for upload in Upload.objects.all():
+        upload.staging_path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def api(asgi_server, member) -> Api:
+    return Api(asgi_server.url, member)
+
+
+def framed(frames: list[tuple[bytes, int, bytes | int]], size: int, *, end: bool = True) -> bytes:
+    """A framed body: (DATA, offset, bytes) and (HOLE, offset, length) frames, then (end) the end frame."""
+    out, data = [sf.MAGIC], 0
+    for kind, offset, payload in frames:
+        if kind == sf.DATA:
+            out += [sf.data_header(offset, len(payload)), payload]
+            data += len(payload)
+        else:
+            out.append(sf.hole_frame(offset, payload))
+    return b"".join(out + ([sf.end_frame(size, data)] if end else []))
+
+
+def put_framed(api: Api, upload: dict, body: bytes):
+    return api.http.put(upload["chunks_url"], content=body, headers={"Content-Type": sf.MIME_TYPE})
+
+
+def test_runs_and_holes_in_one_request_make_the_volume_byte_for_byte(api, synced, celery_worker, tmp_path):
+    pool, scratch = synced
+    size = 64 * MiB
+    runs = [(5 * MiB + 3, 3 * MiB), (20 * MiB, MiB + 1), (size - 7, 7)]
+    src = make_sparse_file(tmp_path / "runs.img", size, runs)
+    content = src.read_bytes()
+    frames, position = [], 0
+    for offset, length in runs:
+        if offset > position:
+            frames.append((sf.HOLE, position, offset - position))
+        frames.append((sf.DATA, offset, content[offset:offset + length]))
+        position = offset + length
+    upload = api.create(pool=pool.pk, volume="framed.img", mode="new", size=size).json()
+    r = put_framed(api, upload, framed(frames, size))
+    assert r.status_code == 200, r.text
+    state = r.json()
+    assert state["missing"] == [] and state["received_bytes"] == size
+    assert state["hole_bytes"] == size - sum(length for _, length in runs)
+    job = wait_for_job(api.complete(upload).json()["job"])
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert sha256_file(scratch.path / "framed.img") == sha256_file(src)
+    assert disk_usage_bytes(scratch.path / "framed.img") < 12 * MiB  # the holes stayed holes
+
+
+@pytest.mark.parametrize("body, refusal, kept", [
+    (b"NOTMAGIC" + sf.end_frame(8 * MiB, 0), "not a sparse stream", []),
+    (framed([(sf.DATA, 8 * MiB - 2, b"abc")], 8 * MiB), "past the end", []),
+    (framed([(sf.DATA, 0, b"a" * 10), (sf.DATA, 5, b"b" * 10)], 8 * MiB), "overlaps", [[0, 10]]),
+    (framed([(sf.HOLE, 0, 10)], 4 * MiB), "end frame says", [[0, 10]]),
+    (framed([(sf.DATA, 0, b"abc")], 8 * MiB)[:-1], "cut off", [[0, 3]]),
+    (framed([(sf.HOLE, 0, 10)], 8 * MiB) + b"more", "after its end frame", [[0, 10]]),
+])
+def test_a_malformed_body_is_refused_and_keeps_only_the_whole_frames_before_it(api, synced, asgi_server, body,
+                                                                               refusal, kept):
+    pool, _ = synced
+    upload = api.create(pool=pool.pk, volume="bad-frames.img", mode="new", size=8 * MiB).json()
+    r = put_framed(api, upload, body)
+    assert r.status_code == 400 and refusal in r.json()["error"], r.text
+    assert r.json()["received"] == kept
+    assert Upload.objects.get(pk=upload["id"]).received == kept
+
+
+def test_a_client_cut_off_mid_frame_keeps_the_whole_frames_and_what_arrived_of_the_last(api, synced, asgi_server):
+    pool, _ = synced
+    size = 32 * MiB
+    upload = api.create(pool=pool.pk, volume="cut-frames.img", mode="new", size=size).json()
+    first, second = os.urandom(2 * MiB), os.urandom(6 * MiB)
+    body = framed([(sf.HOLE, 0, MiB), (sf.DATA, MiB, first), (sf.DATA, 8 * MiB, second)], size)
+    server = urlsplit(str(api.http.base_url))
+    cookies = "; ".join(f"{k}={v}" for k, v in api.http.cookies.items())
+    sent = body[:len(sf.MAGIC) + 3 * sf.HEADER.size + len(first) + 4 * MiB]  # 4 MiB of the second run
+    with socket.create_connection((server.hostname, server.port)) as raw:
+        raw.sendall((f"PUT {upload['chunks_url']} HTTP/1.1\r\nHost: {server.netloc}\r\nCookie: {cookies}\r\n"
+                     f"X-CSRFToken: {api.http.headers['X-CSRFToken']}\r\nContent-Type: {sf.MIME_TYPE}\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n").encode() + sent)
+        time.sleep(0.5)
+
+    def recorded():
+        received = Upload.objects.get(pk=upload["id"]).received
+        return received if received and received[-1][1] > 8 * MiB else None
+
+    received = wait_for(recorded, timeout=10, message="the frames that arrived to be recorded")
+    assert received[0] == [0, 3 * MiB] and received[1][0] == 8 * MiB and received[1][1] <= 12 * MiB, received
+    kept = received[1][1] - 8 * MiB
+    staging = Upload.objects.get(pk=upload["id"]).staging_path
+    with open(staging, "rb") as f:
+        f.seek(MiB)
+        assert f.read(2 * MiB) == first
+        f.seek(8 * MiB)
+        assert f.read(kept) == second[:kept]
+    assert Upload.objects.get(pk=upload["id"]).hole_bytes == MiB
+
+
+def test_a_framed_resend_of_received_data_replaces_it(api, synced, asgi_server):
+    """Data sent again over a range that arrived before replaces it, zeros included (the staging file is only
+    left thin where nothing arrived before)."""
+    pool, _ = synced
+    upload = api.create(pool=pool.pk, volume="again.img", mode="new", size=8 * MiB).json()
+    assert put_framed(api, upload, framed([(sf.DATA, 0, b"x" * MiB)], 8 * MiB)).status_code == 200
+    assert put_framed(api, upload, framed([(sf.DATA, 0, bytes(MiB))], 8 * MiB)).status_code == 200
+    staging = Upload.objects.get(pk=upload["id"]).staging_path
+    with open(staging, "rb") as f:
+        assert f.read(MiB) == bytes(MiB)
