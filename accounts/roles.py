@@ -39,12 +39,18 @@ def is_member(user: AbstractBaseUser | AnonymousUser) -> bool:
     """Any active account with a role (admins are members too)."""
     if not user.is_authenticated or not user.is_active:
         return False
-    return is_admin(user) or user.groups.filter(name=MEMBER).exists()
+    cached = getattr(user, "_virtstorage_is_member", None)
+    if cached is None:
+        cached = is_admin(user) or user.groups.filter(name=MEMBER).exists()
+        user._virtstorage_is_member = cached
+    return cached
 
 
 def grant(user: AbstractBaseUser, role: str) -> None:
     ensure_role_groups()
     user.groups.add(Group.objects.get(name=role))
+    for answer in ("_virtstorage_is_admin", "_virtstorage_is_member"):  # asked of this object before the grant
+        user.__dict__.pop(answer, None)
 
 
 def member_required(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -157,8 +157,8 @@ def _store(host: Host, pools: list[PoolInfo], listings: dict[str, list[VolumeInf
     pools_synced.send_robust(sender=Host, host=host, at=now)  # history records the pools (history/recorder.py)
 
 
-def _save_pool(host: Host, pool: StoragePool | None, info: PoolInfo, now) -> StoragePool:
-    """The pool's row (pool, or a new one) with what libvirt said of the pool itself."""
+def _save_pool(host: Host, pool: StoragePool | None, info: PoolInfo, now, *, save: bool = True) -> StoragePool:
+    """The pool's row (pool, or a new one) with what libvirt said of the pool itself; saved unless not save."""
     pool = pool or StoragePool(host=host, name=info.name)
     pool.uuid = info.uuid
     pool.type = info.type
@@ -171,7 +171,8 @@ def _save_pool(host: Host, pool: StoragePool | None, info: PoolInfo, now) -> Sto
     pool.target_path = info.target_path
     pool.xml = info.xml
     pool.synced_at = now
-    pool.save()
+    if save:
+        pool.save()
     return pool
 
 
@@ -281,7 +282,9 @@ def _store_changed_volumes(host: Host, pools: list[PoolInfo], listings: dict[str
     existing = {p.name: p for p in StoragePool.objects.select_for_update().filter(
         host=host, name__in=[info.name for info in pools]).order_by("name")}
     for info in pools:
-        pool = _save_pool(host, existing.get(info.name), info, now)
+        # One write of the pool's row with its totals (a new pool is saved first: its volumes need its key).
+        pool = _save_pool(host, existing.get(info.name), info, now, save=info.name not in listings
+                          or info.name not in existing)
         if info.name not in listings:
             continue
         _upsert_volumes(_volume_rows(pool, listings[info.name], safety.get(info.name, {}), now))
@@ -291,7 +294,7 @@ def _store_changed_volumes(host: Host, pools: list[PoolInfo], listings: dict[str
         totals = Volume.objects.filter(pool=pool).aggregate(count=Count("pk"), capacity=Sum("capacity"))
         pool.volume_count = totals["count"]
         pool.volume_capacity_total = totals["capacity"] or 0
-        pool.save(update_fields=["volume_count", "volume_capacity_total"])
+        pool.save()
     if pools:
         pools_synced.send_robust(sender=Host, host=host, at=now)  # history samples these pools (synced_at == now)
 

@@ -278,10 +278,17 @@ class JobContext:
     def pool(self):
         return self.job.pool
 
-    def step(self, message: str) -> None:
-        """A new phase: logged, saved and published at once."""
+    def step(self, message: str, *, done: int | None = None, total: int | None = None) -> None:
+        """A new phase: logged, saved and published at once; with done (of total), its progress in the same write
+        (a phase that reports bytes starts at 0 of its total)."""
         self.log_line(message)
-        self.job.save(update_fields=["message", "log"])
+        fields = ["message", "log"]
+        if done is not None:
+            self.job.progress_done = done
+            self.job.progress_total = self.job.progress_total if total is None else total
+            fields += ["progress_done", "progress_total"]
+            self._last_save = time.monotonic()
+        self.job.save(update_fields=fields)
         self._publish(force=True)
 
     def log_line(self, message: str) -> None:
@@ -353,7 +360,7 @@ def run_job(job_id: int, body: Callable[[JobContext], str | None]) -> None:
     if not claimed:
         log.info("job %s is not queued any more (cancelled, reaped or redelivered); skipping", job_id)
         return
-    job = Job.objects.select_related("host", "pool").get(pk=job_id)
+    job = Job.objects.select_related("host", "pool", "created_by").get(pk=job_id)  # created_by: the end's audit
     ctx = JobContext(job)
     progress.publish(job)
     heartbeat = _Heartbeat(job_id)

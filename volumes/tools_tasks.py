@@ -139,8 +139,7 @@ def write_new_volume(ctx: JobContext, lv: LibvirtHost, source: ImageFile, capaci
                                                  "it was removed.") % {"name": name})
         try:
             ctx.step(_writing_message(compress, provisioning != "off")
-                     % {"format": fmt, "size": binary_size(capacity)})
-            ctx.report(0, capacity)
+                     % {"format": fmt, "size": binary_size(capacity)}, done=0, total=capacity)
             tick = _cancel_ticker(ctx)
 
             def progress(percent: float) -> None:
