@@ -5,7 +5,7 @@ A chunk request costs the web server 10-20 ms of Django, session and upload-row 
 sparse image sent a run per request pays for its runs, not its bytes (8 GiB holding 256 MiB in 32 runs: 32
 chunk requests and a holes request). Framed, its data runs and its holes go in one request. Each data frame is
 written as a chunk of its own is (staging.write_body, or onto a relayed upload's relay), each hole recorded as
-declared zeros; what arrived is recorded at most every staging.RECORD_SECONDS and at the end, so a streaming job
+declared zeros; what arrived is recorded at most every RECORD_SECONDS and at the end, so a streaming job
 follows and a request cut short keeps its whole frames and what was written of the last.
 """
 
@@ -20,6 +20,12 @@ from virtstorage.virt.sparse_format import DATA, HOLE, Block, FormatError, Frame
 
 from . import relay, staging
 from .models import Upload
+
+
+# Whole frames are recorded at most this often (a transaction on the Upload row, a few ms of the web's CPU, and
+# a wake-up of the job): often enough that the job writing the volume follows a request of many short runs
+# instead of starting when it ends, which matters where the job writes through libvirt's streams.
+RECORD_SECONDS = 0.05
 
 
 class FramesCut(ValueError):
@@ -43,7 +49,7 @@ class _Arrived:
         self.unpushed = len(self.holes)
 
     def record(self, *, now: bool = False) -> None:
-        if not now and time.monotonic() - self.at < staging.RECORD_SECONDS:
+        if not now and time.monotonic() - self.at < RECORD_SECONDS:
             return
         self.push_holes()
         if self.data:
