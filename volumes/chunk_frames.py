@@ -21,7 +21,6 @@ from virtstorage.virt.sparse_format import DATA, HOLE, Block, FormatError, Frame
 from . import relay, staging
 from .models import Upload
 
-
 # Whole frames are recorded at most this often (a transaction on the Upload row, a few ms of the web's CPU, and
 # a wake-up of the job): often enough that the job writing the volume follows a request of many short runs
 # instead of starting when it ends, which matters where the job writes through libvirt's streams.

@@ -13,7 +13,14 @@ import pytest
 
 from jobs.models import Job
 from tests.conftest import wait_for, wait_for_job
-from tests.volumes.test_upload_download import Api, disk_usage_bytes, make_sparse_file, sha256_file
+from tests.virt.test_sparse_format import encode
+from tests.volumes.test_upload_download import (  # noqa: F401 - _remove_staging_files: an autouse fixture
+    Api,
+    _remove_staging_files,
+    disk_usage_bytes,
+    make_sparse_file,
+    sha256_file,
+)
 from virtstorage.virt import sparse_format as sf
 from volumes.models import Upload
 
@@ -22,28 +29,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 MiB = 1024 * 1024
 
 
-@pytest.fixture(autouse=True)
-def _remove_staging_files():
-    yield
-    for upload in Upload.objects.all():
-        upload.staging_path.unlink(missing_ok=True)
-
-
 @pytest.fixture
 def api(asgi_server, member) -> Api:
     return Api(asgi_server.url, member)
 
 
-def framed(frames: list[tuple[bytes, int, bytes | int]], size: int, *, end: bool = True) -> bytes:
-    """A framed body: (DATA, offset, bytes) and (HOLE, offset, length) frames, then (end) the end frame."""
-    out, data = [sf.MAGIC], 0
-    for kind, offset, payload in frames:
-        if kind == sf.DATA:
-            out += [sf.data_header(offset, len(payload)), payload]
-            data += len(payload)
-        else:
-            out.append(sf.hole_frame(offset, payload))
-    return b"".join(out + ([sf.end_frame(size, data)] if end else []))
+framed = encode  # a framed body: (DATA, offset, bytes) and (HOLE, offset, length) frames, then the end frame
 
 
 def put_framed(api: Api, upload: dict, body: bytes):
