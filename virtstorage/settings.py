@@ -173,8 +173,11 @@ LOGOUT_REDIRECT_URL = "login"
 BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
 AUTHENTICATION_BACKENDS = [
     "accounts.throttle.ThrottleBackend",  # first: refuses a locked-out client
-    "django.contrib.auth.backends.ModelBackend",
+    "accounts.throttle.PacedModelBackend",  # Django's ModelBackend, PASSWORD_CHECKS_AT_ONCE per process
 ]
+# A password check (PBKDF2, ~0.4 CPU-seconds) at most this many at once in each web process: a burst of logins
+# queues behind itself instead of taking every core from the pages (accounts/throttle.py).
+PASSWORD_CHECKS_AT_ONCE = int(os.environ.get("PASSWORD_CHECKS_AT_ONCE", "1"))
 AXES_HANDLER = "accounts.throttle.ThrottleHandler"
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
 AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))

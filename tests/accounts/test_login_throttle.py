@@ -212,3 +212,50 @@ def test_vstransfer_says_a_lockout_is_a_lockout(asgi_server, member, tmp_path):
         assert "too many failed logins" in locked.stderr and "wrong user name or password" not in locked.stderr
     finally:
         reset(username="mia"), reset(ip="127.0.0.1")
+
+
+def test_passwords_are_checked_one_at_a_time_per_process(member, monkeypatch):
+    """PacedModelBackend: logins that arrive together hash their passwords one after the other (the pages keep
+    their share of the CPU), and each still gets its right answer: the right password, a wrong one, an unknown
+    name (which ModelBackend hashes as long, so that it does not answer faster)."""
+    import threading
+
+    from django.conf import settings
+    from django.contrib.auth import base_user
+
+    from accounts.throttle import PacedModelBackend
+
+    running, most, hashed = 0, 0, 0
+    lock = threading.Lock()
+
+    def counted(hash_function):
+        def hashing(*args, **kwargs):
+            nonlocal running, most, hashed
+            with lock:
+                running, hashed = running + 1, hashed + 1
+                most = max(most, running)
+            try:
+                time.sleep(0.05)  # a hash takes time: long enough for the others to arrive meanwhile
+                return hash_function(*args, **kwargs)
+            finally:
+                with lock:
+                    running -= 1
+        return hashing
+
+    monkeypatch.setattr(base_user, "check_password", counted(base_user.check_password))
+    monkeypatch.setattr(base_user, "make_password", counted(base_user.make_password))  # the unknown name's hash
+    request = RequestFactory().post(reverse("login"), REMOTE_ADDR="10.0.0.9")
+    tries = [("mia", PASSWORD), ("mia", "wrong"), ("nobody", "anything"), ("mia", PASSWORD)] * 2
+    answers: dict[int, object] = {}
+
+    def log_in(i: int, username: str, password: str) -> None:
+        answers[i] = PacedModelBackend().authenticate(request, username=username, password=password)
+
+    threads = [threading.Thread(target=log_in, args=(i, *t)) for i, t in enumerate(tries)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert hashed == len(tries) and most == 1  # every try hashed, never two at once
+    assert [answers[i] == member for i in range(len(tries))] == [True, False, False, True] * 2
+    assert "accounts.throttle.PacedModelBackend" in settings.AUTHENTICATION_BACKENDS
