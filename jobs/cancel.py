@@ -6,9 +6,9 @@ from __future__ import annotations
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from .audit_records import audit_job
 from .models import Job
 from .progress import publish
-from .runner import audit_job
 from .signals import announce_end
 
 

@@ -8,8 +8,8 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from . import progress
+from .audit_records import audit_job
 from .models import Job
-from .runner import audit_job
 from .signals import announce_end
 
 

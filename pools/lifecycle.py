@@ -11,8 +11,9 @@ from django.utils.translation import gettext as _
 
 from hosts import status
 from hosts.models import Host
+from jobs.audit_records import audit_job
 from jobs.models import Job
-from jobs.runner import JobConflict, JobError, audit_job, launch
+from jobs.runner import JobConflict, JobError, launch
 from virtstorage.virt import pools as vpools
 
 from .define_forms import TYPE_FIELDS, PoolDefineForm, RawPoolXmlForm
