@@ -193,7 +193,8 @@ def memory(services: dict[str, Service]) -> dict[str, int]:
 
 def run_locust(env: dict[str, str], url: str, services: dict[str, Service], logs: Path) -> dict:
     """Locust, headless, for RUN_TIME; memory after the warm-up and at the end, and the CPU each party used
-    from the warm-up to the end of the run (libvirtd and locust itself too: they share the machine)."""
+    from the warm-up to the end of the run (libvirtd, PostgreSQL's processes and locust itself too: they share the
+    machine)."""
     args = [sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "locustfile.py"), "--headless",
             "-u", str(USERS), "-r", SPAWN_RATE, "--run-time", RUN_TIME, "--host", url, "--only-summary",
             "--stop-timeout", "30", "--loglevel", "WARNING"]
@@ -201,8 +202,10 @@ def run_locust(env: dict[str, str], url: str, services: dict[str, Service], logs
     with open(logs / "locust.log", "ab") as out:
         locust = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                   start_new_session=True)
-    parties = {**{name: service.pids for name, service in services.items()}, "libvirtd": _libvirtd,
+    parties = {**{name: service.pids for name, service in services.items()}, "libvirtd": lambda: _named("libvirtd"),
                "locust": lambda: [locust.pid]}
+    if env.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        parties["postgres"] = lambda: _named("postgres")  # its backends serve the web's and workers' queries
     try:
         time.sleep(WARMUP_SECONDS)
         warm = memory(services)
@@ -221,8 +224,8 @@ def run_locust(env: dict[str, str], url: str, services: dict[str, Service], logs
             "cpu_seconds_after_warmup": cpu}
 
 
-def _libvirtd() -> list[int]:
-    return [int(pid) for pid in subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True,
+def _named(program: str) -> list[int]:
+    return [int(pid) for pid in subprocess.run(["pgrep", "-x", program], capture_output=True,
                                                text=True).stdout.split()]
 
 
