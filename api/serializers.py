@@ -94,7 +94,9 @@ def accepted(job: Job) -> dict:
 class UploadSerializer(serializers.ModelSerializer):
     missing = serializers.SerializerMethodField()
     next_offset = serializers.IntegerField(read_only=True)
-    chunks_url = serializers.SerializerMethodField(help_text="PUT chunks here (Content-Range, or ?offset=&hole=).")
+    chunks_url = serializers.SerializerMethodField(
+        help_text="PUT chunks here (Content-Range, or ?offset=&hole=), or many runs and holes in one body "
+                  "(Content-Type: application/vnd.virtstorage.sparse).")
     holes_url = serializers.SerializerMethodField(help_text='POST {"holes": [[offset, length], ...]}.')
     complete_url = serializers.SerializerMethodField(help_text="POST when every chunk is sent.")
 
