@@ -84,35 +84,30 @@ class FrameReader:
                     self._pending_bytes += len(piece)
         return True
 
+    def _pop(self, limit: int) -> list[memoryview]:
+        """Pending pieces of at most limit bytes in all, the last one split if it goes past limit."""
+        block, size = [], 0
+        while self._pending and size < limit:
+            piece = self._pending.popleft()
+            if len(piece) > limit - size:
+                self._pending.appendleft(piece[limit - size:])
+                piece = piece[:limit - size]
+            block.append(piece)
+            size += len(piece)
+        self._pending_bytes -= size
+        return block
+
     def _take(self, size: int) -> bytes:
         if not self._fill(size):
             raise FormatError(_("The sparse stream was cut off: %(got)s bytes where %(size)s were due.")
                               % {"got": self._pending_bytes, "size": size})
-        out = bytearray()
-        while len(out) < size:
-            piece = self._pending.popleft()
-            need = size - len(out)
-            if len(piece) > need:
-                self._pending.appendleft(piece[need:])
-                piece = piece[:need]
-            out += piece
-        self._pending_bytes -= size
-        return bytes(out)
+        return b"".join(self._pop(size))
 
     def data(self) -> Iterator[list[memoryview]]:
         """The current data frame's bytes, a block at a time; fewer than its length when the stream ends first."""
         while self._left and (self._pending or self._fill(1)):
-            block, size = [], 0
-            while self._pending and size < self._left:
-                piece = self._pending.popleft()
-                room = self._left - size
-                if len(piece) > room:
-                    self._pending.appendleft(piece[room:])
-                    piece = piece[:room]
-                block.append(piece)
-                size += len(piece)
-            self._pending_bytes -= size
-            self._left -= size
+            block = self._pop(self._left)
+            self._left -= sum(len(piece) for piece in block)
             yield block
 
     def frames(self) -> Iterator[Frame]:
@@ -124,8 +119,7 @@ class FrameReader:
             for _block in self.data():  # what the caller left of the last data frame
                 pass
             if self._left:
-                raise FormatError(_("The sparse stream was cut off inside a data frame: %(left)s bytes of it "
-                                    "are missing.") % {"left": self._left})
+                raise _cut_inside(self._left)
             kind, offset, length = HEADER.unpack(self._take(HEADER.size))
             if kind == END:
                 if offset < position or length != data_bytes or (self.size is not None and offset != self.size):
@@ -160,7 +154,11 @@ def decode(source: BinaryIO) -> Iterator[Frame]:
         if frame.kind == DATA:
             data = b"".join(b"".join(block) for block in reader.data())
             if len(data) != frame.length:
-                raise FormatError(_("The sparse stream was cut off inside a data frame: %(left)s bytes of it "
-                                    "are missing.") % {"left": frame.length - len(data)})
+                raise _cut_inside(frame.length - len(data))
             frame = frame._replace(data=data)
         yield frame
+
+
+def _cut_inside(missing: int) -> FormatError:
+    return FormatError(_("The sparse stream was cut off inside a data frame: %(left)s bytes of it are missing.")
+                       % {"left": missing})
