@@ -215,18 +215,22 @@ def _size_text(n: float) -> str:
 
 def _put_range(session: Session, chunks_url: str, source, offset: int, length: int, total: int) -> dict:
     """One chunk, from the page cache straight to the socket (sendfile); the upload's state back."""
+    return _put_body(session, chunks_url, {"Content-Range": f"bytes {offset}-{offset + length - 1}/{total}",
+                                           "Content-Length": str(length), "Content-Type": "application/octet-stream"},
+                     lambda sock: sock.sendfile(source, offset, length))
+
+
+def _put_body(session: Session, chunks_url: str, headers: dict[str, str], send) -> dict:
+    """A chunk PUT whose body send(socket) writes; the upload's state back."""
     conn = session.connect()
     conn.putrequest("PUT", session.base + chunks_url, skip_accept_encoding=True)
-    headers = session.headers({"Content-Range": f"bytes {offset}-{offset + length - 1}/{total}",
-                               "Content-Length": str(length), "Content-Type": "application/octet-stream",
-                               "Accept": "application/json"})
-    for name, value in headers.items():
+    for name, value in session.headers({**headers, "Accept": "application/json"}).items():
         conn.putheader(name, value)
     conn.endheaders()
     try:
-        conn.sock.sendfile(source, offset, length)
+        send(conn.sock)
     except (BrokenPipeError, ConnectionResetError) as cut:
-        # The server may have answered before taking the body (503 with Retry-After: no room yet): read it.
+        # The server may have answered before taking the body (a refusal, or 503 with Retry-After: no room yet).
         try:
             response = conn.getresponse()
         except (OSError, http.client.HTTPException):
@@ -318,30 +322,19 @@ def _put_frames(session: Session, chunks_url: str, source, frames: list[tuple[by
     """One framed chunk request: the frames' headers, each data frame's bytes from the page cache straight to the
     socket (sendfile), the end frame; the upload's state back."""
     data = sum(length for kind, _, length in frames if kind == SPARSE_DATA)
-    conn = session.connect()
-    conn.putrequest("PUT", session.base + chunks_url, skip_accept_encoding=True)
-    headers = session.headers({"Content-Type": SPARSE_MIME_TYPE, "Accept": "application/json",
-                               "Content-Length": str(len(SPARSE_MAGIC) + SPARSE_HEADER_BYTES * (len(frames) + 1)
-                                                     + data)})
-    for name, value in headers.items():
-        conn.putheader(name, value)
-    conn.endheaders()
-    try:
+
+    def send(sock) -> None:
         head = SPARSE_MAGIC
         for kind, offset, length in frames:
             head += _frame_header(kind, offset, length)
             if kind == SPARSE_DATA:
-                conn.sock.sendall(head)
-                conn.sock.sendfile(source, offset, length)
+                sock.sendall(head)
+                sock.sendfile(source, offset, length)
                 head = b""
-        conn.sock.sendall(head + _frame_header(SPARSE_END, total, data))
-    except (BrokenPipeError, ConnectionResetError) as cut:
-        try:  # the server may have answered before taking the whole body (a refusal): read it
-            response = conn.getresponse()
-        except (OSError, http.client.HTTPException):
-            raise cut from None
-        return _state_of(session, response)
-    return _state_of(session, conn.getresponse())
+        sock.sendall(head + _frame_header(SPARSE_END, total, data))
+
+    size = len(SPARSE_MAGIC) + SPARSE_HEADER_BYTES * (len(frames) + 1) + data
+    return _put_body(session, chunks_url, {"Content-Type": SPARSE_MIME_TYPE, "Content-Length": str(size)}, send)
 
 
 def _said(progress: _Progress, size: int, state: dict) -> None:
