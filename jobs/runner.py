@@ -254,8 +254,7 @@ class JobContext:
         self.log_line(message)
         fields = ["message", "log"]
         if done is not None:
-            self.job.progress_done = done
-            self.job.progress_total = self.job.progress_total if total is None else total
+            self._set_progress(done, total)
             fields += ["progress_done", "progress_total"]
             self._last_save = time.monotonic()
         self.job.save(update_fields=fields)
@@ -268,14 +267,17 @@ class JobContext:
 
     def report(self, done: int, total: int | None = None) -> None:
         """Bytes done (of total): published at most every 0.2 s, saved every second."""
-        self.job.progress_done = done
-        if total is not None:
-            self.job.progress_total = total
+        self._set_progress(done, total)
         now = time.monotonic()
         if now - self._last_save >= SAVE_INTERVAL:
             self._last_save = now
             self.job.save(update_fields=["progress_done", "progress_total"])
         self._publish()
+
+    def _set_progress(self, done: int, total: int | None) -> None:
+        self.job.progress_done = done
+        if total is not None:
+            self.job.progress_total = total
 
     def check_cancel(self) -> None:
         """Raise JobCancelled if the owner asked; call at points where stopping is safe."""
