@@ -28,28 +28,30 @@ def is_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
         return False
     if user.is_superuser:
         return True
-    cached = getattr(user, "_virtstorage_is_admin", None)
-    if cached is None:
-        cached = user.groups.filter(name=ADMIN).exists()
-        user._virtstorage_is_admin = cached
-    return cached
+    return _asked_once(user, "_virtstorage_is_admin", lambda: user.groups.filter(name=ADMIN).exists())
 
 
 def is_member(user: AbstractBaseUser | AnonymousUser) -> bool:
     """Any active account with a role (admins are members too)."""
     if not user.is_authenticated or not user.is_active:
         return False
-    cached = getattr(user, "_virtstorage_is_member", None)
-    if cached is None:
-        cached = is_admin(user) or user.groups.filter(name=MEMBER).exists()
-        user._virtstorage_is_member = cached
-    return cached
+    return _asked_once(user, "_virtstorage_is_member",
+                       lambda: is_admin(user) or user.groups.filter(name=MEMBER).exists())
+
+
+_ANSWERS = ("_virtstorage_is_admin", "_virtstorage_is_member")  # kept on the user object: one query a request
+
+
+def _asked_once(user: AbstractBaseUser, answer: str, ask: Callable[[], bool]) -> bool:
+    if answer not in user.__dict__:
+        user.__dict__[answer] = ask()
+    return user.__dict__[answer]
 
 
 def grant(user: AbstractBaseUser, role: str) -> None:
     ensure_role_groups()
     user.groups.add(Group.objects.get(name=role))
-    for answer in ("_virtstorage_is_admin", "_virtstorage_is_member"):  # asked of this object before the grant
+    for answer in _ANSWERS:  # asked of this object before the grant
         user.__dict__.pop(answer, None)
 
 
