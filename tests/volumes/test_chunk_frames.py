@@ -13,7 +13,7 @@ import pytest
 
 from jobs.models import Job
 from tests.conftest import wait_for, wait_for_job
-from tests.virt.test_sparse_format import encode
+from tests.virt.test_sparse_format import encode as framed  # a body: frames, then the end frame
 from tests.volumes.test_upload_download import (  # noqa: F401 - _remove_staging_files: an autouse fixture
     Api,
     _remove_staging_files,
@@ -32,9 +32,6 @@ MiB = 1024 * 1024
 @pytest.fixture
 def api(asgi_server, member) -> Api:
     return Api(asgi_server.url, member)
-
-
-framed = encode  # a framed body: (DATA, offset, bytes) and (HOLE, offset, length) frames, then the end frame
 
 
 def put_framed(api: Api, upload: dict, body: bytes):
