@@ -282,9 +282,9 @@ def _store_changed_volumes(host: Host, pools: list[PoolInfo], listings: dict[str
     existing = {p.name: p for p in StoragePool.objects.select_for_update().filter(
         host=host, name__in=[info.name for info in pools]).order_by("name")}
     for info in pools:
-        # One write of the pool's row with its totals (a new pool is saved first: its volumes need its key).
-        pool = _save_pool(host, existing.get(info.name), info, now, save=info.name not in listings
-                          or info.name not in existing)
+        pool = _save_pool(host, existing.get(info.name), info, now, save=False)
+        if info.name not in listings or pool.pk is None:  # a stopped pool's facts; a new pool's key for its volumes
+            pool.save()
         if info.name not in listings:
             continue
         _upsert_volumes(_volume_rows(pool, listings[info.name], safety.get(info.name, {}), now))
@@ -294,7 +294,7 @@ def _store_changed_volumes(host: Host, pools: list[PoolInfo], listings: dict[str
         totals = Volume.objects.filter(pool=pool).aggregate(count=Count("pk"), capacity=Sum("capacity"))
         pool.volume_count = totals["count"]
         pool.volume_capacity_total = totals["capacity"] or 0
-        pool.save()
+        pool.save()  # its facts and totals in one write
     if pools:
         pools_synced.send_robust(sender=Host, host=host, at=now)  # history samples these pools (synced_at == now)
 
