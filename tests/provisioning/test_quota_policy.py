@@ -4,6 +4,7 @@ its ready requests' volumes as the inventory has them plus its approved requests
 from __future__ import annotations
 
 from decimal import Decimal
+from html import unescape
 
 import pytest
 from django.urls import reverse
@@ -45,7 +46,7 @@ def test_quota_in_bytes_counts_ready_volumes_and_reservations(world):
     expected = (f"Team blue may use {binary_size(100 * MiB)} in pool {world.pool.name}; it uses "
                 f"{binary_size(64 * MiB)} and has {binary_size(16 * MiB)} reserved by approved requests; "
                 f"this request needs {binary_size(32 * MiB)}.")
-    assert expected in page.replace("&#x27;", "'"), page[-3000:]
+    assert expected in unescape(page), page[-3000:]
     assert file_request(rita, world.pool, **request_data("fits.img", "20M", team=world.team)).state == "pending"
 
     made.delete()  # the volume is gone from the inventory: it no longer counts
@@ -77,7 +78,7 @@ def test_policy_overcommit_counts_approved_requests(world):
     page = refused(rita, pool, request_data("small.img", "64M", "raw", team=world.team))
     total = pool.volume_capacity_total + room - 32 * MiB + 64 * MiB
     assert (f"(volumes' virtual sizes {binary_size(total)} over capacity {binary_size(pool.capacity)}); "
-            "its limit is 1.00×.") in page.replace("&#x27;", "'")
+            "its limit is 1.00×.") in unescape(page)
     assert (f"That counts 1 approved request not in the inventory yet ({binary_size(room - 32 * MiB)} of virtual "
             f"size, {binary_size(0)} preallocated).") in page
     assert file_request(rita, pool, **request_data("tiny.img", "16M", "raw", team=world.team)).state == "pending"

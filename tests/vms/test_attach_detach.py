@@ -3,6 +3,8 @@ the domain XML; persistently on a stopped VM, live on a running one, and what a 
 
 from __future__ import annotations
 
+from html import unescape
+
 import pytest
 from django.urls import reverse
 
@@ -119,7 +121,7 @@ def test_the_form_checks_the_target_the_pool_and_the_image(member_client, synced
     response = member_client.post(url, {"pool": pool.pk, "volume": "no-such.img", "bus": "virtio"})
     assert response.status_code == 400 and "has no volume no-such.img" in response.content.decode()
     response = member_client.post(url, {"pool": pool.pk, "volume": "raw-thin.img", "bus": "scsi", "target": "vdq"})
-    assert response.status_code == 400 and "A scsi disk&#x27;s name starts with sd." in response.content.decode()
+    assert response.status_code == 400 and "A scsi disk's name starts with sd." in unescape(response.content.decode())
     response = member_client.post(url, {"pool": pool.pk, "volume": "raw-thin.img", "bus": "sata", "readonly": "on"})
     assert response.status_code == 400 and "libvirt refuses read-only sata disks" in response.content.decode()
     Volume.objects.filter(pool=pool, name="raw-thin.img").update(unsafe_reason="It names a backing file outside.")
