@@ -35,3 +35,19 @@ def test_database_url_selects_postgresql():
     code = "from django.conf import settings; d = settings.DATABASES['default']; print(d['ENGINE'], d['NAME'])"
     result = manage("shell", "--no-imports", "-c", code, DATABASE_URL="postgres://vs:pw@db:5432/virtstorage")
     assert result.stdout.split()[-2:] == ["django.db.backends.postgresql", "virtstorage"], result.stderr
+
+
+def test_the_middleware_chain_runs_in_one_thread_under_asgi():
+    """Under ASGI, Django runs a middleware that can go either way in the mode of the one below it, starting
+    from the innermost as asynchronous; a synchronous-only one innermost keeps the whole chain in one thread
+    instead of a thread hop per middleware and per request."""
+    from asgiref.sync import SyncToAsync
+    from django.conf import settings
+    from django.core.handlers.asgi import ASGIHandler
+    from django.utils.module_loading import import_string
+
+    classes = [import_string(path) for path in settings.MIDDLEWARE]
+    assert all(getattr(cls, "sync_capable", True) for cls in classes)
+    assert not getattr(classes[-1], "async_capable", False), f"{settings.MIDDLEWARE[-1]} runs asynchronously"
+    handler = ASGIHandler()  # what the web server builds: the whole chain, synchronous, sent to one thread
+    assert isinstance(handler._middleware_chain, SyncToAsync)
