@@ -150,6 +150,45 @@ def test_sizes_follow_the_language() -> None:
         assert ">114 GiB<" in size(123456789012)
 
 
+def test_sizes_are_written_as_django_writes_numbers() -> None:
+    """The size filter's own formatting (separators looked up once per language) against number_format,
+    which it replaced for speed: digits cut, not rounded, as before."""
+    from django.utils import translation
+    from django.utils.formats import number_format
+
+    from virtstorage.templatetags.sizes import size
+    from virtstorage.virt.units import size_parts
+
+    for language in ("en", "es"):
+        with translation.override(language):
+            for value in (0, 5, 1023, 1024, 1536, 2047, 123456789, 1024**3 * 1000 - 1, 10**15, -4096):
+                number, places, unit = size_parts(value)
+                expected = (f'<span class="size" title="{number_format(value, force_grouping=True)} bytes">'
+                            f"{number_format(number, places)} {unit}</span>")
+                assert size(value) == expected, (language, value)
+
+
+def test_the_provisioning_badge_says_which_in_the_language() -> None:
+    from types import SimpleNamespace
+
+    from django.utils import translation
+
+    from virtstorage.templatetags.sizes import provisioning_badge
+
+    thin = SimpleNamespace(is_preallocated=False, thin_savings=1234567)
+    full = SimpleNamespace(is_preallocated=True, thin_savings=0)
+    with translation.override("en"):
+        assert provisioning_badge(thin) == ('<span class="badge info" title="Disk size below virtual size: space is '
+                                            'allocated as the guest writes (1,234,567 bytes not yet allocated)">'
+                                            "thin</span>")
+        assert provisioning_badge(full).startswith('<span class="badge ok" title="Disk size equals virtual size')
+        assert provisioning_badge(full).endswith(">preallocated</span>")
+    with translation.override("es"):
+        assert "1\xa0234\xa0567 bytes aún sin asignar" in provisioning_badge(thin)
+        assert provisioning_badge(thin).endswith(">aprovisionamiento fino</span>")
+        assert provisioning_badge(full).endswith(">preasignado</span>")
+
+
 def test_the_libvirt_layer_speaks_the_active_language() -> None:
     """virt/text.py: the translator Django handed it at start-up (accounts/apps.py) follows the active
     language; module-level texts stay English when compared and translate when shown."""

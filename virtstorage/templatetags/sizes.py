@@ -8,7 +8,7 @@ import functools
 from django import template
 from django.utils.formats import get_format, number_format
 from django.utils.html import format_html
-from django.utils.translation import get_language
+from django.utils.translation import get_language, gettext
 
 from virtstorage.virt.units import size_parts
 
@@ -56,6 +56,19 @@ def size(value: int | None) -> str:
 def byte_count(value: int | None) -> str:
     """A count of bytes with the locale's thousands separator (12,345,678 or 12.345.678)."""
     return "—" if value is None else _grouped(int(value))
+
+
+@register.filter
+def provisioning_badge(volume) -> str:
+    """The preallocated or thin badge of a volume (anything with is_preallocated and thin_savings), with what
+    that means on hover. A filter, not an included template: a volume table shows fifty, and the include and
+    its translation tags were half the time of a row."""
+    if volume.is_preallocated:
+        title = gettext("Disk size equals virtual size: all space reserved up front")
+        return format_html('<span class="badge ok" title="{}">{}</span>', title, gettext("preallocated"))
+    title = gettext("Disk size below virtual size: space is allocated as the guest writes (%(bytes)s bytes not yet "
+                    "allocated)") % {"bytes": _grouped(volume.thin_savings)}
+    return format_html('<span class="badge info" title="{}">{}</span>', title, gettext("thin"))
 
 
 @register.filter
