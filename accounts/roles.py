@@ -26,33 +26,29 @@ def ensure_role_groups() -> None:
 def is_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
     if not user.is_authenticated or not user.is_active:
         return False
-    if user.is_superuser:
-        return True
-    return _asked_once(user, "_virtstorage_is_admin", lambda: user.groups.filter(name=ADMIN).exists())
+    return user.is_superuser or ADMIN in _roles_of(user)
 
 
 def is_member(user: AbstractBaseUser | AnonymousUser) -> bool:
     """Any active account with a role (admins are members too)."""
     if not user.is_authenticated or not user.is_active:
         return False
-    return _asked_once(user, "_virtstorage_is_member",
-                       lambda: is_admin(user) or user.groups.filter(name=MEMBER).exists())
+    return is_admin(user) or MEMBER in _roles_of(user)
 
 
-_ANSWERS = ("_virtstorage_is_admin", "_virtstorage_is_member")  # kept on the user object: one query a request
+_ROLES_ANSWER = "_virtstorage_roles"  # kept on the user object: every page asks both, one query answers both
 
 
-def _asked_once(user: AbstractBaseUser, answer: str, ask: Callable[[], bool]) -> bool:
-    if answer not in user.__dict__:
-        user.__dict__[answer] = ask()
-    return user.__dict__[answer]
+def _roles_of(user: AbstractBaseUser) -> frozenset[str]:
+    if _ROLES_ANSWER not in user.__dict__:
+        user.__dict__[_ROLES_ANSWER] = frozenset(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
+    return user.__dict__[_ROLES_ANSWER]
 
 
 def grant(user: AbstractBaseUser, role: str) -> None:
     ensure_role_groups()
     user.groups.add(Group.objects.get(name=role))
-    for answer in _ANSWERS:  # asked of this object before the grant
-        user.__dict__.pop(answer, None)
+    user.__dict__.pop(_ROLES_ANSWER, None)  # asked of this object before the grant
 
 
 def member_required(view: Callable[..., Any]) -> Callable[..., Any]:
