@@ -53,12 +53,6 @@ def size(value: int | None) -> str:
 
 
 @register.filter
-def byte_count(value: int | None) -> str:
-    """A count of bytes with the locale's thousands separator (12,345,678 or 12.345.678)."""
-    return "—" if value is None else _grouped(int(value))
-
-
-@register.filter
 def provisioning_badge(volume) -> str:
     """The preallocated or thin badge of a volume (anything with is_preallocated and thin_savings), with what
     that means on hover. A filter, not an included template: a volume table shows fifty, and the include and
