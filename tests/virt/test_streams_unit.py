@@ -169,3 +169,19 @@ def test_a_file_shorter_than_announced_is_refused_before_libvirt_sees_it(tmp_pat
         streams.upload_file(host, "p", "v", fd, 5 * BLOCK)
     os.close(fd)
     assert not hasattr(host.raw.volume, "args")
+
+
+def test_data_goes_in_messages_of_libvirts_own_size(tmp_path):
+    """libvirtd takes a larger send as one message and pays for it (see streams.CHUNK_BYTES): by default a
+    dense run goes in sends of 256 KiB, the last one shorter, in order and nothing left out."""
+    host = FakeHost()
+    path = tmp_path / "dense.img"
+    length = 3 * streams.CHUNK_BYTES + 5 * BLOCK
+    path.write_bytes(b"d" * length)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        streams.upload_file(host, "p", "v", fd, length)
+    finally:
+        os.close(fd)
+    assert streams.CHUNK_BYTES == 256 * 1024
+    assert host.raw.stream.sent == [streams.CHUNK_BYTES] * 3 + [5 * BLOCK]
