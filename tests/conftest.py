@@ -90,6 +90,16 @@ def services() -> None:
     app.conf.task_default_queue = TEST_QUEUE
 
 
+@pytest.fixture(autouse=True)
+def _default_language() -> None:
+    """Each test starts in the settings' language. A request through Django's test client leaves the language
+    it activated on the thread (Django's LocaleMiddleware does too), and a test that asks for Spanish pages
+    would otherwise decide the language of the next test's sizes and messages."""
+    from django.utils import translation
+
+    translation.deactivate()
+
+
 def _cleanup_pool(name: str) -> None:
     names = virsh("vol-list", name, check=False)
     for line in names.splitlines():

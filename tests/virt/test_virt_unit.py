@@ -93,9 +93,21 @@ def test_translated_context_reraises():
 @pytest.mark.parametrize(("value", "text"), [
     (0, "0 bytes"), (1023, "1023 bytes"), (1024, "1.0 KiB"), (1536, "1.5 KiB"),
     (10 * 1024**3, "10.0 GiB"), (252 * 1024**3, "252 GiB"), (5 * 1024**4, "5.0 TiB"),
+    # Rounded, not cut; a number that rounds up to the next unit is shown in it, one that reaches 100 whole.
+    (123456789, "118 MiB"), (int(117.4 * 1024**2), "117 MiB"), (1024**2 - 60, "1.0 MiB"),
+    (int(1023.4 * 1024), "1023 KiB"), (int(99.96 * 1024), "100 KiB"), (int(99.94 * 1024), "99.9 KiB"),
+    (-4096, "-4.0 KiB"), (2**63 - 1, "8.0 EiB"),
 ])
 def test_binary_size(value, text):
     assert binary_size(value) == text
+
+
+def test_a_page_and_a_message_show_a_size_alike():
+    """The size filter (pages) and binary_size (job messages, refusals) write the same digits and unit."""
+    from virtstorage.templatetags.sizes import size
+
+    for value in (1536, 123456789, 1024**2 - 60, int(99.96 * 1024), int(1023.4 * 1024), 10 * 1024**3, 2**40 + 1):
+        assert f">{binary_size(value)}<" in size(value), value
 
 
 def test_size_filter_puts_exact_bytes_in_the_title():

@@ -25,16 +25,15 @@ def _separators(language: str | None) -> tuple[str, str] | None:
     return str(get_format("DECIMAL_SEPARATOR", language)), str(get_format("THOUSAND_SEPARATOR", language))
 
 
-def _grouped(value: int) -> str:
-    separators = _separators(get_language())
+def _grouped(value: int, separators: tuple[str, str] | None) -> str:
     if separators is None:
         return number_format(value, force_grouping=True)
     return f"{value:,}".replace(",", separators[1])
 
 
-def _decimal(number: float, places: int) -> str:
-    """number_format(number, places) without grouping, as Django writes it: the digits cut, not rounded."""
-    separators = _separators(get_language())
+def _decimal(number: float, places: int, separators: tuple[str, str] | None) -> str:
+    """number_format(number, places) without grouping, as Django writes it (the digits cut: size_parts rounded
+    the number already)."""
     if separators is None or "e" in str(number).lower():
         return number_format(number, places)
     whole, _point, fraction = str(number).partition(".")
@@ -48,8 +47,9 @@ def size(value: int | None) -> str:
     if value is None:
         return "—"
     number, places, unit = size_parts(int(value))
-    return format_html('<span class="size" title="{} bytes">{} {}</span>', _grouped(int(value)),
-                       _decimal(number, places), unit)
+    separators = _separators(get_language())
+    return format_html('<span class="size" title="{} bytes">{} {}</span>', _grouped(int(value), separators),
+                       _decimal(number, places, separators), unit)
 
 
 @register.filter
@@ -61,7 +61,7 @@ def provisioning_badge(volume) -> str:
         title = gettext("Disk size equals virtual size: all space reserved up front")
         return format_html('<span class="badge ok" title="{}">{}</span>', title, gettext("preallocated"))
     title = gettext("Disk size below virtual size: space is allocated as the guest writes (%(bytes)s bytes not yet "
-                    "allocated)") % {"bytes": _grouped(volume.thin_savings)}
+                    "allocated)") % {"bytes": _grouped(volume.thin_savings, _separators(get_language()))}
     return format_html('<span class="badge info" title="{}">{}</span>', title, gettext("thin"))
 
 

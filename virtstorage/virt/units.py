@@ -72,15 +72,21 @@ _SHOWN_UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
 def size_parts(value: int) -> tuple[float, int, str]:
-    """1536 -> (1.5, 1, 'KiB'): the number, its decimal places and the binary unit a size is shown in;
-    exact bytes below 1 KiB. Pages format the number in the reader's locale (1,5 KiB in Spanish)."""
+    """1536 -> (1.5, 1, 'KiB'): the number, its decimal places and the binary unit a size is shown in; exact
+    bytes below 1 KiB. The number is already rounded to its places (117.96 MiB -> 118, 1023.96 KiB -> 1.0 MiB),
+    so every page and message that shows a size shows the same one. Pages format the number in the reader's
+    locale (1,5 KiB in Spanish)."""
     size = float(value)
-    for unit in _SHOWN_UNITS:
-        if abs(size) < 1024 or unit == _SHOWN_UNITS[-1]:
-            if unit == "bytes":
-                return float(int(size)), 0, unit
-            return size, (1 if size < 100 else 0), unit
+    if abs(size) < 1024:
+        return float(int(size)), 0, "bytes"
+    for unit in _SHOWN_UNITS[1:]:
         size /= 1024
+        places = 1 if abs(size) < 100 else 0
+        shown = round(size, places)
+        if places and abs(shown) >= 100:  # 99.96 rounds to 100.0: a number that large is shown whole
+            places, shown = 0, round(size, 0)
+        if abs(shown) < 1024 or unit == _SHOWN_UNITS[-1]:
+            return shown, places, unit
     raise AssertionError("unreachable")
 
 
