@@ -54,7 +54,8 @@ SPARSE_MAGIC = b"VSSPARS1"
 SPARSE_HEADER_BYTES = 17  # kind (1 byte), offset (u64), length (u64), big-endian
 SPARSE_DATA, SPARSE_HOLE, SPARSE_END = b"D", b"H", b"E"
 RETRIES = 5  # reconnections in a row before giving up
-JOB_POLL_SECONDS = 0.05
+JOB_POLL_SECONDS = 0.05  # only where the job's server-sent events do not get through (follow_job)
+EVENTS_RETRY_SECONDS = 0.5  # the events ended but the job did not (Redis away): look again after this
 
 
 class ServerBusy(Exception):
@@ -76,10 +77,17 @@ class Session:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TransferError(f"--url must look like http://host:port, not {url!r}")
+        self.url = url
         self.scheme, self.netloc, self.base = parts.scheme, parts.netloc, parts.path.rstrip("/")
         self.cookies: dict[str, str] = {}
         self.token: str | None = None
         self.conn: http.client.HTTPConnection | None = None
+
+    def twin(self) -> Session:
+        """The same login on a connection of its own (for a stream that holds its connection)."""
+        twin = Session(self.url)
+        twin.cookies, twin.token = dict(self.cookies), self.token
+        return twin
 
     def connect(self) -> http.client.HTTPConnection:
         if self.conn is None:
@@ -191,6 +199,10 @@ class _Progress:
 
     def __init__(self, quiet: bool, total: int = 0) -> None:
         self.quiet, self.total, self.started, self.last = quiet, total, time.monotonic(), 0.0
+
+    def due(self) -> bool:
+        """Whether a line said now would be printed."""
+        return not self.quiet and time.monotonic() - self.last >= 1
 
     def say(self, text: str, force: bool = False) -> None:
         now = time.monotonic()
@@ -385,17 +397,46 @@ def upload(session: Session, path: str, pool: int, volume: str, *, capacity: str
 
 
 def follow_job(session: Session, job_id: int, progress: _Progress) -> dict:
-    """Poll the job until it ends; its snapshot, or TransferError with its error."""
+    """Wait for the job's end on its server-sent events, as the pages do (no request while it works); its
+    snapshot, or TransferError with its error. Polls only where the events do not get through."""
+    events = True
     while True:
+        if events:
+            events = _until_end_event(session, job_id, progress)
         job = session.json("GET", f"/jobs/{job_id}/")
         if not job["active"]:
             break
-        done, total = job.get("done") or 0, job.get("total") or 0
-        progress.say(f"job {job_id}: {job['message']} ({_size_text(done)} of {_size_text(total)})")
-        time.sleep(JOB_POLL_SECONDS)
+        progress.say(_job_line(job_id, job))
+        time.sleep(EVENTS_RETRY_SECONDS if events else JOB_POLL_SECONDS)
     if job["state"] != "succeeded":
         raise TransferError(f"job {job_id} {job['state']}: {job['error']}")
     return job
+
+
+def _job_line(job_id: int, job: dict) -> str:
+    done, total = job.get("done") or 0, job.get("total") or 0
+    return f"job {job_id}: {job['message']} ({_size_text(done)} of {_size_text(total)})"
+
+
+def _until_end_event(session: Session, job_id: int, progress: _Progress) -> bool:
+    """Read the job's events on a connection of their own until its end event (or the stream's end); False when
+    the stream could not be had. An event says the job changed: the progress line is read again then, at most
+    as often as it is printed."""
+    watcher = session.twin()
+    try:
+        response = watcher.request("GET", f"/jobs/{job_id}/events/", headers={"Accept": "text/event-stream"})
+        if response.status != 200 or not (response.getheader("Content-Type") or "").startswith("text/event-stream"):
+            return False
+        for line in iter(response.readline, b""):
+            if line.startswith(b"event: end"):
+                break
+            if line.startswith(b"event: job") and progress.due():
+                progress.say(_job_line(job_id, session.json("GET", f"/jobs/{job_id}/")))
+        return True
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        watcher.reset()
 
 
 # -- download ---------------------------------------------------------------------

@@ -4,12 +4,17 @@ ASGI server, Celery worker and libvirtd."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
+from jobs import progress
 from jobs.models import Job
 from tests.conftest import virsh
 from tests.volumes.test_upload_download import Api, disk_usage_bytes, make_sparse_file, sha256_file
@@ -113,3 +118,62 @@ def test_a_dense_file_goes_a_chunk_at_a_time(asgi_server, synced, celery_worker,
     assert job["state"] == "succeeded", job
     assert ranges == [(0, 16 * MiB), (16 * MiB, 16 * MiB), (32 * MiB, 8 * MiB)]
     assert sha256_file(scratch.path / "dense.img") == sha256_file(src)
+
+
+def _following(client, session, job: Job) -> tuple[threading.Thread, dict, list[str]]:
+    """follow_job of the command-line client in a thread, and the paths it asks for JSON."""
+    asked: list[str] = []
+    json_of = session.json
+    session.json = lambda method, path, *args, **kwargs: asked.append(path) or json_of(method, path, *args, **kwargs)
+    result: dict = {}
+    follower = threading.Thread(target=lambda: result.update(client.follow_job(session, job.pk,
+                                                                                client._Progress(quiet=True))))
+    follower.start()
+    return follower, result, asked
+
+
+def _work_then_succeed(job: Job) -> None:
+    for done in (250, 500, 750):  # 1.2 s of progress the client hears of
+        time.sleep(0.4)
+        job.progress_done = done
+        job.save()
+        progress.publish(job)
+    job.state, job.result, job.finished_at, job.progress_done = Job.State.SUCCEEDED, "all done", timezone.now(), 1000
+    job.save()
+    progress.publish(job)
+
+
+def test_the_client_waits_for_the_job_on_its_events_not_by_polling(asgi_server, member, local_host):
+    """The client follows the job's server-sent events, as the pages do: it asks for the job's snapshot once, at
+    the end, however long the job works (it asked every 50 ms before)."""
+    from scripts import vstransfer as client
+
+    job = Job.objects.create(kind="upload", host=local_host, created_by=member, state=Job.State.RUNNING,
+                             started_at=timezone.now(), progress_done=0, progress_total=1000)
+    session = client.Session(asgi_server.url)
+    session.login("mia", "correct-horse-battery")
+    follower, result, asked = _following(client, session, job)
+    _work_then_succeed(job)
+    follower.join(15)
+    assert not follower.is_alive() and result["state"] == "succeeded" and result["result"] == "all done"
+    assert asked == [f"/jobs/{job.pk}/"], asked
+
+
+def test_the_client_polls_where_the_events_do_not_get_through(asgi_server, member, local_host, monkeypatch):
+    """A proxy that does not pass the event stream (here: its connection refused) leaves the client polling the
+    job's snapshot, and it still sees the end."""
+    from scripts import vstransfer as client
+
+    job = Job.objects.create(kind="upload", host=local_host, created_by=member, state=Job.State.RUNNING,
+                             started_at=timezone.now(), progress_done=0, progress_total=1000)
+    session = client.Session(asgi_server.url)
+    session.login("mia", "correct-horse-battery")
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    monkeypatch.setattr(client.Session, "twin", lambda self: client.Session(nowhere))
+    follower, result, asked = _following(client, session, job)
+    _work_then_succeed(job)
+    follower.join(15)
+    assert not follower.is_alive() and result["state"] == "succeeded"
+    assert len(asked) > 5 and set(asked) == {f"/jobs/{job.pk}/"}, asked
