@@ -49,10 +49,17 @@
 
   function decimal(x) { return x.toFixed(1).replace(".", POINT); }
 
+  // A size as the pages and the job's messages write it (virt/units.py size_parts): rounded to one decimal
+  // below 100 and to whole units above, carried into the next unit when it rounds up to 1024.
   function sizeText(n) {
     var units = ["bytes", "KiB", "MiB", "GiB", "TiB"], i = 0;
-    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-    return i ? decimal(n) + " " + units[i] : interpolate(gettext("%(count)s bytes"), {count: n}, true);
+    n = Math.round(n);
+    while (Math.abs(n) >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    if (!i) return interpolate(gettext("%(count)s bytes"), {count: n}, true);
+    var places = Math.abs(n) < 100 ? 1 : 0, shown = Number(n.toFixed(places));
+    if (places && Math.abs(shown) >= 100) { places = 0; shown = Math.round(n); }
+    if (Math.abs(shown) >= 1024 && i < units.length - 1) { n /= 1024; i++; places = 1; shown = Number(n.toFixed(1)); }
+    return shown.toFixed(places).replace(".", POINT) + " " + units[i];
   }
 
   function isAllZero(buffer) {

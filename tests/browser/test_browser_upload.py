@@ -7,6 +7,7 @@ from django.test import Client
 
 from jobs.models import Job
 from tests.volumes.test_upload_download import MiB, make_sparse_file, sha256_file
+from virtstorage.virt.units import binary_size
 from volumes.models import Upload
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
@@ -82,3 +83,16 @@ def test_browser_shows_the_servers_refusal(page, synced):
     page.wait_for_selector("#upload-errors li")
     assert "already has a volume raw-thin.img" in page.inner_text("#upload-errors")
     assert page.input_value("#upload-volume") == "raw-thin.img"  # nothing the person typed is lost
+
+
+def test_browser_writes_sizes_as_the_pages_do(page, synced, celery_worker, tmp_path):
+    """The upload's own progress line writes a size by the pages' rule (binary_size): 150 MiB, not 150.0."""
+    pool, _ = synced
+    size = 150 * MiB
+    src = make_sparse_file(tmp_path / "round.img", size, [(0, MiB), (size - MiB, MiB)])
+    page.goto(f"/volumes/uploads/new/?pool={pool.pk}")
+    page.set_input_files("#upload-file", str(src))
+    page.click("#upload-start")
+    page.wait_for_selector('#upload-job [data-state="succeeded"]', timeout=60_000)
+    assert f"{binary_size(size)} of {binary_size(size)}" in page.inner_text("#upload-numbers")
+    assert binary_size(size) == "150 MiB"
