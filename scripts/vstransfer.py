@@ -200,14 +200,13 @@ class _Progress:
     def __init__(self, quiet: bool, total: int = 0) -> None:
         self.quiet, self.total, self.started, self.last = quiet, total, time.monotonic(), 0.0
 
-    def due(self) -> bool:
-        """Whether a line said now would be printed."""
-        return not self.quiet and time.monotonic() - self.last >= 1
+    def due(self, force: bool = False) -> bool:
+        """Whether a line said now would be printed: not quiet, and forced or a second after the last."""
+        return not self.quiet and (force or time.monotonic() - self.last >= 1)
 
     def say(self, text: str, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.quiet and (force or now - self.last >= 1):
-            self.last = now
+        if self.due(force):
+            now = self.last = time.monotonic()
             print(f"  {now - self.started:6.1f}s  {text}", file=sys.stderr)
 
     def show(self, done: int) -> None:
