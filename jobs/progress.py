@@ -15,8 +15,13 @@ from django.conf import settings
 from .models import Job
 
 
+def key(*parts: object) -> str:
+    """A Redis key or channel of this installation: settings.REDIS_KEY_PREFIX, then parts, joined by colons."""
+    return ":".join([settings.REDIS_KEY_PREFIX, *map(str, parts)])
+
+
 def channel(job_id: int) -> str:
-    return f"virtstorage:job:{job_id}"
+    return key("job", job_id)
 
 
 _clients: dict[str, redis.Redis] = {}

@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Django settings may be loaded before this file, so the queue is also set on the Celery app below.
 TEST_QUEUE = f"virtstorage-test-{os.getpid()}"
 os.environ["CELERY_QUEUE"] = TEST_QUEUE
+# ...and their own Redis keys and channels: this run's job 5 is not `make run`'s job 5 (settings.REDIS_KEY_PREFIX).
+os.environ["REDIS_KEY_PREFIX"] = TEST_QUEUE
 os.environ.setdefault("JOB_STALE_SECONDS", "15")
 # Mail the worker and server send goes to files here, never to a real server (tests/notifications reads them).
 TEST_MAIL_DIR = Path(tempfile.gettempdir()) / f"virtstorage-test-mail-{os.getpid()}"
@@ -85,9 +87,12 @@ def _require_services() -> None:
 @pytest.fixture(scope="session", autouse=True)
 def services() -> None:
     _require_services()
+    from django.conf import settings
+
     from virtstorage.celery import app
 
     app.conf.task_default_queue = TEST_QUEUE
+    settings.REDIS_KEY_PREFIX = TEST_QUEUE  # settings may have been loaded before this file set the variable
 
 
 @pytest.fixture(autouse=True)

@@ -234,6 +234,10 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIN
 X_FRAME_OPTIONS = "DENY"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Every key and pub/sub channel the app names in Redis starts with this (jobs.progress.key). Pub/sub ignores
+# Redis's database number, and job and upload ids restart at 1 in each database: two installations (or a test
+# run beside `make run`) on one Redis need different prefixes, or a page follows the other one's job 5.
+REDIS_KEY_PREFIX = os.environ.get("REDIS_KEY_PREFIX", "virtstorage")
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None

@@ -54,9 +54,8 @@ def relayed(pool: Any) -> bool:
 
 class _Keys:
     def __init__(self, relay_id: str) -> None:
-        base = f"virtstorage:download:{relay_id}"
-        self.head, self.data, self.buffered, self.stop = (f"{base}:{part}" for part in ("head", "data", "buffered",
-                                                                                         "stop"))
+        self.head, self.data, self.buffered, self.stop = (progress.key("download", relay_id, part)
+                                                           for part in ("head", "data", "buffered", "stop"))
 
 
 # -- The web's end ---------------------------------------------------------------------------

@@ -60,8 +60,7 @@ def relayed(pool: Any, mode: str | None = None) -> bool:
 
 
 def _keys(upload_id: Any) -> tuple[str, str]:
-    base = f"virtstorage:upload:{upload_id}"
-    return f"{base}:data", f"{base}:buffered"
+    return progress.key("upload", upload_id, "data"), progress.key("upload", upload_id, "buffered")
 
 
 class BufferFull(Exception):

@@ -153,7 +153,7 @@ def record(upload: Upload, ranges: list[tuple[int, int]], *, holes: bool = False
 # the client's complete, an abandon) on this Redis list, holding at most one wake-up; it re-reads the row at
 # least every upload_job.WAIT_MAX_SECONDS all the same, so a lost wake-up (Redis restarted) only slows it.
 def _news_key(upload_pk) -> str:
-    return f"virtstorage:upload:{upload_pk}:news"
+    return progress.key("upload", upload_pk, "news")
 
 
 def announce(upload_pk) -> None:

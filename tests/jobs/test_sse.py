@@ -65,6 +65,26 @@ def test_progress_reaches_the_browser_within_half_a_second(asgi_server, member, 
     assert max(latencies) < 0.5, latencies
 
 
+def test_a_page_never_follows_another_installations_job_of_the_same_id(asgi_server, member, local_host, settings):
+    """Two installations on one Redis (REDIS_KEY_PREFIX): each has a job of this id, and pub/sub channels are
+    shared by every Redis database; the page shows its own job's progress only."""
+    api = Api(asgi_server.url, member)
+    job = Job.objects.create(kind="upload", host=local_host, created_by=member, state=Job.State.RUNNING,
+                             started_at=timezone.now(), progress_done=0, progress_total=1000)
+    own_prefix = settings.REDIS_KEY_PREFIX
+    with api.http.stream("GET", f"/jobs/{job.pk}/events/", headers={"Accept": "text/event-stream"}) as r:
+        events = sse_events(r)
+        assert percent(next(events)[1]) == 0
+        settings.REDIS_KEY_PREFIX = f"{own_prefix}-other"
+        job.progress_done = 500
+        progress.publish(job)  # the other installation's job with this id
+        settings.REDIS_KEY_PREFIX = own_prefix
+        job.progress_done = 750
+        progress.publish(job)
+        assert percent(next(events)[1]) == 75
+    assert progress.channel(job.pk) == f"{own_prefix}:job:{job.pk}"
+
+
 def test_sse_of_another_users_job_is_refused(asgi_server, member, admin_user, local_host):
     job = Job.objects.create(kind="upload", host=local_host, created_by=admin_user, state=Job.State.RUNNING)
     r = Api(asgi_server.url, member).http.get(f"/jobs/{job.pk}/events/")

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
+from jobs import progress
 from jobs.models import Job
 from jobs.progress import client as redis_client
 from tests.conftest import TEST_QUEUE, AsgiServer, CeleryWorker, _free_port, virsh, wait_for, wait_for_job
@@ -363,7 +364,7 @@ def _download(api: Api, volume_pk: int, **params) -> tuple[int, bytes, int]:
 
 def _relay_keys() -> list[bytes]:
     """What relayed downloads hold in Redis, but the stop marks (kept an hour for a worker that comes late)."""
-    return [key for key in redis_client().scan_iter("virtstorage:download:*") if not key.endswith(b":stop")]
+    return [key for key in redis_client().scan_iter(progress.key("download", "*")) if not key.endswith(b":stop")]
 
 
 def test_a_download_from_a_host_with_its_worker_beside_it_is_read_there(relay_api, remote_pool, beside,
