@@ -84,6 +84,28 @@ def _require_services() -> None:
         pytest.exit("Required services are missing:\n  - " + "\n  - ".join(problems), returncode=3)
 
 
+def pytest_configure(config) -> None:
+    _flush_by_delete()
+
+
+def _flush_by_delete() -> None:
+    """pytest-django empties the test database after each transactional test with Django's flush, which on
+    PostgreSQL is one TRUNCATE of every table: 0.4 s here each time (a truncated table gets new files, made and
+    synced at the commit), against 6 ms for a DELETE of each table, which after a test holds a few rows. Django
+    makes its foreign keys deferrable, so the DELETEs go in any order with the constraints deferred to the
+    commit (execute_sql_flush runs them in one transaction). Reset sequences or a cascade still truncate."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    truncate = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences: bool = False, allow_cascade: bool = False) -> list[str]:
+        if reset_sequences or allow_cascade or not tables:
+            return truncate(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+        return ["SET CONSTRAINTS ALL DEFERRED;", *(f"DELETE FROM {self.quote_name(table)};" for table in tables)]
+
+    DatabaseOperations.sql_flush = sql_flush
+
+
 @pytest.fixture(scope="session", autouse=True)
 def services() -> None:
     _require_services()
@@ -454,7 +476,7 @@ def _process_env() -> dict[str, str]:
 
     env = dict(os.environ)
     env["DATABASE_URL"] = _database_url(settings.DATABASES["default"])
-    env["DJANGO_SETTINGS_MODULE"] = "virtstorage.settings"
+    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     env["PYTHONUNBUFFERED"] = "1"
     env["DOWNLOAD_IDLE_SECONDS"] = "5"  # a client that hangs up is noticed soon whatever the server says
     env.update(EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(TEST_MAIL_DIR))
