@@ -10,14 +10,20 @@ setup:
 setup-test:
 	WITH_TEST_TOOLS=1 ./scripts/setup.sh
 
-# The suite runs on PostgreSQL (scripts/setup.sh starts it and makes the role), then its smoke set on SQLite,
-# the default database.
+# The suite runs on PostgreSQL (scripts/setup.sh starts it and makes the role) in TEST_PROCESSES processes
+# (pytest-xdist, a file's tests in one process; each process has its own test database, Celery queue, Redis
+# keys, worker and server), then the tests that disturb others (marked serial) alone, then the smoke set on
+# SQLite, the default database. pytest's exit code 5 is "no test selected" (PYTEST_ARGS chose none of a part).
 TEST_DATABASE_URL ?= postgres://vstest:vstest@127.0.0.1:5432/vstest
+TEST_PROCESSES ?= 2
+PYTEST = .venv/bin/python -m pytest
+ALLOW_NONE = || [ $$? -eq 5 ]
 
 test: setup-test
 	.venv/bin/ruff check .
-	DATABASE_URL=$(TEST_DATABASE_URL) .venv/bin/python -m pytest $(PYTEST_ARGS)
-	env -u DATABASE_URL .venv/bin/python -m pytest -m smoke $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PYTEST) -n $(TEST_PROCESSES) --dist loadfile -m "not serial" $(PYTEST_ARGS) $(ALLOW_NONE)
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PYTEST) -m serial $(PYTEST_ARGS) $(ALLOW_NONE)
+	env -u DATABASE_URL $(PYTEST) -m smoke $(PYTEST_ARGS) $(ALLOW_NONE)
 
 lint: setup-test
 	.venv/bin/ruff check .

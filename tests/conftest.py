@@ -592,6 +592,12 @@ class CeleryWorker(ManagedProcess):
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings() -> None:
+    """Without pytest-django's "_gw0" suffix for an xdist worker: settings.py names the test database by the pid
+    of the process, an xdist worker's too, which is what the leftover sweep reads to tell a killed run's."""
+
+
+@pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker) -> Iterator[None]:
     """pytest-django's test database, with this process's connection pool (PostgreSQL, DB_POOL_MAX_SIZE) closed
     and turned off before the database is dropped: a connection Django "closes" goes back to the pool, which

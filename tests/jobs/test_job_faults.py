@@ -44,6 +44,7 @@ def _restart_libvirtd() -> None:
              timeout=60, interval=0.3, message="libvirtd to answer again")
 
 
+@pytest.mark.serial
 def test_libvirtd_restart_fails_the_job_cleanly_and_the_next_job_works(member_client, celery_worker, synced):
     pool, scratch = synced
     job = _start_long_wipe(member_client, pool, scratch)
