@@ -29,16 +29,17 @@ from .forms import PolicyForm
 from .models import StoragePool
 from .tasks import LIFECYCLE_KINDS
 
-# What the volume table may sort on: URL value -> ORDER BY (name last keeps the order stable).
+# What the volume table may sort on: URL value -> ORDER BY (name last keeps the order stable; a descending sort
+# breaks ties by name descending too, so that one index of volumes/models.py, read backwards, serves it).
 VOLUME_SORTS = {
     "name": ("name",),
     "-name": ("-name",),
     "capacity": ("capacity", "name"),
-    "-capacity": ("-capacity", "name"),
+    "-capacity": ("-capacity", "-name"),
     "allocation": ("allocation", "name"),
-    "-allocation": ("-allocation", "name"),
+    "-allocation": ("-allocation", "-name"),
     "format": ("format", "name"),
-    "-format": ("-format", "name"),
+    "-format": ("-format", "-name"),
 }
 VOLUMES_PER_PAGE = 50
 # Sortable columns: (field, label, css class, first click sorts descending?)

@@ -124,6 +124,33 @@ def test_volume_table_searches_sorts_and_paginates(member_client, local_host):
     assert bogus.status_code == 200  # unknown sort falls back to name
 
 
+def test_every_volume_table_sort_is_read_in_index_order():
+    """Each sort of the volume table, its tie-break included, is an index of the pool's volumes read forwards or
+    backwards: a page of a 10,000-volume pool sorted by disk size is then 50 rows read in order, not the whole
+    pool sorted in a temporary tree (25-30 ms on SQLite)."""
+    from pools.views import VOLUME_SORTS
+
+    indexes = [tuple(index.fields) for index in Volume._meta.indexes]
+    indexes += [tuple(c.fields) for c in Volume._meta.constraints]  # the unique (pool, name)
+    for sort, order in VOLUME_SORTS.items():
+        directions = {field.startswith("-") for field in order}
+        assert len(directions) == 1, f"{sort}: {order} mixes directions, which no index read serves"
+        columns = ("pool", *(field.lstrip("-") for field in order))
+        assert any(index[:len(columns)] == columns for index in indexes), f"{sort}: no index on {columns}"
+
+
+def test_a_descending_sort_breaks_ties_by_name_descending(member_client, local_host):
+    pool = StoragePool.objects.create(host=local_host, name="ties", state="active", capacity=10**12)
+    Volume.objects.bulk_create(Volume(pool=pool, name=f"v{i}", capacity=1024**3, allocation=0, format="raw")
+                               for i in range(3))
+    url = reverse("pools:volumes", args=[pool.pk])
+    for sort in ("-capacity", "-allocation", "-format"):
+        html = member_client.get(url, {"sort": sort}).content.decode()
+        assert html.index(">v2<") < html.index(">v1<") < html.index(">v0<"), sort
+    html = member_client.get(url, {"sort": "capacity"}).content.decode()
+    assert html.index(">v0<") < html.index(">v1<") < html.index(">v2<")
+
+
 def test_volume_table_costs_the_same_queries_for_any_page_size(member_client, local_host,
                                                                django_assert_max_num_queries):
     """A pool of 500 volumes costs the queries one of 5 does (a fixed few besides the table: the page's
