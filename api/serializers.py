@@ -36,6 +36,8 @@ class PoolSerializer(serializers.ModelSerializer):
 class VolumeSerializer(serializers.ModelSerializer):
     in_use = serializers.BooleanField(read_only=True, help_text="A VM defined on the host has it as a disk.")
     download_url = serializers.SerializerMethodField(help_text="GET: the bytes (?format=sparse: the framed format).")
+    synced_at = serializers.DateTimeField(source="listed_at", read_only=True, allow_null=True,
+                                          help_text="When libvirt last listed the volume.")
 
     class Meta:
         model = Volume

@@ -122,7 +122,7 @@ class VolumeViewSet(VolumeTools, ReadOnlyViewSet):
     ordering = ["name"]
 
     def visible(self, user):
-        return Volume.objects.visible_to(user).with_in_use()
+        return Volume.objects.visible_to(user).with_in_use().select_related("pool")  # pool: listed_at
 
     def _operate(self, request, pk, op: str):
         volume = get_object_or_404(Volume.objects.visible_to(request.user).select_related("pool__host"), pk=pk)

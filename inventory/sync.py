@@ -214,12 +214,13 @@ def _store_volumes(pool: StoragePool, volumes: list[VolumeInfo], safety: dict[st
     for start in range(0, len(vanished), 500):  # a pool emptied behind the app's back: bounded statements
         _, deleted = Volume.objects.filter(pk__in=vanished[start:start + 500]).delete()
         result.removed_volumes += deleted.get(Volume._meta.label, 0)
-    # A volume's "synced" is the last time libvirt listed it, changed or not: one statement for the rest.
-    Volume.objects.filter(pool=pool).exclude(synced_at=now).update(synced_at=now)
+    # The unchanged rows are not touched: that every listed volume was seen now is the pool's one field (an
+    # UPDATE of synced_at on 10,000 rows took 0.55-0.7 s on PostgreSQL, a fifth of the sync).
     result.volumes += len(volumes)
     pool.volume_count = len(volumes)
     pool.volume_capacity_total = sum(v.capacity for v in volumes)
-    pool.save(update_fields=["volume_count", "volume_capacity_total"])
+    pool.volumes_listed_at = now
+    pool.save(update_fields=["volume_count", "volume_capacity_total", "volumes_listed_at"])
 
 
 # -- Only some volumes changed (a job's create, write, resize or delete) -----------------------

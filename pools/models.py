@@ -33,6 +33,9 @@ class StoragePool(models.Model):
     target_path = models.CharField(max_length=4096, blank=True)
     xml = models.TextField(blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
+    # The last full sync that listed every volume of the pool: it writes only the rows that changed, so a
+    # volume's "synced" is the later of this and its own row's (volumes/models.py Volume.listed_at).
+    volumes_listed_at = models.DateTimeField(null=True, blank=True)
     # Kept by the sync so lists never aggregate volumes per pool.
     volume_count = models.PositiveIntegerField(default=0)
     volume_capacity_total = models.BigIntegerField(default=0)

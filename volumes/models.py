@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -95,6 +96,12 @@ class Volume(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("volumes:detail", args=[self.pk])
+
+    @property
+    def listed_at(self) -> datetime | None:
+        """When libvirt last listed the volume (its "synced"): its row's last write, or its pool's last full
+        listing, whichever is later (a full sync writes only the rows that changed). Load the pool with it."""
+        return max((at for at in (self.synced_at, self.pool.volumes_listed_at) if at is not None), default=None)
 
     @property
     def is_preallocated(self) -> bool:

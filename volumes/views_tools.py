@@ -41,7 +41,8 @@ def _report(request: HttpRequest, volume: Volume) -> dict:
     # A later sync saw other sizes than libvirt gave when qemu-img read it: the image changed since. (Every
     # sync is later; only a change of size or disk use says the report is out of date.)
     read = last.params["report"].get("live", {})
-    stale = bool(volume.synced_at and last.started_at and volume.synced_at > last.started_at
+    listed = volume.listed_at
+    stale = bool(listed and last.started_at and listed > last.started_at
                  and (volume.capacity, volume.allocation) != (read.get("capacity"), read.get("allocation")))
     return {**context, **last.params["report"], "stale": stale}
 

@@ -1,15 +1,17 @@
-"""What a full sync writes: the rows of the volumes that changed, came or went, and one statement for the
-others' synced_at; on a real libvirtd."""
+"""What a full sync writes: the rows of the volumes that changed, came or went, and nothing for the others
+(their pool records the listing); on a real libvirtd."""
 
 from __future__ import annotations
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils.dateparse import parse_datetime
 
 from inventory import sync as inventory_sync
-from inventory.sync import sync_host
+from inventory.sync import sync_host, sync_volumes
 from pools.models import StoragePool
+from tests.api.conftest import token_client
 from tests.conftest import virsh
 from volumes.models import Volume
 
@@ -31,19 +33,38 @@ def synced_writes(host, pool_name: str, **kwargs) -> tuple[object, list[str]]:
     return result, [q["sql"] for q in queries.captured_queries if q["sql"].startswith(verbs)]
 
 
-def test_a_sync_with_nothing_changed_rewrites_no_volume_row(local_host, synced):
+def test_a_sync_with_nothing_changed_writes_no_volume_row(local_host, synced):
     pool, scratch = synced
     before = rows(pool)
     result, writes = synced_writes(local_host, scratch.name)
     assert result.volumes == 5 and result.removed_volumes == 0
-    # One statement, and only synced_at: "synced" on a volume's page is the last time libvirt listed it.
-    assert len(writes) == 1 and writes[0].startswith(f'UPDATE {TABLE} SET "synced_at" = '), writes
-    after = rows(pool)
+    assert writes == []  # not even synced_at: that libvirt listed them all now is the pool's one field
+    after = {v.name: v for v in Volume.objects.filter(pool=pool).select_related("pool")}
     local_host.refresh_from_db()
+    assert after["base.qcow2"].pool.volumes_listed_at == local_host.last_synced_at
     for name, row in after.items():
-        assert row.synced_at == local_host.last_synced_at > before[name].synced_at, name
+        # "Synced" on a volume's page and in the API: the last time libvirt listed it
+        assert row.synced_at == before[name].synced_at < row.listed_at == local_host.last_synced_at, name
         assert [getattr(row, f) for f in ("capacity", "allocation", "xml", "recorded_format", "inspected")] == [
             getattr(before[name], f) for f in ("capacity", "allocation", "xml", "recorded_format", "inspected")]
+
+
+def test_a_volume_synced_alone_after_its_pool_shows_its_own_time(local_host, synced, member):
+    """listed_at is the later of the row's write and the pool's last listing; the API's synced_at is it."""
+    api = token_client(member)
+    pool, scratch = synced
+    sync_host(local_host, pool_names=[scratch.name])
+    sync_volumes(local_host, [(scratch.name, "raw-thin.img")])
+    pool.refresh_from_db()
+    alone, other = (Volume.objects.select_related("pool").get(pool=pool, name=name)
+                    for name in ("raw-thin.img", "base.qcow2"))
+    assert alone.listed_at == alone.synced_at > pool.volumes_listed_at == other.listed_at > other.synced_at
+    for volume in (alone, other):
+        listed = api.get(f"/api/volumes/{volume.pk}/").json()["synced_at"]
+        assert parse_datetime(listed) == volume.listed_at, volume.name
+        listed = next(v["synced_at"] for v in api.get(f"/api/volumes/?pool={pool.pk}").json()["results"]
+                      if v["id"] == volume.pk)
+        assert parse_datetime(listed) == volume.listed_at, volume.name
 
 
 def test_only_the_changed_new_and_deleted_volumes_are_written(local_host, synced, monkeypatch):
