@@ -171,6 +171,24 @@ def _remove_leftover_test_databases(services) -> None:
     remove_leftover_test_databases()
 
 
+def pytest_sessionfinish(session) -> None:
+    """After every fixture's teardown, so after Django removed this run's SQLite test database."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        remove_orphaned_wal(Path(db["TEST"]["NAME"]))
+
+
+def remove_orphaned_wal(database: Path) -> None:
+    """The "-wal" and "-shm" files of a SQLite database that is gone. Django removes only the database file, and
+    SQLite removes these when the last connection closes: the fixtures' Celery pool processes never close theirs
+    (stopped by a signal, they exit at once), so these stayed behind until the next run swept them."""
+    if not database.exists():
+        for suffix in ("-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+
+
 def remove_leftover_test_databases() -> None:
     """Test databases of earlier, killed runs (their pid in the name, as settings.py names them) would otherwise
     pile up: on PostgreSQL test_<NAME>_<pid>, on SQLite var/test-virtstorage-<pid>.sqlite3 and its WAL files."""

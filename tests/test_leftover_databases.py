@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from psycopg import sql
 
-from tests.conftest import postgres_server, remove_leftover_test_databases
+from tests.conftest import postgres_server, remove_leftover_test_databases, remove_orphaned_wal
 
 
 def _dead_pid() -> int:
@@ -51,6 +51,17 @@ def test_a_killed_runs_test_database_is_removed_and_a_live_runs_kept():
     finally:
         with postgres_server() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(names[live])))
+
+
+def test_a_removed_sqlite_databases_wal_files_go_and_a_present_ones_stay(tmp_path):
+    gone, present = tmp_path / "gone.sqlite3", tmp_path / "present.sqlite3"
+    present.write_bytes(b"")
+    files = [Path(f"{database}{suffix}") for database in (gone, present) for suffix in ("-wal", "-shm")]
+    for path in files:
+        path.write_bytes(b"")
+    remove_orphaned_wal(gone)
+    remove_orphaned_wal(present)
+    assert [path.exists() for path in files] == [False, False, True, True]
 
 
 pytestmark = pytest.mark.django_db
