@@ -108,8 +108,8 @@ class ThrottleHandler(AxesDatabaseHandler):
 class PacedModelBackend(ModelBackend):
     """Django's ModelBackend, checking at most settings.PASSWORD_CHECKS_AT_ONCE passwords at a time in this process.
 
-    A check hashes the password (PBKDF2 with Django's 1,000,000 iterations: ~0.4 CPU-seconds here, the GIL
-    released meanwhile), and ModelBackend hashes as long for an unknown name, so that it does not answer
+    A check hashes the password (Argon2, settings.PASSWORD_HASHERS: ~0.25 CPU-seconds on two threads here, the
+    GIL released meanwhile), and ModelBackend hashes as long for an unknown name, so that it does not answer
     faster. When 50 people logged in within 5 s, 50 hashes ran side by side and every page waited behind them
     (the load test's audit page: p95 944 ms during that burst, ≤ 224 ms after it). Paced, the logins wait for
     each other and the pages keep their share of the CPU; a login's answer is as right as before, only later.
