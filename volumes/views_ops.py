@@ -20,7 +20,7 @@ from jobs.runner import JobError, launch
 from pools.models import StoragePool
 
 from . import operations
-from .forms import BACKING_OPTIONS, backing_candidates, backing_label
+from .forms import BACKING_OPTIONS, backing_candidates, backing_choices
 from .models import Volume
 
 
@@ -70,7 +70,7 @@ def backing_options(request: HttpRequest, pool_pk: int) -> HttpResponse:
     if query:
         volumes = volumes.filter(name__icontains=query)
     return render(request, "volumes/_backing_options.html",
-                  {"options": [(v.pk, backing_label(v)) for v in volumes[:BACKING_OPTIONS]], "query": query,
+                  {"options": backing_choices(volumes), "query": query,
                    "more": volumes[BACKING_OPTIONS:BACKING_OPTIONS + 1].exists()})
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from html import unescape
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from jobs.models import Job
@@ -175,7 +177,11 @@ def test_the_backing_volume_picker_lists_a_few_and_finds_the_rest(member_client,
     Volume.objects.bulk_create(Volume(pool=pool, name=f"bulk-{i:04}.qcow2", format="qcow2", capacity=2**20)
                                for i in range(300))
     url = reverse("volumes:create", args=[pool.pk])
-    page = member_client.get(url).content.decode()
+    with CaptureQueriesContext(connection) as queries:
+        page = member_client.get(url).content.decode()
+    sorted_volumes = [q["sql"] for q in queries.captured_queries if 'FROM "volumes_volume"' in q["sql"]
+                      and "ORDER BY" in q["sql"] and "LIMIT" in q["sql"]]
+    assert sorted_volumes and not any('"volumes_volume"."xml"' in sql for sql in sorted_volumes), sorted_volumes
     picker = page[page.index('<select name="backing"'):]
     listed = picker[:picker.index("</select>")].count('<option value="') - 1  # less the "none" choice
     assert listed == BACKING_OPTIONS, listed
