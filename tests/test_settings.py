@@ -7,7 +7,11 @@ import secrets
 import subprocess
 import sys
 
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
 from tests.conftest import ROOT
+from virtstorage.environment import absolute_paths
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -51,3 +55,10 @@ def test_the_middleware_chain_runs_in_one_thread_under_asgi():
     assert not getattr(classes[-1], "async_capable", False), f"{settings.MIDDLEWARE[-1]} runs asynchronously"
     handler = ASGIHandler()  # what the web server builds: the whole chain, synchronous, sent to one thread
     assert isinstance(handler._middleware_chain, SyncToAsync)
+
+
+def test_a_path_list_setting_takes_absolute_paths_and_names_itself_when_refused():
+    assert absolute_paths("X", "/srv/a/:/data//b,/mnt/c", ["/d"]) == ["/srv/a", "/data/b", "/mnt/c"]
+    assert absolute_paths("X", " , ", ["/d"]) == ["/d"]
+    with pytest.raises(ImproperlyConfigured, match="IMPORT_ROOTS takes absolute paths; not absolute: images"):
+        absolute_paths("IMPORT_ROOTS", "/srv/a:images", [])

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import dj_database_url
 from django.conf import global_settings
-from django.core.management.utils import get_random_secret_key
+
+from virtstorage.environment import absolute_paths, env_bool, env_list, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VIRTSTORAGE_VAR_DIR", BASE_DIR / "var"))
@@ -28,33 +29,8 @@ if VAR_DIR.stat().st_mode & 0o077:
         warnings.warn(f"could not make {VAR_DIR} private (0700): {exc}", RuntimeWarning, stacklevel=1)
 
 
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _secret_key() -> str:
-    """SECRET_KEY from the environment, else one generated once and kept in var/."""
-    if key := os.environ.get("SECRET_KEY"):
-        return key
-    path = VAR_DIR / "secret_key"
-    if not path.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(get_random_secret_key())
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-SECRET_KEY = _secret_key()
+SECRET_KEY = secret_key(VAR_DIR)  # from the environment, else generated once and kept in var/
 DEBUG = env_bool("DEBUG", False)
-
-
-def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -340,22 +316,10 @@ LOGGING = {
 # (system directories such as /etc or /var/spool are refused whatever this says). POOL_ROOTS holds absolute
 # paths separated by os.pathsep (:) or commas; by default libvirt's images directory and var/pools.
 DEFAULT_POOL_ROOTS = ["/var/lib/libvirt/images", os.path.abspath(VAR_DIR / "pools")]
-
-
-def _pool_roots(text: str) -> list[str]:
-    roots = [item.strip() for item in text.replace(",", os.pathsep).split(os.pathsep) if item.strip()]
-    relative = [root for root in roots if not root.startswith("/")]
-    if relative:
-        from django.core.exceptions import ImproperlyConfigured
-
-        raise ImproperlyConfigured(f"POOL_ROOTS takes absolute paths; not absolute: {', '.join(relative)}")
-    return [os.path.normpath(root) for root in roots] or list(DEFAULT_POOL_ROOTS)
-
-
-POOL_ROOTS = _pool_roots(os.environ.get("POOL_ROOTS", ""))
+POOL_ROOTS = absolute_paths("POOL_ROOTS", os.environ.get("POOL_ROOTS", ""), DEFAULT_POOL_ROOTS)
 # Import roots: the only directories an admin's "Import an image file" reads host files from (symlinks followed,
 # system and hidden directories refused whatever this says). Empty (the default): the pool roots, nothing else.
-IMPORT_ROOTS = _pool_roots(os.environ["IMPORT_ROOTS"]) if os.environ.get("IMPORT_ROOTS", "").strip() else []
+IMPORT_ROOTS = absolute_paths("IMPORT_ROOTS", os.environ.get("IMPORT_ROOTS", ""), [])
 
 # Host URIs: keyfile= and known_hosts= in a host's libvirt URI may only name a file in this directory
 # (every other URI parameter that makes the server run, read or trust something is refused).
