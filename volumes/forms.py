@@ -103,10 +103,10 @@ def backing_label(volume: Volume) -> str:
     return f"{volume.pool.name} / {volume.name} ({volume.format}, {binary_size(volume.capacity)})"
 
 
-def backing_choices(candidates) -> list[tuple[int, str]]:
-    """The first BACKING_OPTIONS of these candidates as (pk, label). Only what a label shows is read: the sort
-    goes over every volume of the host, and with each row's XML it took twice as long on PostgreSQL."""
-    chosen = candidates.only("id", "name", "format", "capacity", "pool_id", "pool__name")[:BACKING_OPTIONS]
+def backing_choices(candidates, count: int = BACKING_OPTIONS) -> list[tuple[int, str]]:
+    """The first count of these candidates as (pk, label). Only what a label shows is read: the sort goes over
+    every volume of the host, and with each row's XML it took twice as long on PostgreSQL."""
+    chosen = candidates.only("id", "name", "format", "capacity", "pool_id", "pool__name")[:count]
     return [(v.pk, backing_label(v)) for v in chosen]
 
 

@@ -69,9 +69,9 @@ def backing_options(request: HttpRequest, pool_pk: int) -> HttpResponse:
     volumes = backing_candidates(pool, request.user)
     if query:
         volumes = volumes.filter(name__icontains=query)
+    options = backing_choices(volumes, BACKING_OPTIONS + 1)  # one more says whether more match: one sort, not two
     return render(request, "volumes/_backing_options.html",
-                  {"options": backing_choices(volumes), "query": query,
-                   "more": volumes[BACKING_OPTIONS:BACKING_OPTIONS + 1].exists()})
+                  {"options": options[:BACKING_OPTIONS], "query": query, "more": len(options) > BACKING_OPTIONS})
 
 
 def _launched(request: HttpRequest, op: str, form: forms.Form, **where) -> Job | None:
