@@ -281,7 +281,7 @@ class JobContext:
 
     def check_cancel(self) -> None:
         """Raise JobCancelled if the owner asked; call at points where stopping is safe."""
-        if Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
+        if _cancel_requested(self.job):
             raise JobCancelled()
 
     def _publish(self, force: bool = False) -> None:
@@ -303,6 +303,10 @@ class _Heartbeat(threading.Thread):
                 Job.objects.filter(pk=self.job_id, state=Job.State.RUNNING).update(heartbeat_at=timezone.now())
         finally:
             connection.close()
+
+
+def _cancel_requested(job: Job) -> bool:
+    return Job.objects.filter(pk=job.pk, cancel_requested=True).exists()
 
 
 FINISH_OUTCOMES = {Job.State.SUCCEEDED: "ok", Job.State.FAILED: "failed", Job.State.CANCELLED: "cancelled"}
@@ -343,17 +347,21 @@ def run_job(job_id: int, body: Callable[[JobContext], str | None]) -> None:
 
 def _run_body(job: Job, ctx: JobContext, body: Callable[[JobContext], str | None], heartbeat: _Heartbeat) -> None:
     try:
-        if job.cancel_requested:
-            raise JobCancelled()
+        ctx.check_cancel()  # asked between the claim and now: the job row loaded at the claim cannot know
         result = body(ctx) or ""
     except JobCancelled:
         ctx.log_line(_("Cancelled at the owner's request"))
         _finish(job, Job.State.CANCELLED, error=_("Cancelled by the user."))
     except Exception as exc:  # every failure must end the job, with its reason
-        log.exception("job %s failed", job.pk)
         message = str(exc) or exc.__class__.__name__
         ctx.log_line(_("Failed: %(error)s") % {"error": message})
-        _finish(job, Job.State.FAILED, error=message)
+        if _cancel_requested(job):
+            # The owner's cancel (an abandon, say) took away what the body was reading: it ended as asked.
+            ctx.log_line(_("Cancelled at the owner's request"))
+            _finish(job, Job.State.CANCELLED, error=_("Cancelled by the user."))
+        else:
+            log.exception("job %s failed", job.pk)
+            _finish(job, Job.State.FAILED, error=message)
     else:
         ctx.log_line(result or _("Done"))
         _finish(job, Job.State.SUCCEEDED, result=result)

@@ -76,7 +76,11 @@ def truncation_message(upload: Upload) -> str:
 
 @job_task("upload", name="volumes.transfer_tasks.upload_volume")
 def upload_volume(ctx: JobContext) -> str:
-    upload = Upload.objects.select_related("pool").get(pk=ctx.params["upload"])
+    try:
+        upload = Upload.objects.select_related("pool").get(pk=ctx.params["upload"])
+    except Upload.DoesNotExist as exc:  # abandoned (the runner then reads the owner's cancel) or expired
+        raise UploadTruncated(_("The upload is gone (abandoned or expired) before its job began; nothing was "
+                                "written.")) from exc
     pool_name, name = upload.pool.name, upload.volume_name
     receiver, in_use = None, False
     try:

@@ -224,9 +224,11 @@ def abandon(request: HttpRequest, upload: Upload) -> str:
     else:
         upload.staging_path.unlink(missing_ok=True)
     upload_pk = upload.pk
-    upload.delete()
     if upload.job_id:  # a streaming job: it stops, removes its new volume (and, relayed, sees the upload gone)
+        # Asked before the row goes: a job that finds the upload missing then always finds the cancel too.
         Job.objects.filter(pk=upload.job_id, cancellable=True).update(cancel_requested=True)
+    upload.delete()
+    if upload.job_id:
         staging.announce(upload_pk)
     return ""
 

@@ -151,7 +151,7 @@ def test_an_upload_created_and_abandoned(client, member, synced, celery_worker):
         started = _last("upload", outcome="started")  # streaming into a new volume: its job starts now
         assert started.target_id == f"{pool.pk}/up.img" and started.client_ip == ADDRESS
         wait_for(lambda: Job.objects.filter(pk=upload.job_id, state=Job.State.RUNNING).exists(),
-                 message="the upload job to wait for chunks")  # abandoned before that, it fails instead
+                 message="the upload job to wait for chunks")  # abandoned while it streams
         assert client.delete(reverse("volumes:upload", args=[upload.pk]), REMOTE_ADDR=ADDRESS).status_code == 200
         abandoned = _last("upload.abandon")
         assert (abandoned.target_id, abandoned.user, abandoned.client_ip) == (str(upload.pk), member, ADDRESS)
