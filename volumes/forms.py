@@ -103,11 +103,28 @@ def backing_label(volume: Volume) -> str:
     return f"{volume.pool.name} / {volume.name} ({volume.format}, {binary_size(volume.capacity)})"
 
 
-def backing_choices(candidates, count: int = BACKING_OPTIONS) -> list[tuple[int, str]]:
-    """The first count of these candidates as (pk, label). Only what a label shows is read: the sort goes over
-    every volume of the host, and with each row's XML it took twice as long on PostgreSQL."""
-    chosen = candidates.only("id", "name", "format", "capacity", "pool_id", "pool__name")[:count]
-    return [(v.pk, backing_label(v)) for v in chosen]
+def backing_choices(pool: StoragePool, user, *, search: str = "",
+                    count: int = BACKING_OPTIONS) -> list[tuple[int, str]]:
+    """The first count backing candidates (backing_candidates, names containing search), sorted by pool and then
+    by name, as (pk, label). Read pool by pool, each in its (pool, name) index order, until count are found: one
+    sort of every volume of the host took 25 ms per form on PostgreSQL at 10,000 volumes, most of the load
+    test's database time. Only what a label shows is read (with each row's XML it took twice as long)."""
+    candidates = backing_candidates(pool, user)
+    if search:
+        candidates = candidates.filter(name__icontains=search)
+    chosen: list[tuple[int, str]] = []
+    pools = StoragePool.objects.visible_to(user).filter(host_id=pool.host_id).order_by("name")
+    for pool_id in pools.values_list("pk", flat=True):
+        chosen += labelled(candidates.filter(pool_id=pool_id).order_by("name")[:count - len(chosen)])
+        if len(chosen) >= count:
+            break
+    return chosen
+
+
+def labelled(volumes) -> list[tuple[int, str]]:
+    """These backing candidates as (pk, label), reading only what a label shows."""
+    return [(v.pk, backing_label(v)) for v in volumes.only("id", "name", "format", "capacity", "pool_id",
+                                                              "pool__name")]
 
 
 class BackingVolumeSelect(forms.Select):
@@ -146,9 +163,9 @@ class VolumeCreateForm(_PolicyMixin, forms.Form):
         # What the page lists: a host may hold 10,000 volumes, so the first few and the one chosen;
         # typing in the search box above the list asks for matching ones (volumes:backing_options).
         chosen = self.data.get("backing") if self.is_bound else None
-        shown = backing_choices(field.queryset)
+        shown = backing_choices(pool, user)
         if chosen and str(chosen).isdigit() and all(str(pk) != str(chosen) for pk, _label in shown):
-            shown += backing_choices(field.queryset.filter(pk=int(chosen)))
+            shown += labelled(field.queryset.filter(pk=int(chosen)))
         field.widget = BackingVolumeSelect(search_url=reverse("volumes:backing_options", args=[pool.pk]))
         field.widget.choices = [("", gettext("— none: a volume of its own —")), *shown]
 

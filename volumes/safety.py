@@ -24,6 +24,10 @@ from virtstorage.virt.types import VolumeInfo
 from .models import Volume
 
 MAX_CHAIN = 8  # backing files followed at most; qemu allows deeper chains, people rarely need them
+# Up to this many listed names, the sync's image check reads their rows by name. A job's sync of one volume
+# of a 10,000-volume pool read all 10,000 rows (45 ms on PostgreSQL per upload in the load test); a full sync
+# lists the whole pool, whose rows it then reads without a long IN list.
+NAMED_ROWS = 500
 
 
 def refuse_unsafe(volume: Volume) -> None:
@@ -94,8 +98,11 @@ def check_listed_images(host: Host, lv: LibvirtHost,
     a sync reads headers only of new and changed files. The format the app states is the one it
     recorded for the volume (or libvirt's, the first time it sees it): a later probe of the bytes
     never changes it, it marks the volume unsafe."""
-    known = {(row["pool__name"], row["name"]): row for row in Volume.objects.filter(
-        pool__host=host, pool__name__in=list(listings)).values(
+    rows = Volume.objects.filter(pool__host=host, pool__name__in=list(listings))
+    names = {info.name for volumes in listings.values() for info in volumes}
+    if len(names) <= NAMED_ROWS:  # a job's sync of the volumes it touched: their rows, not all of their pools'
+        rows = rows.filter(name__in=names)
+    known = {(row["pool__name"], row["name"]): row for row in rows.values(
         "pool__name", "name", "recorded_format", "unsafe_reason", "inspected")}
     listed = {info.path for volumes in listings.values() for info in volumes}
     safe_paths: set[str] | None = None

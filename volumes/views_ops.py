@@ -20,7 +20,7 @@ from jobs.runner import JobError, launch
 from pools.models import StoragePool
 
 from . import operations
-from .forms import BACKING_OPTIONS, backing_candidates, backing_choices
+from .forms import BACKING_OPTIONS, backing_choices
 from .models import Volume
 
 
@@ -66,10 +66,7 @@ def backing_options(request: HttpRequest, pool_pk: int) -> HttpResponse:
     """The backing volume picker's options for what was typed in its search box (htmx)."""
     pool = _pool(request, pool_pk, "view")
     query = request.GET.get("backing_search", "").strip()
-    volumes = backing_candidates(pool, request.user)
-    if query:
-        volumes = volumes.filter(name__icontains=query)
-    options = backing_choices(volumes, BACKING_OPTIONS + 1)  # one more says whether more match: one sort, not two
+    options = backing_choices(pool, request.user, search=query, count=BACKING_OPTIONS + 1)  # one more: are there more?
     return render(request, "volumes/_backing_options.html",
                   {"options": options[:BACKING_OPTIONS], "query": query, "more": len(options) > BACKING_OPTIONS})
 

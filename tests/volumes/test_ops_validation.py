@@ -202,3 +202,43 @@ def test_the_backing_volume_picker_lists_a_few_and_finds_the_rest(member_client,
     assert form.is_valid(), form.errors
     assert form.cleaned_data["backing"] == far
     assert f'<option value="{far.pk}" selected>' in str(form["backing"])  # the choice shows when the page returns
+
+
+def test_backing_choices_go_pool_by_pool_in_name_order_and_only_through_visible_pools(synced):
+    """The picker's first options: pools in name order, each pool's volumes in name order, read until the count
+    is reached; never a volume of a pool the user's teams may not use, an unsafe one or one of another format."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import Team
+    from accounts.roles import MEMBER, grant
+    from accounts.teams import join
+    from pools.models import PoolGrant, StoragePool
+    from volumes.forms import backing_choices
+    from volumes.models import Volume
+
+    pool, _ = synced
+    host = pool.host
+    first, hidden, last = (StoragePool.objects.create(host=host, name=name, state="active")
+                           for name in ("aa-first", "mm-hidden", "zz-last"))
+    for where, names in ((first, ["b.qcow2", "a.raw", "c.iso"]), (hidden, ["h.qcow2"]), (last, ["x.qcow2", "y.raw"])):
+        Volume.objects.bulk_create(Volume(pool=where, name=name, format=name.rsplit(".", 1)[1], capacity=2**20)
+                                   for name in names)
+    Volume.objects.filter(pool=last, name="y.raw").update(unsafe_reason="names a file outside the pools")
+    user = get_user_model().objects.create_user("picker")
+    grant(user, MEMBER)
+    team = Team.objects.create(name="pickers")
+    join(user, team)
+    for granted in (first, last, pool):
+        PoolGrant.objects.create(team=team, pool=granted)
+
+    def names(**kwargs) -> list[str]:
+        return [label.split(" (")[0] for _pk, label in backing_choices(first, user, **kwargs)]
+
+    mine = [f"{pool.name} / {v}" for v in Volume.objects.filter(pool=pool, format__in=["raw", "qcow2"],
+                                                                 unsafe_reason="").order_by("name")
+            .values_list("name", flat=True)]
+    everything = ["aa-first / a.raw", "aa-first / b.qcow2", *mine, "zz-last / x.qcow2"]
+    assert pool.name > "aa-first" and pool.name < "zz-last"  # vstest-…: between the two
+    assert names() == everything
+    assert names(count=3) == everything[:3]  # stops inside the second pool
+    assert names(search="qcow2") == [n for n in everything if "qcow2" in n]
