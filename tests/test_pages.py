@@ -127,11 +127,11 @@ def test_volume_table_searches_sorts_and_paginates(member_client, local_host):
 def test_every_volume_table_sort_is_read_in_index_order():
     """Each sort of the volume table, its tie-break included, is an index of the pool's volumes read forwards or
     backwards: a page of a 10,000-volume pool sorted by disk size is then 50 rows read in order, not the whole
-    pool sorted in a temporary tree (25-30 ms on SQLite)."""
+    pool sorted in a temporary tree (25-30 ms on SQLite). The index holds the row's key (include), so PostgreSQL
+    finds a page's keys in the index alone (an index-only scan) and reads 50 rows, not every row above them."""
     from pools.views import VOLUME_SORTS
 
-    indexes = [tuple(index.fields) for index in Volume._meta.indexes]
-    indexes += [tuple(c.fields) for c in Volume._meta.constraints]  # the unique (pool, name)
+    indexes = [tuple(index.fields) for index in Volume._meta.indexes if "id" in index.include]
     for sort, order in VOLUME_SORTS.items():
         directions = {field.startswith("-") for field in order}
         assert len(directions) == 1, f"{sort}: {order} mixes directions, which no index read serves"

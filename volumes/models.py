@@ -83,12 +83,15 @@ class Volume(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["pool", "name"], name="unique_volume_name_per_pool")]
-        # One per sort of the volume table (pools/views.py VOLUME_SORTS), the tie-break by name included: the
-        # page's rows are then read in index order, not sorted in a temporary tree of the whole pool.
-        indexes = [
-            models.Index(fields=["pool", "capacity", "name"]),
-            models.Index(fields=["pool", "allocation", "name"]),
-            models.Index(fields=["pool", "format", "name"]),
+        # One index per sort of the volume table (pools/views.py VOLUME_SORTS), the tie-break by name included:
+        # a page is found in index order, not sorted in a temporary tree of the whole pool. Each holds the row's
+        # key too (include: on PostgreSQL; SQLite's indexes always hold it), so the walk to a page deep in the
+        # pool reads the index alone and only the page's rows are fetched (pools/views.py _volume_page).
+        indexes = [  # the unique constraint's index does not hold the key: PostgreSQL's would sort by format
+            models.Index(fields=["pool", "name"], include=["id"], name="volume_sort_name"),
+            models.Index(fields=["pool", "capacity", "name"], include=["id"], name="volume_sort_capacity"),
+            models.Index(fields=["pool", "allocation", "name"], include=["id"], name="volume_sort_allocation"),
+            models.Index(fields=["pool", "format", "name"], include=["id"], name="volume_sort_format"),
         ]
 
     def __str__(self) -> str:
