@@ -19,6 +19,7 @@ from . import quota, rules, services
 from .filters import QueueFilter
 from .forms import ReviewForm
 from .models import ProvisioningRequest
+from .queue_rows import QueueRow
 
 
 def _approver(request: HttpRequest) -> None:
@@ -35,7 +36,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     page = Paginator(found.qs, page_size(request.GET.get("per_page"))).get_page(request.GET.get("page"))
     requests = list(page.object_list)
     # One ledger for the page: the queries do not grow with the number of rows (bench/approvals_bench.py).
-    rows = [{"req": req, "impact": impact, "own": rules.own_request(request.user, req)}
+    rows = [QueueRow(req, impact, rules.own_request(request.user, req))
             for req, impact in zip(requests, quota.impacts(requests), strict=True)]
     filters = request.GET.copy()
     filters.pop("page", None)

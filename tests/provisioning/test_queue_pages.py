@@ -66,3 +66,41 @@ def test_each_rows_impact_is_what_deciding_that_request_alone_would_check(queue)
     # the fill has reservations, quotas and policies that bite: the page shows refusals and fits alike
     assert any(i.refusal for i in batched) and any(not i.refusal for i in batched)
     assert any("reserved by approved requests" in i.refusal for i in batched), {i.refusal for i in batched}
+
+
+def test_a_rows_sentences_in_english_and_spanish_with_names_escaped(client, queue) -> None:
+    """What a row says, written in Python (provisioning/queue_rows.py) with the template's msgids: sizes with their
+    exact bytes on hover, the plural of the quota's count, the refusal; a name that looks like HTML stays text."""
+    from django.utils import translation
+
+    from provisioning import quota
+    from provisioning.models import ProvisioningRequest
+    from provisioning.queue_rows import QueueRow
+
+    req = (ProvisioningRequest.objects.filter(state="pending").select_related("team", "pool__host", "requested_by")
+           .order_by("created_at", "pk").first())
+    impact = quota.impacts([req])[0]
+    row = QueueRow(req, impact, own=False)
+    assert str(row.pool_after).startswith("allocation <span class=\"size\" title=\"")
+    assert f"{impact.quota_count_after} volume" in row.quota_count and row.filed.endswith(" ago")
+    with translation.override("es"):
+        assert str(row.pool_after).startswith("asignación <span class=\"size\"")
+        assert row.filed.startswith("hace ") and ("volúmenes" in row.quota_count or "volumen " in row.quota_count)
+    refused = next(r for r, i in zip(*_pending_with_impacts(), strict=True) if i.refusal)
+    assert QueueRow(refused, quota.impacts([refused])[0], own=False).refusal.startswith("Would be refused now: ")
+
+    req.requested_by.username = "<b>eve</b>"
+    req.requested_by.save()
+    client.force_login(queue.admin)
+    page = client.get(reverse("requests:queue"), {"per_page": 200}).content.decode()
+    assert "by &lt;b&gt;eve&lt;/b&gt;" in page and "<b>eve</b>" not in page
+    assert 'allocation <span class="size" title="' in page
+
+
+def _pending_with_impacts():
+    from provisioning import quota
+    from provisioning.models import ProvisioningRequest
+
+    page = list(ProvisioningRequest.objects.filter(state="pending").select_related("team", "pool__host", "backing")
+                .order_by("created_at", "pk")[:120])
+    return page, quota.impacts(page)
