@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import BadRequest
 from django.core.paginator import Paginator
+from django.db import connection
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -86,11 +87,14 @@ def _volume_page(request: HttpRequest, pool: StoragePool) -> dict:
     volumes = pool.volumes.table_rows()
     if query:
         volumes = volumes.filter(name__icontains=query)
-    order = VOLUME_SORTS[sort]
-    page = Paginator(volumes.order_by(*order).values("pk"), VOLUMES_PER_PAGE).get_page(request.GET.get("page"))
-    # The page's keys first (the sort index alone, see volumes/models.py), then only its rows: a page deep in
-    # 10,000 volumes read every row above it, 6 ms on a quiet PostgreSQL and 40 ms under the load test.
-    page.object_list = list(volumes.filter(pk__in=page.object_list).order_by(*order))
+    ordered = volumes.order_by(*VOLUME_SORTS[sort])
+    # PostgreSQL: the page's keys first (the sort index alone, see volumes/models.py), then only its rows; a page
+    # deep in 10,000 volumes read every row above it, 6 ms on a quiet server, 40 under the load test. SQLite reads
+    # rows in index order as cheaply as keys: there the second query would only add ~1 ms.
+    keys_first = connection.features.supports_covering_indexes
+    paginator = Paginator(ordered.values("pk") if keys_first else ordered, VOLUMES_PER_PAGE)
+    page = paginator.get_page(request.GET.get("page"))
+    page.object_list = list(ordered.filter(pk__in=page.object_list) if keys_first else page.object_list)
     users = vm_names_by_volume(pool.host_id, pool.name, page.object_list)
     for volume in page.object_list:
         volume.vm_names = users[volume.pk]
