@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -44,6 +44,7 @@ class SyncResult:
     volumes: int = 0
     removed_pools: int = 0
     removed_volumes: int = 0
+    written_volumes: int = 0  # rows inserted or changed
     domains: int | None = None  # VMs seen; None when libvirt could not list them
 
     def __str__(self) -> str:
@@ -99,10 +100,23 @@ def sync_host(host: Host, *, refresh: bool = False, pool_names: list[str] | None
     pools, listings, safety, domains = fetched
     result = SyncResult()
     _store(host, pools, listings, safety, result, scope=pool_names)
+    if result.written_volumes + result.removed_volumes >= ANALYZE_AFTER_ROWS:
+        _analyze_volumes()
     if domains is not None:
         store_domains(host, domains)
         result.domains = len(domains)
     return result
+
+
+# A sync that wrote this many volume rows (a first sync of a large pool, say) has the database re-read the
+# volume table's statistics at once. Until PostgreSQL's autovacuum got to it, up to a minute later, a pool's first
+# 10,000 rows had none, and the planner chose by guesses: the backing picker's query took 78 ms instead of 0.3.
+ANALYZE_AFTER_ROWS = 1000
+
+
+def _analyze_volumes() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(Volume._meta.db_table)}")
 
 
 GONE = object()  # what _asked returns for an object libvirt no longer has
@@ -208,7 +222,9 @@ def _store_volumes(pool: StoragePool, volumes: list[VolumeInfo], safety: dict[st
     ids, known = {}, {}
     for pk, name, *values in Volume.objects.filter(pool=pool).values_list("pk", "name", *_COMPARED):
         ids[name], known[name] = pk, tuple(values)
-    _upsert_volumes(_volume_rows(pool, volumes, safety, now, known))
+    written = _volume_rows(pool, volumes, safety, now, known)
+    _upsert_volumes(written)
+    result.written_volumes += len(written)
     listed = {v.name for v in volumes}
     vanished = [pk for name, pk in ids.items() if name not in listed]
     for start in range(0, len(vanished), 500):  # a pool emptied behind the app's back: bounded statements

@@ -132,3 +132,33 @@ def test_an_empty_pool_and_one_emptied(local_host, scratch_pool):
     assert (result.volumes, result.removed_volumes) == (0, 1)
     pool = StoragePool.objects.get(host=local_host, name=scratch_pool.name)
     assert (pool.volume_count, pool.volume_capacity_total, pool.volumes.count()) == (0, 0, 0)
+
+
+def planner_rows() -> int:
+    """How many rows the database's query planner believes the volume table holds (its last ANALYZE); -1: none."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'volumes_volume'")
+        else:
+            cursor.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = 'volumes_volume' AND idx IS NOT NULL LIMIT 1")
+        found = cursor.fetchone()
+    return int(str(found[0]).split()[0]) if found and found[0] is not None else -1
+
+
+def test_a_sync_that_writes_many_rows_has_the_planner_count_them(local_host, filled_pool, monkeypatch):
+    """A first sync of a large pool writes its rows all at once; the database's statistics are refreshed right
+    after (ANALYZE), not when autovacuum gets to them: without them PostgreSQL planned the backing picker's
+    query by guesses (78 ms instead of 0.3 at 10,000 volumes)."""
+    inventory_sync._analyze_volumes()  # the planner's view of the table now: empty
+    assert Volume.objects.count() == 0 and planner_rows() in (0, -1)
+    monkeypatch.setattr(inventory_sync, "ANALYZE_AFTER_ROWS", 6)
+    sync_host(local_host, pool_names=[filled_pool.name])  # 5 rows: fewer than that
+    assert Volume.objects.count() == 5 and planner_rows() in (0, -1)
+    for i in range(3):
+        filled_pool.create_volume(f"more-{i}.img", "1M", "raw")
+    result = sync_host(local_host, pool_names=[filled_pool.name])
+    assert result.written_volumes == 3 and planner_rows() in (0, -1)  # 3 new rows: still fewer than 6
+    for i in range(3, 9):
+        filled_pool.create_volume(f"more-{i}.img", "1M", "raw")
+    result = sync_host(local_host, pool_names=[filled_pool.name])
+    assert result.written_volumes == 6 and planner_rows() == Volume.objects.count() == 14
