@@ -34,6 +34,10 @@ os.environ["REDIS_KEY_PREFIX"] = TEST_QUEUE
 os.environ.setdefault("JOB_STALE_SECONDS", "15")
 # Mail the worker and server send goes to files here, never to a real server (tests/notifications reads them).
 TEST_MAIL_DIR = Path(tempfile.gettempdir()) / f"virtstorage-test-mail-{os.getpid()}"
+# Upload staging files go here, not into var/uploads: a refused or failed upload keeps its file until it
+# expires (24 h), and 8 of them were left in the developer's var/uploads by each run. Removed at the end.
+TEST_UPLOAD_DIR = Path(tempfile.gettempdir()) / f"virtstorage-test-uploads-{os.getpid()}"
+os.environ["UPLOAD_STAGING_DIR"] = str(TEST_UPLOAD_DIR)
 
 
 def _pool_roots_with_tempdir() -> list[str]:
@@ -51,6 +55,20 @@ def _pool_roots_with_tempdir() -> list[str]:
 
 
 TEST_POOL_ROOTS = _pool_roots_with_tempdir()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_upload_dir() -> Iterator[Path]:
+    """This run's staging directory (TEST_UPLOAD_DIR), in the settings of this process as in the environment the
+    worker and server processes inherit (the settings may be loaded before this file); removed at the end."""
+    from django.conf import settings
+
+    settings.UPLOAD_STAGING_DIR = TEST_UPLOAD_DIR
+    TEST_UPLOAD_DIR.mkdir(mode=0o700, exist_ok=True)
+    try:
+        yield TEST_UPLOAD_DIR
+    finally:
+        shutil.rmtree(TEST_UPLOAD_DIR, ignore_errors=True)
 LIBVIRT_URI = os.environ.get("TEST_LIBVIRT_URI", "qemu:///system")
 TEST_POOL_PREFIX = "vstest-"
 

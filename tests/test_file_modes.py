@@ -26,7 +26,8 @@ def mode(path: Path) -> int:
 
 def run_with_umask_000(*args: str, var: Path) -> subprocess.CompletedProcess:
     """`manage.py ARGS` as a careless service manager would start it: umask 000, var/ elsewhere."""
-    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "HTTPS", "SECRET_KEY", "DATABASE_URL"}}
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DEBUG", "HTTPS", "SECRET_KEY", "DATABASE_URL", "UPLOAD_STAGING_DIR"}}
     env.update(VIRTSTORAGE_VAR_DIR=str(var), DATABASE_URL=f"sqlite:///{var / 'virtstorage.sqlite3'}")
     result = subprocess.run(["sh", "-c", 'umask 000; exec "$@"', "sh", sys.executable, "manage.py", *args],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -99,8 +100,8 @@ def test_an_upload_staging_file_is_private_whatever_the_umask(member_client, syn
     from volumes.models import Upload
 
     pool, _ = synced
-    uploads = Path(settings.VAR_DIR) / "uploads"
-    uploads.mkdir(mode=0o700, exist_ok=True)  # (made by an earlier test run, or now: never under umask 000)
+    uploads = Path(settings.UPLOAD_STAGING_DIR)
+    uploads.mkdir(mode=0o700, exist_ok=True)  # (made by the run's fixture, or now: never under umask 000)
     previous = os.umask(0)
     try:
         response = member_client.post("/volumes/uploads/", {"pool": pool.pk, "volume": "raw-thin.img",

@@ -254,6 +254,10 @@ UPLOAD_IDLE_SECONDS = int(os.environ.get("UPLOAD_IDLE_SECONDS", "600"))
 UPLOAD_STREAMS_PER_USER = int(os.environ.get("UPLOAD_STREAMS_PER_USER", "1"))
 # Unfinished uploads (and their staging files) are removed after this long without a change.
 UPLOAD_EXPIRE_HOURS = float(os.environ.get("UPLOAD_EXPIRE_HOURS", "24"))
+# Where an upload's bytes wait for its job (one file per upload, named by its id). The tests use a directory of
+# their own per run, removed at its end: the files of their refused uploads stayed in var/uploads until the
+# installation's hourly sweep, beside a developer's own.
+UPLOAD_STAGING_DIR = Path(os.environ.get("UPLOAD_STAGING_DIR", VAR_DIR / "uploads"))
 # Chunks are refused when the staging file system would keep less free space than this.
 UPLOAD_STAGING_RESERVE_BYTES = int(os.environ.get("UPLOAD_STAGING_RESERVE_BYTES", str(1024**3)))
 # Uploads into a host with a worker of its own go to that worker through Redis (volumes/relay.py), not through a

@@ -223,7 +223,7 @@ class Upload(models.Model):
 
     @property
     def staging_path(self) -> Path:
-        return Path(settings.VAR_DIR) / "uploads" / f"{self.pk}.part"
+        return Path(settings.UPLOAD_STAGING_DIR) / f"{self.pk}.part"
 
     def settle(self) -> None:
         """Follow a job that ended without telling us (its worker was killed and the reaper failed it)."""

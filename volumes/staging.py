@@ -11,7 +11,6 @@ import os
 import shutil
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import redis
 from django.conf import settings
@@ -176,7 +175,7 @@ def wait_for_news(upload_pk, seconds: float) -> None:
 def no_room_for(length: int) -> str | None:
     """Why writing length bytes is refused (it would leave the staging file system less than its reserve),
     or None when there is room."""
-    free = shutil.disk_usage(Path(settings.VAR_DIR) / "uploads").free
+    free = shutil.disk_usage(settings.UPLOAD_STAGING_DIR).free
     if free - length >= settings.UPLOAD_STAGING_RESERVE_BYTES:
         return None
     return _("The server has %(free)s free for uploads and keeps %(reserve)s in reserve, so it cannot take this "

@@ -303,7 +303,7 @@ def expire_uploads() -> int:
             upload.staging_path.unlink(missing_ok=True)
         upload.delete()
         removed += 1
-    staging_dir = Path(settings.VAR_DIR) / "uploads"
+    staging_dir = Path(settings.UPLOAD_STAGING_DIR)
     known = {f"{pk}.part" for pk in Upload.objects.values_list("pk", flat=True)}
     for path in staging_dir.glob("*.part") if staging_dir.is_dir() else []:
         if path.name not in known and path.stat().st_mtime < cutoff.timestamp():

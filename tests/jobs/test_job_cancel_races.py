@@ -52,7 +52,7 @@ def test_a_failure_without_a_cancel_stays_a_failure(synced, member):
 def test_an_upload_abandoned_as_its_job_begins_leaves_the_job_cancelled(synced, member, settings, tmp_path):
     """The race CI once lost: the job was claimed (running), then the owner abandoned the upload before
     the body read it."""
-    settings.VAR_DIR = tmp_path
+    settings.UPLOAD_STAGING_DIR = tmp_path
     pool, _ = synced
     upload = Upload.objects.create(created_by=member, pool=pool, volume_name="gone.img", size=1024**2,
                                    capacity=1024**2, streaming=True)

@@ -42,6 +42,7 @@ DOWNLOAD_BUFFER = 4 * MiB  # the host's worker's DOWNLOAD_RELAY_BUFFER_BYTES her
 def near_worker(queue: str, var_dir: Path, log_path: Path, **env: str) -> CeleryWorker:
     """The host's own worker, with a VAR_DIR of its own: another machine's disk."""
     return CeleryWorker.on_queue(queue, log_path, env={"VIRTSTORAGE_VAR_DIR": str(var_dir),
+                                                       "UPLOAD_STAGING_DIR": str(var_dir / "uploads"),
                                                        "SECRET_KEY": settings.SECRET_KEY, **env})
 
 
@@ -55,8 +56,8 @@ def web_var(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def relay_web(django_db_setup, tmp_path_factory, web_var) -> Iterator[AsgiServer]:
     server = AsgiServer(_free_port(), tmp_path_factory.mktemp("logs") / "relay-granian.log", env={
-        "VIRTSTORAGE_VAR_DIR": str(web_var), "SECRET_KEY": settings.SECRET_KEY,
-        "UPLOAD_RELAY_BUFFER_BYTES": str(BUFFER), "UPLOAD_RELAY_WAIT_SECONDS": "2",
+        "VIRTSTORAGE_VAR_DIR": str(web_var), "UPLOAD_STAGING_DIR": str(web_var / "uploads"),
+        "SECRET_KEY": settings.SECRET_KEY, "UPLOAD_RELAY_BUFFER_BYTES": str(BUFFER), "UPLOAD_RELAY_WAIT_SECONDS": "2",
         "DOWNLOAD_RELAY_WAIT_SECONDS": str(RELAY_WAIT_SECONDS)})
     with server.running():
         yield server
@@ -471,7 +472,7 @@ def test_a_range_recorded_while_the_job_starts_stays_recorded(synced, member, se
     from jobs.runner import JobContext
     from volumes import staging
 
-    settings.VAR_DIR = tmp_path  # this process is the job's worker here: its staging file goes in a dir of its own
+    settings.UPLOAD_STAGING_DIR = tmp_path  # this process is the job's worker here: a staging dir of its own
     pool, _ = synced
     upload = Upload.objects.create(created_by=member, pool=pool, volume_name="race.img", size=8 * MiB,
                                    capacity=8 * MiB)

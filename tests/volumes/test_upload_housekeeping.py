@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _own_var_dir(settings, tmp_path):
     """Staging files of these tests live in a directory of their own: the sweep must never see a
     developer's real uploads."""
-    settings.VAR_DIR = tmp_path
+    settings.UPLOAD_STAGING_DIR = tmp_path / "uploads"
 
 MiB = 1024 * 1024
 

@@ -50,8 +50,8 @@ class Command(BaseCommand):
         """
         var = Path(settings.VAR_DIR)
         db = settings.DATABASES["default"]
-        paths = [var / "secret_key", var / "admin-password", var / "uploads"]
-        paths += sorted((var / "uploads").glob("*.part"))
+        staging = Path(settings.UPLOAD_STAGING_DIR)
+        paths = [var / "secret_key", var / "admin-password", staging, *sorted(staging.glob("*.part"))]
         paths += sorted(Path(settings.CELERY_BEAT_SCHEDULE_FILENAME).parent.glob(
             Path(settings.CELERY_BEAT_SCHEDULE_FILENAME).name + "*"))  # shelve adds .db, .dir, ... by dbm
         if db["ENGINE"] == "django.db.backends.sqlite3" and str(db["NAME"]) != ":memory:":
