@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.template import engines
 from django.template.defaultfilters import floatformat
-from django.utils.html import conditional_escape
+from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 from django.utils.translation import gettext, ngettext
@@ -83,7 +83,7 @@ class QueueRow:
     def quota_bytes(self) -> SafeString:
         impact = self.impact
         if impact.quota_bytes_max is None:
-            return _sentence("%(n)s %(no_limit)s", n=size(impact.quota_bytes_after), no_limit=gettext("(no limit)"))
+            return format_html("{} {}", size(impact.quota_bytes_after), gettext("(no limit)"))
         return _sentence(gettext("%(n)s of %(max)s"), n=size(impact.quota_bytes_after),
                          max=size(impact.quota_bytes_max))
 
