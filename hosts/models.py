@@ -8,7 +8,12 @@ from django.utils.translation import pgettext_lazy
 
 from accounts import access
 from accounts.roles import is_admin
+from jobs.rows import hold
 from virtstorage.virt.pools import PoolTypeSupport
+
+
+class HostRemoved(Exception):
+    """The host was removed from the app while work on it ran: its results have nowhere to go."""
 
 
 class HostQuerySet(models.QuerySet):
@@ -73,6 +78,13 @@ class Host(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("hosts:detail", args=[self.pk])
+
+    def hold(self) -> None:
+        """Keep this host in the app until the transaction ends, so that the rows written under it (pools, VMs,
+        jobs) are not orphaned by a removal (hosts/operations.forget). HostRemoved when it is gone already."""
+        if not hold(self):
+            raise HostRemoved(_("%(host)s was removed from the app meanwhile; nothing of it was stored.")
+                              % {"host": self.name})
 
     @property
     def is_online(self) -> bool:

@@ -42,6 +42,10 @@ def edit(form: HostForm, *, request=None) -> Host:
 def forget(host: Host, *, request=None) -> None:
     """Remove the host (and its pools, volumes and VMs) from the app. Nothing on the host itself is touched."""
     with transaction.atomic():  # recorded while the row (and its id) is there, removed with it
+        # Locked first: a sync or a launch writing rows under the host (which holds it: Host.hold) finishes
+        # before the cascade below looks for them, and one that comes later finds the host gone.
+        if Host.objects.select_for_update().filter(pk=host.pk).first() is None:
+            return  # removed meanwhile by someone else: nothing left to do
         record("host.delete", request=request, target=host, detail={"uri": host.uri})
         host.delete()
 

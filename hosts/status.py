@@ -53,14 +53,19 @@ def record_reachable(host: Host, facts=None, pool_types: dict[str, vpools.PoolTy
         host.pool_types = Host.pool_types_json(pool_types)
         host.pool_types_at = now
         fields += ["pool_types", "pool_types_at"]
-    host.save(update_fields=fields)
+    _write(host, fields)
 
 
 def record_unreachable(host: Host, error: Exception) -> None:
     host.status = Host.Status.UNREACHABLE
     host.last_error = str(error)
     host.last_checked_at = timezone.now()
-    host.save(update_fields=["status", "last_error", "last_checked_at"])
+    _write(host, ["status", "last_error", "last_checked_at"])
+
+
+def _write(host: Host, fields: list[str]) -> None:
+    """Save these fields of the host; nothing when it was removed meanwhile (save() would raise)."""
+    Host.objects.filter(pk=host.pk).update(**{name: getattr(host, name) for name in fields})
 
 
 def refuse_uri(host: Host) -> bool:
@@ -75,7 +80,7 @@ def refuse_uri(host: Host) -> bool:
         host.enabled = False
         host.disabled_reason = _("Disabled by virtstorage: its URI is not one the app may open. %(reason)s") % {
             "reason": exc}
-        host.save(update_fields=["enabled", "disabled_reason"])
+        _write(host, ["enabled", "disabled_reason"])
         log.warning("host %s disabled: %s", host.name, exc)
         return True
     return False
@@ -146,6 +151,7 @@ def store_domains(host: Host, domains: list[DomainInfo]) -> None:
     """Write the host's VMs: rows updated in place by UUID (so the owning team stays), vanished ones deleted,
     and the disks made what libvirt said. Only what changed is written: a host's sync runs every minute."""
     now = timezone.now()
+    host.hold()
     known = {row[0]: row for row in Domain.objects.filter(host=host).values_list("uuid", "pk", *_DOMAIN_FIELDS)}
     changed = [Domain(host=host, uuid=d.uuid, name=d.name, state=d.state, vcpus=d.vcpus, memory_kib=d.memory_kib,
                       persistent=d.persistent, synced_at=now)

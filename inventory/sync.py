@@ -153,10 +153,13 @@ def _store(host: Host, pools: list[PoolInfo], listings: dict[str, list[VolumeInf
            safety: dict[str, dict[str, ImageSafety]], result: SyncResult, *, scope: list[str] | None) -> None:
     """Write what libvirt said; rows in scope (None: the whole host) it no longer has go."""
     now = timezone.now()
+    host.hold()  # HostRemoved if the host went while libvirt was asked; else it stays until this commits
     rows = StoragePool.objects.filter(host=host)
     if scope is not None:
         rows = rows.filter(name__in=scope)
-    existing = {p.name: p for p in rows}
+    # Locked in key order, as _store_changed_volumes and launches do, so that a pool removed below takes with it
+    # every row written under it until now, and no writer waits on another in a cycle.
+    existing = {p.name: p for p in rows.select_for_update().order_by("pk")}
     for info in pools:
         pool = _save_pool(host, existing.pop(info.name, None), info, now)
         result.pools += 1
@@ -294,10 +297,11 @@ def _store_changed_volumes(host: Host, pools: list[PoolInfo], listings: dict[str
                            gone: dict[str, list[str]], safety: dict[str, dict[str, ImageSafety]],
                            result: VolumeSyncResult) -> None:
     now = timezone.now()
+    host.hold()
     # Locked, so that two jobs' syncs of one pool count each other's rows (READ COMMITTED on PostgreSQL);
-    # in name order, so that two of them never wait on each other.
+    # in key order (as launches lock them), so that two of them never wait on each other.
     existing = {p.name: p for p in StoragePool.objects.select_for_update().filter(
-        host=host, name__in=[info.name for info in pools]).order_by("name")}
+        host=host, name__in=[info.name for info in pools]).order_by("pk")}
     for info in pools:
         pool = _save_pool(host, existing.get(info.name), info, now, save=False)
         if info.name not in listings or pool.pk is None:  # a stopped pool's facts; a new pool's key for its volumes

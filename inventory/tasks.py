@@ -6,21 +6,29 @@ schedule and views that start them by name (hosts.tasks.SYNC_JOB) keep finding t
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.utils.translation import gettext as _
 
-from hosts.models import Host
+from hosts.models import Host, HostRemoved
 from jobs.runner import job_task
 
 from .sync import sync_host
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name="virtstorage.hosts.tasks.sync_host_task", ignore_result=True)
 def sync_host_task(host_id: int, refresh: bool = False, pool_names: list[str] | None = None) -> None:
     """A quiet sync (periodic, or after an operation): no job record."""
     host = Host.objects.filter(pk=host_id, enabled=True).first()
-    if host is not None:
+    if host is None:
+        return
+    try:
         sync_host(host, refresh=refresh, pool_names=pool_names)
+    except HostRemoved as exc:  # an admin removed it while libvirt was asked: nothing to keep
+        log.info("%s", exc)
 
 
 @shared_task(name="virtstorage.hosts.tasks.sync_all_hosts", ignore_result=True)

@@ -28,6 +28,7 @@ from django.utils.translation import gettext as _
 from . import progress
 from .audit_records import audit_job
 from .models import Job
+from .rows import hold
 from .signals import announce_end
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ def _person(user):
 def _create_job(*, kind: str, user, host, pool, volume_name: str, params: dict | None, cancellable: bool,
                 pool_name: str = "", target_pool=None, target_volume_name: str = "", **fields) -> Job:
     """The Job row, after the conflict check; call inside a transaction."""
+    if host is not None and not hold(host):  # see rows.py: the job row must not outlive its host's removal
+        raise JobConflict(_("%(host)s was removed from the app meanwhile.") % {"host": host})
     places = [(pool, volume_name)] + ([(target_pool, target_volume_name)] if target_pool is not None else [])
     _refuse_if_busy(kind, places)
     return Job.objects.create(
@@ -146,7 +149,8 @@ def _refuse_if_busy(kind: str, places: list[tuple[object, str]]) -> None:
         return
     pools = sorted({pool.pk: pool for pool, _ in places}.values(), key=lambda pool: pool.pk)
     for pool in pools:
-        type(pool).objects.select_for_update().filter(pk=pool.pk).first()
+        if type(pool).objects.select_for_update().filter(pk=pool.pk).first() is None:
+            raise JobConflict(str(pool.removed()))  # the pool's own words (pools/models.py)
     touching = Q()
     for pool, volume_name in places:
         touching |= _touching(pool, volume_name)

@@ -1,10 +1,17 @@
 from __future__ import annotations
 
 from django.db import models
+from django.http import Http404
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from accounts import access
+from jobs.rows import hold
+
+
+class PoolRemoved(Http404):
+    """The pool left the inventory (libvirt no longer has it, or its host was removed) while a request wrote
+    under it: a 404, as if the request had come a moment later."""
 
 
 class PoolQuerySet(models.QuerySet):
@@ -63,6 +70,17 @@ class StoragePool(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state == self.State.ACTIVE
+
+    def hold(self) -> None:
+        """Keep this pool in the inventory until the transaction ends (jobs/rows.py), so that a row written under
+        it (an upload, a request, a grant) is not orphaned by a sync removing it; PoolRemoved when it is gone."""
+        if not hold(self):
+            raise self.removed()
+
+    def removed(self) -> PoolRemoved:
+        """What to raise when this pool's row is found gone."""
+        return PoolRemoved(_("Pool %(pool)s was removed from the inventory meanwhile: libvirt no longer has it, "
+                             "or its host was removed.") % {"pool": self.name})
 
     @property
     def overcommit(self) -> float | None:

@@ -7,6 +7,7 @@ read it from.
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.db.models import QuerySet
 
 from accounts.models import Team
@@ -24,8 +25,10 @@ def grant_pool(team: Team, pool: StoragePool, max_virtual_bytes: int | None,
                max_volumes: int | None) -> tuple[PoolGrant, dict | None]:
     """Let the team use the pool with this quota (None: no limit), or set the quota of its grant there:
     (grant, None) when it is new, else (grant, {field: {"from": old, "to": new}} of what changed)."""
-    grant, created = PoolGrant.objects.get_or_create(
-        team=team, pool=pool, defaults={"max_virtual_bytes": max_virtual_bytes, "max_volumes": max_volumes})
+    with transaction.atomic():
+        pool.hold()  # PoolRemoved (a 404) if a sync removed it since the form was checked
+        grant, created = PoolGrant.objects.get_or_create(
+            team=team, pool=pool, defaults={"max_virtual_bytes": max_virtual_bytes, "max_volumes": max_volumes})
     if created:
         return grant, None
     changed = {field: {"from": getattr(grant, field), "to": value}

@@ -73,6 +73,7 @@ def submit(*, user, pool: StoragePool, data: dict, request: HttpRequest | None =
     """File a request (the form has checked it); approve it at once when the team's auto-approval covers it.
     Returns the request and what happened, in words."""
     with transaction.atomic():
+        pool.hold()  # PoolRemoved (a 404) if a sync removed it since the form was checked
         req = Request.objects.create(pool=pool, requested_by=user, **request_fields(data))
         announce.step(req, Kind.SUBMITTED, user, req.purpose, request=request)
     return req, _after_filing(req, request)

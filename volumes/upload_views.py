@@ -20,6 +20,7 @@ import json
 
 from django.conf import settings
 from django.core.exceptions import BadRequest
+from django.db import transaction
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -37,7 +38,7 @@ from accounts.tokens import accepts_token
 from audit.log import record
 from jobs import progress, runner
 from jobs.models import Job
-from pools.models import StoragePool
+from pools.models import PoolRemoved, StoragePool
 from virtstorage.virt.units import binary_size
 
 from . import relay, staging
@@ -137,11 +138,17 @@ def start_upload(request: HttpRequest, form: UploadForm) -> tuple[Upload, Job | 
     when it starts at complete). The page's API and the REST API both open uploads here. Raises StagingRefused or
     JobError, keeping nothing."""
     data = form.cleaned_data
-    upload = Upload.objects.create(
-        created_by=request.user, pool=data["pool"], volume_name=data["volume"], mode=data["mode"],
-        filename=data.get("filename") or "", size=data["size"], capacity=data["capacity"],
-        stated_format=data.get("format") or "", force=data["force"], relayed=relay.relayed(data["pool"]),
-        streaming=data["mode"] == Upload.Mode.NEW and (relay.relayed(data["pool"]) or may_stream(request.user)))
+    try:
+        with transaction.atomic():
+            data["pool"].hold()  # gone since the form was checked: refused as a launch on it would be
+            upload = Upload.objects.create(
+                created_by=request.user, pool=data["pool"], volume_name=data["volume"], mode=data["mode"],
+                filename=data.get("filename") or "", size=data["size"], capacity=data["capacity"],
+                stated_format=data.get("format") or "", force=data["force"], relayed=relay.relayed(data["pool"]),
+                streaming=data["mode"] == Upload.Mode.NEW and (relay.relayed(data["pool"])
+                                                               or may_stream(request.user)))
+    except PoolRemoved as exc:
+        raise runner.JobConflict(str(exc)) from exc
     try:
         if not upload.relayed:  # a relayed upload's staging file is made by its job, on the job's machine
             staging.create_staging_file(upload)

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from accounts.models import Team
 from accounts.team_forms import form_errors, size_text
 from hosts.models import Host
-from pools.models import PoolGrant, StoragePool
+from pools.models import PoolGrant, PoolRemoved, StoragePool
 from pools.quotas import grant_pool
 from pools.team_forms import GrantForm
 
@@ -49,7 +49,10 @@ class Command(BaseCommand):
         form = GrantForm(data, team=team)
         if not form.is_valid():
             raise CommandError(form_errors(form))
-        grant, changed = grant_pool(team, pool, form.cleaned_data["max_size"], form.cleaned_data["max_volumes"])
+        try:
+            grant, changed = grant_pool(team, pool, form.cleaned_data["max_size"], form.cleaned_data["max_volumes"])
+        except PoolRemoved as exc:
+            raise CommandError(str(exc)) from exc
         quota = (f"max size {size_text(grant.max_virtual_bytes) or 'no limit'}, "
                  f"max volumes {'no limit' if grant.max_volumes is None else grant.max_volumes}")
         verb = "Granted" if changed is None else "Updated the grant of"

@@ -1,0 +1,27 @@
+"""Keeping a row in place while a transaction writes rows that refer to it.
+
+On PostgreSQL Django's foreign keys are checked at commit. A row written while another transaction removes
+its parent fails only there, with an IntegrityError that names no cause; or the parent's removal fails,
+because its cascade ran before the new row was committed. So a writer holds the parent first (hold()) and a
+remover locks it first (select_for_update()): whichever comes second waits, then sees what the first did.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.db.models import Model
+
+
+def hold(instance: Model) -> bool:
+    """Keep instance's row from being deleted until this transaction ends; False when it is gone already.
+
+    Call inside transaction.atomic(). On PostgreSQL this is a FOR KEY SHARE lock: it waits for a remover that
+    locked the row first and holds up only removers, never other writers. SQLite needs no lock: its transactions
+    here begin IMMEDIATE, one writer at a time, so the row's presence is the answer."""
+    rows = type(instance)._default_manager.filter(pk=instance.pk).values("pk")
+    if connection.vendor != "postgresql":
+        return rows.exists()
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} FOR KEY SHARE", params)
+        return cursor.fetchone() is not None
