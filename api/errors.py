@@ -11,9 +11,9 @@ from django import forms
 from django.core.exceptions import BadRequest
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -88,7 +88,14 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """The site's 404 (handler404): in the API's shape under /api/, the page otherwise."""
     if request.path.startswith("/api/"):
         return JsonResponse({"code": "not_found", "message": _("Not found."), "errors": {}}, status=404)
-    return defaults.page_not_found(request, exception)
+    return render(request, "404.html", {"reason": _page_reason(exception)}, status=404)
+
+
+def _page_reason(exception: Exception | None) -> str:
+    """What the 404 page says of the cause: the app's own words (a pool removed meanwhile, say), not Django's
+    (a URL that matches no page has no message; get_object_or_404's names a model)."""
+    said = exception.args[0] if exception is not None and exception.args else ""
+    return said if isinstance(said, str) and not said.endswith(" matches the given query.") else ""
 
 
 def _detail_errors(detail: Any) -> dict:

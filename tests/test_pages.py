@@ -53,6 +53,20 @@ def test_account_without_role_is_refused(client, inventory, django_user_model):
     assert client.get(reverse("pools:detail", args=[pool.pk])).status_code == 403
 
 
+def test_refused_and_missing_pages_say_why(client, member_client, admin_client, inventory, django_user_model):
+    pool, _ = inventory
+    refused = member_client.get(reverse("hosts:add"))
+    assert refused.status_code == 403 and "Only admins can do this." in refused.content.decode()
+    client.force_login(django_user_model.objects.create_user("nobody", password="x-y-z-123456"))
+    refused = client.get(reverse("pools:detail", args=[pool.pk]))
+    assert refused.status_code == 403 and "Your account has no role yet" in refused.content.decode()
+    for who, url in ((member_client, "/no-such-page/"), (admin_client, reverse("pools:detail", args=[pool.pk + 9999]))):
+        missing = who.get(url)
+        page = missing.content.decode()
+        assert missing.status_code == 404 and "There is nothing here, or nothing you may see." in page, url
+        assert "matches the given query" not in page and "Resolver404" not in page, url
+
+
 def test_member_cannot_manage_hosts(member_client, inventory):
     pool, _ = inventory
     host_id = pool.host_id
