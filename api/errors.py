@@ -88,14 +88,25 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """The site's 404 (handler404): in the API's shape under /api/, the page otherwise."""
     if request.path.startswith("/api/"):
         return JsonResponse({"code": "not_found", "message": _("Not found."), "errors": {}}, status=404)
-    return render(request, "404.html", {"reason": _page_reason(exception)}, status=404)
+    return _error_page(request, 404, _("Not found"), _page_reason(exception)
+                       or _("There is nothing here, or nothing you may see."))
+
+
+def forbidden(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The site's 403 (handler403): the page, with the refusal's own words ("Only admins can do this.")."""
+    return _error_page(request, 403, _("Not allowed"), _page_reason(exception)
+                       or _("Your role or your teams do not let you do this."))
+
+
+def _error_page(request: HttpRequest, status_code: int, title: str, reason: str) -> HttpResponse:
+    return render(request, "error_page.html", {"title": title, "reason": reason}, status=status_code)
 
 
 def _page_reason(exception: Exception | None) -> str:
-    """What the 404 page says of the cause: the app's own words (a pool removed meanwhile, say), not Django's
+    """What an error page says of the cause: the app's own words (a pool removed meanwhile, say), not Django's
     (a URL that matches no page has no message; get_object_or_404's names a model)."""
     said = exception.args[0] if exception is not None and exception.args else ""
-    return said if isinstance(said, str) and not said.endswith(" matches the given query.") else ""
+    return str(said) if isinstance(said, str) and not said.endswith(" matches the given query.") else ""
 
 
 def _detail_errors(detail: Any) -> dict:

@@ -25,3 +25,4 @@ urlpatterns = [
 ]
 
 handler404 = "api.errors.not_found"  # JSON under /api/, the page elsewhere
+handler403 = "api.errors.forbidden"  # the page, saying why (DRF answers its own views' refusals)
