@@ -8,8 +8,12 @@ remover locks it first (select_for_update()): whichever comes second waits, then
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django.db import connection
 from django.db.models import Model
+
+M = TypeVar("M", bound=Model)
 
 
 def hold(instance: Model) -> bool:
@@ -25,3 +29,8 @@ def hold(instance: Model) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(f"{sql} FOR KEY SHARE", params)
         return cursor.fetchone() is not None
+
+
+def held(instance: M | None) -> M | None:
+    """instance, held as hold() holds it; None when there is none or it is gone."""
+    return instance if instance is not None and hold(instance) else None

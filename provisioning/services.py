@@ -22,6 +22,7 @@ from django.utils.translation import pgettext_lazy
 from django_fsm import ConcurrentTransition
 
 from jobs.models import Job
+from jobs.rows import held
 from jobs.runner import JobError, launch
 from pools.models import StoragePool
 from virtstorage.virt.units import binary_size
@@ -73,7 +74,7 @@ def submit(*, user, pool: StoragePool, data: dict, request: HttpRequest | None =
     """File a request (the form has checked it); approve it at once when the team's auto-approval covers it.
     Returns the request and what happened, in words."""
     with transaction.atomic():
-        pool.hold()  # PoolRemoved (a 404) if a sync removed it since the form was checked
+        _hold_named(pool, data.get("backing"))
         req = Request.objects.create(pool=pool, requested_by=user, **request_fields(data))
         announce.step(req, Kind.SUBMITTED, user, req.purpose, request=request)
     return req, _after_filing(req, request)
@@ -85,6 +86,7 @@ def edit(pk: int, *, user, data: dict, changes: dict, request: HttpRequest | Non
         if not own_request(user, req) or req.state != State.PENDING:
             raise Refused(_("Request #%(pk)s is %(state)s: only its requester may change it, while it waits for "
                             "approval.") % {"pk": pk, "state": req.get_state_display().lower()})
+        _hold_named(req.pool, data.get("backing"))
         for field, value in request_fields(data).items():
             setattr(req, field, value)
         req.edit()
@@ -93,6 +95,14 @@ def edit(pk: int, *, user, data: dict, changes: dict, request: HttpRequest | Non
                             for name, change in changes.items())
         announce.step(req, Kind.EDITED, user, summary, request=request, detail={"changes": changes})
     return req, _after_filing(req, request, edited=True)
+
+
+def _hold_named(pool: StoragePool, backing: Volume | None) -> None:
+    """Keep the pool and the backing volume a request names until it is saved: PoolRemoved or VolumeRemoved (a
+    404 with the reason) if a sync removed one since the form was checked."""
+    pool.hold()
+    if backing is not None:
+        backing.hold()
 
 
 def _after_filing(req: Request, request: HttpRequest | None, *, edited: bool = False) -> str:
@@ -238,7 +248,7 @@ def settle(job: Job) -> None:
             if req.state != State.PROVISIONING or req.job_id != job.pk:
                 continue
             if job.state == Job.State.SUCCEEDED:
-                req.succeed(Volume.objects.filter(pool_id=req.pool_id, name=req.name).first())
+                req.succeed(held(Volume.objects.filter(pool_id=req.pool_id, name=req.name).first()))
                 req.save()
                 announce.step(req, Kind.READY, None, job.result)
                 announce.tell_requester(req, lambda: _("ready."))
@@ -259,10 +269,11 @@ def catch_up(req: Request) -> Request:
             settle(job)
             req.refresh_from_db()
     elif req.state == State.READY and req.volume_id is None:
-        volume = Volume.objects.filter(pool_id=req.pool_id, name=req.name).first()
-        if volume is not None:
-            Request.objects.filter(pk=req.pk, volume__isnull=True).update(volume=volume)
-            req.volume = volume
+        with transaction.atomic():
+            volume = held(Volume.objects.filter(pool_id=req.pool_id, name=req.name).first())
+            if volume is not None:
+                Request.objects.filter(pk=req.pk, volume__isnull=True).update(volume=volume)
+                req.volume = volume
     return req
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import models
+from django.http import Http404
 from django.urls import reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -13,6 +14,12 @@ from django.utils.translation import gettext_lazy as _
 from accounts import access
 from accounts.access import OwnedQuerySet
 from hosts.models import DomainDisk, disk_uses_volume
+from jobs.rows import hold
+
+
+class VolumeRemoved(Http404):
+    """The volume left the inventory while a request wrote a row that names it: a 404, as if the request had
+    come a moment later."""
 
 
 def in_use_refusal(action: str, volume_name: str, vm_names: list[str]) -> str:
@@ -99,6 +106,13 @@ class Volume(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("volumes:detail", args=[self.pk])
+
+    def hold(self) -> None:
+        """Keep this volume in the inventory until the transaction ends (jobs/rows.py), so that a row naming it
+        (a request's backing volume) is not orphaned by a sync removing it; VolumeRemoved when it is gone."""
+        if not hold(self):
+            raise VolumeRemoved(_("Volume %(volume)s was removed from the inventory meanwhile: libvirt no longer "
+                                  "has it.") % {"volume": self.name})
 
     @property
     def listed_at(self) -> datetime | None:

@@ -1,7 +1,8 @@
-"""A host or pool removed while rows are written under it, each side in a thread with its own database connection:
-whichever comes second waits for the first, then sees what it did. The writer pauses inside its transaction so
-that, without the locks, the remover's cascade would miss its uncommitted rows (on PostgreSQL the foreign key
-is checked at commit: the removal, or the writer, then failed with an IntegrityError naming no cause)."""
+"""A host, pool or volume removed while rows are written under it, each side in a thread with its own database
+connection: whichever comes second waits for the first, then sees what it did. The writer pauses inside its
+transaction so that, without the locks, the remover's cascade would miss its uncommitted rows (on PostgreSQL
+the foreign key is checked at commit: the removal, or the writer, then failed with an IntegrityError naming
+no cause)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from pools.models import StoragePool
 from provisioning.models import ProvisioningRequest
 from tests.conftest import virsh
 from tests.provisioning.conftest import World, build_world
-from volumes.models import Upload
+from volumes.models import Upload, Volume
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -210,3 +211,24 @@ def test_a_row_written_under_a_pool_a_sync_is_removing_is_refused_with_the_reaso
     assert said in response.content.decode(), response.content.decode()[-2000:]
     assert not StoragePool.objects.filter(pk=world.pool.pk).exists()
     assert not ProvisioningRequest.objects.exists() and not Upload.objects.exists()
+
+
+def test_a_request_on_a_backing_volume_a_sync_is_removing_is_refused_with_the_reason(world):
+    base = Volume.objects.get(pool=world.pool, name="base.qcow2")
+    virsh("vol-delete", "--pool", world.scratch.name, "base.qcow2")
+    data = {"team": world.team.pk, "name": "late-overlay.qcow2", "capacity": "128M", "format": "qcow2",
+            "provisioning": "off", "backing": str(base.pk), "purpose": "an overlay filed as its base goes"}
+    with paused_in_sync_store() as (stored, go):
+        sync = Side(lambda: sync_volumes(world.pool.host, [(world.scratch.name, "base.qcow2")]))
+        sync.start()
+        assert stored.wait(WAIT), sync.error
+        filing = Side(lambda: world.client(world.rita).post(reverse("requests:new", args=[world.pool.pk]), data))
+        filing.start()
+        assert_waits(filing)
+        go.set()
+        assert sync.finished().removed == [f"{world.scratch.name}/base.qcow2"] and sync.error is None
+        response = filing.finished()
+    assert filing.error is None, repr(filing.error)
+    assert response.status_code == 404
+    assert "Volume base.qcow2 was removed from the inventory meanwhile" in response.content.decode()
+    assert not Volume.objects.filter(pk=base.pk).exists() and not ProvisioningRequest.objects.exists()
