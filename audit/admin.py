@@ -5,7 +5,8 @@ from .models import AuditRecord
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows that only the app writes, shown read-only: no add, change or delete, whoever asks. The audit log is
-    append-only; the inventory (pools, volumes) mirrors libvirt, and the next sync would undo a hand edit."""
+    append-only; the inventory (pools, volumes) mirrors libvirt, and the next sync would undo a hand edit; jobs
+    and requests change by their own steps (the runner, transitions under locks)."""
 
     actions = None
 

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from audit.admin import ReadOnlyAdmin
+
 from .models import ProvisioningRequest, RequestEvent
 
 
@@ -14,16 +16,10 @@ class EventInline(admin.TabularInline):
 
 
 @admin.register(ProvisioningRequest)
-class ProvisioningRequestAdmin(admin.ModelAdmin):
-    """Read-only: a request changes through its pages (transitions, locks, audit), never by hand here."""
+class ProvisioningRequestAdmin(ReadOnlyAdmin):
+    """A request changes through its pages (transitions, locks, audit), never by hand here."""
 
     list_display = ("pk", "name", "pool", "team", "state", "requested_by", "created_at")
     list_filter = ("state", "team")
     search_fields = ("name", "purpose")
     inlines = [EventInline]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_add_permission(self, request) -> bool:
-        return False

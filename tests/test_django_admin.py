@@ -1,15 +1,20 @@
 """Django's admin changes hosts the way the app's pages do (through hosts/operations.py: audited, a removal
-locked against a running sync), and shows the inventory, which mirrors libvirt, read-only."""
+locked against a running sync), and shows read-only what only the app writes: the inventory, which mirrors
+libvirt, jobs and provisioning requests (the audit log's own test is tests/audit/test_append_only.py)."""
 
 from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.forms.models import model_to_dict
 from django.urls import reverse
 
 from audit.models import AuditRecord
 from hosts.models import Host
+from jobs.models import Job
+from provisioning.models import ProvisioningRequest
 from tests.conftest import LIBVIRT_URI
+from tests.provisioning.conftest import build_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,15 +52,21 @@ def test_a_host_added_changed_and_removed_in_the_django_admin_is_audited(root_cl
     assert edited.detail["name"] == {"from": "kvm-admin", "to": "kvm-renamed"} and edited.user.username == "root"
 
 
-def test_the_django_admin_shows_pools_and_volumes_read_only(root_client, synced):
+def test_the_django_admin_shows_the_inventory_jobs_and_requests_read_only(root_client, synced):
     pool, _ = synced
-    volume = pool.volumes.get(name="overlay.qcow2")
-    for model, row in (("pools_storagepool", pool), ("volumes_volume", volume)):
-        assert root_client.get(reverse(f"admin:{model}_changelist")).status_code == 200
+    world = build_world(synced)
+    req = ProvisioningRequest.objects.create(pool=pool, team=world.team, requested_by=world.rita, name="r.qcow2",
+                                             capacity=2**20, format="qcow2", purpose="admin view")
+    job = Job.objects.create(kind="sync", host=pool.host)
+    rows = {"pools_storagepool": pool, "volumes_volume": pool.volumes.get(name="overlay.qcow2"),
+            "jobs_job": job, "provisioning_provisioningrequest": req}
+    for model, row in rows.items():
+        before = model_to_dict(row)
+        assert root_client.get(reverse(f"admin:{model}_changelist")).status_code == 200, model
         page = root_client.get(reverse(f"admin:{model}_change", args=[row.pk]))
-        assert page.status_code == 200 and b'name="_save"' not in page.content  # a view, not a form
-        assert root_client.get(reverse(f"admin:{model}_add")).status_code == 403
+        assert page.status_code == 200 and b'name="_save"' not in page.content, model  # a view, not a form
+        assert root_client.get(reverse(f"admin:{model}_add")).status_code == 403, model
         assert root_client.post(reverse(f"admin:{model}_change", args=[row.pk]), {"name": "x"}).status_code == 403
         assert root_client.post(reverse(f"admin:{model}_delete", args=[row.pk]), {"post": "yes"}).status_code == 403
         row.refresh_from_db()
-        assert row.name != "x"
+        assert model_to_dict(row) == before, model
