@@ -174,32 +174,38 @@ def world(synced) -> World:
     return build_world(synced)
 
 
-def _file_request(world) -> HttpResponse:
+# Each returns the POST to make, its client logged in now: on SQLite the login's write would otherwise wait for
+# the sync, and the page would then find the pool gone before it wrote anything.
+def _file_request(world) -> Callable[[], HttpResponse]:
     data = {"team": world.team.pk, "name": "late.qcow2", "capacity": "64M", "format": "qcow2",
             "provisioning": "off", "backing": "", "purpose": "a disk filed as its pool goes"}
-    return world.client(world.rita).post(reverse("requests:new", args=[world.pool.pk]), data)
+    rita = world.client(world.rita)
+    return lambda: rita.post(reverse("requests:new", args=[world.pool.pk]), data)
 
 
-def _grant(world) -> HttpResponse:
-    return world.client(world.ada).post(reverse("teams:grant_set", args=[world.team.pk]),
+def _grant(world) -> Callable[[], HttpResponse]:
+    ada = world.client(world.ada)
+    return lambda: ada.post(reverse("teams:grant_set", args=[world.team.pk]),
                                         {"pool": world.pool.pk, "max_size": "10G", "max_volumes": ""})
 
 
-def _open_upload(world) -> HttpResponse:
-    return world.client(world.rita).post(reverse("volumes:upload_create"), content_type="application/json",
+def _open_upload(world) -> Callable[[], HttpResponse]:
+    rita = world.client(world.rita)
+    return lambda: rita.post(reverse("volumes:upload_create"), content_type="application/json",
                                          data={"pool": world.pool.pk, "volume": "late.img", "mode": "new",
                                                "size": 1024**2})
 
 
 @pytest.mark.parametrize(("write", "status"), [(_file_request, 404), (_grant, 404), (_open_upload, 409)])
 def test_a_row_written_under_a_pool_a_sync_is_removing_is_refused_with_the_reason(world, write, status):
+    post = write(world)
     virsh("pool-destroy", world.scratch.name)
     virsh("pool-undefine", world.scratch.name)
     with paused_in_sync_store() as (stored, go):
         sync = Side(lambda: sync_host(world.pool.host))
         sync.start()
         assert stored.wait(WAIT), sync.error
-        writing = Side(lambda: write(world))
+        writing = Side(post)
         writing.start()
         assert_waits(writing)
         go.set()
@@ -218,11 +224,12 @@ def test_a_request_on_a_backing_volume_a_sync_is_removing_is_refused_with_the_re
     virsh("vol-delete", "--pool", world.scratch.name, "base.qcow2")
     data = {"team": world.team.pk, "name": "late-overlay.qcow2", "capacity": "128M", "format": "qcow2",
             "provisioning": "off", "backing": str(base.pk), "purpose": "an overlay filed as its base goes"}
+    rita = world.client(world.rita)
     with paused_in_sync_store() as (stored, go):
         sync = Side(lambda: sync_volumes(world.pool.host, [(world.scratch.name, "base.qcow2")]))
         sync.start()
         assert stored.wait(WAIT), sync.error
-        filing = Side(lambda: world.client(world.rita).post(reverse("requests:new", args=[world.pool.pk]), data))
+        filing = Side(lambda: rita.post(reverse("requests:new", args=[world.pool.pk]), data))
         filing.start()
         assert_waits(filing)
         go.set()
