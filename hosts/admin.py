@@ -21,6 +21,12 @@ class HostAdmin(admin.ModelAdmin):
             if why:  # the host is added; its first sync could not start
                 self.message_user(request, why, messages.WARNING)
 
+    def get_deleted_objects(self, objs, request):
+        # The pools, volumes and jobs below a host go with it, as on the app's own page, though their admins
+        # are read-only (Django's admin would otherwise refuse the removal for want of those permissions).
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
     def delete_model(self, request, obj: Host) -> None:
         operations.forget(obj, request=request)
 

@@ -11,7 +11,9 @@ from django.urls import reverse
 
 from audit.models import AuditRecord
 from hosts.models import Host
+from inventory.sync import sync_host
 from jobs.models import Job
+from pools.models import StoragePool
 from provisioning.models import ProvisioningRequest
 from tests.conftest import LIBVIRT_URI
 from tests.provisioning.conftest import build_world
@@ -31,7 +33,7 @@ def _actions(host_pk: int) -> list[str]:
 
 
 @pytest.mark.parametrize("removal", ["one", "selected"])
-def test_a_host_added_changed_and_removed_in_the_django_admin_is_audited(root_client, removal):
+def test_a_host_added_changed_and_removed_in_the_django_admin_is_audited(root_client, scratch_pool, removal):
     response = root_client.post(reverse("admin:hosts_host_add"), {"name": "kvm-admin", "uri": LIBVIRT_URI,
                                                                   "description": "", "enabled": "on",
                                                                   "direct_io": "on", "queue": ""})
@@ -40,13 +42,15 @@ def test_a_host_added_changed_and_removed_in_the_django_admin_is_audited(root_cl
     response = root_client.post(reverse("admin:hosts_host_change", args=[host.pk]),
                                 {"name": "kvm-renamed", "uri": LIBVIRT_URI, "description": "", "queue": ""})
     assert response.status_code == 302, response.content.decode()[-3000:]
+    sync_host(host, pool_names=[scratch_pool.name])  # its pools go with it, though their admin is read-only
+    assert StoragePool.objects.filter(host=host).exists()
     if removal == "one":
         response = root_client.post(reverse("admin:hosts_host_delete", args=[host.pk]), {"post": "yes"})
     else:
         response = root_client.post(reverse("admin:hosts_host_changelist"),
                                     {"action": "delete_selected", "_selected_action": [host.pk], "post": "yes"})
     assert response.status_code == 302
-    assert not Host.objects.filter(pk=host.pk).exists()
+    assert not Host.objects.filter(pk=host.pk).exists() and not StoragePool.objects.filter(host_id=host.pk).exists()
     assert _actions(host.pk) == ["host.create", "host.sync", "host.edit", "host.delete"]
     edited = AuditRecord.objects.get(action="host.edit", target_id=str(host.pk))
     assert edited.detail["name"] == {"from": "kvm-admin", "to": "kvm-renamed"} and edited.user.username == "root"
