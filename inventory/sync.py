@@ -241,8 +241,6 @@ def _store_volumes(pool: StoragePool, volumes: list[VolumeInfo], safety: dict[st
     pool.save(update_fields=["volume_count", "volume_capacity_total", "volumes_listed_at"])
 
 
-# -- Only some volumes changed (a job's create, write, resize or delete) -----------------------
-
 def _remove_volumes(rows: QuerySet[Volume]) -> int:
     """Delete these rows, locked first (in key order), so that a request naming one of them as it goes (which
     holds it: jobs/rows.py) is seen by the cascade, or sees it gone. How many went."""
@@ -250,6 +248,8 @@ def _remove_volumes(rows: QuerySet[Volume]) -> int:
     _, deleted = Volume.objects.filter(pk__in=ids).delete()
     return deleted.get(Volume._meta.label, 0)
 
+
+# -- Only some volumes changed (a job's create, write, resize or delete) -----------------------
 
 def sync_volumes(host: Host, volumes: Iterable[tuple[str, str]], *, vms: bool = False) -> VolumeSyncResult | None:
     """Sync these (pool, volume) pairs alone, their pools' own facts and totals, and the VMs if vms.
