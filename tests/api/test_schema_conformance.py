@@ -12,6 +12,7 @@ negative_data_rejection (what the schema refuses must be refused), stays on."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,10 @@ def test_the_schema_is_served_and_documented(asgi_server) -> None:
         "type": "http", "scheme": "bearer", "description": "A personal API token (make one at /accounts/tokens/)."}
     docs = httpx.get(f"{asgi_server.url}/api/docs/", timeout=30)
     assert docs.status_code == 200 and "swagger-ui" in docs.text
-    assert "cdn" not in docs.text.lower() and "/static/drf_spectacular_sidecar/" in docs.text  # no CDN
+    # No CDN: every asset is ours, nothing loads from another address (a random CSRF token can hold "cdn").
+    assets = re.findall(r'(?:src|href)="([^"]*)"', docs.text)
+    assert assets and all(asset.startswith("/static/drf_spectacular_sidecar/") for asset in assets), assets
+    assert not re.search(r"https?://", docs.text)
     asset = httpx.get(f"{asgi_server.url}/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js",
                       timeout=30)
     assert asset.status_code == 200
