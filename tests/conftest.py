@@ -308,6 +308,14 @@ def filled_pool(scratch_pool: ScratchPool) -> ScratchPool:
     base = scratch_pool.create_volume("base.qcow2", "128M", "qcow2")
     scratch_pool.create_volume("qcow2-thin.qcow2", "1G", "qcow2")
     scratch_pool.create_volume("overlay.qcow2", "128M", "qcow2", backing=base)
+    # Written back now: a file's allocation (st_blocks) may change when the kernel writes it back, and the tests
+    # compare the app's reading with qemu-img's and virsh's taken a moment apart.
+    for file in scratch_pool.path.iterdir():
+        descriptor = os.open(file, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
     return scratch_pool
 
 
