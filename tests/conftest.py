@@ -273,7 +273,15 @@ class ScratchPool:
         if backing:
             args += ["--backing-vol", backing, "--backing-vol-format", "qcow2" if backing.endswith("qcow2") else "raw"]
         virsh(*args)
-        return str(self.path / name)
+        path = self.path / name
+        # Written back now: a file's allocation (st_blocks) may change when the kernel writes it back, and tests
+        # compare the app's reading with qemu-img's and virsh's taken a moment apart.
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        return str(path)
 
     def vol_info(self, name: str) -> dict[str, str]:
         out = virsh("vol-info", "--bytes", "--pool", self.name, name)
@@ -308,14 +316,6 @@ def filled_pool(scratch_pool: ScratchPool) -> ScratchPool:
     base = scratch_pool.create_volume("base.qcow2", "128M", "qcow2")
     scratch_pool.create_volume("qcow2-thin.qcow2", "1G", "qcow2")
     scratch_pool.create_volume("overlay.qcow2", "128M", "qcow2", backing=base)
-    # Written back now: a file's allocation (st_blocks) may change when the kernel writes it back, and the tests
-    # compare the app's reading with qemu-img's and virsh's taken a moment apart.
-    for file in scratch_pool.path.iterdir():
-        descriptor = os.open(file, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
     return scratch_pool
 
 
