@@ -268,6 +268,10 @@ def catch_up(req: Request) -> Request:
         if job is not None and not job.is_active:
             settle(job)
             req.refresh_from_db()
+        if job is not None:
+            # The page shows this reading of the job: a second one could find it ended after this one found it
+            # running, and the page would show neither the live job nor the settled request.
+            req.job = job
     elif req.state == State.READY and req.volume_id is None:
         with transaction.atomic():
             volume = held(Volume.objects.filter(pool_id=req.pool_id, name=req.name).first())

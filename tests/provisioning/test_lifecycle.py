@@ -170,3 +170,23 @@ def test_an_overlay_on_a_backing_volume(world, celery_worker):
     assert req.state == "ready", req.error
     xml = ET.fromstring(virsh("vol-dumpxml", "--pool", world.scratch.name, "overlay2.qcow2"))
     assert xml.find("backingStore/path").text == base.path
+
+
+def test_the_request_page_shows_the_job_as_it_read_it_once(world, django_assert_num_queries):
+    """The page settles a request whose job is over, then shows the job live or not: one reading of the job for
+    both. A second reading could find the job ended after the first found it running (the worker settles it
+    between the two), and the page showed neither the live job nor the ready volume (a fresh-clone CI run)."""
+    from jobs.models import Job
+    from provisioning import services
+    from provisioning.models import ProvisioningRequest
+
+    job = Job.objects.create(kind="create", host=world.pool.host, pool=world.pool, pool_name=world.pool.name,
+                             volume_name="racing.img", created_by=world.rita, state=Job.State.RUNNING)
+    req = ProvisioningRequest.objects.create(team=world.team, pool=world.pool, requested_by=world.rita,
+                                             name="racing.img", capacity=64 * MiB,
+                                             state=ProvisioningRequest.State.PROVISIONING, job=job)
+    shown = services.catch_up(ProvisioningRequest.objects.get(pk=req.pk))
+    Job.objects.filter(pk=job.pk).update(state=Job.State.SUCCEEDED)  # the job ends meanwhile
+    with django_assert_num_queries(0):
+        assert shown.job.pk == job.pk and shown.job.is_active  # the page watches it; its stream's end reloads it
+    assert services.catch_up(ProvisioningRequest.objects.get(pk=req.pk)).state == ProvisioningRequest.State.READY
