@@ -51,10 +51,8 @@ class _Arrived:
         if not now and time.monotonic() - self.at < RECORD_SECONDS:
             return
         self.push_holes()
-        if self.data:
-            self.upload = staging.record(self.upload, self.data)
-        if self.holes:
-            self.upload = staging.record(self.upload, self.holes, holes=True)
+        if self.data or self.holes:
+            self.upload = staging.record(self.upload, self.data, holes=self.holes)
         self.data, self.holes, self.unpushed, self.at = [], [], 0, time.monotonic()
 
 

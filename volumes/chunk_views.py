@@ -106,7 +106,8 @@ def upload_chunk(request: HttpRequest, pk) -> JsonResponse:
             upload.refresh_from_db()
             return json_error(_("The chunk is truncated: %(got)s of %(length)s bytes arrived (those are kept); "
                                 "send the rest again.") % {"got": got, "length": length}, 400, **upload_state(upload))
-    upload = staging.record(upload, [(offset, offset + length)], holes=hole)
+    span = [(offset, offset + length)]
+    upload = staging.record(upload, holes=span) if hole else staging.record(upload, span)
     return JsonResponse(upload_state(upload))
 
 
@@ -153,7 +154,7 @@ def upload_holes(request: HttpRequest, pk) -> JsonResponse:
         return json_error(str(exc), 400, **upload_state(upload))
     if upload.relayed and (refusal := _relay_ready(request, upload, ranges)):
         return refusal
-    return JsonResponse(upload_state(staging.record(upload, ranges, holes=True)))
+    return JsonResponse(upload_state(staging.record(upload, holes=ranges)))
 
 
 def _relay_ready(request: HttpRequest, upload: Upload, zeros: list[tuple[int, int]]) -> JsonResponse | None:

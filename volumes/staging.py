@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import redis
 from django.conf import settings
@@ -129,19 +129,21 @@ def write_body(blocks: Iterable[Block], upload: Upload, offset: int, length: int
     return pos - offset
 
 
-def record(upload: Upload, ranges: list[tuple[int, int]], *, holes: bool = False) -> Upload:
-    """Add [start, end) ranges to what the upload has received (holes: declared zeros, not sent), and tell its
-    job (announce)."""
+def record(upload: Upload, data: Sequence[tuple[int, int]] = (), *, holes: Sequence[tuple[int, int]] = ()) -> Upload:
+    """Add [start, end) ranges to what the upload has received: data written, and holes (declared zeros, not
+    sent), in one write, so a reader never sees a framed request's data without its holes; then tell its job
+    (announce)."""
     with transaction.atomic():
         upload = Upload.objects.select_for_update().get(pk=upload.pk)
-        before = upload.received_bytes
         received = upload.received
-        for start, end in ranges:
+        for start, end in data:
+            received = merge_range(received, start, end)
+        with_data = sum(hi - lo for lo, hi in received)
+        for start, end in holes:
             received = merge_range(received, start, end)
         upload.received = received
         upload.received_bytes = sum(hi - lo for lo, hi in received)
-        if holes:
-            upload.hole_bytes += upload.received_bytes - before
+        upload.hole_bytes += upload.received_bytes - with_data
         upload.state = Upload.State.RECEIVING
         upload.save(update_fields=["received", "received_bytes", "hole_bytes", "state", "updated_at"])
         transaction.on_commit(lambda: announce(upload.pk))

@@ -10,6 +10,8 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from jobs.models import Job
 from tests.conftest import wait_for, wait_for_job
@@ -121,3 +123,21 @@ def test_a_framed_resend_of_received_data_replaces_it(api, synced, asgi_server):
     staging = Upload.objects.get(pk=upload["id"]).staging_path
     with open(staging, "rb") as f:
         assert f.read(MiB) == bytes(MiB)
+
+
+def test_a_frames_data_and_holes_are_recorded_in_one_write(api, synced):
+    """A reader of the upload's row (its job, the client's status) sees a framed request's holes with its data,
+    never the data alone: both are recorded under one lock, and the holes alone count as declared zeros."""
+    from volumes import chunk_frames
+
+    pool, _ = synced
+    upload = Upload.objects.get(pk=api.create(pool=pool.pk, volume="together.img", mode="new",
+                                              size=16 * MiB).json()["id"])
+    arrived = chunk_frames._Arrived(upload)
+    arrived.data, arrived.holes = [(MiB, 3 * MiB), (8 * MiB, 9 * MiB)], [(0, MiB), (2 * MiB, 4 * MiB)]
+    with CaptureQueriesContext(connection) as queries:
+        arrived.record(now=True)
+    assert sum(q["sql"].startswith('UPDATE "volumes_upload"') for q in queries) == 1, queries.captured_queries
+    upload.refresh_from_db()
+    assert upload.received == [[0, 4 * MiB], [8 * MiB, 9 * MiB]]
+    assert (upload.received_bytes, upload.hole_bytes) == (5 * MiB, 2 * MiB)  # the holes' part not already data

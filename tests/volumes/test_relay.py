@@ -481,7 +481,7 @@ def test_a_range_recorded_while_the_job_starts_stays_recorded(synced, member, se
     receiver = relay.Receiver(JobContext(job), upload, truncated=RuntimeError, stalled=RuntimeError)
     try:
         relay.push_zeros(upload, [(4 * MiB, 8 * MiB)])  # the web, between the job's last take and its reconcile
-        staging.record(upload, [(4 * MiB, 8 * MiB)], holes=True)
+        staging.record(upload, holes=[(4 * MiB, 8 * MiB)])
         receiver.reconcile()
         upload.refresh_from_db()
         assert upload.received == [[4 * MiB, 8 * MiB]] and receiver.ranges == [[4 * MiB, 8 * MiB]]
