@@ -12,7 +12,7 @@ follows and a request cut short keeps its whole frames and what was written of t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from django.utils.translation import gettext as _
 
@@ -31,14 +31,12 @@ class FramesCut(ValueError):
     """The body ended inside a data frame: what arrived is kept, the rest is to be sent again."""
 
 
-class _Arrived:
+class _Arrived(staging.Unrecorded):
     """The ranges that arrived and are not recorded yet: data written, holes declared (pushed as zeros first,
-    for a relayed upload)."""
+    for a relayed upload). A data frame recorded while it arrives takes them along (staging.RecordPace)."""
 
     def __init__(self, upload: Upload) -> None:
-        self.upload = upload
-        self.data: list[tuple[int, int]] = []
-        self.holes: list[tuple[int, int]] = []
+        super().__init__(upload)
         self.unpushed = 0  # holes[unpushed:] are not on the relay yet
         self.at = time.monotonic()
 
@@ -47,18 +45,20 @@ class _Arrived:
             relay.push_zeros(self.upload, self.holes[self.unpushed:])
         self.unpushed = len(self.holes)
 
-    def record(self, *, now: bool = False) -> None:
-        if not now and time.monotonic() - self.at < RECORD_SECONDS:
-            return
+    def record(self, data: Sequence[tuple[int, int]] = ()) -> None:
         self.push_holes()
-        if self.data or self.holes:
-            self.upload = staging.record(self.upload, self.data, holes=self.holes)
-        self.data, self.holes, self.unpushed, self.at = [], [], 0, time.monotonic()
+        super().record(data)
+        self.unpushed, self.at = 0, time.monotonic()
+
+    def record_if_due(self) -> None:
+        if time.monotonic() - self.at >= RECORD_SECONDS:
+            self.record()
 
 
 def receive(blocks: Iterable[Block], upload: Upload) -> Upload:
-    """Write the data frames of a framed body and record what arrived; the upload as recorded. Raises FormatError
-    (a malformed body), FramesCut, ValueError or relay.BufferFull: what arrived before is recorded in any case."""
+    """Write the data frames of a framed body and record what arrived, in the order it arrived; the upload as
+    recorded. Raises FormatError (a malformed body), FramesCut, ValueError or relay.BufferFull: what arrived
+    before is recorded in any case."""
     reader = FrameReader(blocks, size=upload.size)
     write = relay.push_body if upload.relayed else staging.write_body
     arrived = _Arrived(upload)
@@ -69,15 +69,15 @@ def receive(blocks: Iterable[Block], upload: Upload) -> Upload:
                 arrived.holes.append((frame.offset, end))
             elif frame.kind == DATA:
                 arrived.push_holes()  # the relay's entries go in file order
-                got = write(reader.data(), upload, frame.offset, frame.length)
+                got = write(reader.data(), arrived.upload, frame.offset, frame.length, arrived)
                 if got != frame.length:  # write recorded the part that arrived
                     raise FramesCut(_("The request was cut off in the data frame at %(offset)s: %(got)s of its "
                                       "%(length)s bytes arrived (those are kept); send the rest again.")
                                     % {"offset": frame.offset, "got": got, "length": frame.length})
                 arrived.data.append((frame.offset, end))
-            arrived.record()
+            arrived.record_if_due()
     finally:
-        arrived.record(now=True)
+        arrived.record()
     return arrived.upload
 
 

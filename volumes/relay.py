@@ -134,23 +134,25 @@ def push_zeros(upload: Upload, ranges: list[tuple[int, int]]) -> None:
             _Pusher(upload).zeros(ranges)
 
 
-def push_body(blocks: Iterable[Block], upload: Upload, offset: int, length: int) -> int:
+def push_body(blocks: Iterable[Block], upload: Upload, offset: int, length: int,
+              earlier: staging.Unrecorded | None = None) -> int:
     """Push a chunk's body (staging.body_blocks, or a data frame's) onto the relay; returns the bytes pushed
     (compare to length). Raises ValueError for a body longer than length, BufferFull when the job does not take
-    the bytes (what was pushed is recorded).
+    the bytes (what was pushed is recorded, after what arrived before it and is not recorded yet: earlier).
 
     Zero pieces go as markers, whether or not their range arrived before: the job writes zeros only over data
     it holds there, so holes stay holes and a chunk sent again still replaces what it covers."""
     with _redis_answers():
-        return _push_body(blocks, upload, offset, length)
+        return _push_body(blocks, upload, offset, length, earlier)
 
 
-def _push_body(blocks: Iterable[Block], upload: Upload, offset: int, length: int) -> int:
+def _push_body(blocks: Iterable[Block], upload: Upload, offset: int, length: int,
+               earlier: staging.Unrecorded | None) -> int:
     pusher = _Pusher(upload)
     pusher._wait_for_room(min(length, PIECE))  # a full buffer refuses the chunk before any of its body is read
     end = offset + length
     pos = pushed = offset  # read from the body / on the relay
-    pace = staging.RecordPace(offset)  # and recorded on the row
+    pace = staging.RecordPace(offset, earlier)  # and recorded on the row
     zeros_from: int | None = None
 
     def flush_zeros(upto: int) -> None:

@@ -69,11 +69,30 @@ def all_zeros(piece: bytes) -> bool:
     return all(_ZERO_PIECE.startswith(view[i:i + BODY_PIECE]) for i in range(0, len(piece), BODY_PIECE))
 
 
-class RecordPace:
-    """When the bytes of a chunk written so far are next recorded as received (see RECORD_BYTES)."""
+class Unrecorded:
+    """A request's ranges that arrived and are not recorded on the upload's row yet (a framed request's whole
+    frames). A chunk's bytes recorded while they arrive (RecordPace) go in the same write, after these: the row
+    gets a request's ranges in the order they arrived, so a reader never sees a frame without those before it."""
 
-    def __init__(self, offset: int) -> None:
+    def __init__(self, upload: Upload) -> None:
+        self.upload = upload
+        self.data: list[tuple[int, int]] = []
+        self.holes: list[tuple[int, int]] = []
+
+    def record(self, data: Sequence[tuple[int, int]] = ()) -> None:
+        """Record the ranges held, and data after them, in one write (self.upload is then the row as recorded)."""
+        if self.data or self.holes or data:
+            self.upload = record(self.upload, [*self.data, *data], holes=self.holes)
+        self.data, self.holes = [], []
+
+
+class RecordPace:
+    """When the bytes of a chunk written so far are next recorded as received (see RECORD_BYTES), and with what
+    arrived before them and is not recorded yet (earlier)."""
+
+    def __init__(self, offset: int, earlier: Unrecorded | None = None) -> None:
         self.recorded = offset  # the chunk's bytes before this are recorded
+        self.earlier = earlier
         self._at = time.monotonic()
 
     def due(self, pos: int, end: int) -> bool:
@@ -86,7 +105,10 @@ class RecordPace:
 
     def keep(self, upload: Upload, pos: int) -> None:
         """Record the chunk's bytes from the last record up to pos."""
-        record(upload, [(self.recorded, pos)])
+        if self.earlier is None:
+            record(upload, [(self.recorded, pos)])
+        else:
+            self.earlier.record([(self.recorded, pos)])
         self.done(pos)
 
     def keep_cut(self, upload: Upload, pos: int, end: int) -> None:
@@ -95,9 +117,10 @@ class RecordPace:
             self.keep(upload, pos)
 
 
-def write_body(blocks: Iterable[Block], upload: Upload, offset: int, length: int) -> int:
+def write_body(blocks: Iterable[Block], upload: Upload, offset: int, length: int,
+               earlier: Unrecorded | None = None) -> int:
     """Copy a chunk's body (body_blocks, or a data frame's) into the staging file at offset; returns bytes read
-    (compare to length).
+    (compare to length). What arrived before it and is not recorded yet (earlier) is recorded with its bytes.
 
     Pieces of zeros in ranges not received before are skipped: the staging file is sparse,
     so they already read as zeros and a script's dense upload still stays thin. The bytes
@@ -107,7 +130,7 @@ def write_body(blocks: Iterable[Block], upload: Upload, offset: int, length: int
     fresh = not any(lo < offset + length and offset < hi for lo, hi in upload.received)
     fd = os.open(upload.staging_path, os.O_WRONLY)
     pos = offset
-    pace = RecordPace(offset)
+    pace = RecordPace(offset, earlier)
     end = offset + length
     try:
         for pieces in blocks:

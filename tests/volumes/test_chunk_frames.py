@@ -136,8 +136,45 @@ def test_a_frames_data_and_holes_are_recorded_in_one_write(api, synced):
     arrived = chunk_frames._Arrived(upload)
     arrived.data, arrived.holes = [(MiB, 3 * MiB), (8 * MiB, 9 * MiB)], [(0, MiB), (2 * MiB, 4 * MiB)]
     with CaptureQueriesContext(connection) as queries:
-        arrived.record(now=True)
+        arrived.record()
     assert sum(q["sql"].startswith('UPDATE "volumes_upload"') for q in queries) == 1, queries.captured_queries
     upload.refresh_from_db()
     assert upload.received == [[0, 4 * MiB], [8 * MiB, 9 * MiB]]
     assert (upload.received_bytes, upload.hole_bytes) == (5 * MiB, 2 * MiB)  # the holes' part not already data
+
+
+@pytest.mark.parametrize("cut", [False, True], ids=["recorded-while-it-arrives", "cut-off"])
+def test_a_framed_requests_ranges_are_recorded_in_the_order_they_arrived(api, synced, monkeypatch, cut):
+    """Whole frames not recorded yet go in the same write as a later frame's bytes recorded while it arrives
+    (every RECORD_BYTES) or where the body was cut: a reader of the row never sees a frame without those before
+    it (a fresh-clone CI run once read the cut frame's bytes alone)."""
+    from volumes import chunk_frames, staging
+
+    pool, _ = synced
+    size = 64 * MiB
+    upload = Upload.objects.get(pk=api.create(pool=pool.pk, volume="in-order.img", mode="new",
+                                              size=size).json()["id"])
+    monkeypatch.setattr(staging, "RECORD_SECONDS", 0)  # a frame's bytes are recorded every RECORD_BYTES
+    monkeypatch.setattr(chunk_frames, "RECORD_SECONDS", 3600)  # whole frames only at the end, or with those
+    seen, record = [], staging.record
+
+    def seen_record(*args, **kwargs):
+        row = record(*args, **kwargs)
+        seen.append(row.received)
+        return row
+
+    monkeypatch.setattr(staging, "record", seen_record)
+    body = framed([(sf.HOLE, 0, MiB), (sf.DATA, MiB, os.urandom(2 * MiB)), (sf.DATA, 8 * MiB, os.urandom(24 * MiB))],
+                  size)
+    if cut:
+        body = body[:len(sf.MAGIC) + 3 * sf.HEADER.size + 2 * MiB + 4 * MiB]  # 4 MiB of the last frame
+    blocks = ([body[i:i + MiB]] for i in range(0, len(body), MiB))
+    if cut:
+        with pytest.raises(chunk_frames.FramesCut):
+            chunk_frames.receive(blocks, upload)
+        assert seen == [[[0, 3 * MiB], [8 * MiB, 12 * MiB]]]
+    else:
+        chunk_frames.receive(blocks, upload)
+        assert len(seen) == 2 and seen[0][0] == [0, 3 * MiB] and 24 * MiB <= seen[0][1][1] < 32 * MiB, seen
+        assert seen[1] == [[0, 3 * MiB], [8 * MiB, 32 * MiB]]
+    assert Upload.objects.get(pk=upload.pk).hole_bytes == MiB
