@@ -62,6 +62,11 @@ class RequestViewSet(ReadOnlyViewSet):
         req = get_object_or_404(self.get_queryset().select_related("team", "pool", "pool__host"), pk=pk)
         return services.catch_up(req)
 
+    def retrieve(self, request, pk=None):
+        """One request, brought up to date with its job first, as its page is: a job that ended shows as a
+        ready or failed request, whether or not the worker has settled it yet."""
+        return Response(self.get_serializer(self._visible(pk)).data)
+
     @extend_schema(summary="File a request for a volume", request=FileRequest, responses={201: Filed})
     def create(self, request):
         data = body(request)

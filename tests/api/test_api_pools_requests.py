@@ -88,8 +88,31 @@ def test_a_request_is_filed_approved_and_made(synced, celery_worker, api) -> Non
     job = wait_for_job(outcomes[0]["job"])
     assert job.state == "succeeded", job.error
     assert "asked.img" in virsh("vol-list", scratch.name)
-    detail = asker_api.get(f"/api/requests/{req['id']}/").json()
+    detail = asker_api.get(f"/api/requests/{req['id']}/").json()  # the job is over: ready, settled or not yet
     assert detail["state"] == "ready" and detail["volume"]
     assert ProvisioningRequest.objects.get(pk=req["id"]).reviewer == approver
     withdrawn = post(asker_api, f"/api/requests/{req['id']}/withdraw/")
     assert withdrawn.status_code == 409 and withdrawn.json()["code"] == "refused"
+
+
+def test_a_request_whose_job_ended_shows_settled_even_before_the_worker_settles_it(synced) -> None:
+    """The worker settles a request when its job ends (jobs.signals.job_finished); until then, or when that
+    never came (a worker killed between the two), the API shows what the request page shows: the job's end."""
+    from jobs.models import Job
+
+    pool, _ = synced
+    team = Team.objects.create(name="settlers")
+    asker = _user("sam", MEMBER, team_role="member")
+    asker.memberships.all().delete()
+    join(asker, team, "member")
+    outcomes = {"made.img": Job.State.SUCCEEDED, "broken.img": Job.State.FAILED}
+    for name, state in outcomes.items():
+        job = Job.objects.create(kind="create", host=pool.host, pool=pool, pool_name=pool.name, volume_name=name,
+                                 created_by=asker, state=state, error="the disk is full" if state == "failed" else "")
+        req = ProvisioningRequest.objects.create(team=team, pool=pool, requested_by=asker, name=name,
+                                                 capacity=8 * 1024 * 1024, job=job,
+                                                 state=ProvisioningRequest.State.PROVISIONING)
+        detail = token_client(asker).get(f"/api/requests/{req.pk}/").json()
+        assert detail["state"] == ("ready" if state == Job.State.SUCCEEDED else "failed"), detail
+        assert ProvisioningRequest.objects.get(pk=req.pk).state == detail["state"]
+    assert detail["error"] == "the disk is full"

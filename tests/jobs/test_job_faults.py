@@ -31,6 +31,9 @@ def _start_long_wipe(client, pool, scratch) -> Job:
     job = job_from(client.post(reverse("volumes:wipe", args=[vol.pk]), {"algorithm": "zero", "confirm": "big.img"}))
     wait_for(lambda: "Wiping" in Job.objects.get(pk=job.pk).message, timeout=60, message="the wipe to start")
     time.sleep(0.5)  # the libvirt call is under way
+    job.refresh_from_db()
+    assert job.state == Job.State.RUNNING, (f"the wipe ended ({job.state}) before the fault it is for: this "
+                                            "storage zeroes 2 GiB in under half a second (it takes ~4 s here)")
     return job
 
 

@@ -70,17 +70,23 @@ def audited(action: str) -> set[str]:
 
 # -- the Image panel ------------------------------------------------------------------------------------
 
+def follows_or_reports(body: str, job: Job) -> bool:
+    """Whether the panel a launch answered follows the job (its progress, closing on its end), or, a quick
+    reading having ended between the launch and the panel's render, shows that job's report."""
+    following = (f"job-{job.pk}-progress" in body and 'id="image-reading"' in body
+                 and 'hx-trigger="htmx:sseClose"' in body)
+    ended = f'(<a href="/jobs/{job.pk}/">job #{job.pk}</a>)' in body and 'id="image-reading"' not in body
+    assert following or ended, body
+    return True
+
+
 def read_panel(client, volume: Volume) -> str:
     """The panel once qemu-img has read the volume: "Read with qemu-img" (htmx) starts the info job, whose progress
     the panel shows; the panel once it has ended."""
     response = client.post(reverse("volumes:image_info", args=[volume.pk]), HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     job = Job.objects.filter(kind="info", pool=volume.pool, volume_name=volume.name).latest("pk")
-    body = response.content.decode()
-    following = f"job-{job.pk}-progress" in body and 'id="image-reading"' in body
-    # A quick reading may end between the launch and the panel's render: the panel then shows its report.
-    ended = f'(<a href="/jobs/{job.pk}/">job #{job.pk}</a>)' in body and 'id="image-reading"' not in body
-    assert following or ended, body
+    assert follows_or_reports(response.content.decode(), job)
     job = wait_for_job(job.pk, timeout=60)
     assert job.state == Job.State.SUCCEEDED, f"{job.error}\n{job.log}"
     return panel(client, volume)
@@ -144,10 +150,10 @@ def test_the_panel_follows_the_reading_and_starts_it_only_once(member_client, ce
     again = member_client.post(url, HTTP_HX_REQUEST="true").content.decode()  # a second tab, while it reads
     jobs = list(Job.objects.filter(kind="info", volume_name=volume.name).order_by("pk"))
     job = wait_for_job(jobs[0].pk, timeout=60)
-    assert f"job-{job.pk}-progress" in first and 'hx-trigger="htmx:sseClose"' in first
+    assert follows_or_reports(first, job)
     if len(jobs) == 1:  # it follows the same reading: its progress, or its report if it ended meanwhile (the
         # view found it running, and the panel it rendered a moment later found it done)
-        assert f"job-{job.pk}-progress" in again or f'<a href="/jobs/{job.pk}/">job #{job.pk}</a>' in again
+        assert follows_or_reports(again, job)
     else:  # the first had already ended when the second came
         assert len(jobs) == 2 and job.finished_at <= jobs[1].created_at
         wait_for_job(jobs[1].pk, timeout=60)
@@ -213,8 +219,9 @@ def test_the_panel_and_its_reading_make_no_libvirt_connection_in_the_request(mem
     before = set(_libvirt_clients_of_this_process())
     assert 'id="image-auto-read"' in panel(member_client, volume)
     started = member_client.post(reverse("volumes:image_info", args=[volume.pk]), HTTP_HX_REQUEST="true")
-    assert started.status_code == 200 and 'id="image-reading"' in started.content.decode()
-    job = wait_for_job(Job.objects.get(kind="info", volume_name=volume.name).pk, timeout=60)
+    job = Job.objects.get(kind="info", volume_name=volume.name)
+    assert started.status_code == 200 and follows_or_reports(started.content.decode(), job)
+    job = wait_for_job(job.pk, timeout=60)
     assert job.state == Job.State.SUCCEEDED and "Running qemu-img info on 2 files" in job.log, job.error
     assert 'id="image-sizes"' in panel(member_client, volume)
     assert set(_libvirt_clients_of_this_process()) <= before and not log.exists()

@@ -135,6 +135,8 @@ def test_clone_into_another_pool_reports_progress(member_client, celery_worker, 
         chunk = os.urandom(MiB)
         for _ in range(2048):
             f.write(chunk)
+        f.flush()
+        os.fsync(f.fileno())  # written back: its allocation no longer moves between the sync's and the job's reading
     sync_host(pool.host, pool_names=[pool.name])
     source = volume_row(pool, "data.img")
     job = run_op(member_client, reverse("volumes:clone", args=[source.pk]),
