@@ -12,8 +12,9 @@ setup-test:
 
 # The suite runs on PostgreSQL (scripts/setup.sh starts it and makes the role) in TEST_PROCESSES processes
 # (pytest-xdist, a file's tests in one process; each process has its own test database, Celery queue, Redis
-# keys, worker and server), then the tests that disturb others (marked serial) alone, then the smoke set on
-# SQLite, the default database. pytest's exit code 5 is "no test selected" (PYTEST_ARGS chose none of a part).
+# keys, worker and server), then the tests that disturb others or are disturbed by them (marked serial) alone,
+# then the smoke set on SQLite, the default database. pytest's exit code 5 is "no test selected" (PYTEST_ARGS
+# chose none of a part).
 TEST_DATABASE_URL ?= postgres://vstest:vstest@127.0.0.1:5432/vstest
 TEST_PROCESSES ?= 2
 PYTEST = .venv/bin/python -m pytest
