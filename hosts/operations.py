@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from audit.log import changes, record
 from jobs.models import Job
 from jobs.progress import broker_available
+from jobs.rows import for_update
 from jobs.runner import JobError, QueueUnavailable, launch
 
 from .forms import HostForm
@@ -44,7 +45,7 @@ def forget(host: Host, *, request=None) -> None:
     with transaction.atomic():  # recorded while the row (and its id) is there, removed with it
         # Locked first: a sync or a launch writing rows under the host (which holds it: Host.hold) finishes
         # before the cascade below looks for them, and one that comes later finds the host gone.
-        if Host.objects.select_for_update().filter(pk=host.pk).first() is None:
+        if for_update(Host.objects.filter(pk=host.pk)).first() is None:
             return  # removed meanwhile by someone else: nothing left to do
         record("host.delete", request=request, target=host, detail={"uri": host.uri})
         host.delete()

@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from hosts.models import Host
 from hosts.signals import pools_synced
 from hosts.status import domains_of, session, store_domains
+from jobs.rows import for_update
 from pools.models import StoragePool
 from virtstorage.virt import HostUnreachable, LibvirtHost, ObjectNotFound, VirtError
 from virtstorage.virt.types import PoolInfo, VolumeInfo
@@ -159,7 +160,7 @@ def _store(host: Host, pools: list[PoolInfo], listings: dict[str, list[VolumeInf
         rows = rows.filter(name__in=scope)
     # Locked in key order, as _store_changed_volumes and launches do, so that a pool removed below takes with it
     # every row written under it until now, and no writer waits on another in a cycle.
-    existing = {p.name: p for p in rows.select_for_update().order_by("pk")}
+    existing = {p.name: p for p in for_update(rows).order_by("pk")}
     for info in pools:
         pool = _save_pool(host, existing.pop(info.name, None), info, now)
         result.pools += 1
@@ -244,7 +245,7 @@ def _store_volumes(pool: StoragePool, volumes: list[VolumeInfo], safety: dict[st
 def _remove_volumes(rows: QuerySet[Volume]) -> int:
     """Delete these rows, locked first (in key order), so that a request naming one of them as it goes (which
     holds it: jobs/rows.py) is seen by the cascade, or sees it gone. How many went."""
-    ids = list(rows.select_for_update().order_by("pk").values_list("pk", flat=True))
+    ids = list(for_update(rows).order_by("pk").values_list("pk", flat=True))
     _, deleted = Volume.objects.filter(pk__in=ids).delete()
     return deleted.get(Volume._meta.label, 0)
 
@@ -307,7 +308,7 @@ def _store_changed_volumes(host: Host, pools: list[PoolInfo], listings: dict[str
     host.hold()
     # Locked, so that two jobs' syncs of one pool count each other's rows (READ COMMITTED on PostgreSQL);
     # in key order (as launches lock them), so that two of them never wait on each other.
-    existing = {p.name: p for p in StoragePool.objects.select_for_update().filter(
+    existing = {p.name: p for p in for_update(StoragePool.objects).filter(
         host=host, name__in=[info.name for info in pools]).order_by("pk")}
     for info in pools:
         pool = _save_pool(host, existing.get(info.name), info, now, save=False)

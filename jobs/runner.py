@@ -28,7 +28,7 @@ from django.utils.translation import gettext as _
 from . import progress
 from .audit_records import audit_job
 from .models import Job
-from .rows import hold
+from .rows import for_update, hold
 from .signals import announce_end
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def _refuse_if_busy(kind: str, places: list[tuple[object, str]]) -> None:
         return
     pools = sorted({pool.pk: pool for pool, _ in places}.values(), key=lambda pool: pool.pk)
     for pool in pools:
-        if type(pool).objects.select_for_update().filter(pk=pool.pk).first() is None:
+        if for_update(type(pool).objects.filter(pk=pool.pk)).first() is None:
             raise JobConflict(str(pool.removed()))  # the pool's own words (pools/models.py)
     touching = Q()
     for pool, volume_name in places:

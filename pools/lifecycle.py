@@ -13,6 +13,7 @@ from hosts import status
 from hosts.models import Host
 from jobs.audit_records import audit_job
 from jobs.models import Job
+from jobs.rows import for_update
 from jobs.runner import JobConflict, JobError, launch
 from virtstorage.virt import pools as vpools
 
@@ -120,7 +121,7 @@ def start_define(host: Host, xml: str, start_now: bool, *, user, request=None) -
     try:
         with transaction.atomic():
             # The host's row, locked, serializes define launches on it: two of one name cannot both pass.
-            Host.objects.select_for_update().filter(pk=host.pk).first()
+            for_update(Host.objects.filter(pk=host.pk)).first()
             if StoragePool.objects.filter(host=host, name=name).exists():
                 raise JobConflict(_("%(host)s already has a pool named %(name)s.") % {"host": host.name, "name": name})
             pending = Job.objects.active().filter(host=host, kind=DEFINE_KIND, pool_name=name).first()

@@ -26,6 +26,7 @@ from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from jobs.rows import for_update
 from pools.models import PoolGrant, StoragePool
 from pools.policy import PolicyViolation, check_volume_fits
 from virtstorage.virt.units import binary_size
@@ -94,7 +95,7 @@ class Ledger:
                 .values("team_id", "pool_id").annotate(n=Count("volume", distinct=True),
                                                        virtual=Sum("volume__capacity"))}
         grant_rows = PoolGrant.objects.filter(team_id__in=teams, pool_id__in=pools)
-        grants = {(g.team_id, g.pool_id): g for g in (grant_rows.select_for_update() if lock_grants else grant_rows)
+        grants = {(g.team_id, g.pool_id): g for g in (for_update(grant_rows) if lock_grants else grant_rows)
                   if (g.team_id, g.pool_id) in pairs}
         volume_names, reserving_names = set(), {}
         if names:

@@ -22,7 +22,7 @@ from django.utils.translation import pgettext_lazy
 from django_fsm import ConcurrentTransition
 
 from jobs.models import Job
-from jobs.rows import held
+from jobs.rows import for_update, held
 from jobs.runner import JobError, launch
 from pools.models import StoragePool
 from virtstorage.virt.units import binary_size
@@ -168,7 +168,7 @@ def _reject(req: Request, reviewer, comment: str, request) -> Outcome:
 
 def _locked_ledger(req: Request) -> quota.Ledger:
     """Lock the pool row and the team's grant row (in this order) and read the numbers that decide."""
-    req.pool = StoragePool.objects.select_for_update().select_related("host").get(pk=req.pool_id)
+    req.pool = for_update(StoragePool.objects.select_related("host")).get(pk=req.pool_id)
     return quota.ledger_for(req, lock_grants=True)
 
 
