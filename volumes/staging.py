@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
 from jobs import progress
+from jobs.rows import for_update
 from virtstorage.virt.sparse_format import Block
 from virtstorage.virt.units import binary_size
 
@@ -105,10 +106,7 @@ class RecordPace:
 
     def keep(self, upload: Upload, pos: int) -> None:
         """Record the chunk's bytes from the last record up to pos."""
-        if self.earlier is None:
-            record(upload, [(self.recorded, pos)])
-        else:
-            self.earlier.record([(self.recorded, pos)])
+        (self.earlier or Unrecorded(upload)).record([(self.recorded, pos)])
         self.done(pos)
 
     def keep_cut(self, upload: Upload, pos: int, end: int) -> None:
@@ -157,7 +155,7 @@ def record(upload: Upload, data: Sequence[tuple[int, int]] = (), *, holes: Seque
     sent), in one write, so a reader never sees a framed request's data without its holes; then tell its job
     (announce)."""
     with transaction.atomic():
-        upload = Upload.objects.select_for_update().get(pk=upload.pk)
+        upload = for_update(Upload.objects).get(pk=upload.pk)
         received = upload.received
         for start, end in data:
             received = merge_range(received, start, end)
