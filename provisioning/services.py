@@ -58,8 +58,7 @@ class Outcome:
 
 
 def _locked(pk: int) -> Request:
-    return (Request.objects.select_for_update(of=("self",)).select_related("team", "pool", "pool__host")
-            .get(pk=pk))
+    return for_update(Request.objects.select_related("team", "pool", "pool__host")).get(pk=pk)
 
 
 def request_fields(data: dict) -> dict:

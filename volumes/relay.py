@@ -34,6 +34,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from jobs import progress
+from jobs.rows import for_update
 from jobs.runner import JobCancelled, JobContext
 from virtstorage.virt.sparse_format import Block
 
@@ -369,7 +370,7 @@ class Receiver:
         between the job's last take and this lock would be written out of the row, and the client told to send
         it again."""
         with transaction.atomic():
-            row = Upload.objects.select_for_update().filter(pk=self.upload.pk).first()
+            row = for_update(Upload.objects.filter(pk=self.upload.pk)).first()
             while self._take(None):
                 pass
             if row is None or row.received == self.ranges:
