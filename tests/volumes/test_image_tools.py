@@ -76,8 +76,7 @@ def follows_or_reports(body: str, job: Job) -> bool:
     following = (f"job-{job.pk}-progress" in body and 'id="image-reading"' in body
                  and 'hx-trigger="htmx:sseClose"' in body)
     ended = f'(<a href="/jobs/{job.pk}/">job #{job.pk}</a>)' in body and 'id="image-reading"' not in body
-    assert following or ended, body
-    return True
+    return following or ended
 
 
 def read_panel(client, volume: Volume) -> str:
@@ -86,7 +85,8 @@ def read_panel(client, volume: Volume) -> str:
     response = client.post(reverse("volumes:image_info", args=[volume.pk]), HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     job = Job.objects.filter(kind="info", pool=volume.pool, volume_name=volume.name).latest("pk")
-    assert follows_or_reports(response.content.decode(), job)
+    body = response.content.decode()
+    assert follows_or_reports(body, job), body
     job = wait_for_job(job.pk, timeout=60)
     assert job.state == Job.State.SUCCEEDED, f"{job.error}\n{job.log}"
     return panel(client, volume)
@@ -150,10 +150,10 @@ def test_the_panel_follows_the_reading_and_starts_it_only_once(member_client, ce
     again = member_client.post(url, HTTP_HX_REQUEST="true").content.decode()  # a second tab, while it reads
     jobs = list(Job.objects.filter(kind="info", volume_name=volume.name).order_by("pk"))
     job = wait_for_job(jobs[0].pk, timeout=60)
-    assert follows_or_reports(first, job)
+    assert follows_or_reports(first, job), first
     if len(jobs) == 1:  # it follows the same reading: its progress, or its report if it ended meanwhile (the
         # view found it running, and the panel it rendered a moment later found it done)
-        assert follows_or_reports(again, job)
+        assert follows_or_reports(again, job), again
     else:  # the first had already ended when the second came
         assert len(jobs) == 2 and job.finished_at <= jobs[1].created_at
         wait_for_job(jobs[1].pk, timeout=60)
@@ -220,7 +220,7 @@ def test_the_panel_and_its_reading_make_no_libvirt_connection_in_the_request(mem
     assert 'id="image-auto-read"' in panel(member_client, volume)
     started = member_client.post(reverse("volumes:image_info", args=[volume.pk]), HTTP_HX_REQUEST="true")
     job = Job.objects.get(kind="info", volume_name=volume.name)
-    assert started.status_code == 200 and follows_or_reports(started.content.decode(), job)
+    assert started.status_code == 200 and follows_or_reports(started.content.decode(), job), started.content
     job = wait_for_job(job.pk, timeout=60)
     assert job.state == Job.State.SUCCEEDED and "Running qemu-img info on 2 files" in job.log, job.error
     assert 'id="image-sizes"' in panel(member_client, volume)
