@@ -79,13 +79,21 @@ def sync_host(host: Host, *, refresh: bool = False, pool_names: list[str] | None
     One round trip per pool and per volume (its XML holds every field we keep):
     listing 10,000 volumes is cheap, asking each for info() and XML is not.
     A host whose URI is refused is disabled instead (see refuse_uri), also returning None.
+    With refresh, libvirt rescans every pool synced first; without, only those a job wrote behind its back
+    (StoragePool.rescan_wanted_at), and only if it can at once: a busy one keeps its mark for the next sync.
     """
+    marked = dict(StoragePool.objects.filter(host=host, rescan_wanted_at__isnull=False)
+                  .values_list("name", "rescan_wanted_at"))
+    rescanned: list[str] = []
+
     def fetch(lv: LibvirtHost):
         pools = _fetch_pools(lv, pool_names)
-        if refresh:
-            for info in pools:
-                if info.active:
-                    _asked(functools.partial(lv.refresh_pool, info.name), f"pool {info.name}")
+        wait = {"wait": 0} if not refresh else {}
+        for info in pools:
+            if info.active and (refresh or info.name in marked):
+                if _asked(functools.partial(lv.refresh_pool, info.name, **wait), f"pool {info.name}") is True:
+                    rescanned.append(info.name)
+        if rescanned:
             pools = _fetch_pools(lv, [p.name for p in pools])
         listings: dict[str, list[VolumeInfo]] = {}
         for info in pools:
@@ -101,6 +109,9 @@ def sync_host(host: Host, *, refresh: bool = False, pool_names: list[str] | None
     pools, listings, safety, domains = fetched
     result = SyncResult()
     _store(host, pools, listings, safety, result, scope=pool_names)
+    for name in set(rescanned) & set(marked):  # unless a write since the mark was read set it anew
+        StoragePool.objects.filter(host=host, name=name, rescan_wanted_at__lte=marked[name]).update(
+            rescan_wanted_at=None)
     if result.written_volumes + result.removed_volumes >= ANALYZE_AFTER_ROWS:
         _analyze_volumes()
     if domains is not None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.db import models
 from django.http import Http404
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts import access
@@ -18,6 +19,10 @@ class PoolQuerySet(models.QuerySet):
     def visible_to(self, user) -> PoolQuerySet:
         """The pools one of the user's teams may use (every pool for an admin)."""
         return access.visible(self, user, "pk")
+
+    def want_rescan(self) -> int:
+        """Mark these pools as written behind libvirt's back without a rescan (rescan_wanted_at); how many."""
+        return self.update(rescan_wanted_at=timezone.now())
 
 
 class StoragePool(models.Model):
@@ -45,6 +50,10 @@ class StoragePool(models.Model):
     volumes_listed_at = models.DateTimeField(null=True, blank=True)
     # Kept by the sync so lists never aggregate volumes per pool.
     volume_count = models.PositiveIntegerField(default=0)
+    # Set when a job wrote a volume's file in place without having libvirt rescan the pool (a raw upload:
+    # streams.FileWriter), so libvirt's figures for the pool (allocation, free space) predate the write; the next
+    # periodic sync rescans the pool and clears it (inventory/sync.py). One rescan for any number of such writes.
+    rescan_wanted_at = models.DateTimeField(null=True, blank=True)
     volume_capacity_total = models.BigIntegerField(default=0)
     # Capacity policy (issue: pool lifecycle). None means no limit.
     max_overcommit = models.DecimalField(

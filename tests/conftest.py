@@ -298,6 +298,23 @@ def make_scratch_pool(base: Path) -> ScratchPool:
     return ScratchPool(name, path)
 
 
+def cloning(scratch: ScratchPool, done: threading.Event) -> threading.Thread:
+    """A thread (not started) that clones a 768 MiB volume of data in the pool, setting done at its end: libvirt
+    builds the copy for a while, and refuses to rescan the pool meanwhile ("asynchronous jobs running")."""
+    scratch.create_volume("source.img", "768M", "raw", prealloc=True)
+    with open(scratch.path / "source.img", "r+b") as f:
+        for _ in range(96):
+            f.write(b"\x5a" * 8 * 2**20)
+
+    def clone() -> None:
+        try:
+            virsh("vol-clone", "--pool", scratch.name, "source.img", "copy.img")
+        finally:
+            done.set()
+
+    return threading.Thread(target=clone)
+
+
 @pytest.fixture
 def scratch_pool(tmp_path_factory) -> Iterator[ScratchPool]:
     pool = make_scratch_pool(tmp_path_factory.mktemp("pools"))

@@ -74,10 +74,10 @@ def refuse_if_in_use(ctx: JobContext, host: LibvirtHost, action: str) -> None:
 def create_volume_job(ctx: JobContext) -> str:
     p = ctx.params
     with job_connection(ctx, (ctx.pool.name, p["name"])) as host:
-        ctx.step(_("Checking the free space of %(pool)s") % {"pool": ctx.pool.name})
-        ops.check_room(host, ctx.pool.name, p["capacity"], preallocation=p["preallocation"],
-                       reserve=ctx.pool.reserve_bytes)
-        ctx.check_cancel()
+        if p["preallocation"] == "full":  # what takes its whole size at once (see check_room)
+            ctx.step(_("Checking the free space of %(pool)s") % {"pool": ctx.pool.name})
+            ops.check_room(host, ctx.pool.name, p["capacity"], reserve=ctx.pool.reserve_bytes)
+            ctx.check_cancel()
         creating = (_("Creating %(format)s volume %(name)s of %(size)s (preallocating)")
                     if p["preallocation"] != "off" else _("Creating %(format)s volume %(name)s of %(size)s"))
         ctx.step(creating % {"format": p["format"], "name": p["name"], "size": binary_size(p["capacity"])})

@@ -28,6 +28,7 @@ from django.utils.translation import ngettext
 from hosts.signals import resync
 from jobs.models import Job
 from jobs.runner import JobCancelled, JobContext, job_task
+from pools.models import StoragePool
 from virtstorage.virt import LibvirtHost, ObjectExists, ObjectNotFound, VirtError, imagecheck, open_host, streams
 from virtstorage.virt import volumes as vvolumes
 from virtstorage.virt.imagecheck import ImageFacts
@@ -195,7 +196,7 @@ def _send(ctx: JobContext, upload: Upload, pool_name: str, name: str, receiver: 
             if not replace:
                 Upload.objects.filter(pk=upload.pk).update(volume_created=True)
             try:
-                info = _write(ctx, lv, upload, fd, pool_name, name, available)
+                info = _write(ctx, lv, upload, fd, pool_name, name, available, facts.format)
             except BaseException:
                 # A new volume holding part of the file is of no use to anyone. If it cannot be removed
                 # now (libvirtd restarting), it stays ours: the next job of this upload replaces it.
@@ -253,8 +254,9 @@ def _inspect_image(ctx: JobContext, upload: Upload, fd: int, available: Callable
 
 
 def _write(ctx: JobContext, lv: LibvirtHost, upload: Upload, fd: int, pool_name: str, name: str,
-           available: Callable[[int], int] | None):
-    writer = streams.open_writer(lv, pool_name, name, upload.size, direct=ctx.host.direct_io)
+           available: Callable[[int], int] | None, image_format: str):
+    writer = streams.open_writer(lv, pool_name, name, upload.size, direct=ctx.host.direct_io,
+                                 raw=image_format == "raw")
     if available is None:
         ctx.step(_("Writing %(size)s %(how)s (%(holes)s of holes kept as holes)")
                  % {"size": binary_size(upload.size), "how": writer.how, "holes": binary_size(upload.hole_bytes)})
@@ -273,6 +275,8 @@ def _write(ctx: JobContext, lv: LibvirtHost, upload: Upload, fd: int, pool_name:
             ctx.check_cancel()
 
     streams.send_file(writer, fd, upload.size, progress, available=available)
+    if writer.leaves_pool_unscanned:
+        StoragePool.objects.filter(host=ctx.host, name=pool_name).want_rescan()
     return streams.restore_capacity(lv, pool_name, name, upload.capacity)
 
 

@@ -211,8 +211,9 @@ class LibvirtHost:
                 persistent=bool(pool.isPersistent()),
             )
 
-    def refresh_pool(self, name: str, *, wait: float = REFRESH_WAIT_SECONDS) -> None:
-        """Ask libvirt to rescan the pool (finds files added behind its back, probes formats anew).
+    def refresh_pool(self, name: str, *, wait: float = REFRESH_WAIT_SECONDS) -> bool:
+        """Ask libvirt to rescan the pool (finds files added behind its back, probes formats anew); False when
+        the pool is stopped (nothing to rescan).
 
         libvirt refuses while it builds a volume in the pool (a clone, another job's create): "pool … has
         asynchronous jobs running". Then this asks again every 0.2 s for up to `wait` seconds, so jobs in one
@@ -221,12 +222,12 @@ class LibvirtHost:
         with translated():
             pool = self.raw_pool(name)
             if not pool.isActive():
-                return
+                return False
         while True:
             try:
                 with translated():
                     pool.refresh(0)
-                return
+                return True
             except VirtError as exc:
                 if ASYNC_JOBS_RUNNING not in str(exc):
                     raise

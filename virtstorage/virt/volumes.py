@@ -118,12 +118,12 @@ class NotEnoughSpace(VirtError):
     """The pool has less free space now than the volume takes at once."""
 
 
-def check_room(host: LibvirtHost, pool_name: str, capacity: int, *, preallocation: str = "off",
-               reserve: int = 0) -> int:
+def check_room(host: LibvirtHost, pool_name: str, capacity: int, *, reserve: int = 0) -> None:
     """Refuse (NotEnoughSpace) a fully preallocated volume larger than the pool's free space now, less the
     reserve the pool keeps: the pool is rescanned first, so space taken since the last sync (by anyone)
-    counts. Returns the free bytes. A thin volume takes (almost) nothing at once and passes: the pool's
-    overcommit policy guards it."""
+    counts. Only for a preallocated volume: a thin one takes (almost) nothing at once, the pool's overcommit
+    policy guards it, and a rescan reads every file of the pool (0.2 CPU-seconds of libvirtd in a pool of
+    10,000 volumes)."""
     try:
         host.refresh_pool(pool_name, wait=0)
     except PoolBusy:
@@ -131,14 +131,13 @@ def check_room(host: LibvirtHost, pool_name: str, capacity: int, *, preallocatio
         # figure already counts what it builds, and is the best there is without waiting for it.
         pass
     available = host.pool(pool_name).available
-    if preallocation == "full" and capacity > available - reserve:
+    if capacity > available - reserve:
         values = {"pool": pool_name, "free": binary_size(available), "reserve": binary_size(reserve),
                   "size": binary_size(capacity)}
         raise NotEnoughSpace((_("pool %(pool)s has %(free)s free now, of which it keeps %(reserve)s in reserve; a "
                                 "preallocated volume of %(size)s takes its whole size at once") if reserve else
                               _("pool %(pool)s has %(free)s free now; a preallocated volume of %(size)s takes its "
                                 "whole size at once")) % values)
-    return available
 
 
 def create_volume(host: LibvirtHost, pool_name: str, name: str, capacity: int, *, fmt: str = "raw",
