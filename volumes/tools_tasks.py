@@ -17,6 +17,7 @@ from contextlib import ExitStack
 from django.utils.translation import gettext as _
 
 from jobs.runner import JobContext, job_task
+from pools.models import StoragePool
 from virtstorage.virt import LibvirtHost, localfile, open_host, qemuimg, streams
 from virtstorage.virt import volumes as ops
 from virtstorage.virt.imagecheck import ImageFacts, UnsafeImage
@@ -147,12 +148,15 @@ def write_new_volume(ctx: JobContext, lv: LibvirtHost, source: ImageFile, capaci
                 tick()
 
             qemuimg.convert(source, target.fd, fmt, compress=compress, preallocation=provisioning, progress=progress)
+            try:  # a raw source may hold another format's header (its guest wrote one): so does its raw copy
+                unscanned = streams.after_write_in_place(lv, pool_name, target, fmt)
+            except UnsafeImage as exc:
+                raise UnsafeImage(_("%(reason)s The new volume was removed.") % {"reason": exc}, exc.reason) from exc
         finally:
             target.close()
-        # The whole pool, as after an upload: libvirt re-reads one volume's sizes at each lookup, but probes a
-        # file's format and backing file only in a pool refresh (libvirt 9.0), and that probe is checked below.
-        lv.refresh_pool(pool_name)
-        info = lv.volume(pool_name, name)
+        if unscanned:
+            StoragePool.objects.filter(host=ctx.host, name=pool_name).want_rescan()
+        info = lv.volume(pool_name, name)  # libvirt's probe of a qcow2 after its rescan of the pool: checked here
         if info.backing_path or ops.format_family(info.format) != fmt:
             raise UnsafeImage(_("libvirt reads the new volume as %(read)s, not %(format)s; it was removed.")
                               % {"read": info.format, "format": fmt})

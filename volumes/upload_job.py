@@ -256,7 +256,7 @@ def _inspect_image(ctx: JobContext, upload: Upload, fd: int, available: Callable
 def _write(ctx: JobContext, lv: LibvirtHost, upload: Upload, fd: int, pool_name: str, name: str,
            available: Callable[[int], int] | None, image_format: str):
     writer = streams.open_writer(lv, pool_name, name, upload.size, direct=ctx.host.direct_io,
-                                 raw=image_format == "raw")
+                                 image_format=image_format)
     if available is None:
         ctx.step(_("Writing %(size)s %(how)s (%(holes)s of holes kept as holes)")
                  % {"size": binary_size(upload.size), "how": writer.how, "holes": binary_size(upload.hole_bytes)})

@@ -326,8 +326,9 @@ def test_convert_raw_to_qcow2_to_raw_keeps_every_byte(member_client, celery_work
 
 def test_a_copy_that_libvirt_reads_as_another_format_is_removed(member_client, celery_worker, synced, tmp_path):
     """The bytes of a raw volume became a qcow2 image after the inventory recorded it (a guest wrote one), and
-    libvirt has not probed it since: a raw copy holds that image too. libvirt's probe of the new volume, after
-    qemu-img wrote it, reads qcow2, so the job removes it instead of leaving a "raw" volume that is a qcow2."""
+    libvirt has not probed it since: a raw copy holds that image too. The check of the copy's first bytes, after
+    qemu-img wrote it, finds qcow2, so the job removes it instead of leaving a "raw" volume that is a qcow2 (which
+    libvirt would take for one at its next rescan)."""
     pool, scratch = synced
     image = tmp_path / "inside.qcow2"
     qemu_img("create", "-q", "-f", "qcow2", str(image), "64M")
@@ -336,7 +337,8 @@ def test_a_copy_that_libvirt_reads_as_another_format_is_removed(member_client, c
     job = run_op(member_client, reverse("volumes:image_convert", args=[volume_row(pool, "raw-thin.img").pk]),
                  {"name": "copy.raw", "target_pool": pool.pk, "format": "raw", "provisioning": "off"})
     assert job.state == Job.State.FAILED, job.log
-    assert "libvirt reads the new volume as qcow2, not raw; it was removed." in job.error
+    assert "stated to be raw, but its content is a qcow2 image" in job.error
+    assert job.error.endswith("The new volume was removed.")
     assert "copy.raw" not in vol_names(scratch.name) and not (scratch.path / "copy.raw").exists()
     assert not Volume.objects.filter(pool=pool, name="copy.raw").exists()
 

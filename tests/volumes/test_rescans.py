@@ -2,9 +2,9 @@
 pool of 10,000 volumes), on the real libvirtd with a real worker.
 
 A rescan is how libvirt learns what was written behind its back. A stray file put in the pool's directory
-shows which operations rescan: libvirt lists it only after one. Thin creates and raw uploads written in place do
-not rescan; a preallocated create, a qcow2 upload written in place and the periodic sync of a pool a raw upload
-marked (StoragePool.rescan_wanted_at) do, and only that sync clears the mark.
+shows which operations rescan: libvirt lists it only after one. Thin creates and raw images written in place (an
+upload, a convert) do not rescan; a preallocated create, a qcow2 written in place and the periodic sync of a pool
+a raw image marked (StoragePool.rescan_wanted_at) do, and only that sync clears the mark.
 """
 
 from __future__ import annotations
@@ -124,6 +124,23 @@ def test_a_qcow2_upload_written_in_place_rescans_at_once(api, synced, celery_wor
     assert stray in listed_by_libvirt(scratch.name)
     assert "<format type='qcow2'/>" in virsh("vol-dumpxml", "--pool", scratch.name, "uploaded.qcow2")
     assert StoragePool.objects.get(pk=pool.pk).rescan_wanted_at is None
+
+
+def test_a_convert_to_raw_marks_the_pool_and_one_to_qcow2_rescans_it(member_client, celery_worker, synced):
+    pool, scratch = synced
+    stray = stray_file(scratch)
+    url = reverse("volumes:image_convert", args=[Volume.objects.get(pool=pool, name="base.qcow2").pk])
+    job = run_op(member_client, url, {"name": "flat.raw", "target_pool": pool.pk, "format": "raw",
+                                      "provisioning": "off"})
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert stray not in listed_by_libvirt(scratch.name)
+    assert StoragePool.objects.get(pk=pool.pk).rescan_wanted_at is not None
+    assert Volume.objects.get(pool=pool, name="flat.raw").format == "raw"
+    job = run_op(member_client, url, {"name": "copy.qcow2", "target_pool": pool.pk, "format": "qcow2",
+                                      "provisioning": "off"})
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert stray in listed_by_libvirt(scratch.name)
+    assert Volume.objects.get(pool=pool, name="copy.qcow2").format == "qcow2"
 
 
 def test_a_mark_set_again_during_the_sync_stays_for_the_next(synced, local_host, monkeypatch):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import libvirt
 
-from . import localfile, xmlio
+from . import imagecheck, localfile, xmlio
 from .connection import LibvirtHost
 from .errors import OperationFailed, translated
 from .localfile import TruncatedSource
@@ -101,6 +101,24 @@ def prepare_volume(lv: LibvirtHost, pool_name: str, name: str, *, replace: bool)
         return xmlio.parse_volume(vol.XMLDesc(0))
 
 
+def after_write_in_place(lv: LibvirtHost, pool_name: str, target: localfile.VolumeFile, image_format: str) -> bool:
+    """After an image_format image was written into a volume's own file (target, still open; libvirt made the
+    volume raw: prepare_volume), make sure libvirt takes the file for what it is.
+
+    A qcow2: libvirt rescans the pool, so it probes the file's format and backing file anew (libvirt 9.0
+    re-reads a volume's sizes at each lookup, its format only in a rescan), as it does after its own uploads.
+    A raw image: libvirt's record of the volume already holds, and a rescan reads every file of the pool (0.2
+    CPU-seconds of libvirtd in a pool of 10,000 volumes), so the file's first bytes are checked here instead
+    (imagecheck: UnsafeImage if they carry any signature qemu or libvirt would probe, as a raw volume whose guest
+    wrote a qcow2 header does), and the pool is not rescanned. True then: libvirt's figures for the pool itself
+    (allocation, free space) are those of before the write."""
+    if image_format == "raw":
+        imagecheck.inspect(imagecheck.read_head_from_fd(target.fd, os.fstat(target.fd).st_size), "raw")
+        return True
+    lv.refresh_pool(pool_name)  # waits out another job building a volume in the pool
+    return False
+
+
 def restore_capacity(lv: LibvirtHost, pool_name: str, name: str, capacity: int) -> VolumeInfo:
     """Grow a raw volume back to capacity (a sparse upload truncates it to the data's end).
 
@@ -146,22 +164,19 @@ class StreamWriter:
 
 class FileWriter:
     """Writes a new, empty volume's own file in place (localfile): data copied in the kernel, holes
-    left as the holes they already are, the size set at the end as a sparse stream sets it.
+    left as the holes they already are, the size set at the end as a sparse stream sets it; then
+    after_write_in_place (leaves_pool_unscanned says what it did)."""
 
-    With rescan, the pool is then refreshed, as libvirt does after an upload, so it probes the file's
-    format anew. Without it (a raw image: libvirt made the volume raw, so its record already holds), libvirt
-    re-stats the volume at each lookup, so the volume's sizes are current, but the pool's own figures
-    (allocation, free space) are those of before the write until the pool is rescanned. A rescan reads every
-    file of the pool: 0.2 CPU-seconds of libvirtd in a pool of 10,000 volumes."""
+    leaves_pool_unscanned = False
 
     @property
     def how(self) -> str:
         return _("straight into %(file)s") % {"file": _(localfile.VOLUME_FILE)}
 
-    def __init__(self, lv: LibvirtHost, pool_name: str, target: localfile.VolumeFile, length: int, *,
-                 rescan: bool = True) -> None:
+    def __init__(self, lv: LibvirtHost, pool_name: str, target: localfile.VolumeFile, length: int,
+                 image_format: str) -> None:
         self.lv, self.pool_name, self.target, self.length = lv, pool_name, target, length
-        self.leaves_pool_unscanned = not rescan
+        self.image_format = image_format
 
     def data(self, fd: int, segment: Segment, chunk: int, progress: Callable[[int], None] | None) -> None:
         localfile.copy_range(fd, self.target.fd, segment.offset, segment.length, progress)
@@ -171,9 +186,10 @@ class FileWriter:
 
     def finish(self) -> None:
         os.ftruncate(self.target.fd, self.length)
-        self.target.close()
-        if not self.leaves_pool_unscanned:
-            self.lv.refresh_pool(self.pool_name)  # waits out another job building a volume in the pool
+        try:
+            self.leaves_pool_unscanned = after_write_in_place(self.lv, self.pool_name, self.target, self.image_format)
+        finally:
+            self.target.close()
 
     def abort(self) -> None:
         self.target.close()
@@ -183,15 +199,15 @@ VolumeWriter = StreamWriter | FileWriter
 
 
 def open_writer(lv: LibvirtHost, pool_name: str, name: str, length: int, *, direct: bool = False,
-                raw: bool = False) -> VolumeWriter:
-    """A writer of length bytes into the empty volume (see prepare_volume): its own file when direct
-    I/O is allowed and possible (localfile), else libvirt's sparse stream. raw: the bytes are a raw image (the
-    format prepare_volume gives the volume), so writing them in place needs no rescan of the pool."""
+                image_format: str = "") -> VolumeWriter:
+    """A writer of length bytes, an image_format image ("": not known), into the empty volume (see
+    prepare_volume): its own file when direct I/O is allowed and possible (localfile), else libvirt's sparse
+    stream."""
     if direct:
         target = localfile.open_volume_file(lv, pool_name, name, write=True)
         if target is not None:
             if target.size == 0:
-                return FileWriter(lv, pool_name, target, length, rescan=not raw)
+                return FileWriter(lv, pool_name, target, length, image_format)
             target.close()  # not the empty file prepare_volume makes: its old bytes must not stay
     return StreamWriter(lv, pool_name, name, length)
 
