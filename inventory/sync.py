@@ -24,6 +24,7 @@ from hosts.status import domains_of, session, store_domains
 from jobs.rows import for_update
 from pools.models import StoragePool
 from virtstorage.virt import HostUnreachable, LibvirtHost, ObjectNotFound, VirtError
+from virtstorage.virt.connection import REFRESH_WAIT_SECONDS
 from virtstorage.virt.types import PoolInfo, VolumeInfo
 from volumes.models import Volume
 from volumes.safety import ImageSafety, check_listed_images
@@ -88,10 +89,10 @@ def sync_host(host: Host, *, refresh: bool = False, pool_names: list[str] | None
 
     def fetch(lv: LibvirtHost):
         pools = _fetch_pools(lv, pool_names)
-        wait = {"wait": 0} if not refresh else {}
+        wait = REFRESH_WAIT_SECONDS if refresh else 0
         for info in pools:
             if info.active and (refresh or info.name in marked):
-                if _asked(functools.partial(lv.refresh_pool, info.name, **wait), f"pool {info.name}") is True:
+                if _asked(functools.partial(lv.refresh_pool, info.name, wait=wait), f"pool {info.name}") is True:
                     rescanned.append(info.name)
         if rescanned:
             pools = _fetch_pools(lv, [p.name for p in pools])

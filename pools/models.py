@@ -50,11 +50,11 @@ class StoragePool(models.Model):
     volumes_listed_at = models.DateTimeField(null=True, blank=True)
     # Kept by the sync so lists never aggregate volumes per pool.
     volume_count = models.PositiveIntegerField(default=0)
-    # Set when a job wrote a volume's file in place without having libvirt rescan the pool (a raw upload:
-    # streams.FileWriter), so libvirt's figures for the pool (allocation, free space) predate the write; the next
-    # periodic sync rescans the pool and clears it (inventory/sync.py). One rescan for any number of such writes.
-    rescan_wanted_at = models.DateTimeField(null=True, blank=True)
     volume_capacity_total = models.BigIntegerField(default=0)
+    # Set when a job wrote a raw image into a volume's file in place without having libvirt rescan the pool
+    # (streams.after_write_in_place), so libvirt's figures for the pool (allocation, free space) predate the write;
+    # the next periodic sync rescans the pool and clears it (inventory/sync.py): one rescan for any number of writes.
+    rescan_wanted_at = models.DateTimeField(null=True, blank=True)
     # Capacity policy (issue: pool lifecycle). None means no limit.
     max_overcommit = models.DecimalField(
         max_digits=6, decimal_places=2, null=True, blank=True,
