@@ -81,7 +81,8 @@ def test_a_thin_create_does_not_rescan_the_pool_and_a_preallocated_one_does(memb
 
 
 def test_a_raw_upload_written_in_place_marks_the_pool_and_the_next_sync_rescans_it(api, synced, celery_worker,
-                                                                                    local_host, tmp_path):
+                                                                                    local_host, tmp_path,
+                                                                                    member_client):
     pool, scratch = synced
     stray = stray_file(scratch)
     source = tmp_path / "data.img"
@@ -98,6 +99,8 @@ def test_a_raw_upload_written_in_place_marks_the_pool_and_the_next_sync_rescans_
     assert (row.format, row.capacity) == ("raw", 24 * MiB) and row.allocation >= 24 * MiB
     marked_at = StoragePool.objects.get(pk=pool.pk).rescan_wanted_at
     assert marked_at is not None and marked_at >= job.started_at
+    page = member_client.get(reverse("pools:detail", args=[pool.pk])).content.decode()
+    assert 'id="pool-rescan-due"' in page and "libvirt rescans the pool at the next sync" in page
 
     # The periodic sync (no refresh asked) rescans the marked pool, stores its new figures and clears the mark.
     assert sync_host(local_host, pool_names=[scratch.name]) is not None
@@ -105,6 +108,7 @@ def test_a_raw_upload_written_in_place_marks_the_pool_and_the_next_sync_rescans_
     pool.refresh_from_db()
     assert pool.rescan_wanted_at is None
     assert pool.allocation == libvirt_pool_allocation(scratch.name) != allocation_before
+    assert 'id="pool-rescan-due"' not in member_client.get(reverse("pools:detail", args=[pool.pk])).content.decode()
     assert Volume.objects.filter(pool=pool, name=stray).exists()
 
     # With no mark, the next periodic sync leaves libvirt alone.
