@@ -41,7 +41,7 @@ def _refuse_written(lv: LibvirtHost, paths: set[str]) -> None:
 def adopt_image_job(ctx: JobContext) -> str:
     p, pool_name = ctx.params, ctx.pool.name
     image_files.require_tools(ctx.host)
-    with job_connection(ctx, (pool_name, p["name"])) as lv, ExitStack() as stack:
+    with job_connection(ctx, (pool_name, p["name"]), shared=True) as lv, ExitStack() as stack:
         ctx.step(_("Checking %(path)s: inside the import roots, a regular file, not a link") % {"path": p["path"]})
         if (link := hostfiles.file_facts(p["path"])) is not None and link.kind == "symlink":
             raise InvalidRequest(_("%(path)s is a symbolic link (to %(target)s): adopt the file itself.")

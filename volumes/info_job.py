@@ -40,7 +40,7 @@ def image_info_job(ctx: JobContext) -> str:
     ctx.step(_("Checking the image of %(name)s and its backing chain (format, backing and data files), opening it")
              % {"name": name})
     try:
-        with open_host(ctx.host.uri, shared=False) as lv, \
+        with open_host(ctx.host.uri) as lv, \
                 image_files.open_chain(ctx.host, lv, ctx.pool.name, name) as chain:
             ctx.step(ngettext("Running qemu-img info on %(count)s file", "Running qemu-img info on %(count)s files",
                               len(chain.links)) % {"count": len(chain.links)})

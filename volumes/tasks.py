@@ -27,13 +27,16 @@ class VolumeInUse(Exception):
 
 
 @contextmanager
-def job_connection(ctx: JobContext, *volumes: tuple[str, str], vms: bool = False) -> Iterator[LibvirtHost]:
-    """A dedicated connection for the job. Afterwards, in any case (a failed job may have created or removed
-    one), the inventory syncs these (pool, volume) pairs alone, not their pools' other volumes, and the
-    host's VMs if vms."""
+def job_connection(ctx: JobContext, *volumes: tuple[str, str], vms: bool = False,
+                   shared: bool = False) -> Iterator[LibvirtHost]:
+    """A dedicated connection for the job, or with shared (a job whose libvirt calls are all short: the long
+    work is qemu-img's) the worker process's own, open from its last job or sync: a connection costs ~15 ms here
+    with a cold page cache, and an ssh handshake to a remote host. Afterwards, in any case (a failed job may have
+    created or removed one), the inventory syncs these (pool, volume) pairs alone, not their pools' other
+    volumes, and the host's VMs if vms."""
     ctx.step(_("Connecting to %(host)s") % {"host": ctx.host.name})
     try:
-        with open_host(ctx.host.uri, shared=False) as host:
+        with open_host(ctx.host.uri, shared=shared) as host:
             yield host
     except VolumeInUse:
         vms = True  # libvirt knows a VM on the volume that the inventory did not: the next form refuses at once

@@ -53,7 +53,7 @@ def check_image_job(ctx: JobContext) -> str:
     name = ctx.job.volume_name
     image_files.require_tools(ctx.host)
     ctx.step(_("Connecting to %(host)s") % {"host": ctx.host.name})
-    with open_host(ctx.host.uri, shared=False) as lv:
+    with open_host(ctx.host.uri) as lv:  # libvirt's calls are short: qemu-img does the long work
         ctx.step(_("Checking the image of %(name)s (format, backing and data files) and opening it") % {"name": name})
         with image_files.open_chain(ctx.host, lv, ctx.pool.name, name) as chain:
             if chain.links[0].format != "qcow2":
@@ -74,7 +74,8 @@ def convert_volume_job(ctx: JobContext) -> str:
     p = ctx.params
     source, target_pool = ctx.job.volume_name, p["target_pool"]
     image_files.require_tools(ctx.host)
-    with job_connection(ctx, (target_pool, p["name"])) as lv:  # the source is unchanged: only the new volume is synced
+    # The source is unchanged: only the new volume is synced.
+    with job_connection(ctx, (target_pool, p["name"]), shared=True) as lv:
         ctx.step(_("Checking the image of %(source)s and its backing chain (format, backing and data files)")
                  % {"source": source})
         with image_files.open_chain(ctx.host, lv, ctx.pool.name, source) as chain:
@@ -92,7 +93,7 @@ def convert_volume_job(ctx: JobContext) -> str:
 def import_image_job(ctx: JobContext) -> str:
     p = ctx.params
     image_files.require_tools(ctx.host)
-    with job_connection(ctx, (ctx.pool.name, p["name"])) as lv, ExitStack() as stack:
+    with job_connection(ctx, (ctx.pool.name, p["name"]), shared=True) as lv, ExitStack() as stack:
         ctx.step(_("Checking %(path)s: inside the import roots, a regular file") % {"path": p["path"]})
         source = image_files.open_import_file(p["path"])
         stack.callback(source.close)
