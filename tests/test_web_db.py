@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 
 from tests.conftest import database_connections, wait_for
-from tests.volumes.test_upload_download import Api
+from tests.volumes.conftest import Api
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

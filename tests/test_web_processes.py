@@ -16,7 +16,8 @@ import pytest
 from jobs.models import Job
 from tests.conftest import AsgiServer, _free_port, wait_for_job
 from tests.jobs.test_sse import percent, sse_events
-from tests.volumes.test_upload_download import Api, MiB, _remove_staging_files, sha256_file  # noqa: F401
+from tests.volumes.conftest import Api
+from tests.volumes.test_upload_download import MiB, _remove_staging_files, sha256_file  # noqa: F401
 from volumes.models import Upload, Volume
 
 pytestmark = pytest.mark.django_db(transaction=True)

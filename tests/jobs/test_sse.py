@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from jobs import progress
 from jobs.models import Job
-from tests.volumes.test_upload_download import Api, MiB, _random_file, _remove_staging_files  # noqa: F401
+from tests.volumes.conftest import Api
+from tests.volumes.test_upload_download import MiB, _random_file, _remove_staging_files  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

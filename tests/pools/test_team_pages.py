@@ -24,7 +24,7 @@ from pools.models import PoolGrant, StoragePool
 from provisioning.models import ProvisioningRequest
 from provisioning.quota import Ledger
 from tests.conftest import _cleanup_pool, make_scratch_pool, virsh, wait_for_job
-from tests.volumes.test_upload_download import Api
+from tests.volumes.conftest import Api
 from tests.volumes.test_volume_ops import job_from, run_op, vol_names
 from volumes.models import Volume
 

@@ -16,8 +16,8 @@ from django.test.utils import CaptureQueriesContext
 from jobs.models import Job
 from tests.conftest import wait_for, wait_for_job
 from tests.virt.test_sparse_format import encode as framed  # a body: frames, then the end frame
+from tests.volumes.conftest import Api
 from tests.volumes.test_upload_download import (  # noqa: F401 - _remove_staging_files: an autouse fixture
-    Api,
     _remove_staging_files,
     disk_usage_bytes,
     make_sparse_file,
@@ -29,11 +29,6 @@ from volumes.models import Upload
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def api(asgi_server, member) -> Api:
-    return Api(asgi_server.url, member)
 
 
 def put_framed(api: Api, upload: dict, body: bytes):

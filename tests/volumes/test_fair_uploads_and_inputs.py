@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from jobs.models import Job
 from tests.conftest import _user, wait_for, wait_for_job
-from tests.volumes.test_upload_download import Api
+from tests.volumes.conftest import Api
 from tests.volumes.test_volume_ops import vol_names
 from volumes.models import Upload
 

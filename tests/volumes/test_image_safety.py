@@ -22,7 +22,8 @@ from inventory.sync import sync_host
 from jobs.models import Job
 from jobs.runner import launch
 from tests.conftest import virsh, wait_for_job
-from tests.volumes.test_upload_download import Api, sha256_file
+from tests.volumes.conftest import Api, upload_and_wait
+from tests.volumes.test_upload_download import sha256_file
 from tests.volumes.test_volume_ops import job_from, vol_names, volume_row
 from volumes import tasks
 from volumes.models import Volume
@@ -221,30 +222,17 @@ def test_a_raw_volume_whose_bytes_become_qcow2_is_never_opened_as_qcow2(member, 
 
 # -- uploads -----------------------------------------------------------------------------------
 
-@pytest.fixture
-def api(asgi_server, member) -> Api:
-    return Api(asgi_server.url, member)
-
-
-def _upload(api: Api, pool, path: Path, name: str, **fields) -> Job:
-    upload = api.create(pool=pool.pk, volume=name, mode=fields.pop("mode", "new"), size=path.stat().st_size,
-                        **fields).json()
-    assert "chunks_url" in upload, upload
-    api.send_file(upload, path)
-    return wait_for_job(api.complete(upload).json()["job"])
-
-
 @pytest.mark.parametrize("kind", ["data file", "backing file"])
 def test_an_uploaded_image_naming_a_host_file_is_refused_new_or_replacing(kind, api, celery_worker, synced,
                                                                          host_file, tmp_path):
     pool, scratch = synced
     make = data_file_image if kind == "data file" else backed_image
     image = make(tmp_path / "i.qcow2", host_file)
-    job = _upload(api, pool, image, "evil.qcow2")
+    job = upload_and_wait(api, pool, image, "evil.qcow2")
     assert job.state == Job.State.FAILED and kind in job.error, job.error
     assert "evil.qcow2" not in vol_names(scratch.name)
     before = sha256_file(scratch.path / "raw-prealloc.img")
-    job = _upload(api, pool, image, "raw-prealloc.img", mode="existing", confirm="raw-prealloc.img")
+    job = upload_and_wait(api, pool, image, "raw-prealloc.img", mode="existing", confirm="raw-prealloc.img")
     assert job.state == Job.State.FAILED and kind in job.error
     assert sha256_file(scratch.path / "raw-prealloc.img") == before
     host_file.assert_untouched()
@@ -254,20 +242,20 @@ def test_an_upload_must_be_the_format_it_says(api, celery_worker, synced, tmp_pa
     pool, scratch = synced
     qcow2 = tmp_path / "plain.qcow2"
     qemu_img("create", "-q", "-f", "qcow2", str(qcow2), "4M")
-    job = _upload(api, pool, qcow2, "said-raw.img", format="raw")
+    job = upload_and_wait(api, pool, qcow2, "said-raw.img", format="raw")
     assert job.state == Job.State.FAILED and "qcow2" in job.error, job.error
     raw = tmp_path / "plain.raw"
     raw.write_bytes(os.urandom(MiB))
-    job = _upload(api, pool, raw, "said-qcow2.qcow2", format="qcow2")
+    job = upload_and_wait(api, pool, raw, "said-qcow2.qcow2", format="qcow2")
     assert job.state == Job.State.FAILED and "raw" in job.error, job.error
     assert not {"said-raw.img", "said-qcow2.qcow2"} & vol_names(scratch.name)
     vmdk = tmp_path / "disk.vmdk"
     qemu_img("create", "-q", "-f", "vmdk", str(vmdk), "4M")
-    job = _upload(api, pool, vmdk, "disk.vmdk")
+    job = upload_and_wait(api, pool, vmdk, "disk.vmdk")
     assert job.state == Job.State.FAILED and "vmdk" in job.error, job.error
     assert api.create(pool=pool.pk, volume="x.img", mode="new", size=MiB, format="vmdk").status_code == 400
     # A self-contained qcow2, stated or read from its header, goes in and is recorded as qcow2.
-    job = _upload(api, pool, qcow2, "ok.qcow2", format="qcow2")
+    job = upload_and_wait(api, pool, qcow2, "ok.qcow2", format="qcow2")
     assert job.state == Job.State.SUCCEEDED, job.error
     row = volume_row(pool, "ok.qcow2")
     assert row.recorded_format == "qcow2" and row.unsafe_reason == ""
@@ -287,10 +275,10 @@ def test_a_replacing_upload_of_a_vms_disk_is_refused_unless_an_admin_forces(
     from hosts.models import DomainDisk
 
     DomainDisk.objects.all().delete()
-    job = _upload(api, pool, source, "raw-thin.img", mode="existing", confirm="raw-thin.img")
+    job = upload_and_wait(api, pool, source, "raw-thin.img", mode="existing", confirm="raw-thin.img")
     assert job.state == Job.State.FAILED and domain_using in job.error, job.error
     assert sha256_file(scratch.path / "raw-thin.img") == before
     admin = Api(asgi_server.url, admin_user)
-    job = _upload(admin, pool, source, "raw-thin.img", mode="existing", confirm="raw-thin.img", force=True)
+    job = upload_and_wait(admin, pool, source, "raw-thin.img", mode="existing", confirm="raw-thin.img", force=True)
     assert job.state == Job.State.SUCCEEDED, job.error
     assert sha256_file(scratch.path / "raw-thin.img", extra_zeros=0) != before

@@ -8,7 +8,7 @@ import time
 from urllib.parse import urlsplit
 
 from tests.conftest import wait_for
-from tests.volumes.test_upload_download import Api
+from tests.volumes.conftest import Api
 from volumes import staging
 
 MiB = 1024 * 1024

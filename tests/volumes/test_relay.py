@@ -25,7 +25,8 @@ from jobs import progress
 from jobs.models import Job
 from jobs.progress import client as redis_client
 from tests.conftest import TEST_QUEUE, AsgiServer, CeleryWorker, _free_port, virsh, wait_for, wait_for_job
-from tests.volumes.test_upload_download import Api, disk_usage_bytes, make_sparse_file, sha256_file
+from tests.volumes.conftest import Api
+from tests.volumes.test_upload_download import disk_usage_bytes, make_sparse_file, sha256_file
 from volumes import relay
 from volumes.models import Upload
 

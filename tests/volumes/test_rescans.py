@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -20,8 +19,8 @@ from django.urls import reverse
 from inventory.sync import sync_host
 from jobs.models import Job
 from pools.models import StoragePool
-from tests.conftest import cloning, virsh, wait_for_job
-from tests.volumes.test_upload_download import Api
+from tests.conftest import cloning, virsh
+from tests.volumes.conftest import upload_and_wait
 from tests.volumes.test_volume_ops import run_op
 from virtstorage.virt.connection import LibvirtHost
 from volumes.models import Volume
@@ -48,22 +47,6 @@ def libvirt_pool_allocation(pool: str) -> int:
     return int(line.split()[1])
 
 
-@pytest.fixture
-def api(asgi_server, member) -> Api:
-    return Api(asgi_server.url, member)
-
-
-def upload(api: Api, pool: StoragePool, path: Path, name: str, fmt: str) -> Job:
-    created = api.create(pool=pool.pk, volume=name, mode="new", size=str(path.stat().st_size), format=fmt)
-    assert created.status_code == 201, created.text
-    api.send_file(created.json(), path)
-    started = api.complete(created.json())
-    assert started.status_code == 202, started.text
-    job = wait_for_job(started.json()["job"])
-    assert job.state == Job.State.SUCCEEDED, job.error
-    return job
-
-
 def test_a_thin_create_does_not_rescan_the_pool_and_a_preallocated_one_does(member_client, celery_worker, synced):
     pool, scratch = synced
     stray = stray_file(scratch)
@@ -88,7 +71,8 @@ def test_a_raw_upload_written_in_place_marks_the_pool_and_the_next_sync_rescans_
     source = tmp_path / "data.img"
     source.write_bytes(os.urandom(24 * MiB))
     allocation_before = libvirt_pool_allocation(scratch.name)
-    job = upload(api, pool, source, "uploaded.img", "raw")
+    job = upload_and_wait(api, pool, source, "uploaded.img", format="raw")
+    assert job.state == Job.State.SUCCEEDED, job.error
     assert "straight into" in job.log, job.log
 
     # No rescan: libvirt does not list the stray file, and its pool figures are those of before the write
@@ -123,7 +107,8 @@ def test_a_qcow2_upload_written_in_place_rescans_at_once(api, synced, celery_wor
     stray = stray_file(scratch)
     image = tmp_path / "disk.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "64M"], check=True)
-    job = upload(api, pool, image, "uploaded.qcow2", "qcow2")
+    job = upload_and_wait(api, pool, image, "uploaded.qcow2", format="qcow2")
+    assert job.state == Job.State.SUCCEEDED, job.error
     assert "straight into" in job.log, job.log
     assert stray in listed_by_libvirt(scratch.name)
     assert "<format type='qcow2'/>" in virsh("vol-dumpxml", "--pool", scratch.name, "uploaded.qcow2")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import signal
 import subprocess
 import time
@@ -17,52 +16,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from django.test import Client
 
 from jobs.models import Job
 from jobs.tasks import reap_stale_jobs
 from tests.conftest import assert_moved_by, virsh, wait_for, wait_for_job
+from tests.volumes.conftest import Api
 from volumes.models import Upload, Volume
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MiB = 1024 * 1024
-CHUNK = 4 * MiB
-
-
-class Api:
-    """A logged-in HTTP client of the app, as a script would use it (session cookie + CSRF header)."""
-
-    def __init__(self, base_url: str, user) -> None:
-        django_client = Client()
-        django_client.force_login(user)
-        token = secrets.token_hex(16)  # a CSRF secret of our own: the cookie and the header must match
-        self.http = httpx.Client(base_url=base_url, timeout=120,
-                                 cookies={"sessionid": django_client.cookies["sessionid"].value, "csrftoken": token},
-                                 headers={"X-CSRFToken": token, "Accept": "application/json"})
-
-    def create(self, **fields) -> httpx.Response:
-        return self.http.post("/volumes/uploads/", json=fields)
-
-    def send_file(self, upload: dict, path: Path, *, start: int = 0, stop: int | None = None) -> dict:
-        """Chunks of the file from start to stop; all-zero chunks as holes, like upload.js."""
-        size = path.stat().st_size
-        stop = size if stop is None else stop
-        state = upload
-        with open(path, "rb") as source:
-            for offset in range(start, stop, CHUNK):
-                source.seek(offset)
-                data = source.read(min(CHUNK, stop - offset))
-                if data.count(0) == len(data):
-                    r = self.http.put(upload["chunks_url"], params={"offset": offset, "hole": len(data)})
-                else:
-                    r = self.http.put(upload["chunks_url"], params={"offset": offset}, content=data)
-                assert r.status_code == 200, r.text
-                state = r.json()
-        return state
-
-    def complete(self, upload: dict) -> httpx.Response:
-        return self.http.post(upload["complete_url"])
 
 
 @pytest.fixture(autouse=True)
@@ -71,11 +34,6 @@ def _remove_staging_files():
     yield
     for upload in Upload.objects.all():
         upload.staging_path.unlink(missing_ok=True)
-
-
-@pytest.fixture
-def api(asgi_server, member) -> Api:
-    return Api(asgi_server.url, member)
 
 
 def make_sparse_file(path: Path, size: int, data_at: list[tuple[int, int]]) -> Path:

@@ -17,7 +17,8 @@ from django.utils import timezone
 from jobs import progress
 from jobs.models import Job
 from tests.conftest import virsh
-from tests.volumes.test_upload_download import Api, disk_usage_bytes, make_sparse_file, sha256_file
+from tests.volumes.conftest import Api
+from tests.volumes.test_upload_download import disk_usage_bytes, make_sparse_file, sha256_file
 from volumes.models import Upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
