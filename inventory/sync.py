@@ -92,14 +92,15 @@ def sync_host(host: Host, *, refresh: bool = False, pool_names: list[str] | None
         wait = REFRESH_WAIT_SECONDS if refresh else 0
         for info in pools:
             if info.active and (refresh or info.name in marked):
-                if _asked(functools.partial(lv.refresh_pool, info.name, wait=wait), f"pool {info.name}") is True:
+                if _asked(functools.partial(lv.refresh_pool, info.name, wait=wait),
+                          f"rescan of pool {info.name} (its volumes are synced without it)") is True:
                     rescanned.append(info.name)
         if rescanned:
             pools = _fetch_pools(lv, [p.name for p in pools])
         listings: dict[str, list[VolumeInfo]] = {}
         for info in pools:
             if info.active:
-                volumes = _asked(functools.partial(lv.volumes, info.name), f"pool {info.name}")
+                volumes = _asked(functools.partial(lv.volumes, info.name), f"sync of pool {info.name}")
                 if isinstance(volumes, list):  # not GONE, not None
                     listings[info.name] = volumes
         return pools, listings, check_listed_images(host, lv, listings), domains_of(lv)
@@ -136,8 +137,8 @@ GONE = object()  # what _asked returns for an object libvirt no longer has
 
 
 def _asked(call: Callable[[], T], what: str) -> T | object | None:
-    """call() for one pool or volume (what names it in the log): GONE when libvirt no longer has it, None when
-    it cannot answer now.
+    """call() for one pool or volume (what names the call in the log: "sync of pool p"): GONE when libvirt no
+    longer has it, None when it cannot answer now.
 
     One that vanished meanwhile goes from the inventory; one that is busy (libvirt refuses to refresh a pool
     while an upload runs into it) keeps its rows as they were. Either way the others are still synced; only
@@ -150,14 +151,14 @@ def _asked(call: Callable[[], T], what: str) -> T | object | None:
     except HostUnreachable:
         raise
     except VirtError as exc:
-        log.warning("sync of %s skipped this time: %s", what, exc)
+        log.warning("%s skipped this time: %s", what, exc)
         return None
 
 
 def _fetch_pools(lv: LibvirtHost, names: list[str] | None) -> list[PoolInfo]:
     if names is None:
         return lv.pools()
-    found = (_asked(functools.partial(lv.pool, name), f"pool {name}") for name in names)
+    found = (_asked(functools.partial(lv.pool, name), f"sync of pool {name}") for name in names)
     return [info for info in found if info is not None and info is not GONE]
 
 
@@ -304,7 +305,7 @@ def _fetch_volumes(lv: LibvirtHost, pool_name: str, names: list[str]) -> tuple[l
     A volume libvirt cannot describe now (busy) is in neither list: its row stays as it was."""
     found, gone = [], []
     for name in names:
-        info = _asked(functools.partial(lv.volume, pool_name, name), f"volume {pool_name}/{name}")
+        info = _asked(functools.partial(lv.volume, pool_name, name), f"sync of volume {pool_name}/{name}")
         if info is GONE:
             gone.append(name)
         elif info is not None:

@@ -151,8 +151,9 @@ def test_a_mark_set_again_during_the_sync_stays_for_the_next(synced, local_host,
     assert StoragePool.objects.get(pk=pool.pk).rescan_wanted_at is None
 
 
-def test_a_busy_pool_keeps_its_mark_and_the_periodic_sync_does_not_wait_for_it(synced, local_host):
-    """libvirt refuses to rescan a pool while it builds a volume in it: the periodic sync goes on at once."""
+def test_a_busy_pool_keeps_its_mark_and_the_periodic_sync_does_not_wait_for_it(synced, local_host, caplog):
+    """libvirt refuses to rescan a pool while it builds a volume in it: the periodic sync goes on at once, and its
+    log says that only the rescan waits, not the pool's sync."""
     pool, scratch = synced
     StoragePool.objects.filter(pk=pool.pk).want_rescan()
     done = threading.Event()
@@ -169,5 +170,8 @@ def test_a_busy_pool_keeps_its_mark_and_the_periodic_sync_does_not_wait_for_it(s
     finally:
         thread.join()
     assert kept, "the clone ended before a sync found the pool busy"
+    skipped = [r.getMessage() for r in caplog.records if "skipped this time" in r.getMessage()]
+    assert skipped and all(m.startswith(f"rescan of pool {scratch.name} (its volumes are synced without it)")
+                           for m in skipped), skipped
     assert sync_host(local_host, pool_names=[scratch.name]) is not None
     assert StoragePool.objects.get(pk=pool.pk).rescan_wanted_at is None
