@@ -9,7 +9,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PACKAGES="libvirt-daemon-system libvirt-clients libvirt-dev qemu-utils qemu-system-x86 \
-redis-server pkg-config python3-venv python3-dev gcc scrub gettext"
+redis-server pkg-config python3-venv python3-dev gcc scrub gettext procps"
 if [ "${WITH_TEST_TOOLS:-0}" = "1" ]; then
   APT_PACKAGES="$APT_PACKAGES chromium postgresql"
 fi
@@ -53,7 +53,8 @@ start_daemon libvirtd "virsh -c qemu:///system version" $SUDO libvirtd -d
 if [ "${WITH_TEST_TOOLS:-0}" = "1" ]; then
   # The suite runs on PostgreSQL (Makefile: TEST_DATABASE_URL), as production does: a local cluster, a role
   # that may create the test databases, on 127.0.0.1 only.
-  as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
+  # From /: the postgres account may not enter this checkout's directory (psql would warn that it cannot).
+  as_postgres() { (cd / && if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi); }
   cluster=$(pg_lsclusters -h | awk 'NR==1 {print $1 " " $2}')
   start_daemon postgresql "pg_isready -q -h 127.0.0.1" $SUDO pg_ctlcluster $cluster start
   if ! as_postgres psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname='vstest'" | grep -q 1; then
