@@ -306,6 +306,10 @@ HISTORY_TEAM_LEDGER = "provisioning.quota.Ledger"
 # The local libvirt host registered by `manage.py bootstrap`.
 LOCAL_LIBVIRT_URI = os.environ.get("LOCAL_LIBVIRT_URI", "qemu:///system")
 DEMO_POOL_NAME = os.environ.get("DEMO_POOL_NAME", "virtstorage-demo")
+# Its directory: in libvirt's own images directory (a default pool root), not in var/. var/ is private to the
+# app's account, so a VM's QEMU (Debian runs it as libvirt-qemu) could not reach a volume there; and a checkout
+# in /root (root's home: a system tree no pool may be in) had no demo pool at all. libvirtd makes the directory.
+DEMO_POOL_DIR = os.environ.get("DEMO_POOL_DIR", f"/var/lib/libvirt/images/{DEMO_POOL_NAME}")
 # Set on a worker started beside a remote host: the registered URIs (comma-separated) whose libvirtd is this
 # machine's. That worker reaches them through LOCAL_LIBVIRT_URI, so its transfers read and write the volume files
 # in place (Host.direct_io) instead of sending every byte through libvirt's remote protocol; checked per process:

@@ -87,9 +87,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Created admin login: {username} / {password}"))
 
     def _demo_pool(self, host: Host) -> None:
-        path = Path(settings.VAR_DIR, "pools", settings.DEMO_POOL_NAME).resolve()
-        try:
-            vpools.check_pool_target(str(path), settings.POOL_ROOTS)  # var/pools is a default root
+        try:  # libvirt's images directory is a default pool root
+            path = vpools.check_pool_target(settings.DEMO_POOL_DIR, settings.POOL_ROOTS)
         except ValueError as exc:
             self.stderr.write(f"warning: not setting up the demo pool: {exc}")
             return
@@ -97,13 +96,11 @@ class Command(BaseCommand):
             with open_host(host.uri) as lv:
                 try:
                     pool = lv.pool(settings.DEMO_POOL_NAME)
-                except ObjectNotFound:
-                    path.mkdir(parents=True, exist_ok=True)
-                    lv.define_dir_pool(settings.DEMO_POOL_NAME, str(path), build=True, start=True, autostart=True)
+                except ObjectNotFound:  # libvirtd (root) builds the directory: this account may not write there
+                    lv.define_dir_pool(settings.DEMO_POOL_NAME, path, build=True, start=True, autostart=True)
                     self.stdout.write(f"Defined and started demo pool {settings.DEMO_POOL_NAME} at {path}")
                     return
                 if not pool.active:
-                    path.mkdir(parents=True, exist_ok=True)
                     lv.start_pool(settings.DEMO_POOL_NAME)
         except VirtError as exc:
             self.stderr.write(f"warning: could not set up the demo pool: {exc}")
