@@ -29,11 +29,15 @@ def bootstrap(var: Path, pool_name: str) -> subprocess.CompletedProcess:
 
 def test_the_demo_pool_is_in_libvirts_images_directory_where_a_vm_can_reach_it(tmp_path):
     """Not in var/: that is private to the app's account (QEMU runs as another user), and a checkout in /root
-    (root's home, a system tree) had no demo pool at all."""
+    (root's home, a system tree) had no demo pool at all. An older version's demo pool, in the var/pools of a
+    checkout since removed, is forgotten and defined again here."""
     name = f"{TEST_POOL_PREFIX}{os.getpid()}-demo-{secrets.token_hex(3)}"
     directory = Path(IMAGES, name)
+    gone = tmp_path / "old-checkout" / "var" / "pools" / name
+    virsh("pool-define-as", name, "dir", "--target", str(gone))
     try:
         first = bootstrap(tmp_path / "var", name)
+        assert f"Forgot demo pool {name}: its directory {gone} is gone" in first.stdout, first.stdout
         assert f"Defined and started demo pool {name} at {directory}" in first.stdout, first.stdout
         target = ElementTree.fromstring(virsh("pool-dumpxml", name)).findtext("target/path")
         assert target == str(directory)
@@ -53,3 +57,4 @@ def test_the_demo_pool_is_in_libvirts_images_directory_where_a_vm_can_reach_it(t
         virsh("pool-delete", name, check=False)
         virsh("pool-undefine", name, check=False)
     assert not directory.exists()
+

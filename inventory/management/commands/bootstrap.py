@@ -1,5 +1,6 @@
 """Set up a working installation on embedded defaults. Safe to run again: it reuses what exists."""
 
+import os
 import secrets
 import stat
 from pathlib import Path
@@ -92,15 +93,33 @@ class Command(BaseCommand):
         except ValueError as exc:
             self.stderr.write(f"warning: not setting up the demo pool: {exc}")
             return
+        name = settings.DEMO_POOL_NAME
         try:
             with open_host(host.uri) as lv:
                 try:
-                    pool = lv.pool(settings.DEMO_POOL_NAME)
-                except ObjectNotFound:  # libvirtd (root) builds the directory: this account may not write there
-                    lv.define_dir_pool(settings.DEMO_POOL_NAME, path, build=True, start=True, autostart=True)
-                    self.stdout.write(f"Defined and started demo pool {settings.DEMO_POOL_NAME} at {path}")
-                    return
-                if not pool.active:
-                    lv.start_pool(settings.DEMO_POOL_NAME)
+                    pool = lv.pool(name)
+                except ObjectNotFound:
+                    pool = None
+                if pool is not None and not pool.active and _gone(pool.target_path):
+                    # An older version's demo pool, in the var/pools of a checkout since removed: nothing to keep.
+                    vpools.undefine_pool(lv, name)
+                    self.stdout.write(f"Forgot demo pool {name}: its directory {pool.target_path} is gone")
+                    pool = None
+                if pool is None:  # libvirtd (root) builds the directory: this account may not write there
+                    lv.define_dir_pool(name, path, build=True, start=True, autostart=True)
+                    self.stdout.write(f"Defined and started demo pool {name} at {path}")
+                elif not pool.active:
+                    lv.start_pool(name)
         except VirtError as exc:
             self.stderr.write(f"warning: could not set up the demo pool: {exc}")
+
+
+def _gone(path: str) -> bool:
+    """The path does not exist (a directory this account may not look into is not gone)."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
