@@ -73,6 +73,21 @@ LIBVIRT_URI = os.environ.get("TEST_LIBVIRT_URI", "qemu:///system")
 TEST_POOL_PREFIX = "vstest-"
 
 
+def run_manage(*args: str, var: Path, umask: int | None = None, **env: str) -> subprocess.CompletedProcess:
+    """`manage.py ARGS` in a process of its own, as `make run` or a service manager starts it: var/ (and its
+    SQLite database) at var, none of this test run's own settings, env added; under umask if given. It must
+    succeed."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in {"DEBUG", "HTTPS", "SECRET_KEY", "DATABASE_URL", "UPLOAD_STAGING_DIR", "DEMO_POOL_DIR"}}
+    clean.update(VIRTSTORAGE_VAR_DIR=str(var), DATABASE_URL=f"sqlite:///{var / 'virtstorage.sqlite3'}", **env)
+    command = [sys.executable, "manage.py", *args]
+    if umask is not None:
+        command = ["sh", "-c", f'umask {umask:03o}; exec "$@"', "sh", *command]
+    result = subprocess.run(command, cwd=ROOT, env=clean, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
 def virsh(*args: str, check: bool = True) -> str:
     """Run virsh against the test libvirtd: the independent witness of what libvirt holds."""
     proc = subprocess.run(["virsh", "-q", "-c", LIBVIRT_URI, *args], capture_output=True, text=True, timeout=120)

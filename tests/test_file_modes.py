@@ -7,13 +7,12 @@ import os
 import sqlite3
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-from tests.conftest import ROOT
+from tests.conftest import run_manage
 
 MiB = 1024 * 1024
 
@@ -26,13 +25,7 @@ def mode(path: Path) -> int:
 
 def run_with_umask_000(*args: str, var: Path) -> subprocess.CompletedProcess:
     """`manage.py ARGS` as a careless service manager would start it: umask 000, var/ elsewhere."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DEBUG", "HTTPS", "SECRET_KEY", "DATABASE_URL", "UPLOAD_STAGING_DIR"}}
-    env.update(VIRTSTORAGE_VAR_DIR=str(var), DATABASE_URL=f"sqlite:///{var / 'virtstorage.sqlite3'}")
-    result = subprocess.run(["sh", "-c", 'umask 000; exec "$@"', "sh", sys.executable, "manage.py", *args],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
+    return run_manage(*args, var=var, umask=0o000)
 
 
 @pytest.fixture

@@ -7,23 +7,18 @@ import os
 import secrets
 import stat
 import subprocess
-import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
-from tests.conftest import ROOT, TEST_POOL_PREFIX, virsh
+from tests.conftest import TEST_POOL_PREFIX, run_manage, virsh
 
 IMAGES = "/var/lib/libvirt/images"
 
 
 def bootstrap(var: Path, pool_name: str) -> subprocess.CompletedProcess:
     """bootstrap as `make run` runs it, on a database and var/ of its own, the demo pool named pool_name."""
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DEMO_POOL_DIR"}}
-    env.update(VIRTSTORAGE_VAR_DIR=str(var), DATABASE_URL=f"sqlite:///{var / 'virtstorage.sqlite3'}",
-               DEMO_POOL_NAME=pool_name)
-    result = subprocess.run([sys.executable, "manage.py", "bootstrap"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0 and "warning" not in result.stderr, result.stdout + result.stderr
+    result = run_manage("bootstrap", var=var, DEMO_POOL_NAME=pool_name)
+    assert "warning" not in result.stderr, result.stdout + result.stderr
     return result
 
 
