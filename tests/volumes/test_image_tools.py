@@ -10,8 +10,10 @@ import hashlib
 import html
 import os
 import shutil
+import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -388,22 +390,41 @@ def test_convert_compressed_and_preallocated(member_client, celery_worker, synce
     assert Job.objects.filter(kind="convert").count() == 2
 
 
+def qemu_img_writing(path) -> list[int]:
+    """The qemu-img processes that hold path open (the app hands it its target as an inherited descriptor)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "qemu-img" and any(
+                    os.readlink(fd) == str(path) for fd in (entry / "fd").iterdir()):
+                found.append(int(entry.name))
+        except OSError:
+            continue  # gone meanwhile, or a descriptor closed while read
+    return found
+
+
 def test_a_cancelled_convert_removes_its_half_written_volume(member_client, celery_worker, local_host, synced):
     pool, scratch = synced
-    scratch.create_volume("big.img", "512M")
+    scratch.create_volume("big.img", "256M")
     block = os.urandom(MiB)
     with open(scratch.path / "big.img", "r+b") as f:
-        for _ in range(512):
+        for _ in range(256):
             f.write(block)
     assert sync_host(local_host, pool_names=[pool.name]) is not None
     job = job_from(member_client.post(reverse("volumes:image_convert", args=[volume_row(pool, "big.img").pk]),
                                       {"name": "half.qcow2", "target_pool": pool.pk, "format": "qcow2",
                                        "provisioning": "off", "compress": "on"}))
-    wait_for(lambda: Job.objects.get(pk=job.pk).progress_done, timeout=60, message="the convert's progress")
+    # qemu-img is held still (SIGSTOP) once it runs, so the cancel comes mid-write however fast this machine
+    # compresses; the job's kill (SIGKILL) ends a stopped process too.
+    pids = wait_for(lambda: qemu_img_writing(scratch.path / "half.qcow2"), timeout=60, interval=0.01,
+                    message="qemu-img writing half.qcow2")
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
     assert "half.qcow2" in vol_names(scratch.name)
     assert member_client.post(reverse("jobs:cancel", args=[job.pk])).status_code == 302
     job = wait_for_job(job.pk)
     assert job.state == Job.State.CANCELLED and job.progress_done < job.progress_total, job.log
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids), "the cancel left qemu-img running"
     assert "half.qcow2" not in vol_names(scratch.name)
     assert not Volume.objects.filter(pool=pool, name="half.qcow2").exists()
     assert not (scratch.path / "half.qcow2").exists()
