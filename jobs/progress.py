@@ -37,6 +37,7 @@ def client() -> redis.Redis:
 
 def snapshot(job: Job) -> dict[str, Any]:
     """Everything the progress partial shows, as JSON-safe values."""
+    log = job.log.splitlines()
     return {
         "id": job.pk,
         "kind": job.get_kind_display(),
@@ -56,7 +57,8 @@ def snapshot(job: Job) -> dict[str, Any]:
         "cancel_requested": job.cancel_requested,
         "url": job.get_absolute_url(),
         "result_url": result_url(job),
-        "log_tail": job.log.splitlines()[-5:],
+        "log_tail": log[-5:],
+        "log_lines": len(log),  # the job page reloads its log when this grows (static/js/app.js)
     }
 
 

@@ -47,11 +47,14 @@ def job_list(request: HttpRequest) -> HttpResponse:
 @accepts_token
 @member_required
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """The job page; its snapshot as JSON for scripts (``Accept: application/json``)."""
+    """The job page; its snapshot as JSON for scripts (``Accept: application/json``); its details and log alone
+    for htmx (the page reloads them while the job runs)."""
     job = _visible_job(request, pk)
+    snap = progress.snapshot(job)
     if request.headers.get("Accept", "").startswith("application/json"):
-        return JsonResponse(progress.snapshot(job))
-    return render(request, "jobs/job_detail.html", {"job": job, "snap": progress.snapshot(job)})
+        return JsonResponse(snap)
+    template = "jobs/_job_facts.html" if request.htmx else "jobs/job_detail.html"
+    return render(request, template, {"job": job, "snap": snap})
 
 
 @accepts_token

@@ -1,0 +1,44 @@
+"""The job page in a real browser: while the job runs, its log and details follow it without a reload."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from jobs.models import Job
+from jobs.runner import JobContext, finish_inline
+from tests.browser.browser import browser_page, log_in
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
+
+
+def test_the_job_page_shows_new_log_lines_and_the_end_as_they_happen(asgi_server, member, local_host, monkeypatch):
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # playwright's loop lives in this thread
+    job = Job.objects.create(kind="create", host=local_host, created_by=member, state=Job.State.RUNNING,
+                             started_at=timezone.now(), volume_name="live.qcow2")
+    ctx = JobContext(job)
+    with browser_page(asgi_server.url) as page:
+        log_in(page, member.username, "correct-horse-battery")
+        page.goto(f"/jobs/{job.pk}/")
+        facts = page.locator(f"#job-{job.pk}-facts")
+        assert facts.locator("pre.log").inner_text() == "(empty)"
+        page.wait_for_function("document.querySelector('.job-watch') && "
+                               "document.querySelector('.job-watch').dataset.polling === undefined")
+
+        ctx.step("Creating the first half")  # as the worker does: saved, then published (Redis -> SSE)
+        facts.locator("pre.log", has_text="Creating the first half").wait_for()
+        finished = facts.locator("xpath=.//dt[normalize-space()='Finished']/following-sibling::dd[1]")
+        assert finished.inner_text() == "—"
+
+        ctx.step("Creating the second half")
+        facts.locator("pre.log", has_text="Creating the second half").wait_for()
+        finish_inline(ctx, Job.State.SUCCEEDED, result="Created live.qcow2")
+        page.wait_for_selector(".progress[data-state=succeeded]")
+        facts.locator("pre.log", has_text="Created live.qcow2").wait_for()
+        assert Job.objects.get(pk=job.pk).finished_at is not None and finished.inner_text() != "—"
+        log = facts.locator("pre.log").inner_text().splitlines()
+        assert [line.split(" ", 1)[1] for line in log] == [
+            "Creating the first half", "Creating the second half", "Created live.qcow2"]
+        # the result is said once, not also as the last step beside the state
+        assert page.locator(f"#job-{job.pk}-progress").inner_text().count("Created live.qcow2") == 1
+        assert not facts.get_attribute("hx-get")  # over: nothing reloads it any more
