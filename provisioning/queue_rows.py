@@ -15,7 +15,6 @@ from django.template import engines
 from django.template.defaultfilters import floatformat
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.timesince import timesince
 from django.utils.translation import gettext, ngettext
 
 from .models import ProvisioningRequest
@@ -23,15 +22,15 @@ from .quota import Impact
 
 
 @functools.cache
-def _size_filter():
-    """The templates' size filter (binary units, exact bytes on hover). Found as a template finds it, among
-    the template engine's builtins: apps reach the project shell through Django, never by import."""
-    return next(library.filters["size"] for library in engines["django"].engine.template_builtins
-                if "size" in library.filters)
+def _builtin_filter(name: str):
+    """A filter of the templates' builtins (size: binary units, exact bytes on hover; since: how long ago). Found
+    as a template finds it: apps reach the project shell through Django, never by import."""
+    return next(library.filters[name] for library in engines["django"].engine.template_builtins
+                if name in library.filters)
 
 
 def size(value: int | None) -> SafeString:
-    return _size_filter()(value)
+    return _builtin_filter("size")(value)
 
 
 def _sentence(message: str, **values: object) -> SafeString:
@@ -96,7 +95,7 @@ class QueueRow:
 
     @property
     def filed(self) -> str:
-        return gettext("%(since)s ago") % {"since": timesince(self.req.created_at)}
+        return gettext("%(since)s ago") % {"since": _builtin_filter("since")(self.req.created_at)}
 
     @property
     def refusal(self) -> str:

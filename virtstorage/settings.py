@@ -104,7 +104,7 @@ TEMPLATES = [
                 "accounts.context_processors.roles",
                 "notifications.context_processors.bell",
             ],
-            "builtins": ["virtstorage.templatetags.sizes"],
+            "builtins": ["virtstorage.templatetags.sizes", "virtstorage.templatetags.times"],
         },
     }
 ]

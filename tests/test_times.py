@@ -1,0 +1,33 @@
+"""How long ago, as the pages write it (virtstorage/templatetags/times.py, a builtin of the templates)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.template import Context, Template
+from django.utils import timezone, translation
+
+from virtstorage.templatetags.times import since
+
+AGO = Template("{% load i18n %}{% blocktranslate with since=at|since %}synced {{ since }} ago{% endblocktranslate %}")
+
+
+def ago(at, language: str = "en") -> str:
+    with translation.override(language):
+        return AGO.render(Context({"at": at}))
+
+
+def test_under_a_minute_is_said_so_not_zero_minutes():
+    now = timezone.now()
+    assert ago(now) == "synced under a minute ago"
+    assert ago(now - timedelta(seconds=59)) == "synced under a minute ago"
+    assert ago(now + timedelta(seconds=5)) == "synced under a minute ago"  # clocks apart: not "0 minutes"
+    assert ago(now - timedelta(seconds=61)) == "synced 1\xa0minute ago"
+    assert ago(now - timedelta(hours=2, minutes=5)) == "synced 2\xa0hours, 5\xa0minutes ago"
+    assert since(None) == ""  # the templates test for a value first and say "never"
+
+
+def test_under_a_minute_in_spanish():
+    now = timezone.now()
+    assert ago(now, "es") == "sincronizado hace menos de un minuto"
+    assert ago(now - timedelta(minutes=3), "es") == "sincronizado hace 3\xa0minutos"
