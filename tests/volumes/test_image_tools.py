@@ -131,6 +131,10 @@ def test_the_panel_puts_qemu_img_beside_libvirt(name, provisioning, member_clien
     if name == "overlay.qcow2":
         assert 'id="image-chain"' in body and f"{pool.name} / base.qcow2: qcow2" in body
         assert exact(witness["cluster-size"]) in body and "Corrupt flag</dt><dd>not set" in body
+        # qcow2's compression type is a setting, not a sign that the data is compressed
+        compression = witness["format-specific"]["data"]["compression-type"]
+        assert (f"Compression type</dt><dd>{compression} (used only for clusters written compressed)</dd>"
+                in body)
     else:
         assert "none: it holds all its own data" in body
     job = Job.objects.get(kind="info", volume_name=name)
