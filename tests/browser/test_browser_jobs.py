@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from accounts.models import Membership, Team
+from accounts.teams import join
 from jobs.models import Job
 from jobs.runner import JobContext, finish_inline
+from pools.models import PoolGrant, StoragePool
 from tests.browser.browser import browser_page, log_in
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
@@ -14,8 +17,11 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
 def test_the_job_page_shows_new_log_lines_and_the_end_as_they_happen(asgi_server, member, local_host, monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # playwright's loop lives in this thread
-    job = Job.objects.create(kind="create", host=local_host, created_by=member, state=Job.State.RUNNING,
-                             started_at=timezone.now(), volume_name="live.qcow2")
+    pool = StoragePool.objects.create(host=local_host, name="live-pool", state=StoragePool.State.ACTIVE)
+    PoolGrant.objects.create(team=Team.objects.create(name="live-team"), pool=pool)
+    join(member, Team.objects.get(name="live-team"), Membership.Role.MEMBER)
+    job = Job.objects.create(kind="create", host=local_host, pool=pool, pool_name=pool.name, created_by=member,
+                             state=Job.State.RUNNING, started_at=timezone.now(), volume_name="live.qcow2")
     ctx = JobContext(job)
     with browser_page(asgi_server.url) as page:
         log_in(page, member.username, "correct-horse-battery")
@@ -42,3 +48,6 @@ def test_the_job_page_shows_new_log_lines_and_the_end_as_they_happen(asgi_server
         # the result is said once, not also as the last step beside the state
         assert page.locator(f"#job-{job.pk}-progress").inner_text().count("Created live.qcow2") == 1
         assert not facts.get_attribute("hx-get")  # over: nothing reloads it any more
+        page.click("#job-volume")  # the volume's name leads to its pool's table, searched for it
+        page.wait_for_url(f"**/pools/{pool.pk}/?q=live.qcow2#volume-table")
+        assert page.input_value("#volume-search") == "live.qcow2"
