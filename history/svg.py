@@ -115,9 +115,21 @@ def place(frame: Frame) -> Frame:
     return frame
 
 
+# A series of one sample (a pool's first minutes) is a polyline of one point, which SVG draws as nothing: it is
+# drawn as a short mark this wide, centred on its time, instead.
+SINGLE_MARK = 6
+
+
 def _polyline(frame: Frame, values: Sequence[tuple[datetime, int]],
               below: Sequence[tuple[datetime, int]] | None) -> str:
-    points = [f"{frame.x(at)},{frame.y(v)}" for at, v in values]
+    def xs(at: datetime) -> list[float]:
+        x = frame.x(at)
+        if len(values) != 1:
+            return [x]
+        x = min(max(x, frame.left + SINGLE_MARK / 2), frame.right - SINGLE_MARK / 2)
+        return [x - SINGLE_MARK / 2, x + SINGLE_MARK / 2]
+
+    points = [f"{x},{frame.y(v)}" for at, v in values for x in xs(at)]
     if below is not None:
-        points += [f"{frame.x(at)},{frame.y(v)}" for at, v in reversed(below)]
+        points += [f"{x},{frame.y(v)}" for at, v in reversed(below) for x in reversed(xs(at))]
     return " ".join(points)

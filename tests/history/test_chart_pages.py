@@ -105,3 +105,27 @@ def test_team_chart_shows_usage_against_the_quota(db_pool):
     section = html[html.index(f'id="history-team-{team.pk}"'):]
     assert points(section, f"team-pool-{db_pool.pk}") == steps([r.at for r in rows], 15) in (8, 9)
     assert "Quota: <span" in section and "8.0 GiB" in section
+
+
+def coordinates(html: str, series: str) -> list[tuple[float, float]]:
+    match = re.search(rf'<(?:polyline|polygon)[^>]*points="([^"]*)" data-series="{series}"', html)
+    assert match, f"no {series} series"
+    return [(float(x), float(y)) for x, y in (point.split(",") for point in match.group(1).split())]
+
+
+def test_a_single_sample_is_drawn_as_a_short_mark_not_as_nothing(db_pool):
+    """A pool's first minutes have one sample: a polyline of one point, which SVG does not draw."""
+    from history.svg import SINGLE_MARK
+    from pools.models import StoragePool
+
+    other = StoragePool.objects.create(host=db_pool.host, name="p2", state="active", capacity=GiB)
+    samples(db_pool, 1)
+    samples(other, 1, allocation=lambda i: GiB // 2)
+    client = admin_client()
+    html = client.get(db_pool.get_absolute_url()).content.decode()
+    for series in ("allocation", "virtual", "capacity"):
+        (x1, y1), (x2, y2) = coordinates(html, series)
+        assert y1 == y2 and x2 - x1 == SINGLE_MARK, series
+    host = client.get(db_pool.host.get_absolute_url()).content.decode()
+    band = coordinates(host, f"pool-{other.pk}")  # a stacked band: its top forward, the band below's back
+    assert len(band) == 4 and band[1][0] - band[0][0] == SINGLE_MARK and band[0][1] < band[3][1]
