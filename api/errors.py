@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -96,6 +97,30 @@ def forbidden(request: HttpRequest, exception: Exception) -> HttpResponse:
     """The site's 403 (handler403): the page, with the refusal's own words ("Only admins can do this.")."""
     return _error_page(request, 403, _("Not allowed"), _page_reason(exception)
                        or _("Your role or your teams do not let you do this."))
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The site's 400 (handler400): a request the app refused (BadRequest) says why, in the API's shape under /api/;
+    any other (a SuspiciousOperation: a forged host name, say) gets Django's own bare page, which reads nothing
+    of the request."""
+    if not isinstance(exception, BadRequest):
+        return defaults.bad_request(request, exception)
+    reason = _page_reason(exception) or _("The request was not understood.")
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "bad_request", "message": reason, "errors": {}}, status=400)
+    return _error_page(request, 400, _("Bad request"), reason)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a POST whose page is older than the person's last login or logout (the token changed
+    then), or from an origin the app does not trust; says what to do instead of "CSRF verification failed"."""
+    if "origin" in reason.lower() or "referer" in reason.lower():  # Django's reasons are English, never shown raw
+        text = _("The request did not come from a page of this site as the app knows it, so nothing was done. "
+                 "Behind a proxy or on another address, an admin sets CSRF_TRUSTED_ORIGINS (see the README).")
+    else:
+        text = _("This page's security token is out of date: you logged in or out since it was loaded (here or "
+                 "in another tab), or your session ended. Nothing was done. Reload the page and try again.")
+    return _error_page(request, 403, _("Not allowed"), text)  # the API's views check their own (DRF)
 
 
 def _error_page(request: HttpRequest, status_code: int, title: str, reason: str) -> HttpResponse:

@@ -67,6 +67,31 @@ def test_refused_and_missing_pages_say_why(client, member_client, admin_client, 
         assert "matches the given query" not in page and "Resolver404" not in page, url
 
 
+def test_a_bad_request_a_stale_token_and_a_server_error_say_what_happened(member, member_client, rf, settings):
+    from django.views.defaults import server_error
+
+    bad = member_client.get("/volumes/uploads/new/", {"pool": "x"})  # the upload page's query refused (BadRequest)
+    page = bad.content.decode()
+    assert bad.status_code == 400 and "<h1>Bad request</h1>" in page and "pool: Enter a whole number." in page
+    assert 'id="request-problem"' in page  # the site's own page, not Django's bare one
+    forged = member_client.get("/", HTTP_HOST="evil.example")  # a SuspiciousOperation: Django's page, no echo
+    assert forged.status_code == 400 and "evil.example" not in forged.content.decode()
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(member)
+    for headers, words in (({}, "security token is out of date"),
+                           ({"HTTP_ORIGIN": "https://elsewhere.example"}, "CSRF_TRUSTED_ORIGINS")):
+        stale = strict.post(reverse("jobs:cancel", args=[1]), {"csrfmiddlewaretoken": "x" * 64}, **headers)
+        page = stale.content.decode()
+        assert stale.status_code == 403 and "<h1>Not allowed</h1>" in page and words in page, headers
+        assert "CSRF verification failed" not in page
+
+    settings.DEBUG = False
+    crashed = server_error(rf.get("/"))
+    page = crashed.content.decode()
+    assert crashed.status_code == 500 and "<h1>Server error</h1>" in page and "app.css" in page
+
+
 def test_member_cannot_manage_hosts(member_client, inventory):
     pool, _ = inventory
     host_id = pool.host_id

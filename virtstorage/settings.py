@@ -33,6 +33,7 @@ SECRET_KEY = secret_key(VAR_DIR)  # from the environment, else generated once an
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+CSRF_FAILURE_VIEW = "api.errors.csrf_failure"  # says what to do, in the page's language
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -25,4 +25,5 @@ urlpatterns = [
 ]
 
 handler404 = "api.errors.not_found"  # JSON under /api/, the page elsewhere
+handler400 = "api.errors.bad_request"  # a BadRequest's reason, on the page or in the API's shape
 handler403 = "api.errors.forbidden"  # the page, saying why (DRF answers its own views' refusals)

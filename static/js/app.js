@@ -54,3 +54,45 @@
 document.addEventListener("change", function (e) {
   if (e.target.matches && e.target.matches("select[data-autosubmit]")) e.target.form.requestSubmit();
 });
+
+// An htmx request the server refused (4xx, 5xx) or that got no answer is said at the top of the page, in the
+// server's own words where its error page or JSON has them: htmx itself swaps nothing then, and the click looked
+// ignored. The box's texts come translated from base.html.
+(function () {
+  function serverWords(xhr) {
+    var type = xhr.getResponseHeader("Content-Type") || "";
+    try {
+      if (type.indexOf("application/json") === 0) {
+        var data = JSON.parse(xhr.responseText);
+        return data.message || data.error || "";
+      }
+      if (type.indexOf("text/html") === 0) {
+        var page = new DOMParser().parseFromString(xhr.responseText, "text/html");
+        var title = page.querySelector("main h1"), reason = page.querySelector("main h1 + p");
+        return [title && title.textContent.trim(), reason && reason.textContent.trim()].filter(Boolean).join(": ");
+      }
+    } catch (err) { /* not what it said it was: the status alone */ }
+    return "";
+  }
+  var failed = null;  // the element whose request the box speaks of
+  function say(elt, text) {
+    var box = document.getElementById("request-problem");
+    if (!box) return;
+    failed = elt;
+    box.textContent = text;
+    box.hidden = false;
+    box.scrollIntoView({block: "nearest"});
+  }
+  document.addEventListener("htmx:responseError", function (e) {
+    var box = document.getElementById("request-problem"), xhr = e.detail.xhr;
+    if (box) say(e.detail.elt, serverWords(xhr) || box.dataset.refused + " (HTTP " + xhr.status + ")");
+  });
+  document.addEventListener("htmx:sendError", function (e) {
+    var box = document.getElementById("request-problem");
+    if (box) say(e.detail.elt, box.dataset.unreachable);
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {  // that element's next try went through
+    var box = document.getElementById("request-problem");
+    if (box && e.detail.successful && e.detail.elt === failed) box.hidden = true;
+  });
+})();

@@ -51,3 +51,38 @@ def test_the_job_page_shows_new_log_lines_and_the_end_as_they_happen(asgi_server
         page.click("#job-volume")  # the volume's name leads to its pool's table, searched for it
         page.wait_for_url(f"**/pools/{pool.pk}/?q=live.qcow2#volume-table")
         assert page.input_value("#volume-search") == "live.qcow2"
+
+
+def test_a_refused_htmx_click_is_said_on_the_page(asgi_server, member, local_host, monkeypatch):
+    """htmx swaps nothing on an error answer: the page says what the server said instead of ignoring the click."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # playwright's loop lives in this thread
+
+    def running_job() -> Job:
+        return Job.objects.create(kind="wipe", host=local_host, created_by=member, state=Job.State.RUNNING,
+                                  started_at=timezone.now(), cancellable=True, volume_name="w.img")
+
+    with browser_page(asgi_server.url) as page:
+        log_in(page, member.username, "correct-horse-battery")
+        problem = page.locator("#request-problem")
+        gone = running_job().pk
+        page.goto(f"/jobs/{gone}/")
+        assert problem.is_hidden()
+        Job.objects.filter(pk=gone).delete()  # removed meanwhile: the cancel answers 404
+        page.click(f"#job-{gone}-progress button:has-text('Cancel')")
+        problem.wait_for()
+        assert problem.inner_text() == "Not found: There is nothing here, or nothing you may see."
+
+        job = running_job()
+        page.goto(f"/jobs/{job.pk}/")
+        other = page.context.new_page()  # a login in another tab changes the session's CSRF token
+        log_in(other, member.username, "correct-horse-battery")
+        page.click(f"#job-{job.pk}-progress button:has-text('Cancel')")
+        problem.wait_for()
+        assert "security token is out of date" in problem.inner_text()
+        assert not Job.objects.get(pk=job.pk).cancel_requested  # nothing was done
+
+        page.reload()  # a fresh page: its token is the current one, and the click goes through
+        assert problem.is_hidden()
+        page.click(f"#job-{job.pk}-progress button:has-text('Cancel')")
+        page.wait_for_selector("text=Cancelling at the next safe point")
+        assert Job.objects.get(pk=job.pk).cancel_requested and problem.is_hidden()
