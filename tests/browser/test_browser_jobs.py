@@ -74,6 +74,11 @@ def test_a_refused_htmx_click_is_said_on_the_page(asgi_server, member, local_hos
 
         job = running_job()
         page.goto(f"/jobs/{job.pk}/")
+        page.route("**/cancel/", lambda route: route.abort())  # no answer at all, as from a server that is down
+        page.click(f"#job-{job.pk}-progress button:has-text('Cancel')")
+        page.wait_for_function("document.getElementById('request-problem').textContent.includes('could not be "
+                               "reached')")
+        page.unroute("**/cancel/")
         other = page.context.new_page()  # a login in another tab changes the session's CSRF token
         log_in(other, member.username, "correct-horse-battery")
         page.click(f"#job-{job.pk}-progress button:has-text('Cancel')")
