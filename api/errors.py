@@ -100,15 +100,12 @@ def forbidden(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """The site's 400 (handler400): a request the app refused (BadRequest) says why, in the API's shape under /api/;
-    any other (a SuspiciousOperation: a forged host name, say) gets Django's own bare page, which reads nothing
-    of the request."""
+    """The site's 400 (handler400): a request a page refused (BadRequest) says why (the API's views answer their
+    own, exception_handler below); any other (a SuspiciousOperation: a forged host name, say) gets Django's own bare
+    page, which reads nothing of the request."""
     if not isinstance(exception, BadRequest):
         return defaults.bad_request(request, exception)
-    reason = _page_reason(exception) or _("The request was not understood.")
-    if request.path.startswith("/api/"):
-        return JsonResponse({"code": "bad_request", "message": reason, "errors": {}}, status=400)
-    return _error_page(request, 400, _("Bad request"), reason)
+    return _error_page(request, 400, _("Bad request"), _page_reason(exception) or _("The request was not understood."))
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
