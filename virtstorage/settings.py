@@ -73,7 +73,7 @@ MIDDLEWARE = [
     "accounts.tokens.TokenMiddleware",  # a bearer token for the upload, download and job endpoints (before CSRF)
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "accounts.middleware.LoginRequired",  # Django's, sending an htmx request's page to the login page
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

@@ -32,13 +32,20 @@
     watch.dataset.polling = "1";
     var url = watch.dataset.progressUrl;
     var timer = setInterval(function () {
-      fetch(url, {credentials: "same-origin"}).then(function (r) { return r.text(); }).then(function (html) {
+      // Asked as htmx asks, so that a browser no longer signed in is sent to the login page as a whole
+      // (HX-Redirect, accounts/middleware.py) rather than given the login form to show in the progress' place.
+      var headers = {"HX-Request": "true", "HX-Current-URL": window.location.href};
+      fetch(url, {credentials: "same-origin", headers: headers}).then(function (r) {
+        var away = r.headers.get("HX-Redirect");
+        if (away) { clearInterval(timer); window.location.href = away; throw new Error("signed out"); }
+        return r.text();
+      }).then(function (html) {
         watch.innerHTML = html;
         htmx.process(watch);
         followFactsOf(watch);
         var state = watch.querySelector("[data-state]");
         if (state && ["succeeded", "failed", "cancelled"].indexOf(state.dataset.state) >= 0) clearInterval(timer);
-      });
+      }).catch(function () { /* signed out (on its way to the login page), or no answer: the next tick asks again */ });
     }, 1000);
   }
   document.addEventListener("htmx:sseError", function (e) {
