@@ -37,11 +37,14 @@ def job_list(request: HttpRequest) -> HttpResponse:
         scope = "mine"
         jobs = jobs.filter(created_by=request.user)
     state = request.GET.get("state", "")
-    if state in Job.State.values:
+    if state not in Job.State.values:
+        state = ""
+    if state:
         jobs = jobs.filter(state=state)
     page = Paginator(jobs, 50).get_page(request.GET.get("page"))
     return render(request, "jobs/job_list.html", {"page": page, "scope": scope, "state": state,
-                                                  "states": Job.State.choices})
+                                                  "states": Job.State.choices,
+                                                  "any_active": any(job.is_active for job in page)})
 
 
 @accepts_token
