@@ -63,8 +63,8 @@ def snapshot(job: Job) -> dict[str, Any]:
 
 
 def result_url(job: Job) -> str:
-    """Where a succeeded job's result is (a defined pool's page), when the job recorded it (params: result_url, a
-    path of this site): the progress partial links the result there."""
+    """Where a succeeded job's result is (a defined pool's page, a new volume's), when the job recorded it
+    (JobContext.leads_to, a path of this site): the progress partial links the result there."""
     url = str((job.params or {}).get("result_url", "")) if job.state == Job.State.SUCCEEDED else ""
     return url if url.startswith("/") and not url.startswith("//") else ""
 

@@ -238,6 +238,11 @@ class JobContext:
     def params(self) -> dict[str, Any]:
         return self.job.params
 
+    def leads_to(self, url: str) -> None:
+        """Where what the job made is (a path of this site): its page links it once the job succeeded. Saved with
+        the job's end, not in a write of its own."""
+        self.job.params = {**self.job.params, "result_url": url}
+
     def keep(self, **params: Any) -> None:
         """Add these to the job's params and save them: what a page, the API or a later job reads of this one
         (a report, the path copied, the link to what it made)."""
@@ -324,7 +329,8 @@ def _finish(job: Job, state: str, *, error: str = "", result: str = "") -> None:
     if state == Job.State.SUCCEEDED and job.progress_total:
         job.progress_done = job.progress_total
     with transaction.atomic():  # the end and its audit record together
-        job.save(update_fields=["state", "error", "result", "finished_at", "progress_done", "message", "log"])
+        job.save(update_fields=["state", "error", "result", "finished_at", "progress_done", "message", "log",
+                                "params"])  # params: what the body kept unsaved (leads_to)
         audit_job(job, FINISH_OUTCOMES[state], error=error, result=result)
     announce_end(job)  # before the watchers hear the end: what they reload is up to date
     progress.publish(job)

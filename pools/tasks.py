@@ -158,5 +158,5 @@ def define_pool_job(ctx: JobContext) -> str:
             result = _("Defined pool %(pool)s, but could not start it: %(error)s") % {"pool": name, "error": exc}
     ctx.job.pool = pool
     ctx.job.save(update_fields=["pool"])
-    ctx.keep(result_url=pool.get_absolute_url())
+    ctx.leads_to(pool.get_absolute_url())
     return result

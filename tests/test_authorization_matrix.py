@@ -69,6 +69,8 @@ RULES: dict[str, tuple] = {
     "pools:policy": (lambda o: {"pk": o["pool"].pk}, POST_ONLY, _refused(ADMIN_ONLY)),
     "pools:define": (lambda o: {"host_pk": o["host"].pk}, ADMIN_ONLY, _refused(ADMIN_ONLY)),
     "volumes:detail": (lambda o: {"pk": o["volume"].pk}, TEAM_MEMBER, None),
+    "volumes:by_name": (lambda o: {"pool_pk": o["volume"].pool_id, "name": o["volume"].name},
+                        _with(TEAM_MEMBER, member=302, operator=302, admin=302), None),  # to the volume's page
     "volumes:create": (lambda o: {"pool_pk": o["pool"].pk}, TEAM_OPERATOR, _refused(TEAM_OPERATOR)),
     "volumes:backing_options": (lambda o: {"pool_pk": o["pool"].pk}, TEAM_MEMBER, None),
     "volumes:clone": (lambda o: {"pk": o["volume"].pk}, TEAM_MEMBER, _refused(TEAM_MEMBER)),

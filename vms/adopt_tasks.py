@@ -22,7 +22,7 @@ from virtstorage.virt.units import binary_size
 from virtstorage.virt.volumes import format_family
 from volumes import image_files, safety
 from volumes.models import Volume
-from volumes.tasks import job_connection
+from volumes.tasks import job_connection, lead_to_volume
 from volumes.tools_tasks import source_image, write_new_volume
 from volumes.upload_job import remove_quietly
 
@@ -60,6 +60,7 @@ def adopt_image_job(ctx: JobContext) -> str:
                                     "was removed. Stop what writes to it, then adopt it again.")
                                   % {"path": source.path})
     ctx.keep(source_path=source.path, copied=before)  # what a switch checks
+    lead_to_volume(ctx, ctx.pool.pk, info.name)
     result = (_("Adopted %(path)s (%(source_format)s) as %(pool)s/%(name)s: %(format)s, virtual size %(virtual)s, "
                 "disk size %(disk)s.")
               % {"path": source.path, "source_format": facts.format, "pool": pool_name, "name": info.name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from hosts.signals import resync
@@ -44,6 +45,12 @@ def job_connection(ctx: JobContext, *volumes: tuple[str, str], vms: bool = False
     finally:
         ctx.step(sync_step(volumes, vms=vms))
         resync(ctx.host, volumes=list(volumes), vms=vms)
+
+
+def lead_to_volume(ctx: JobContext, pool_pk: int | None, name: str) -> None:
+    """The job made (or wrote) volume name of the pool: its page links that volume once it succeeded."""
+    if pool_pk is not None:
+        ctx.leads_to(reverse("volumes:by_name", args=[pool_pk, name]))
 
 
 def sync_step(volumes: tuple[tuple[str, str], ...] | list[tuple[str, str]], *, vms: bool = False) -> str:
@@ -87,6 +94,7 @@ def create_volume_job(ctx: JobContext) -> str:
         info = ops.create_volume(host, ctx.pool.name, p["name"], p["capacity"], fmt=p["format"],
                                  preallocation=p["preallocation"], backing_path=p.get("backing_path", ""),
                                  backing_format=p.get("backing_format", ""))
+    lead_to_volume(ctx, ctx.pool.pk, info.name)
     return _("Created %(name)s: %(virtual)s virtual, %(disk)s on disk") % {
         "name": info.name, "virtual": binary_size(info.capacity), "disk": binary_size(info.allocation)}
 
@@ -104,6 +112,7 @@ def clone_volume_job(ctx: JobContext) -> str:
         ctx.step(copying % {"source": source, "pool": target_pool, "name": p["name"], "format": p.get("format")})
         info = ops.clone_volume(host, ctx.pool.name, source, target_pool, p["name"], fmt=p.get("format", ""),
                                 watcher=watcher, on_progress=ctx.report)
+    lead_to_volume(ctx, ctx.job.target_pool_id, info.name)
     return _("Cloned %(source)s to %(pool)s/%(name)s (%(format)s, %(disk)s on disk)") % {
         "source": source, "pool": target_pool, "name": info.name, "format": info.format,
         "disk": binary_size(info.allocation)}

@@ -26,7 +26,7 @@ from virtstorage.virt.types import VolumeInfo
 from virtstorage.virt.units import binary_size
 
 from . import image_files, safety
-from .tasks import job_connection
+from .tasks import job_connection, lead_to_volume
 from .upload_job import remove_quietly
 
 CANCEL_CHECK_SECONDS = 0.5  # a database read per check, not per progress report
@@ -83,6 +83,7 @@ def convert_volume_job(ctx: JobContext) -> str:
                 ctx.step(_("Reading %(chain)s") % {"chain": chain_text(chain)})
             top = chain.links[0]
             info = write_new_volume(ctx, lv, chain.image(), top.info.capacity, target_pool, p)
+    lead_to_volume(ctx, ctx.job.target_pool_id, info.name)
     return _("Converted %(source)s (%(source_format)s) to %(pool)s/%(name)s: %(format)s, virtual size %(virtual)s, "
              "disk size %(disk)s") % {"source": source, "source_format": top.format, "pool": target_pool,
                                       "name": info.name, "format": info.format, "virtual": binary_size(info.capacity),
@@ -100,6 +101,7 @@ def import_image_job(ctx: JobContext) -> str:
         image, facts = source_image(ctx, lv, stack, source)
         info = write_new_volume(ctx, lv, image, source.virtual_size(facts), ctx.pool.name,
                                  {**p, "format": p.get("format") or facts.format})
+    lead_to_volume(ctx, ctx.pool.pk, info.name)
     return _("Imported %(path)s (%(source_format)s) as %(pool)s/%(name)s: %(format)s, virtual size %(virtual)s, "
              "disk size %(disk)s") % {"path": source.path, "source_format": facts.format, "pool": ctx.pool.name,
                                       "name": info.name, "format": info.format, "virtual": binary_size(info.capacity),

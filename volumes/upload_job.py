@@ -36,7 +36,7 @@ from virtstorage.virt.units import binary_size
 
 from . import relay, safety, staging
 from .models import Upload
-from .tasks import VolumeInUse, refuse_if_in_use
+from .tasks import VolumeInUse, lead_to_volume, refuse_if_in_use
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ def upload_volume(ctx: JobContext) -> str:
     if receiver is not None:
         receiver.close(keep=False)
     Upload.objects.filter(pk=upload.pk).update(state=Upload.State.DONE, error="")
+    lead_to_volume(ctx, upload.pool_id, name)
     return result
 
 

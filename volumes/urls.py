@@ -8,6 +8,7 @@ from .urls_transfer import urlpatterns as transfer_urls
 app_name = "volumes"
 urlpatterns = [
     path("<int:pk>/", views.volume_detail, name="detail"),
+    path("in-pool/<int:pool_pk>/named/<str:name>/", views.volume_by_name, name="by_name"),
     *operation_urls,
     *transfer_urls,
     *tool_urls,

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_safe
 
 from accounts.roles import member_required
 from jobs.models import Job
@@ -24,6 +26,16 @@ def backing_chain(volume: Volume) -> list[dict]:
             break
         path, fmt = link.backing_path, link.backing_format
     return chain
+
+
+@require_safe
+@member_required
+def volume_by_name(request: HttpRequest, pool_pk: int, name: str) -> HttpResponse:
+    """The volume's page, by its pool and name: where a job that made a volume leads (tasks.lead_to_volume)."""
+    volume = Volume.objects.visible_to(request.user).filter(pool_id=pool_pk, name=name).first()
+    if volume is None:
+        raise Http404(_("There is no volume %(name)s in that pool now, or you may not see it.") % {"name": name})
+    return redirect(volume)
 
 
 @member_required

@@ -19,6 +19,7 @@ from tests.conftest import TEST_POOL_PREFIX, virsh
 from tests.virt.test_qemuimg import identical, qemu_img
 from tests.vms.helpers import run_job, vm_row
 from tests.vms.machines import defined_vm, disk
+from tests.volumes.test_volume_ops import assert_leads_to
 from volumes.models import Volume
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -58,6 +59,7 @@ def test_adopt_copies_a_stray_file_byte_for_byte_and_keeps_its_holes(admin_clien
     row = Volume.objects.get(pool=pool, name="adopted.img")
     assert (row.format, row.recorded_format, row.capacity, row.unsafe_reason) == ("raw", "raw", 64 * MiB, "")
     assert job.params["copied"]["size"] == 64 * MiB and stray.exists()  # the file stays
+    assert_leads_to(admin_client, job, pool, "adopted.img")
     assert _outcomes("vm.adopt") == {"started", "ok"}
     taken = admin_client.post(_adopt_url(local_host), _form(pool, "adopted.img", stray))
     assert taken.status_code == 400 and "already has a volume named adopted.img" in html.unescape(

@@ -26,6 +26,7 @@ from pools.models import StoragePool
 from tests.conftest import virsh, wait_for, wait_for_job
 from tests.virt.test_qemuimg import damaged_qcow2, flagged_qcow2, identical, qemu_img
 from tests.volumes.test_volume_ops import (  # noqa: F401 - second_pool is a fixture (getfixturevalue)
+    assert_leads_to,
     job_from,
     qemu_img_info,
     run_op,
@@ -324,6 +325,7 @@ def test_convert_raw_to_qcow2_to_raw_keeps_every_byte(member_client, celery_work
     assert job.state == Job.State.SUCCEEDED, job.error
     back = volume_row(other_pool, "back.raw")
     assert back.format == "raw" and back.capacity == 64 * MiB
+    assert_leads_to(member_client, job, other_pool, "back.raw")
     assert identical(source, "raw", copy.path, "qcow2") and identical(source, "raw", back.path, "raw")
     assert open(source, "rb").read() == open(back.path, "rb").read()
     assert back.allocation < 16 * MiB  # 6 MiB of data: the holes stayed holes
@@ -459,6 +461,7 @@ def test_import_reads_the_format_from_the_content_never_the_name(admin_client, c
         assert (row.format, row.recorded_format, row.backing_path, row.unsafe_reason) == (expect, expect, "", "")
         assert f"<format type='{expect}'/>" in virsh("vol-dumpxml", "--pool", scratch.name, name)
         assert identical(path, "qcow2" if path != raw else "raw", row.path, expect), name
+        assert_leads_to(admin_client, job, pool, name)
     assert volume_row(pool, "was-named-qcow2").capacity == 4 * MiB
     assert {path: sha256(path) for path in (raw, qcow2, overlay)} == before  # the files stay as they were
     assert {"started", "ok"} <= audited("volume.import")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from django.urls import reverse
 
 from jobs.models import Job
 from jobs.tasks import reap_stale_jobs
@@ -88,6 +89,7 @@ def test_sparse_upload_into_new_volume_reads_back_and_stays_thin(api, synced, ce
     job = wait_for_job(started.json()["job"])
     assert job.state == Job.State.SUCCEEDED, job.error
     assert job.kind == "upload" and job.progress_done == size
+    assert job.params["result_url"] == reverse("volumes:by_name", args=[pool.pk, "uploaded.img"])  # "Open it"
     assert_moved_by(job, io_path)
 
     volume_file = scratch.path / "uploaded.img"

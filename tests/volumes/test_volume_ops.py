@@ -55,6 +55,14 @@ def volume_row(pool: StoragePool, name: str) -> Volume:
     return Volume.objects.get(pool=pool, name=name)
 
 
+def assert_leads_to(client, job: Job, pool: StoragePool, name: str) -> None:
+    """The succeeded job's page links the volume it made ("Open it"), and the link opens that volume's page."""
+    link = reverse("volumes:by_name", args=[pool.pk, name])
+    assert f'<a href="{link}" class="result-link">' in client.get(job.get_absolute_url()).content.decode()
+    opened = client.get(link)
+    assert opened.status_code == 302 and opened.url == volume_row(pool, name).get_absolute_url()
+
+
 def write_pattern(path: str, size: int, byte: bytes = b"\xa5") -> None:
     with open(path, "r+b") as f:
         f.write(byte * size)
@@ -87,6 +95,7 @@ def test_create_volume(member_client, celery_worker, synced, fmt, provisioning, 
         assert info["actual-size"] > qemu_img_info(str(scratch.path / "qcow2-thin.qcow2"))["actual-size"]
     row = volume_row(pool, name)  # the job refreshed the inventory
     assert (row.capacity, row.allocation, row.format) == (capacity, allocation, fmt)
+    assert_leads_to(member_client, job, pool, name)
 
 
 def test_create_qcow2_overlay_on_a_backing_volume(member_client, celery_worker, synced):
@@ -149,6 +158,9 @@ def test_clone_into_another_pool_reports_progress(member_client, celery_worker, 
     assert subprocess.run(["cmp", source_path, target_path], timeout=120).returncode == 0
     assert vol_sizes(second_pool.name, "data-copy.img")[0] == 3 * GiB
     assert volume_row(second_pool, "data-copy.img").capacity == 3 * GiB
+    assert_leads_to(member_client, job, second_pool, "data-copy.img")  # the copy, in the other pool
+    gone = member_client.get(reverse("volumes:by_name", args=[second_pool.pk, "no-such.img"]))
+    assert gone.status_code == 404 and "There is no volume no-such.img in that pool now" in gone.content.decode()
 
 
 def test_clone_converts_raw_to_qcow2(member_client, celery_worker, synced):
