@@ -41,3 +41,33 @@ def test_stop_and_start_from_the_pool_card(asgi_server, admin_user, synced, cele
         assert _state(scratch.name) == "running"
         assert "Started pool" in page.inner_text("#pool-job")
         assert page.locator("#pool-lifecycle-actions button:has-text('Stop')").count() == 1
+
+
+def test_the_volume_table_follows_a_job_that_ends_on_the_page(asgi_server, admin_user, synced, monkeypatch):
+    """A job followed in the pool page's "Running jobs" ends: the table reloads as it stands (its sort kept)."""
+    from django.utils import timezone
+
+    from inventory.sync import sync_volumes
+    from jobs.models import Job
+    from jobs.runner import JobContext, finish_inline
+
+    pool, scratch = synced
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # playwright's loop lives in this thread
+    job = Job.objects.create(kind="create", host=pool.host, pool=pool, created_by=admin_user, volume_name="late.img",
+                             state=Job.State.RUNNING, started_at=timezone.now())
+    django_client = Client()
+    django_client.force_login(admin_user)
+    with browser_page(asgi_server.url) as page:
+        page.context.add_cookies([{"name": "sessionid", "value": django_client.cookies["sessionid"].value,
+                                   "url": asgi_server.url}])
+        page.goto(pool.get_absolute_url())
+        page.click("#volume-table th >> text=Disk size")  # sorted: the reload keeps it
+        page.wait_for_function("location.search.includes('sort=-allocation')")
+        assert page.locator("#volume-table").count() == 1  # swapped whole, not nested in the old one
+        assert page.locator("#volume-table >> text=late.img").count() == 0
+        scratch.create_volume("late.img", "1M")  # what the job made, synced as the job's end does
+        assert sync_volumes(pool.host, [(pool.name, "late.img")]) is not None
+        finish_inline(JobContext(job), Job.State.SUCCEEDED, result="Created late.img")
+        page.locator("#volume-table >> text=late.img").wait_for()
+        assert page.locator("#volume-table").count() == 1
+        assert "sort=-allocation" in page.locator("#volume-table").get_attribute("hx-get")
