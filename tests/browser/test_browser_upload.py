@@ -51,6 +51,8 @@ def test_browser_upload_sends_holes_shows_progress_and_the_job_finishes(page, sy
     size = 56 * MiB  # 7 chunks of 8 MiB: data, zeros, zeros, data, zeros, zeros, data
     src = make_sparse_file(tmp_path / "browser.img", size, [(0, MiB), (24 * MiB + 5, 100), (size - MiB, MiB)])
     page.goto(f"/volumes/uploads/new/?pool={pool.pk}")
+    assert page.locator("#upload-cancel").is_hidden()  # "Stop sending" only while sending
+    assert "Sent in chunks of 8.0 MiB;" in page.inner_text("main")  # binary units, as everywhere
     page.evaluate(RECORD_BARS)
     holes_declared = []
     page.on("request", lambda r: holes_declared.append(r.url) if r.method == "PUT" and "hole=" in r.url else None)
@@ -65,6 +67,7 @@ def test_browser_upload_sends_holes_shows_progress_and_the_job_finishes(page, sy
     assert upload_widths[-1] == 100
     assert widths["job"] and widths["job"][-1] == 100
     assert "100.0%" in page.inner_text("#upload-numbers")
+    page.wait_for_selector("#upload-cancel", state="hidden")  # nothing left to stop
 
     upload = Upload.objects.get(pool=pool, volume_name="browser.img")
     assert upload.hole_bytes == 4 * 8 * MiB  # the four all-zero chunks were not sent

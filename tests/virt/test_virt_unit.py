@@ -115,6 +115,16 @@ def test_size_filter_puts_exact_bytes_in_the_title():
     assert size(None) == "—"
 
 
+def test_size_text_is_the_size_filter_without_markup():
+    from django.utils import translation
+
+    from virtstorage.templatetags.sizes import size_text
+
+    assert size_text(8 * 1024**2) == "8.0 MiB" and size_text(None) == "—"  # binary, as every page writes sizes
+    with translation.override("es"):
+        assert size_text(1536 * 1024**2) == "1,5 GiB"
+
+
 def test_percent_is_clamped_and_safe_on_zero():
     assert percent(50, 200) == 25.0
     assert percent(300, 200) == 100.0

@@ -46,10 +46,17 @@ def size(value: int | None) -> str:
     """A size as HTML: binary units, exact bytes in a tooltip."""
     if value is None:
         return "—"
+    return format_html('<span class="size" title="{} bytes">{}</span>',
+                       _grouped(int(value), _separators(get_language())), size_text(value))
+
+
+@register.filter
+def size_text(value: int | None) -> str:
+    """A size as plain text, where no markup goes (an attribute): binary units, the reader's decimal separator."""
+    if value is None:
+        return "—"
     number, places, unit = size_parts(int(value))
-    separators = _separators(get_language())
-    return format_html('<span class="size" title="{} bytes">{} {}</span>', _grouped(int(value), separators),
-                       _decimal(number, places, separators), unit)
+    return f"{_decimal(number, places, _separators(get_language()))} {unit}"
 
 
 @register.filter
