@@ -55,6 +55,7 @@ def snapshot(job: Job) -> dict[str, Any]:
         "elapsed": job.elapsed.total_seconds() if job.elapsed else None,
         "cancellable": job.cancellable and job.is_active and not job.cancel_requested,
         "cancel_requested": job.cancel_requested,
+        "uninterruptible": job.is_active and not job.cancellable,  # its kind has no safe point to stop at
         "url": job.get_absolute_url(),
         "result_url": result_url(job),
         "log_tail": log[-5:],

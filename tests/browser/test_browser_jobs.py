@@ -35,6 +35,8 @@ def test_the_job_page_shows_new_log_lines_and_the_end_as_they_happen(asgi_server
         facts.locator("pre.log", has_text="Creating the first half").wait_for()
         finished = facts.locator("xpath=.//dt[normalize-space()='Finished']/following-sibling::dd[1]")
         assert finished.inner_text() == "—"
+        uninterruptible = page.locator("text=This kind of job cannot be interrupted safely")
+        assert uninterruptible.is_visible()  # a create has no safe point to stop at: no Cancel, and why
 
         ctx.step("Creating the second half")
         facts.locator("pre.log", has_text="Creating the second half").wait_for()
@@ -42,6 +44,7 @@ def test_the_job_page_shows_new_log_lines_and_the_end_as_they_happen(asgi_server
         page.wait_for_selector(".progress[data-state=succeeded]")
         facts.locator("pre.log", has_text="Created live.qcow2").wait_for()
         assert Job.objects.get(pk=job.pk).finished_at is not None and finished.inner_text() != "—"
+        assert uninterruptible.count() == 0  # over: nothing left to interrupt
         log = facts.locator("pre.log").inner_text().splitlines()
         assert [line.split(" ", 1)[1] for line in log] == [
             "Creating the first half", "Creating the second half", "Created live.qcow2"]
