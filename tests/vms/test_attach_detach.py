@@ -67,6 +67,7 @@ def test_attach_live_from_the_volume_page_then_detach_live(member_client, celery
     volume = Volume.objects.get(pool=pool, name="live-a.img")
     page = member_client.get(volume.get_absolute_url()).content.decode()
     assert 'id="volume-attach"' in page and running_vm.name in page
+    assert 'id="no-vm"' not in member_client.get(reverse("vms:attach_volume", args=[volume.pk])).content.decode()
 
     job = run_job(member_client, reverse("vms:attach_volume", args=[volume.pk]), {"vm": row.pk, "bus": "scsi"})
     assert job.state == Job.State.SUCCEEDED, job.error
@@ -128,3 +129,12 @@ def test_the_form_checks_the_target_the_pool_and_the_image(member_client, synced
     response = member_client.post(url, {"pool": pool.pk, "volume": "raw-thin.img", "bus": "virtio"})
     assert response.status_code == 400 and "Refused: It names a backing file outside." in response.content.decode()
     assert not Job.objects.exists() and stopped_vm.blklist(inactive=True) == {}
+
+
+def test_the_attach_page_says_when_no_vm_is_there_to_attach_to(member_client, synced):
+    """No VM of the host that the member may change (a new VM belongs to no team): said, and Attach is off."""
+    pool, _scratch = synced
+    volume = Volume.objects.filter(pool=pool).first()
+    page = member_client.get(reverse("vms:attach_volume", args=[volume.pk])).content.decode()
+    assert 'id="no-vm"' in page and "is one you may change" in page
+    assert '<button type="submit" class="primary" disabled>Attach</button>' in page
