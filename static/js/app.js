@@ -52,6 +52,13 @@
     var watch = e.target.closest ? e.target.closest(".job-watch") : null;
     if (watch) poll(watch);
   });
+  // The stream ends with the job; one that ends while the job still runs (Redis went away: the server sends the
+  // last state it read and ends) leaves the page to poll, so that it never shows "running" for ever.
+  document.addEventListener("htmx:sseClose", function (e) {
+    var watch = e.target.closest ? e.target.closest(".job-watch") : null;
+    var snap = watch && watch.querySelector(".progress[data-state]");
+    if (snap && ["queued", "running"].indexOf(snap.dataset.state) >= 0) poll(watch);
+  });
   document.addEventListener("DOMContentLoaded", function () {
     if (!window.EventSource) document.querySelectorAll(".job-watch").forEach(poll);
   });

@@ -94,3 +94,26 @@ def test_a_refused_htmx_click_is_said_on_the_page(asgi_server, member, local_hos
         page.click(f"#job-{job.pk}-progress button:has-text('Cancel')")
         page.wait_for_selector("text=Cancelling at the next safe point")
         assert Job.objects.get(pk=job.pk).cancel_requested and problem.is_hidden()
+
+
+def test_a_stream_that_ends_before_the_job_leaves_the_page_polling(asgi_server, member, local_host, monkeypatch):
+    """The server ends the events with the last state it read when Redis goes away: the page then polls."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # playwright's loop lives in this thread
+    from django.template.loader import render_to_string
+
+    from jobs import progress
+
+    job = Job.objects.create(kind="wipe", host=local_host, created_by=member, state=Job.State.RUNNING,
+                             started_at=timezone.now(), volume_name="quiet.img")
+    running = render_to_string("jobs/_progress.html", {"snap": progress.snapshot(job)}).replace("\n", " ")
+    with browser_page(asgi_server.url) as page:
+        log_in(page, member.username, "correct-horse-battery")
+        # What the events view sends when Redis is away: the state it read, then the end.
+        stream = f"event: job\ndata: {running}\n\nevent: end\ndata: \n\n"
+        page.route(f"**/jobs/{job.pk}/events/",
+                   lambda route: route.fulfill(status=200, content_type="text/event-stream", body=stream), times=1)
+        page.goto(f"/jobs/{job.pk}/")
+        page.wait_for_function("document.querySelector('.job-watch').dataset.polling === '1'")
+        finish_inline(JobContext(job), Job.State.SUCCEEDED, result="Wiped quiet.img")
+        page.wait_for_selector(f"#job-{job.pk}-progress[data-state=succeeded]", timeout=10_000)
+        page.locator(f"#job-{job.pk}-facts pre.log", has_text="Wiped quiet.img").wait_for()
