@@ -65,3 +65,31 @@ def test_pick_a_backing_volume_by_searching_for_it(asgi_server, celery_worker, s
                            .inner_text())
         create_qcow2(page, "picked-overlay.qcow2", "64M")
     assert "zz-base.img" in virsh("vol-dumpxml", "--pool", scratch.name, "picked-overlay.qcow2")
+
+
+def test_the_volume_page_reloads_when_the_job_on_it_ends(asgi_server, synced, member, monkeypatch):
+    """A job followed on the volume's page ends: the page shows the volume as the job left it."""
+    from django.utils import timezone
+
+    from inventory.sync import sync_volumes
+    from jobs.models import Job
+    from jobs.runner import JobContext, finish_inline
+    from volumes.models import Volume
+
+    pool, scratch = synced
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # playwright's loop lives in this thread
+    volume = Volume.objects.get(pool=pool, name="raw-thin.img")
+    job = Job.objects.create(kind="resize", host=pool.host, pool=pool, created_by=member, volume_name=volume.name,
+                             state=Job.State.RUNNING, started_at=timezone.now())
+    with browser_page(asgi_server.url) as page:
+        log_in(page, member.username, "correct-horse-battery")
+        page.goto(volume.get_absolute_url())
+        assert page.locator(".volume-job").count() == 1
+        virsh("vol-resize", "--pool", scratch.name, volume.name, "200M")  # what the job did, synced as it does
+        assert sync_volumes(pool.host, [(pool.name, volume.name)]) is not None
+        assert Volume.objects.get(pk=volume.pk).capacity == 200 * 1024**2
+        assert page.locator("section.sizes .big").first.inner_text() == "64.0 MiB"  # the page: as it was loaded
+        finish_inline(JobContext(job), Job.State.SUCCEEDED, result="Resized raw-thin.img to 200 MiB")
+        page.wait_for_selector(".volume-job", state="detached")
+        assert page.locator("section.sizes .big").first.inner_text() == "200 MiB"  # the virtual size
+        assert page.locator("#volume-page").count() == 1  # replaced, not nested
