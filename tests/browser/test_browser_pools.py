@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.browser.browser import browser_page
+from tests.browser.browser import browser_page, log_in
 from tests.conftest import virsh
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
@@ -55,11 +55,8 @@ def test_the_volume_table_follows_a_job_that_ends_on_the_page(asgi_server, admin
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # playwright's loop lives in this thread
     job = Job.objects.create(kind="create", host=pool.host, pool=pool, created_by=admin_user, volume_name="late.img",
                              state=Job.State.RUNNING, started_at=timezone.now())
-    django_client = Client()
-    django_client.force_login(admin_user)
     with browser_page(asgi_server.url) as page:
-        page.context.add_cookies([{"name": "sessionid", "value": django_client.cookies["sessionid"].value,
-                                   "url": asgi_server.url}])
+        log_in(page, admin_user.username, "correct-horse-battery")
         page.goto(pool.get_absolute_url())
         page.click("#volume-table th >> text=Disk size")  # sorted: the reload keeps it
         page.wait_for_function("location.search.includes('sort=-allocation')")
