@@ -51,6 +51,7 @@ def test_the_job_page_shows_new_log_lines_and_the_end_as_they_happen(asgi_server
         # the result is said once, not also as the last step beside the state
         assert page.locator(f"#job-{job.pk}-progress").inner_text().count("Created live.qcow2") == 1
         assert not facts.get_attribute("hx-get")  # over: nothing reloads it any more
+        assert "{#" not in page.inner_text("main") and "{% comment" not in page.inner_text("main")  # no notes shown
         page.click("#job-volume")  # the volume's name leads to its pool's table, searched for it
         page.wait_for_url(f"**/pools/{pool.pk}/?q=live.qcow2#volume-table")
         assert page.input_value("#volume-search") == "live.qcow2"
