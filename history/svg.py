@@ -117,7 +117,7 @@ def place(frame: Frame) -> Frame:
 
 # A series of one sample (a pool's first minutes) is a polyline of one point, which SVG draws as nothing: it is
 # drawn as a short mark this wide, centred on its time, instead.
-SINGLE_MARK = 6
+SINGLE_MARK = 10
 
 
 def _polyline(frame: Frame, values: Sequence[tuple[datetime, int]],
