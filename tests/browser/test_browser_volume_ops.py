@@ -84,12 +84,41 @@ def test_the_volume_page_reloads_when_the_job_on_it_ends(asgi_server, synced, me
     with browser_page(asgi_server.url) as page:
         log_in(page, member.username, "correct-horse-battery")
         page.goto(volume.get_absolute_url())
-        assert page.locator(".volume-job").count() == 1
+        resize_card = page.locator(f".volume-job:has(#job-{job.pk}-progress)")
+        assert resize_card.count() == 1
         virsh("vol-resize", "--pool", scratch.name, volume.name, "200M")  # what the job did, synced as it does
         assert sync_volumes(pool.host, [(pool.name, volume.name)]) is not None
         assert Volume.objects.get(pk=volume.pk).capacity == 200 * 1024**2
         assert page.locator("section.sizes .big").first.inner_text() == "64.0 MiB"  # the page: as it was loaded
         finish_inline(JobContext(job), Job.State.SUCCEEDED, result="Resized raw-thin.img to 200 MiB")
-        page.wait_for_selector(".volume-job", state="detached")
+        resize_card.wait_for(state="detached")  # reloaded (the Image panel may have started a reading meanwhile)
         assert page.locator("section.sizes .big").first.inner_text() == "200 MiB"  # the virtual size
         assert page.locator("#volume-page").count() == 1  # replaced, not nested
+
+
+def test_a_delete_that_ends_on_the_volume_page_leads_to_the_pool(asgi_server, synced, member, monkeypatch):
+    """The volume is gone when its delete ends: the page does not reload into a 404, its card links the pool."""
+    from django.utils import timezone
+
+    from inventory.sync import sync_volumes
+    from jobs.models import Job
+    from jobs.runner import JobContext, finish_inline
+    from volumes.models import Volume
+
+    pool, scratch = synced
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # playwright's loop lives in this thread
+    volume = Volume.objects.get(pool=pool, name="raw-thin.img")
+    job = Job.objects.create(kind="delete", host=pool.host, pool=pool, created_by=member, volume_name=volume.name,
+                             state=Job.State.RUNNING, started_at=timezone.now())
+    with browser_page(asgi_server.url) as page:
+        log_in(page, member.username, "correct-horse-battery")
+        page.goto(volume.get_absolute_url())
+        virsh("vol-delete", "--pool", scratch.name, volume.name)  # what the job did, synced as it does
+        assert sync_volumes(pool.host, [(pool.name, volume.name)]) is not None
+        ctx = JobContext(job)
+        ctx.leads_to(pool.get_absolute_url())
+        finish_inline(ctx, Job.State.SUCCEEDED, result="Deleted raw-thin.img")
+        page.wait_for_selector(f"#job-{job.pk}-progress[data-state=succeeded]")
+        page.click(f"#job-{job.pk}-progress a.result-link")
+        page.wait_for_url(f"**{pool.get_absolute_url()}")
+        assert page.locator("#volume-table >> text=raw-thin.img").count() == 0
