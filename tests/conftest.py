@@ -783,6 +783,17 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message: str
     raise AssertionError(f"timed out after {timeout} s waiting for {message}")
 
 
+def running_job(user, host, kind: str, **fields):
+    """A job row as a worker leaves it once it has claimed it (running, started now): for tests that then play the
+    worker's part themselves (JobContext.step, finish_inline) and watch a page follow the job."""
+    from django.utils import timezone
+
+    from jobs.models import Job
+
+    return Job.objects.create(kind=kind, host=host, created_by=user, state=Job.State.RUNNING,
+                              started_at=timezone.now(), **fields)
+
+
 def wait_for_job(job_id: int, timeout: float = 120):
     """Wait until the job is in a final state; return it."""
     from jobs.models import Job

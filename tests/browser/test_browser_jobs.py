@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.utils import timezone
 
 from accounts.models import Membership, Team
 from accounts.teams import join
@@ -11,6 +10,7 @@ from jobs.models import Job
 from jobs.runner import JobContext, finish_inline
 from pools.models import PoolGrant, StoragePool
 from tests.browser.browser import browser_page, log_in
+from tests.conftest import running_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -20,8 +20,7 @@ def test_the_job_page_shows_new_log_lines_and_the_end_as_they_happen(asgi_server
     pool = StoragePool.objects.create(host=local_host, name="live-pool", state=StoragePool.State.ACTIVE)
     PoolGrant.objects.create(team=Team.objects.create(name="live-team"), pool=pool)
     join(member, Team.objects.get(name="live-team"), Membership.Role.MEMBER)
-    job = Job.objects.create(kind="create", host=local_host, pool=pool, pool_name=pool.name, created_by=member,
-                             state=Job.State.RUNNING, started_at=timezone.now(), volume_name="live.qcow2")
+    job = running_job(member, local_host, "create", pool=pool, pool_name=pool.name, volume_name="live.qcow2")
     ctx = JobContext(job)
     with browser_page(asgi_server.url) as page:
         log_in(page, member.username, "correct-horse-battery")
@@ -61,14 +60,13 @@ def test_a_refused_htmx_click_is_said_on_the_page(asgi_server, member, local_hos
     """htmx swaps nothing on an error answer: the page says what the server said instead of ignoring the click."""
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # playwright's loop lives in this thread
 
-    def running_job() -> Job:
-        return Job.objects.create(kind="wipe", host=local_host, created_by=member, state=Job.State.RUNNING,
-                                  started_at=timezone.now(), cancellable=True, volume_name="w.img")
+    def cancellable_job() -> Job:
+        return running_job(member, local_host, "wipe", cancellable=True, volume_name="w.img")
 
     with browser_page(asgi_server.url) as page:
         log_in(page, member.username, "correct-horse-battery")
         problem = page.locator("#request-problem")
-        gone = running_job().pk
+        gone = cancellable_job().pk
         page.goto(f"/jobs/{gone}/")
         assert problem.is_hidden()
         Job.objects.filter(pk=gone).delete()  # removed meanwhile: the cancel answers 404
@@ -76,7 +74,7 @@ def test_a_refused_htmx_click_is_said_on_the_page(asgi_server, member, local_hos
         problem.wait_for()
         assert problem.inner_text() == "Not found: There is nothing here, or nothing you may see."
 
-        job = running_job()
+        job = cancellable_job()
         page.goto(f"/jobs/{job.pk}/")
         page.route("**/cancel/", lambda route: route.abort())  # no answer at all, as from a server that is down
         page.click(f"#job-{job.pk}-progress button:has-text('Cancel')")
@@ -104,8 +102,7 @@ def test_a_stream_that_ends_before_the_job_leaves_the_page_polling(asgi_server, 
 
     from jobs import progress
 
-    job = Job.objects.create(kind="wipe", host=local_host, created_by=member, state=Job.State.RUNNING,
-                             started_at=timezone.now(), volume_name="quiet.img")
+    job = running_job(member, local_host, "wipe", volume_name="quiet.img")
     running = render_to_string("jobs/_progress.html", {"snap": progress.snapshot(job)}).replace("\n", " ")
     with browser_page(asgi_server.url) as page:
         log_in(page, member.username, "correct-horse-battery")

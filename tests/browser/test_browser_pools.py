@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from tests.browser.browser import browser_page, log_in
-from tests.conftest import virsh
+from tests.conftest import running_job, virsh
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -45,16 +45,13 @@ def test_stop_and_start_from_the_pool_card(asgi_server, admin_user, synced, cele
 
 def test_the_volume_table_follows_a_job_that_ends_on_the_page(asgi_server, admin_user, synced, monkeypatch):
     """A job followed in the pool page's "Running jobs" ends: the table reloads as it stands (its sort kept)."""
-    from django.utils import timezone
-
     from inventory.sync import sync_volumes
     from jobs.models import Job
     from jobs.runner import JobContext, finish_inline
 
     pool, scratch = synced
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # playwright's loop lives in this thread
-    job = Job.objects.create(kind="create", host=pool.host, pool=pool, created_by=admin_user, volume_name="late.img",
-                             state=Job.State.RUNNING, started_at=timezone.now())
+    job = running_job(admin_user, pool.host, "create", pool=pool, volume_name="late.img")
     with browser_page(asgi_server.url) as page:
         log_in(page, admin_user.username, "correct-horse-battery")
         page.goto(pool.get_absolute_url())

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
+from inventory.sync import sync_volumes
+from jobs.models import Job
+from jobs.runner import JobContext, finish_inline
 from tests.browser.browser import browser_page, log_in
-from tests.conftest import virsh
+from tests.conftest import running_job, virsh
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -67,30 +72,34 @@ def test_pick_a_backing_volume_by_searching_for_it(asgi_server, celery_worker, s
     assert "zz-base.img" in virsh("vol-dumpxml", "--pool", scratch.name, "picked-overlay.qcow2")
 
 
-def test_the_volume_page_reloads_when_the_job_on_it_ends(asgi_server, synced, member, monkeypatch):
-    """A job followed on the volume's page ends: the page shows the volume as the job left it."""
-    from django.utils import timezone
-
-    from inventory.sync import sync_volumes
-    from jobs.models import Job
-    from jobs.runner import JobContext, finish_inline
+@contextmanager
+def volume_page_during(kind: str, asgi_server, synced, member):
+    """raw-thin.img's page, open while a job of this kind runs on the volume; yields (page, job context, volume,
+    pool, scratch pool). The test plays the worker: libvirt's change, the job's sync of the volume, its end."""
     from volumes.models import Volume
 
     pool, scratch = synced
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # playwright's loop lives in this thread
     volume = Volume.objects.get(pool=pool, name="raw-thin.img")
-    job = Job.objects.create(kind="resize", host=pool.host, pool=pool, created_by=member, volume_name=volume.name,
-                             state=Job.State.RUNNING, started_at=timezone.now())
+    job = running_job(member, pool.host, kind, pool=pool, volume_name=volume.name)
     with browser_page(asgi_server.url) as page:
         log_in(page, member.username, "correct-horse-battery")
         page.goto(volume.get_absolute_url())
-        resize_card = page.locator(f".volume-job:has(#job-{job.pk}-progress)")
+        yield page, JobContext(job), volume, pool, scratch
+
+
+def test_the_volume_page_reloads_when_the_job_on_it_ends(asgi_server, synced, member, monkeypatch):
+    """A job followed on the volume's page ends: the page shows the volume as the job left it."""
+    from volumes.models import Volume
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # playwright's loop lives in this thread
+    with volume_page_during("resize", asgi_server, synced, member) as (page, ctx, volume, pool, scratch):
+        resize_card = page.locator(f".volume-job:has(#job-{ctx.job.pk}-progress)")
         assert resize_card.count() == 1
-        virsh("vol-resize", "--pool", scratch.name, volume.name, "200M")  # what the job did, synced as it does
+        virsh("vol-resize", "--pool", scratch.name, volume.name, "200M")
         assert sync_volumes(pool.host, [(pool.name, volume.name)]) is not None
         assert Volume.objects.get(pk=volume.pk).capacity == 200 * 1024**2
         assert page.locator("section.sizes .big").first.inner_text() == "64.0 MiB"  # the page: as it was loaded
-        finish_inline(JobContext(job), Job.State.SUCCEEDED, result="Resized raw-thin.img to 200 MiB")
+        finish_inline(ctx, Job.State.SUCCEEDED, result="Resized raw-thin.img to 200 MiB")
         resize_card.wait_for(state="detached")  # reloaded (the Image panel may have started a reading meanwhile)
         assert page.locator("section.sizes .big").first.inner_text() == "200 MiB"  # the virtual size
         assert page.locator("#volume-page").count() == 1  # replaced, not nested
@@ -98,27 +107,13 @@ def test_the_volume_page_reloads_when_the_job_on_it_ends(asgi_server, synced, me
 
 def test_a_delete_that_ends_on_the_volume_page_leads_to_the_pool(asgi_server, synced, member, monkeypatch):
     """The volume is gone when its delete ends: the page does not reload into a 404, its card links the pool."""
-    from django.utils import timezone
-
-    from inventory.sync import sync_volumes
-    from jobs.models import Job
-    from jobs.runner import JobContext, finish_inline
-    from volumes.models import Volume
-
-    pool, scratch = synced
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # playwright's loop lives in this thread
-    volume = Volume.objects.get(pool=pool, name="raw-thin.img")
-    job = Job.objects.create(kind="delete", host=pool.host, pool=pool, created_by=member, volume_name=volume.name,
-                             state=Job.State.RUNNING, started_at=timezone.now())
-    with browser_page(asgi_server.url) as page:
-        log_in(page, member.username, "correct-horse-battery")
-        page.goto(volume.get_absolute_url())
-        virsh("vol-delete", "--pool", scratch.name, volume.name)  # what the job did, synced as it does
+    with volume_page_during("delete", asgi_server, synced, member) as (page, ctx, volume, pool, scratch):
+        virsh("vol-delete", "--pool", scratch.name, volume.name)
         assert sync_volumes(pool.host, [(pool.name, volume.name)]) is not None
-        ctx = JobContext(job)
         ctx.leads_to(pool.get_absolute_url())
         finish_inline(ctx, Job.State.SUCCEEDED, result="Deleted raw-thin.img")
-        page.wait_for_selector(f"#job-{job.pk}-progress[data-state=succeeded]")
-        page.click(f"#job-{job.pk}-progress a.result-link")
+        page.wait_for_selector(f"#job-{ctx.job.pk}-progress[data-state=succeeded]")
+        page.click(f"#job-{ctx.job.pk}-progress a.result-link")
         page.wait_for_url(f"**{pool.get_absolute_url()}")
         assert page.locator("#volume-table >> text=raw-thin.img").count() == 0

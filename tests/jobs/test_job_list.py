@@ -4,11 +4,11 @@ the page runs, its table follows the jobs without a reload."""
 from __future__ import annotations
 
 import pytest
-from django.utils import timezone
 
 from jobs.models import Job
 from jobs.runner import JobContext, finish_inline
 from tests.browser.browser import browser_page, log_in
+from tests.conftest import running_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,8 +38,7 @@ def test_the_state_filter_and_its_pages(member, member_client, local_host):
 @pytest.mark.browser
 def test_a_running_job_s_row_follows_it(asgi_server, member, local_host, monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # playwright's loop lives in this thread
-    job = Job.objects.create(kind="wipe", host=local_host, created_by=member, state=Job.State.RUNNING,
-                             started_at=timezone.now(), volume_name="row.img")
+    job = running_job(member, local_host, "wipe", volume_name="row.img")
     with browser_page(asgi_server.url) as page:
         log_in(page, member.username, "correct-horse-battery")
         page.goto("/jobs/")
