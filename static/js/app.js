@@ -1,6 +1,10 @@
 // Live job progress falls back to polling when server-sent events cannot get through
 // (a buffering proxy, a browser without EventSource).
 (function () {
+  function watchOf(event) {  // the live progress an htmx event came from, if any
+    return event.target.closest ? event.target.closest(".job-watch") : null;
+  }
+
   // The job page's details and log (#job-N-facts) are reloaded when the live progress is ahead of them: a later
   // state or more log lines (progress alone, several a second, does not reload them). Checked again once they
   // are reloaded, since an event that came meanwhile could not queue a reload on the element being replaced.
@@ -18,7 +22,7 @@
     if (snap) followFacts(snap);
   }
   document.addEventListener("htmx:sseMessage", function (e) {
-    var watch = e.target.closest ? e.target.closest(".job-watch") : null;
+    var watch = watchOf(e);
     if (watch) followFactsOf(watch);
   });
   htmx.onLoad(function (elt) {
@@ -49,13 +53,13 @@
     }, 1000);
   }
   document.addEventListener("htmx:sseError", function (e) {
-    var watch = e.target.closest ? e.target.closest(".job-watch") : null;
+    var watch = watchOf(e);
     if (watch) poll(watch);
   });
   // The stream ends with the job; one that ends while the job still runs (Redis went away: the server sends the
   // last state it read and ends) leaves the page to poll, so that it never shows "running" for ever.
   document.addEventListener("htmx:sseClose", function (e) {
-    var watch = e.target.closest ? e.target.closest(".job-watch") : null;
+    var watch = watchOf(e);
     var snap = watch && watch.querySelector(".progress[data-state]");
     if (snap && ["queued", "running"].indexOf(snap.dataset.state) >= 0) poll(watch);
   });
