@@ -42,9 +42,9 @@ def job_list(request: HttpRequest) -> HttpResponse:
     if state:
         jobs = jobs.filter(state=state)
     page = Paginator(jobs, 50).get_page(request.GET.get("page"))
-    return render(request, "jobs/job_list.html", {"page": page, "scope": scope, "state": state,
-                                                  "states": Job.State.choices,
-                                                  "any_active": any(job.is_active for job in page)})
+    template = "jobs/_job_table.html" if request.htmx else "jobs/job_list.html"  # htmx: the table reloads itself
+    return render(request, template, {"page": page, "scope": scope, "state": state, "states": Job.State.choices,
+                                      "any_active": any(job.is_active for job in page)})
 
 
 @accepts_token
