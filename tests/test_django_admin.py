@@ -5,8 +5,11 @@ libvirt, jobs and provisioning requests (the audit log's own test is tests/audit
 from __future__ import annotations
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.forms.models import model_to_dict
+from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditRecord
@@ -16,7 +19,7 @@ from jobs.models import Job
 from pools.models import StoragePool
 from provisioning.models import ProvisioningRequest
 from tests.conftest import LIBVIRT_URI, wait_for_job
-from tests.provisioning.conftest import build_world
+from tests.provisioning.conftest import PASSWORD, build_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,3 +80,25 @@ def test_the_django_admin_shows_the_inventory_jobs_and_requests_read_only(root_c
         assert root_client.post(reverse(f"admin:{model}_delete", args=[row.pk]), {"post": "yes"}).status_code == 403
         row.refresh_from_db()
         assert model_to_dict(row) == before, model
+
+
+def test_every_page_of_the_django_admin_renders(root_client, synced):
+    """Each registered model's list, add and change pages, with a row of each, as the superuser: the form
+    renderer must find the admin's and auth's own widget templates too (a user's change page once failed)."""
+    pool, _ = synced
+    world = build_world(synced)
+    ProvisioningRequest.objects.create(pool=pool, team=world.team, requested_by=world.rita, name="r.qcow2",
+                                       capacity=2**20, format="qcow2", purpose="admin pages")
+    Job.objects.create(kind="sync", host=pool.host)
+    Group.objects.create(name="auditors")
+    visitor = Client()  # a failed login and a good one: the throttle's three kinds of rows, and an audit record
+    visitor.post(reverse("login"), {"username": "otto", "password": "wrong"})  # rita's success would reset hers
+    assert visitor.post(reverse("login"), {"username": "rita", "password": PASSWORD}).status_code == 302
+    for model in admin.site._registry:
+        name = f"admin:{model._meta.app_label}_{model._meta.model_name}"
+        row = model._default_manager.order_by("pk").first()
+        assert row is not None, f"no {model._meta.label} row to open"
+        for url in (reverse(f"{name}_changelist"), reverse(f"{name}_add"), reverse(f"{name}_change", args=[row.pk])):
+            status = root_client.get(url).status_code
+            assert status in (200, 403), f"{url}: {status}"  # 403: a read-only model has no add page
+        assert root_client.get(reverse(f"{name}_change", args=[row.pk])).status_code == 200, model._meta.label

@@ -110,9 +110,9 @@ TEMPLATES = [
     }
 ]
 
-# Forms and their widgets render through Jinja2 (Django's own form templates, in their Jinja2 version): the
-# Django engine took ~0.3 ms per <option>, and a form page a third of its time in its form.
-FORM_RENDERER = "django.forms.renderers.Jinja2"
+# Forms and their widgets render through Jinja2 where Django ships a Jinja2 version (its own form templates),
+# through the Django engine where not (the admin's and auth's widgets): see virtstorage/form_renderer.py.
+FORM_RENDERER = "virtstorage.form_renderer.FormRenderer"
 
 # SQLite by default (WAL so the web server and the worker can write side by side);
 # DATABASE_URL=postgres://... for production.
