@@ -115,3 +115,23 @@ def test_a_stream_that_ends_before_the_job_leaves_the_page_polling(asgi_server, 
         finish_inline(JobContext(job), Job.State.SUCCEEDED, result="Wiped quiet.img")
         page.wait_for_selector(f"#job-{job.pk}-progress[data-state=succeeded]", timeout=10_000)
         page.locator(f"#job-{job.pk}-facts pre.log", has_text="Wiped quiet.img").wait_for()
+
+
+def test_a_long_log_line_wraps_in_its_column_and_leaves_the_details_readable(asgi_server, member, local_host,
+                                                                            monkeypatch):
+    """A log line longer than the page once widened the log's column until the details' column was a few letters
+    wide, each date and name broken letter by letter."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    line = "Attaching pool-with-a-long-name/volume-with-a-long-name.qcow2 to a-vm-with-a-long-name " * 3
+    job = Job.objects.create(kind="vm-attach", host=local_host, created_by=member, state=Job.State.SUCCEEDED,
+                             log=f"23:35:27 {line}", result="attached")
+    with browser_page(asgi_server.url) as page:
+        log_in(page, member.username, "correct-horse-battery")
+        page.goto(f"/jobs/{job.pk}/")
+        facts = page.locator(f"#job-{job.pk}-facts")
+        details, log = facts.locator("section.card").first, facts.locator("section.card").last
+        assert abs(details.bounding_box()["width"] - log.bounding_box()["width"]) < 2  # two equal columns
+        pre = log.locator("pre.log")
+        assert pre.evaluate("e => e.scrollWidth <= e.clientWidth")  # wrapped, not scrolled sideways
+        kind = details.locator("xpath=.//dt[normalize-space()='Kind']/following-sibling::dd[1]")
+        assert kind.inner_text() == "VM disk attach" and kind.bounding_box()["height"] < 30  # one line
