@@ -12,6 +12,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 def test_member_finds_a_volume_through_search(asgi_server, synced, member):
     pool, scratch = synced
     with browser_page(asgi_server.url) as page:
+        failed = []  # every request of these pages is answered, the browser's own (the site's icon) included
+        page.on("response", lambda response: failed.append(f"{response.status} {response.url}")
+                if response.status >= 400 else None)
+        page.on("console", lambda message: failed.append(message.text) if message.type == "error" else None)
         log_in(page, member.username, "correct-horse-battery")
         page.goto("/")
         page.click(f"text={pool.name}")
@@ -29,6 +33,8 @@ def test_member_finds_a_volume_through_search(asgi_server, synced, member):
         # the title of a size holds the exact bytes
         exact = page.locator(".sizes .big .size").first.get_attribute("title")
         assert exact == f"{128 * 1024**2:,} bytes"
+        page.wait_for_load_state("networkidle")
+        assert failed == []
 
 
 def test_sorting_by_disk_size_through_htmx(asgi_server, synced, member):
