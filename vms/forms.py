@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from django import forms
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -89,14 +90,25 @@ class AttachVolumeForm(DiskOptionsForm):
 
     pool = forms.ModelChoiceField(queryset=StoragePool.objects.none(), label=gettext_lazy("Pool"),
                                   help_text=gettext_lazy("Started pools of this host where you may create volumes."))
-    volume = forms.CharField(label=gettext_lazy("Volume name"), max_length=255, strip=False)
+    volume = forms.CharField(label=gettext_lazy("Volume name"), max_length=255, strip=False,
+                             help_text=gettext_lazy("The pool's volumes are suggested as you type (as of its last "
+                                                    "sync)."))
     field_order = ["pool", "volume", "bus", "target", "readonly", "shareable", "cache"]
 
     def __init__(self, *args, vm: Domain, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.vm = vm
         pools = StoragePool.objects.visible_to(user).filter(host=vm.host, state=StoragePool.State.ACTIVE)
-        self.fields["pool"].queryset = pools.filter(pk__in=[p.pk for p in pools if access.may(user, "create", p)])
+        allowed = [p.pk for p in pools if access.may(user, "create", p)]
+        self.fields["pool"].queryset = pools.filter(pk__in=allowed)
+        if len(allowed) == 1:
+            self.fields["pool"].initial = allowed[0]  # the only choice, made
+        # The name's suggestions: the chosen pool's volumes that hold what was typed (volumes:name_options), into
+        # the <datalist> the page puts beside the form.
+        self.fields["volume"].widget.attrs.update({
+            "list": "attach-volume-names", "autocomplete": "off", "hx-get": reverse("volumes:name_options"),
+            "hx-trigger": "focus, input changed delay:250ms, change from:#id_pool", "hx-include": "#id_pool",
+            "hx-target": "#attach-volume-names", "hx-swap": "innerHTML"})
 
     def clean(self) -> dict:
         data = super().clean()

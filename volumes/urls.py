@@ -9,6 +9,7 @@ app_name = "volumes"
 urlpatterns = [
     path("<int:pk>/", views.volume_detail, name="detail"),
     path("in-pool/<int:pool_pk>/named/<str:name>/", views.volume_by_name, name="by_name"),
+    path("names/", views.volume_name_options, name="name_options"),
     *operation_urls,
     *transfer_urls,
     *tool_urls,

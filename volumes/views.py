@@ -11,6 +11,7 @@ from jobs.models import Job
 from .models import Volume
 
 MAX_CHAIN = 16  # qemu refuses deeper chains long before this; it also stops loops
+NAME_OPTIONS = 20  # suggestions under a volume name field; typing more narrows them
 
 
 def backing_chain(volume: Volume) -> list[dict]:
@@ -36,6 +37,18 @@ def volume_by_name(request: HttpRequest, pool_pk: int, name: str) -> HttpRespons
     if volume is None:
         raise Http404(_("There is no volume %(name)s in that pool now, or you may not see it.") % {"name": name})
     return redirect(volume)
+
+
+@require_safe
+@member_required
+def volume_name_options(request: HttpRequest) -> HttpResponse:
+    """Suggestions for a field that takes a volume's name (a <datalist>'s options, htmx): the names in the pool
+    ?pool= that contain ?volume=, in name order, from the inventory. Nothing for a pool the user may not see."""
+    typed = request.GET.get("volume", "").strip()
+    pool_pk = request.GET.get("pool", "")
+    names = (Volume.objects.visible_to(request.user).filter(pool_id=pool_pk, name__icontains=typed)
+             .order_by("name").values_list("name", flat=True)[:NAME_OPTIONS]) if pool_pk.isdigit() else []
+    return render(request, "volumes/_name_options.html", {"names": names})
 
 
 @member_required

@@ -44,3 +44,24 @@ def test_attach_from_the_volume_page_then_detach_from_the_vm_page(asgi_server, c
             page.goto(row.get_absolute_url())
             assert page.locator("#vm-disks tr[data-target=sda]").count() == 0
             assert "No disks." in page.inner_text("#vm-disks")
+
+
+def test_the_vm_page_suggests_the_pools_volumes_by_name_and_attaches_one(asgi_server, celery_worker, synced, member,
+                                                                          local_host, tmp_path):
+    """Typing part of a name on the VM page offers the chosen pool's volumes that hold it; one picked attaches."""
+    pool, _ = synced
+    with defined_vm(tmp_path) as vm:
+        row = vm_row(local_host, vm)
+        with browser_page(asgi_server.url) as page:
+            log_in(page, member.username, "correct-horse-battery")
+            page.goto(row.get_absolute_url())
+            assert page.input_value("#id_pool") == str(pool.pk)  # the only pool the member may use: chosen
+            page.fill("#id_volume", "thin")
+            page.wait_for_function("document.querySelectorAll('#attach-volume-names option').length === 2")
+            offered = page.eval_on_selector_all("#attach-volume-names option", "options => options.map(o => o.value)")
+            assert offered == ["qcow2-thin.qcow2", "raw-thin.img"]
+            page.fill("#id_volume", offered[1])
+            page.click("#vm-attach button:has-text('Attach')")
+            page.wait_for_url("**/jobs/*/")
+            page.wait_for_selector(".progress[data-state=succeeded]", timeout=60_000)
+            assert vm.blklist(inactive=True) == {"vda": "raw-thin.img"}
