@@ -251,6 +251,10 @@ class VolumeResizeForm(_PolicyMixin, forms.Form):
         self.volume = volume
         self.warnings = []
         self.shrinking = False
+        if volume.format != "raw":  # offered off, and why; a request that asks anyway is refused in clean()
+            self.fields["allocate"].widget.attrs["disabled"] = True
+            self.fields["allocate"].help_text = _("This volume is %(format)s: its new space is allocated as the "
+                                                  "guest writes.") % {"format": volume.format or _("not raw")}
         if can_force:
             self.fields["force"] = forms.BooleanField(
                 required=False, label=_("Shrink even if a virtual machine uses it (admins only)"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html import unescape
 
 import pytest
@@ -135,9 +136,16 @@ def test_resize_refuses_bad_sizes_and_unconfirmed_shrink(member_client, synced, 
 
 
 def test_resize_refuses_allocating_qcow2(member_client, synced):
+    """The page offers the option off for a qcow2 volume, and says why; a request that asks anyway is refused."""
     pool, _ = synced
-    _refused(member_client, reverse("volumes:resize", args=[volume_row(pool, "qcow2-thin.qcow2").pk]),
-             {"capacity": "2G", "allocate": "on"}, "only for raw volumes")
+    url = reverse("volumes:resize", args=[volume_row(pool, "qcow2-thin.qcow2").pk])
+    page = member_client.get(url).content.decode()
+    assert re.search(r'<input[^>]*name="allocate"[^>]*disabled', page)
+    assert "This volume is qcow2: its new space is allocated as the guest writes." in page
+    raw_page = member_client.get(reverse("volumes:resize", args=[volume_row(pool, "raw-thin.img").pk]))
+    assert re.search(r'<input[^>]*name="allocate"', raw_page.content.decode())
+    assert not re.search(r'<input[^>]*name="allocate"[^>]*disabled', raw_page.content.decode())
+    _refused(member_client, url, {"capacity": "2G", "allocate": "on"}, "only for raw volumes")
 
 
 def test_wipe_refuses_unknown_or_unavailable_algorithms(member_client, synced):
