@@ -3,9 +3,11 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
 from .language import set_language
+from .password import PasswordChangeView
 
 urlpatterns = [
     path("login/", login_not_required(auth_views.LoginView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("language/", set_language, name="set_language"),
+    path("password/", PasswordChangeView.as_view(), name="password_change"),
 ]

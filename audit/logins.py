@@ -1,4 +1,5 @@
-"""Logins, failed logins and logouts, from Django's auth signals (connected in apps.py).
+"""Logins, failed logins, logouts and password changes, from Django's auth signals and accounts' own
+(connected in apps.py).
 
 A failed login keeps the name that was typed (and never the password); one refused by the login
 throttle (axes' lockout) says so in its detail.
@@ -24,3 +25,7 @@ def login_failed(sender, credentials: dict, request=None, **kwargs) -> None:
 def logged_out(sender, request, user, **kwargs) -> None:
     if user is not None:
         record("logout", request=request, user=user, target=user)
+
+
+def password_changed(sender, request, user, **kwargs) -> None:
+    record("password.change", request=request, user=user, target=user)  # never the password itself
