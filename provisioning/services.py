@@ -115,7 +115,7 @@ def _after_filing(req: Request, request: HttpRequest | None, *, edited: bool = F
             return outcome.message
         note = _("Not approved automatically: %(reason)s It waits for an approver.") % {"reason": outcome.message}
     else:
-        note = _("Request #%(pk)s waits for an approver.") % {"pk": req.pk}
+        note = _("It waits for an approver of team %(team)s.") % {"team": req.team.name}
     if not edited:
         with transaction.atomic():
             announce.tell_approvers(req)

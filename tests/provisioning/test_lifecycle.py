@@ -46,6 +46,8 @@ def test_submit_approve_watch_ready(world, celery_worker, fmt, provisioning, cap
     req = file_request(rita, world.pool, **request_data(name, f"{capacity // MiB}M", fmt, provisioning,
                                                         team=world.team))
     assert req.state == ProvisioningRequest.State.PENDING and req.requested_by == world.rita
+    assert messages_of(rita.get(req.get_absolute_url())) == [
+        f"Request #{req.pk} filed. It waits for an approver of team {world.team.name}."]
     assert name not in virsh("vol-list", world.scratch.name)  # nothing happens before approval
     # the approvers (the team's operator and the admin) are told; the rival team's operator and rita are not
     told = set(Notification.objects.filter(text__contains=name).values_list("user__username", flat=True))
