@@ -47,7 +47,7 @@ def volume_name_options(request: HttpRequest) -> HttpResponse:
     typed = request.GET.get("volume", "").strip()
     pool_pk = request.GET.get("pool", "")
     names = (Volume.objects.visible_to(request.user).filter(pool_id=pool_pk, name__icontains=typed)
-             .order_by("name").values_list("name", flat=True)[:NAME_OPTIONS]) if pool_pk.isdigit() else []
+             .order_by("name").values_list("name", flat=True)[:NAME_OPTIONS]) if pool_pk.isdecimal() else []
     return render(request, "volumes/_name_options.html", {"names": names})
 
 

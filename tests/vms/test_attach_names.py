@@ -38,4 +38,5 @@ def test_no_names_from_a_pool_the_user_may_not_see_or_without_a_pool(synced):
     world = build_world(synced)
     assert _names(world.rival, pool=world.pool.pk, volume="") == []  # another team's pool
     assert _names(world.rita, volume="base") == [] and _names(world.rita, pool="1 OR 1=1", volume="") == []
+    assert _names(world.rita, pool="²", volume="") == []  # a digit to str.isdigit, not a number to int()
     assert len(_names(world.ada, pool=world.pool.pk, volume="")) == world.pool.volumes.count()  # an admin sees all
