@@ -52,6 +52,7 @@ RULES: dict[str, tuple] = {
     "logout": (lambda o: {}, POST_ONLY, None),
     "set_language": (lambda o: {}, dict.fromkeys(KINDS, 405), None),  # POST only, also before logging in
     "password_change": (lambda o: {}, ANY_ACCOUNT, {"anon": LOGIN}),  # one's own password
+    "favicon": (lambda o: {}, dict.fromkeys(KINDS, 301), None),  # to the static icon, for pages that name none
     "javascript-catalog": (lambda o: {}, PUBLIC, None),  # the upload page's strings, in the page's language
     "hosts:add": (lambda o: {}, ADMIN_ONLY, _refused(ADMIN_ONLY)),
     "hosts:detail": (lambda o: {"pk": o["host"].pk}, _with(TEAM_MEMBER, other=200), None),

@@ -102,6 +102,7 @@ def test_every_page_of_the_django_admin_renders(root_client, synced):
             status = root_client.get(url).status_code
             assert status in (200, 403), f"{url}: {status}"  # 403: a read-only model has no add page
         assert root_client.get(reverse(f"{name}_change", args=[row.pk])).status_code == 200, model._meta.label
+    assert root_client.get("/favicon.ico").url.endswith("/img/favicon.svg")  # its pages name no icon: the site's
     # An admin sets a member's password there (the form renders auth's own widgets), and it works.
     url = reverse("admin:auth_user_password_change", args=[world.rita.pk])
     assert root_client.get(url).status_code == 200

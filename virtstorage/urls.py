@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.decorators import login_not_required
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from django.views.i18n import JavaScriptCatalog
 
 from pools import views as pool_views
@@ -22,6 +24,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The translations the page scripts use (gettext in static/js); public, like the static files themselves.
     path("jsi18n/", login_not_required(JavaScriptCatalog.as_view()), name="javascript-catalog"),
+    # Browsers ask for it on pages that name no icon (Django's admin, the API's docs).
+    path("favicon.ico", login_not_required(RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
+         name="favicon"),
 ]
 
 handler404 = "api.errors.not_found"  # JSON under /api/, the page elsewhere
