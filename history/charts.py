@@ -36,7 +36,7 @@ def range_of(key: str | None) -> Range:
 
 @dataclass
 class Chart:
-    dom_id: str
+    dom_id: str  # the figure's, unlike the section's around it (history_tags: the range links select that)
     title: str
     description: str
     frame: Frame
@@ -111,7 +111,7 @@ def pool_chart(pool, span: Range, now: datetime) -> Chart:
                           int(pool.capacity * float(pool.max_overcommit))))
     frame = place(Frame(start, now, lines, rules))
     return Chart(
-        f"history-pool-{pool.pk}", _("Pool %(name)s over %(span)s") % {"name": pool.name, "span": span.label},
+        f"history-pool-{pool.pk}-chart", _("Pool %(name)s over %(span)s") % {"name": pool.name, "span": span.label},
         _("Allocation and the sum of virtual sizes against capacity and the policy limit, %(n)s points.")
         % {"n": len(points)}, frame,
         [(_("Allocation"), "size"), (_("Peak allocation"), "size"), (_("Virtual sizes"), "size"),
@@ -146,7 +146,7 @@ def host_chart(host, pools, span: Range, now: datetime) -> Chart:
         previous = stacked[pool.pk]
     frame = place(Frame(start, now, lines))
     return Chart(
-        f"history-host-{host.pk}", _("Pools of %(name)s over %(span)s") % {"name": host.name, "span": span.label},
+        f"history-host-{host.pk}-chart", _("Pools of %(name)s over %(span)s") % {"name": host.name, "span": span.label},
         _("Each pool's allocation, stacked, %(n)s points.") % {"n": len(table)}, frame,
         [(pool.name, "size") for pool in pools], table)
 

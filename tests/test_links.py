@@ -17,21 +17,27 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # Not pages: streams, files, the JSON API and Django's admin (its own links are Django's), and logging out.
 NOT_PAGES = re.compile(r"logout|/download|export\.csv|/events/|^/api/|^/static/|^/admin/|/jsi18n/")
 MAX_PAGES = 150
+VARIANTS = 4  # of one page with other query strings (sorts, ranges, pages): enough to see their links
 
 
 class _Links(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.hrefs: list[str] = []
+        self.ids: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
-        href = dict(attrs).get("href")
+        attrs = dict(attrs)
+        href = attrs.get("href")
         if tag == "a" and href and not href.startswith(("#", "mailto:", "javascript:")):
             self.hrefs.append(href)
+        if attrs.get("id"):
+            self.ids.append(attrs["id"])
 
 
 def _crawl(client: Client) -> tuple[int, list[str]]:
-    """(pages read, links that answered 403 or 5xx, each with the page that showed it)."""
+    """(pages read, problems: links that answered 403 or 5xx, each with the page that showed it, and pages that
+    use an element id twice)."""
     seen, queue, bad = set(), [("/", "")], []
     while queue and len(seen) < MAX_PAGES:
         path, shown_on = queue.pop(0)
@@ -45,10 +51,15 @@ def _crawl(client: Client) -> tuple[int, list[str]]:
             continue
         parser = _Links()
         parser.feed(response.content.decode())
+        twice = sorted({i for i in parser.ids if parser.ids.count(i) > 1})
+        if twice:  # a label, an hx-target or a test would find the first one only
+            bad.append(f"ids used twice on {path}: {', '.join(twice)}")
         for href in parser.hrefs:
             parts = urlsplit(urljoin(path, href))
             target = parts.path + (f"?{parts.query}" if parts.query else "")
-            if not parts.netloc and not NOT_PAGES.search(target) and target not in seen:
+            variants = sum(1 for page in seen if page.startswith(f"{parts.path}?"))
+            if (not parts.netloc and not NOT_PAGES.search(target) and target not in seen
+                    and (not parts.query or variants < VARIANTS)):
                 queue.append((target, path))
     return len(seen), bad
 
