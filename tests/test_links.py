@@ -4,12 +4,16 @@ the dashboard, followed link by link (in-process), answer no link with 403 or a 
 from __future__ import annotations
 
 import re
+import uuid
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 import pytest
 from django.test import Client
 
+from hosts.models import Domain, DomainDisk
+from jobs.models import Job
+from provisioning.models import ProvisioningRequest
 from tests.provisioning.conftest import build_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -64,9 +68,27 @@ def _crawl(client: Client) -> tuple[int, list[str]]:
     return len(seen), bad
 
 
+def _things_to_see(world) -> None:
+    """A VM of the team using a volume and a path outside the pools, a request and finished jobs: their pages and
+    the links on them."""
+    pool = world.pool
+    vm = Domain.objects.create(host=pool.host, name="crawl-vm", uuid=str(uuid.uuid4()), state="shut off",
+                               team=world.team)
+    DomainDisk.objects.create(host=pool.host, machine=vm, domain=vm.name, target="vda", source_type="volume",
+                              pool_name=pool.name, volume_name="raw-thin.img", device="disk", bus="virtio")
+    DomainDisk.objects.create(host=pool.host, machine=vm, domain=vm.name, target="vdb", source_type="file",
+                              path="/srv/elsewhere.img", device="disk", bus="virtio")
+    ProvisioningRequest.objects.create(pool=pool, team=world.team, requested_by=world.rita, name="asked.qcow2",
+                                       capacity=2**30, format="qcow2", purpose="crawl")
+    for user in (world.rita, world.otto, world.ada):
+        Job.objects.create(kind="create", host=pool.host, pool=pool, pool_name=pool.name, created_by=user,
+                           volume_name="raw-thin.img", state=Job.State.SUCCEEDED, result="Created raw-thin.img")
+
+
 @pytest.mark.parametrize("who", ["rita", "otto", "ada"])  # a member, an operator, an admin
 def test_no_page_links_what_its_reader_may_not_open(synced, who):
     world = build_world(synced)
+    _things_to_see(world)
     client = Client()
     client.force_login(getattr(world, who))
     pages, bad = _crawl(client)
