@@ -90,9 +90,7 @@ class AttachVolumeForm(DiskOptionsForm):
 
     pool = forms.ModelChoiceField(queryset=StoragePool.objects.none(), label=gettext_lazy("Pool"),
                                   help_text=gettext_lazy("Started pools of this host where you may create volumes."))
-    volume = forms.CharField(label=gettext_lazy("Volume name"), max_length=255, strip=False,
-                             help_text=gettext_lazy("The pool's volumes are suggested as you type (as of its last "
-                                                    "sync)."))
+    volume = forms.CharField(label=gettext_lazy("Volume name"), max_length=255, strip=False)
     field_order = ["pool", "volume", "bus", "target", "readonly", "shareable", "cache"]
 
     def __init__(self, *args, vm: Domain, user, **kwargs) -> None:
@@ -103,8 +101,9 @@ class AttachVolumeForm(DiskOptionsForm):
         self.fields["pool"].queryset = pools.filter(pk__in=allowed)
         if len(allowed) == 1:
             self.fields["pool"].initial = allowed[0]  # the only choice, made
-        # The name's suggestions: the chosen pool's volumes that hold what was typed (volumes:name_options), into
-        # the <datalist> the page puts beside the form.
+        # The name's suggestions, on the page (the API's schema reads the class's fields, without them): the chosen
+        # pool's volumes that hold what was typed (volumes:name_options), into the <datalist> beside the form.
+        self.fields["volume"].help_text = _("The pool's volumes are suggested as you type (as of its last sync).")
         self.fields["volume"].widget.attrs.update({
             "list": "attach-volume-names", "autocomplete": "off", "hx-get": reverse("volumes:name_options"),
             "hx-trigger": "focus, input changed delay:250ms, change from:#id_pool", "hx-include": "#id_pool",
