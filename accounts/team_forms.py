@@ -82,6 +82,6 @@ class MemberForm(forms.Form):
         name = self.cleaned_data["username"]
         self.user = get_user_model()._default_manager.filter(**{get_user_model().USERNAME_FIELD: name}).first()
         if self.user is None:
-            raise forms.ValidationError(_("There is no account named %(name)s: create it with manage.py "
-                                          "createmember.") % {"name": name})
+            raise forms.ValidationError(_("There is no account named %(name)s: create it on the Accounts page.")
+                                        % {"name": name})
         return name

@@ -1,5 +1,5 @@
-"""Logins, failed logins, logouts and password changes, from Django's auth signals and accounts' own
-(connected in apps.py).
+"""Logins, failed logins and logouts, from Django's auth signals, and what happens to accounts (a password changed,
+an account made, given a new password, deactivated), from accounts' own (connected in apps.py).
 
 A failed login keeps the name that was typed (and never the password); one refused by the login
 throttle (axes' lockout) says so in its detail.
@@ -27,5 +27,5 @@ def logged_out(sender, request, user, **kwargs) -> None:
         record("logout", request=request, user=user, target=user)
 
 
-def password_changed(sender, request, user, **kwargs) -> None:
-    record("password.change", request=request, user=user, target=user)  # never the password itself
+def account_event(sender, request, actor, account, action: str, detail: dict, **kwargs) -> None:
+    record(action, request=request, user=actor, target=account, detail=detail)  # never a password

@@ -52,6 +52,9 @@ RULES: dict[str, tuple] = {
     "logout": (lambda o: {}, POST_ONLY, None),
     "set_language": (lambda o: {}, dict.fromkeys(KINDS, 405), None),  # POST only, also before logging in
     "password_change": (lambda o: {}, ANY_ACCOUNT, {"anon": LOGIN}),  # one's own password
+    "people": (lambda o: {}, ADMIN_ONLY, _refused(ADMIN_ONLY)),
+    "people_password": (lambda o: {"pk": o["account"].pk}, POST_ONLY, _refused(ADMIN_ONLY)),
+    "people_active": (lambda o: {"pk": o["account"].pk}, POST_ONLY, _refused(ADMIN_ONLY)),
     "favicon": (lambda o: {}, dict.fromkeys(KINDS, 301), None),  # to the static icon, for pages that name none
     "javascript-catalog": (lambda o: {}, PUBLIC, None),  # the upload page's strings, in the page's language
     "hosts:add": (lambda o: {}, ADMIN_ONLY, _refused(ADMIN_ONLY)),
@@ -263,7 +266,8 @@ def world(local_host, synced, tmp_path_factory):
         clients[kind].force_login(user)
     try:
         yield {"host": local_host, "pool": pool, "volume": volume, "unsafe": unsafe, "job": job,
-               "upload": upload, "notification": notification, "clients": clients, "scratch": _scratch}
+               "upload": upload, "notification": notification, "clients": clients, "scratch": _scratch,
+               "account": users["member"]}
     finally:
         virsh("pool-destroy", other_scratch.name, check=False)
         virsh("pool-undefine", other_scratch.name, check=False)
@@ -279,6 +283,8 @@ def _url(name: str, objects: dict) -> str:
 
 def _state(objects: dict) -> str:
     """A digest of what a POST could change: the app's rows and libvirt's view of the team's pool."""
+    from django.contrib.auth import get_user_model
+
     from accounts.models import ApiToken, Membership, Team
     from hosts.models import Domain, DomainDisk, Host
     from jobs.models import Job
@@ -290,6 +296,8 @@ def _state(objects: dict) -> str:
     rows = {model.__name__: sorted(map(repr, model.objects.values_list()))
             for model in (Host, StoragePool, Volume, Job, Upload, Team, Membership, PoolGrant, ProvisioningRequest,
                           Notification, Domain, DomainDisk, ApiToken)}
+    rows["accounts"] = sorted(map(repr, get_user_model().objects.values_list("username", "password", "is_active",
+                                                                             "is_staff", "is_superuser")))
     rows["libvirt"] = virsh("vol-list", "--details", objects["pool"].name)
     return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
 

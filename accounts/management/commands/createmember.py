@@ -2,8 +2,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Membership, Team
-from accounts.roles import ADMIN, MEMBER, grant
-from accounts.teams import default_team, join
+from accounts.people import set_up
+from accounts.roles import ADMIN, MEMBER
+from accounts.teams import default_team
 
 ROLES = (MEMBER, Membership.Role.OPERATOR, ADMIN)
 
@@ -25,11 +26,6 @@ class Command(BaseCommand):
         if chosen is None:
             raise CommandError(f"there is no team {team!r}: create it with manage.py createteam {team}")
         user, created = get_user_model().objects.get_or_create(username=username)
-        user.set_password(password)
-        user.is_staff = role == ADMIN
-        user.save()
-        grant(user, ADMIN if role == ADMIN else MEMBER)
-        if role != ADMIN:
-            join(user, chosen, role)
+        set_up(user, password=password, site_role=ADMIN if role == ADMIN else MEMBER, team=chosen, team_role=role)
         where = "" if role == ADMIN else f" in team {chosen.name}"
         self.stdout.write(f"{'Created' if created else 'Updated'} {role} {username}{where}")

@@ -1,0 +1,101 @@
+"""The Accounts page: an admin makes an account (its password shown once), gives one a new password, deactivates
+and reactivates one; each is audited without the password; nobody else may."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import Membership, Team
+from accounts.roles import is_admin, is_member
+from audit.models import AuditRecord
+from tests.provisioning.conftest import PASSWORD, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _handed(response) -> str:
+    """The password the page shows once."""
+    return re.search(r'id="handed-password".*?<code>([^<]+)</code>', response.content.decode(), re.S).group(1)
+
+
+def _logs_in(username: str, password: str) -> bool:
+    return Client().post(reverse("login"), {"username": username, "password": password}).status_code == 302
+
+
+def test_an_admin_makes_a_member_of_a_team_who_logs_in_with_the_password_shown_once():
+    ada, team = make_user("ada", admin=True), Team.objects.create(name="blue")
+    admin = _client(ada)
+    page = admin.get(reverse("people")).content.decode()
+    assert 'data-account="ada"' in page and f'href="{reverse("people")}"' in page  # listed; the header links it
+    response = admin.post(reverse("people"), {"username": "nina", "site_role": "member", "team": team.pk,
+                                              "team_role": "operator"})
+    assert response.status_code == 200
+    password = _handed(response)
+    nina = get_user_model().objects.get(username="nina")
+    assert is_member(nina) and not is_admin(nina)
+    assert Membership.objects.get(user=nina, team=team).role == "operator"
+    assert _logs_in("nina", password)
+    assert password not in admin.get(reverse("people")).content.decode()  # once
+    record = AuditRecord.objects.get(action="account.create")
+    assert record.username == "ada" and record.target_id == str(nina.pk) and password not in str(record.detail)
+    assert record.detail == {"role": "member", "team": "blue", "team_role": "operator"}
+
+    admin.post(reverse("people"), {"username": "eve", "site_role": "admin", "team_role": "member"})
+    assert is_admin(get_user_model().objects.get(username="eve"))
+
+
+@pytest.mark.parametrize(("username", "message"), [
+    ("NINA", "There is already an account named NINA."), ("bad name!", "Enter a valid username"), ("", "required")])
+def test_a_taken_or_bad_username_is_refused_and_nothing_is_made(username, message):
+    make_user("nina")
+    admin = _client(make_user("ada", admin=True))
+    response = admin.post(reverse("people"), {"username": username, "site_role": "member", "team_role": "member"})
+    assert response.status_code == 400 and message in unescape(response.content.decode())
+    assert get_user_model().objects.count() == 2
+
+
+def test_a_new_password_replaces_the_old_one_and_ends_their_sessions():
+    nina, admin = make_user("nina"), _client(make_user("ada", admin=True))
+    session = Client()
+    assert session.post(reverse("login"), {"username": "nina", "password": PASSWORD}).status_code == 302
+    password = _handed(admin.post(reverse("people_password", args=[nina.pk])))
+    assert _logs_in("nina", password) and not _logs_in("nina", PASSWORD)
+    assert session.get(reverse("jobs:list")).status_code == 302  # logged out: to the login page
+    assert AuditRecord.objects.filter(action="account.password_reset", target_id=str(nina.pk)).exists()
+
+
+def test_a_deactivated_account_cannot_log_in_until_reactivated_and_an_admin_cannot_deactivate_themselves():
+    nina, ada = make_user("nina"), make_user("ada", admin=True)
+    admin, session = _client(ada), _client(nina)
+    admin.post(reverse("people_active", args=[nina.pk]), {"active": "0"})
+    assert not _logs_in("nina", PASSWORD) and session.get(reverse("jobs:list")).status_code == 302
+    admin.post(reverse("people_active", args=[nina.pk]), {"active": "1"})
+    assert _logs_in("nina", PASSWORD)
+    response = admin.post(reverse("people_active", args=[ada.pk]), {"active": "0"}, follow=True)
+    assert "You cannot deactivate your own account." in response.content.decode()
+    assert get_user_model().objects.get(pk=ada.pk).is_active
+    assert list(AuditRecord.objects.filter(action__startswith="account.").values_list("action", flat=True)
+                .order_by("id")) == ["account.deactivate", "account.reactivate"]
+
+
+def test_only_admins_see_or_change_accounts():
+    nina, member = make_user("nina"), _client(make_user("rita"))
+    assert member.get(reverse("people")).status_code == 403
+    assert member.post(reverse("people"), {"username": "x", "site_role": "admin", "team_role": "member"}
+                       ).status_code == 403
+    assert member.post(reverse("people_password", args=[nina.pk])).status_code == 403
+    assert member.post(reverse("people_active", args=[nina.pk]), {"active": "0"}).status_code == 403
+    assert get_user_model().objects.filter(username="x").count() == 0 and get_user_model().objects.get(
+        pk=nina.pk).is_active and _logs_in("nina", PASSWORD)
