@@ -18,7 +18,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
     def form_valid(self, form) -> HttpResponse:
         response = super().form_valid(form)  # saves it, and keeps this session logged in (others end)
-        account_event.send(sender=self.__class__, request=self.request, actor=form.user, account=form.user,
+        account_event.send(sender=type(form.user), request=self.request, actor=form.user, account=form.user,
                            action="password.change", detail={})
         messages.success(self.request, _("Your password was changed. Other sessions of your account have ended."))
         return response

@@ -26,7 +26,7 @@ def _page(request: HttpRequest, form: AccountForm, handed: tuple | None = None, 
 
 
 def _tell(request: HttpRequest, account, action: str, **detail) -> None:
-    account_event.send(sender=_page, request=request, actor=request.user, account=account, action=action,
+    account_event.send(sender=type(account), request=request, actor=request.user, account=account, action=action,
                        detail=detail)
 
 
