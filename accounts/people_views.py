@@ -14,13 +14,15 @@ from django.views.decorators.http import require_POST
 
 from .models import Membership
 from .people import AccountForm, generated_password, set_up
-from .roles import admin_required
+from .roles import admin_required, site_role
 from .signals import account_event
 
 
 def _page(request: HttpRequest, form: AccountForm, handed: tuple | None = None, status: int = 200) -> HttpResponse:
-    accounts = (get_user_model().objects.order_by("username").prefetch_related(
+    accounts = list(get_user_model().objects.order_by("username").prefetch_related(
         "groups", Prefetch("memberships", queryset=Membership.objects.select_related("team"))))
+    for account in accounts:
+        account.site_role = site_role(account)
     return render(request, "accounts/people.html", {"accounts": accounts, "form": form, "handed": handed},
                   status=status)
 

@@ -41,8 +41,17 @@ _ROLES_ANSWER = "_virtstorage_roles"  # kept on the user object: every page asks
 
 def _roles_of(user: AbstractBaseUser) -> frozenset[str]:
     if _ROLES_ANSWER not in user.__dict__:
-        user.__dict__[_ROLES_ANSWER] = frozenset(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
+        prefetched = getattr(user, "_prefetched_objects_cache", {}).get("groups")  # a list of accounts prefetches
+        names = ([group.name for group in prefetched] if prefetched is not None
+                 else user.groups.filter(name__in=ROLES).values_list("name", flat=True))
+        user.__dict__[_ROLES_ANSWER] = frozenset(names) & frozenset(ROLES)
     return user.__dict__[_ROLES_ANSWER]
+
+
+def site_role(user: AbstractBaseUser) -> str | None:
+    """The account's site-wide role, active or not: ADMIN (a superuser is one), MEMBER, or None."""
+    roles = _roles_of(user)
+    return ADMIN if user.is_superuser or ADMIN in roles else MEMBER if MEMBER in roles else None
 
 
 def grant(user: AbstractBaseUser, role: str) -> None:

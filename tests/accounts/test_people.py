@@ -54,6 +54,9 @@ def test_an_admin_makes_a_member_of_a_team_who_logs_in_with_the_password_shown_o
 
     admin.post(reverse("people"), {"username": "eve", "site_role": "admin", "team_role": "member"})
     assert is_admin(get_user_model().objects.get(username="eve"))
+    rows = {name: row for name, row in re.findall(r'data-account="([^"]+)"[^>]*>(.*?)</tr>',
+                                                   admin.get(reverse("people")).content.decode(), re.S)}
+    assert "<td>admin</td>" in rows["eve"] and "<td>member</td>" in rows["nina"]  # each account's site-wide role
 
 
 @pytest.mark.parametrize(("username", "message"), [
