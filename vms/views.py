@@ -81,7 +81,8 @@ def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _attach_page(request: HttpRequest, form: DiskOptionsForm, vm: Domain | None, volume: Volume | None):
-    return render(request, "vms/attach.html", {"form": form, "vm": vm, "volume": volume},
+    no_vm = volume is not None and not form.fields["vm"].queryset.exists()  # said on the page, and Attach is off
+    return render(request, "vms/attach.html", {"form": form, "vm": vm, "volume": volume, "no_vm": no_vm},
                   status=400 if form.errors else 200)
 
 
