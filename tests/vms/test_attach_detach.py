@@ -8,10 +8,13 @@ from html import unescape
 import pytest
 from django.urls import reverse
 
+from accounts.models import Membership, Team
 from audit.models import AuditRecord
-from hosts.models import DomainDisk
+from hosts.models import Domain, DomainDisk
 from jobs.models import Job
+from pools.models import PoolGrant
 from tests.conftest import virsh
+from tests.pools.test_team_pages import account
 from tests.vms.helpers import run_job, vm_row
 from volumes.models import Volume
 
@@ -131,10 +134,18 @@ def test_the_form_checks_the_target_the_pool_and_the_image(member_client, synced
     assert not Job.objects.exists() and stopped_vm.blklist(inactive=True) == {}
 
 
-def test_the_attach_page_says_when_no_vm_is_there_to_attach_to(member_client, synced):
-    """No VM of the host that the member may change (a new VM belongs to no team): said, and Attach is off."""
+def test_the_attach_page_says_when_no_vm_is_there_to_attach_to(synced, stopped_vm, local_host):
+    """No VM of the host that the user may change: said, and Attach is off. The host's other VMs (here one of no
+    team, on a user's host any it runs) belong to no team of an operator whose team may use this pool only."""
     pool, _scratch = synced
+    row = vm_row(local_host, stopped_vm)  # in the inventory, of no team
+    web = Team.objects.create(name="web")
+    PoolGrant.objects.create(team=web, pool=pool)
+    operator = account("wo", "web", Membership.Role.OPERATOR)
     volume = Volume.objects.filter(pool=pool).first()
-    page = member_client.get(reverse("vms:attach_volume", args=[volume.pk])).content.decode()
+    page = operator.get(reverse("vms:attach_volume", args=[volume.pk])).content.decode()
     assert 'id="no-vm"' in page and "is one you may change" in page
     assert '<button type="submit" class="primary" disabled>Attach</button>' in page
+    Domain.objects.filter(pk=row.pk).update(team=web)  # once the team owns the VM, it is offered
+    page = operator.get(reverse("vms:attach_volume", args=[volume.pk])).content.decode()
+    assert 'id="no-vm"' not in page and f'value="{row.pk}"' in page
