@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -17,14 +18,22 @@ from .people import AccountForm, generated_password, set_up
 from .roles import admin_required, site_role
 from .signals import account_event
 
+ACCOUNTS_PER_PAGE = 50
+
 
 def _page(request: HttpRequest, form: AccountForm, handed: tuple | None = None, status: int = 200) -> HttpResponse:
-    accounts = list(get_user_model().objects.order_by("username").prefetch_related(
-        "groups", Prefetch("memberships", queryset=Membership.objects.select_related("team"))))
-    for account in accounts:
+    """The accounts in name order, those whose name or one of whose teams' names holds ?q=, a page at a time."""
+    search = request.GET.get("q", "").strip()
+    accounts = get_user_model().objects.order_by("username")
+    if search:
+        accounts = accounts.filter(Q(username__icontains=search) | Q(memberships__team__name__icontains=search))
+    page = Paginator(accounts.distinct().prefetch_related(
+        "groups", Prefetch("memberships", queryset=Membership.objects.select_related("team"))),
+        ACCOUNTS_PER_PAGE).get_page(request.GET.get("page"))
+    for account in page:
         account.site_role = site_role(account)
-    return render(request, "accounts/people.html", {"accounts": accounts, "form": form, "handed": handed},
-                  status=status)
+    return render(request, "accounts/people.html",
+                  {"page": page, "search": search, "form": form, "handed": handed}, status=status)
 
 
 def _tell(request: HttpRequest, account, action: str, **detail) -> None:

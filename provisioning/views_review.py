@@ -38,10 +38,8 @@ def queue(request: HttpRequest) -> HttpResponse:
     # One ledger for the page: the queries do not grow with the number of rows (bench/approvals_bench.py).
     rows = [QueueRow(req, impact, rules.own_request(request.user, req))
             for req, impact in zip(requests, quota.impacts(requests), strict=True)]
-    filters = request.GET.copy()
-    filters.pop("page", None)
     return render(request, "provisioning/queue.html", {
-        "filter": found, "rows": rows, "page": page, "page_sizes": PAGE_SIZES, "filters": filters.urlencode(),
+        "filter": found, "rows": rows, "page": page, "page_sizes": PAGE_SIZES,
         "form": ReviewForm(user=request.user), "query": request.GET.urlencode()})
 
 

@@ -102,3 +102,33 @@ def test_only_admins_see_or_change_accounts():
     assert member.post(reverse("people_active", args=[nina.pk]), {"active": "0"}).status_code == 403
     assert get_user_model().objects.filter(username="x").count() == 0 and get_user_model().objects.get(
         pk=nina.pk).is_active and _logs_in("nina", PASSWORD)
+
+
+def test_the_accounts_are_searched_by_name_or_team_a_page_at_a_time():
+    from accounts.people_views import ACCOUNTS_PER_PAGE
+
+    admin = _client(make_user("ada", admin=True))
+    blue = Team.objects.create(name="blue-team")
+    accounts = get_user_model()
+    accounts.objects.bulk_create(accounts(username=f"user{i:03d}") for i in range(ACCOUNTS_PER_PAGE + 9))
+    for username in ("user003", "user058"):
+        Membership.objects.create(user=get_user_model().objects.get(username=username), team=blue, role="member")
+
+    def listed(page: str) -> list[str]:
+        return re.findall(r'data-account="([^"]+)"', page)
+
+    first = admin.get(reverse("people")).content.decode()
+    assert listed(first) == ["ada"] + [f"user{i:03d}" for i in range(ACCOUNTS_PER_PAGE - 1)]
+    assert f"1–{ACCOUNTS_PER_PAGE} of {ACCOUNTS_PER_PAGE + 10}" in first and 'href="?page=2">Next ›' in first
+    second = admin.get(reverse("people"), {"page": 2}).content.decode()
+    assert listed(second) == [f"user{i:03d}" for i in range(ACCOUNTS_PER_PAGE - 1, ACCOUNTS_PER_PAGE + 9)]
+    assert listed(admin.get(reverse("people"), {"q": "USER05"}).content.decode()) == [
+        f"user{i:03d}" for i in range(50, 59)]  # any case, any part of the name
+    by_team = admin.get(reverse("people"), {"q": "blue"}).content.decode()
+    assert listed(by_team) == ["user003", "user058"] and 'value="blue"' in by_team
+    nothing = admin.get(reverse("people"), {"q": "zzz"}).content.decode()
+    assert listed(nothing) == [] and "No account's name or team holds “zzz”." in unescape(nothing)
+    assert listed(admin.get(reverse("people"), {"q": "user0", "page": 2}).content.decode()) == [
+        f"user{i:03d}" for i in range(ACCOUNTS_PER_PAGE, ACCOUNTS_PER_PAGE + 9)]
+    assert 'href="?q=user0&amp;page=1">‹ Previous' in admin.get(reverse("people"), {"q": "user0", "page": 2}
+                                                                ).content.decode()  # the search kept
