@@ -7,6 +7,7 @@ started, the target device is free, and no other VM holds the volume in a way th
 
 from __future__ import annotations
 
+import json
 import re
 
 from django import forms
@@ -88,8 +89,11 @@ class DiskOptionsForm(forms.Form):
 class AttachVolumeForm(DiskOptionsForm):
     """On a VM's page: a volume of one of the host's started pools, by pool and volume name."""
 
-    pool = forms.ModelChoiceField(queryset=StoragePool.objects.none(), label=gettext_lazy("Pool"),
-                                  help_text=gettext_lazy("Started pools of this host where you may create volumes."))
+    pool = forms.ModelChoiceField(
+        queryset=StoragePool.objects.none(), required=False, label=gettext_lazy("Pool"),
+        empty_label=gettext_lazy("the one that holds the volume"),
+        help_text=gettext_lazy("Started pools of this host where you may create volumes. Left to the volume's name, "
+                               "it is the one pool of these that has a volume of that name."))
     volume = forms.CharField(label=gettext_lazy("Volume name"), max_length=255, strip=False)
     field_order = ["pool", "volume", "bus", "target", "readonly", "shareable", "cache"]
 
@@ -103,24 +107,39 @@ class AttachVolumeForm(DiskOptionsForm):
             self.fields["pool"].initial = allowed[0]  # the only choice, made
         # The name's suggestions, on the page (the API's schema reads the class's fields, without them): the chosen
         # pool's volumes that hold what was typed (volumes:name_options), into the <datalist> beside the form.
-        self.fields["volume"].help_text = _("The pool's volumes are suggested as you type (as of its last sync).")
+        self.fields["volume"].help_text = _("Volumes are suggested as you type, with their pool when none is chosen "
+                                            "(as of the last sync).")
         self.fields["volume"].widget.attrs.update({
             "list": "attach-volume-names", "autocomplete": "off", "hx-get": reverse("volumes:name_options"),
             "hx-trigger": "focus, input changed delay:250ms, change from:#id_pool", "hx-include": "#id_pool",
-            "hx-target": "#attach-volume-names", "hx-swap": "innerHTML"})
+            "hx-vals": json.dumps({"host": vm.host_id}), "hx-target": "#attach-volume-names", "hx-swap": "innerHTML"})
 
     def clean(self) -> dict:
         data = super().clean()
-        pool, name = data.get("pool"), data.get("volume")
-        if pool is None or not name:
-            return data
-        volume = Volume.objects.filter(pool=pool, name=name).select_related("pool").first()
-        if volume is None:
-            raise forms.ValidationError(_("Pool %(pool)s has no volume %(name)s (as of its last sync).")
-                                        % {"pool": pool.name, "name": name})
-        self.check_disk(self.vm, volume)
-        data["volume_row"] = volume
+        name = data.get("volume")
+        volume = self._volume(data.get("pool"), name) if name and not self.has_error("pool") else None
+        if volume is not None:
+            self.check_disk(self.vm, volume)
+            data["volume_row"], data["pool"] = volume, volume.pool
         return data
+
+    def _volume(self, pool: StoragePool | None, name: str) -> Volume | None:
+        """The volume of that name in the pool chosen or, with none chosen, in the one allowed pool that has it;
+        None, with the reason on the form, when there is no such one volume."""
+        pools = self.fields["pool"].queryset if pool is None else StoragePool.objects.filter(pk=pool.pk)
+        found = list(Volume.objects.filter(pool__in=pools, name=name).select_related("pool").order_by("pool__name"))
+        if len(found) == 1:
+            return found[0]
+        if pool is not None:
+            self.add_error("volume", _("Pool %(pool)s has no volume %(name)s (as of its last sync).")
+                           % {"pool": pool.name, "name": name})
+        elif not found:
+            self.add_error("volume", _("No pool of this host that you may use has a volume %(name)s (as of the "
+                                       "last sync).") % {"name": name})
+        else:
+            self.add_error("pool", _("%(name)s is in pools %(pools)s: choose one.")
+                           % {"name": name, "pools": ", ".join(volume.pool.name for volume in found)})
+        return None
 
 
 class AttachToVmForm(DiskOptionsForm):

@@ -7,6 +7,7 @@ from django.views.decorators.http import require_safe
 
 from accounts.roles import member_required
 from jobs.models import Job
+from pools.models import StoragePool
 
 from .models import Volume
 
@@ -42,13 +43,20 @@ def volume_by_name(request: HttpRequest, pool_pk: int, name: str) -> HttpRespons
 @require_safe
 @member_required
 def volume_name_options(request: HttpRequest) -> HttpResponse:
-    """Suggestions for a field that takes a volume's name (a <datalist>'s options, htmx): the names in the pool
-    ?pool= that contain ?volume=, in name order, from the inventory. Nothing for a pool the user may not see."""
+    """Suggestions for a field that takes a volume's name (a <datalist>'s options, htmx): the names that contain
+    ?volume=, in the pool ?pool= or, without one, in the started pools of the host ?host= (each labelled with its
+    pool), in name order, from the inventory. Only from pools the user may see."""
     typed = request.GET.get("volume", "").strip()
-    pool_pk = request.GET.get("pool", "")
-    names = (Volume.objects.visible_to(request.user).filter(pool_id=pool_pk, name__icontains=typed)
-             .order_by("name").values_list("name", flat=True)[:NAME_OPTIONS]) if pool_pk.isdecimal() else []
-    return render(request, "volumes/_name_options.html", {"names": names})
+    pool_pk, host_pk = request.GET.get("pool", ""), request.GET.get("host", "")
+    volumes = Volume.objects.visible_to(request.user).filter(name__icontains=typed)
+    if pool_pk.isdecimal():  # a digit to str.isdigit ("²") is no number to int()
+        volumes = volumes.filter(pool_id=pool_pk)
+    elif host_pk.isdecimal():
+        volumes = volumes.filter(pool__host_id=host_pk, pool__state=StoragePool.State.ACTIVE)
+    else:
+        volumes = volumes.none()
+    options = volumes.order_by("name", "pool__name").values_list("name", "pool__name")[:NAME_OPTIONS]
+    return render(request, "volumes/_name_options.html", {"options": options, "labelled": not pool_pk.isdecimal()})
 
 
 @member_required

@@ -19,7 +19,7 @@ def test_attach_then_detach(synced, celery_worker, api, local_host, tmp_path) ->
         row = vm_row(local_host, vm)
         assert api.get(f"/api/vms/{row.pk}/").json()["disks"] == []
         refused = post(api, f"/api/vms/{row.pk}/attach/", {"pool": pool.pk, "volume": "no-such.img"})
-        assert refused.status_code == 400 and "no volume" in refused.json()["errors"]["non_field_errors"][0]["message"]
+        assert refused.status_code == 400 and "no volume" in refused.json()["errors"]["volume"][0]["message"]
         succeeded(api, post(api, f"/api/vms/{row.pk}/attach/", {"pool": pool.pk, "volume": "qcow2-thin.qcow2",
                                                                  "bus": "virtio"}))
         assert vm.blklist(inactive=True) == {"vda": "qcow2-thin.qcow2"}
