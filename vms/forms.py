@@ -7,11 +7,9 @@ started, the target device is free, and no other VM holds the volume in a way th
 
 from __future__ import annotations
 
-import json
 import re
 
 from django import forms
-from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -21,6 +19,7 @@ from hosts.models import Domain
 from pools.models import StoragePool
 from virtstorage.virt.domains import CACHE_MODES, TARGET_PREFIX, sharing_refusal
 from volumes.models import Volume
+from volumes.widgets import VolumeNameInput
 
 BUS_CHOICES = [
     ("virtio", gettext_lazy("virtio: fastest; a running VM needs a free PCIe port for it")),
@@ -105,14 +104,13 @@ class AttachVolumeForm(DiskOptionsForm):
         self.fields["pool"].queryset = pools.filter(pk__in=allowed)
         if len(allowed) == 1:
             self.fields["pool"].initial = allowed[0]  # the only choice, made
-        # The name's suggestions, on the page (the API's schema reads the class's fields, without them): the chosen
-        # pool's volumes that hold what was typed (volumes:name_options), into the <datalist> beside the form.
-        self.fields["volume"].help_text = _("Volumes are suggested as you type, with their pool when none is chosen "
-                                            "(as of the last sync).")
-        self.fields["volume"].widget.attrs.update({
-            "list": "attach-volume-names", "autocomplete": "off", "hx-get": reverse("volumes:name_options"),
-            "hx-trigger": "focus, input changed delay:250ms, change from:#id_pool", "hx-include": "#id_pool",
-            "hx-vals": json.dumps({"host": vm.host_id}), "hx-target": "#attach-volume-names", "hx-swap": "innerHTML"})
+        # The name's suggestions, on the page (the API's schema reads the class's fields, without them).
+        name = self.fields["volume"]
+        name.help_text = _("Volumes are suggested as you type, with their pool when none is chosen (as of the last "
+                           "sync).")
+        name.widget = VolumeNameInput(list_id="attach-volume-names", pool_field="pool", host_id=vm.host_id)
+        name.widget.is_required = name.required
+        name.widget.attrs.update(name.widget_attrs(name.widget))  # maxlength, as the field gave its first widget
 
     def clean(self) -> dict:
         data = super().clean()

@@ -48,7 +48,8 @@ def test_attach_from_the_volume_page_then_detach_from_the_vm_page(asgi_server, c
 
 def test_the_vm_page_suggests_the_pools_volumes_by_name_and_attaches_one(asgi_server, celery_worker, synced, member,
                                                                           local_host, tmp_path):
-    """Typing part of a name on the VM page offers the chosen pool's volumes that hold it; one picked attaches."""
+    """Typing part of a name on the VM page offers the chosen pool's volumes that hold it; one picked attaches. A
+    refused name shows the form again, whose name field suggests there too."""
     pool, _ = synced
     with defined_vm(tmp_path) as vm:
         row = vm_row(local_host, vm)
@@ -65,3 +66,9 @@ def test_the_vm_page_suggests_the_pools_volumes_by_name_and_attaches_one(asgi_se
             page.wait_for_url("**/jobs/*/")
             page.wait_for_selector(".progress[data-state=succeeded]", timeout=60_000)
             assert vm.blklist(inactive=True) == {"vda": "raw-thin.img"}
+            page.goto(row.get_absolute_url())  # a name that is nowhere: the form again, on a page of its own,
+            page.fill("#id_volume", "nowhere.img")  # whose name field still suggests
+            page.click("#vm-attach button:has-text('Attach')")
+            page.wait_for_selector(f"text=Pool {pool.name} has no volume nowhere.img")
+            page.fill("#id_volume", "qcow2-t")
+            page.wait_for_function("document.querySelectorAll('#attach-volume-names option').length === 1")
