@@ -22,6 +22,7 @@ class _Links(HTMLParser):
         super().__init__()
         self.hrefs: list[str] = []
         self.ids: list[str] = []
+        self.referred: set[str] = set()  # ids that an attribute names: a label's for, an input's list, an hx-target
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         attrs = dict(attrs)
@@ -30,6 +31,11 @@ class _Links(HTMLParser):
             self.hrefs.append(href)
         if attrs.get("id"):
             self.ids.append(attrs["id"])
+        for name in ("for", "list", "form", "aria-describedby", "aria-labelledby", "aria-controls"):
+            self.referred.update((attrs.get(name) or "").split())
+        for name in ("hx-target", "hx-include", "hx-indicator"):
+            if (attrs.get(name) or "").startswith("#"):
+                self.referred.add(attrs[name][1:])
 
 
 # A page as a crawl reads it: (status, content type, HTML).
@@ -37,9 +43,9 @@ Fetch = Callable[[str], tuple[int, str, str]]
 
 
 def crawl(fetch: Fetch, *, max_pages: int, variants: int) -> tuple[int, list[str]]:
-    """(pages read, problems: links that answered 403 or 5xx, each with the page that showed it, and pages that
-    use an element id twice). variants: how many of one page with other query strings (sorts, ranges, pages) to
-    read, enough to see their links."""
+    """(pages read, problems: links that answered 403 or 5xx, each with the page that showed it, pages that use an
+    element id twice and pages whose attributes name an id that is not on the page). variants: how many of one
+    page with other query strings (sorts, ranges, pages) to read, enough to see their links."""
     seen, queue, bad = set(), [("/", "")], []
     while queue and len(seen) < max_pages:
         path, shown_on = queue.pop(0)
@@ -56,6 +62,9 @@ def crawl(fetch: Fetch, *, max_pages: int, variants: int) -> tuple[int, list[str
         twice = sorted({i for i in parser.ids if parser.ids.count(i) > 1})
         if twice:  # a label, an hx-target or a test would find the first one only
             bad.append(f"ids used twice on {path}: {', '.join(twice)}")
+        missing = sorted(parser.referred - set(parser.ids))
+        if missing:  # a label for nothing, a <datalist> or an htmx target that is not there
+            bad.append(f"ids named but not there on {path}: {', '.join(missing)}")
         for href in parser.hrefs:
             parts = urlsplit(urljoin(path, href))
             target = parts.path + (f"?{parts.query}" if parts.query else "")
