@@ -58,6 +58,7 @@ def snapshot(job: Job) -> dict[str, Any]:
         "uninterruptible": job.is_active and not job.cancellable,  # its kind has no safe point to stop at
         "url": job.get_absolute_url(),
         "result_url": result_url(job),
+        "result_link": (job.params or {}).get("result_link", "it"),  # what the link says: "it" or "pool"
         "log_tail": log[-5:],
         "log_lines": len(log),  # the job page reloads its log when this grows (static/js/app.js)
     }

@@ -238,10 +238,11 @@ class JobContext:
     def params(self) -> dict[str, Any]:
         return self.job.params
 
-    def leads_to(self, url: str) -> None:
-        """Where what the job made is (a path of this site): its page links it once the job succeeded. Saved with
-        the job's end, not in a write of its own."""
-        self.job.params = {**self.job.params, "result_url": url}
+    def leads_to(self, url: str, *, what: str = "it") -> None:
+        """Where what the job made is (a path of this site): its page links it once the job succeeded, as "Open
+        it", or as "Open the pool" with what="pool" (where a deleted volume was). Saved with the job's end, not in
+        a write of its own."""
+        self.job.params = {**self.job.params, "result_url": url, "result_link": what}
 
     def keep(self, **params: Any) -> None:
         """Add these to the job's params and save them: what a page, the API or a later job reads of this one

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from hosts.forms import ConfirmNameForm
 from pools.models import StoragePool
 from pools.policy import PolicyViolation, check_volume_fits
-from virtstorage.virt.units import UNITS_HELP, binary_size, parse_size
+from virtstorage.virt.units import UNITS_HELP, binary_size, parse_size, volume_size
 from virtstorage.virt.volumes import WipeChoice
 
 from .models import Volume, in_use_refusal
@@ -54,7 +54,8 @@ class VolumeNameField(forms.CharField):
 
 
 class SizeField(forms.CharField):
-    """A size typed as "10G", "512 MiB" or bytes; cleans to a positive int of bytes."""
+    """A volume's virtual size typed as "10G", "512 MiB" or bytes; cleans to bytes, rounded up to a whole KiB as
+    libvirt makes it (units.volume_size), at least 1 MiB."""
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("max_length", 64)
@@ -67,11 +68,11 @@ class SizeField(forms.CharField):
             return None
         try:
             size = parse_size(text)
+            if size <= 0:
+                raise ValueError(gettext("A size must be larger than zero."))
+            return volume_size(size)
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from exc
-        if size <= 0:
-            raise forms.ValidationError(gettext("A size must be larger than zero."))
-        return size
 
 
 def _name_taken(pool: StoragePool, name: str) -> bool:

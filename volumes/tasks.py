@@ -150,7 +150,7 @@ def delete_volume_job(ctx: JobContext) -> str:
         ctx.check_cancel()
         ctx.step(_("Deleting %(name)s") % {"name": name})
         host.delete_volume(ctx.pool.name, name)
-    ctx.leads_to(ctx.pool.get_absolute_url())  # where the volume was: its own page is gone
+    ctx.leads_to(ctx.pool.get_absolute_url(), what="pool")  # where the volume was: its own page is gone
     return _("Deleted %(name)s from %(pool)s") % {"name": name, "pool": ctx.pool.name}
 
 

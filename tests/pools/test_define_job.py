@@ -69,7 +69,7 @@ def test_define_is_a_job_whose_page_links_the_new_pool(admin_client, local_host,
     assert _defined(name) and _state(name) == "inactive" and not pool.is_active  # defined only
     assert job.pool_id == pool.pk and "Defined pool" in job.result
     page = html.unescape(admin_client.get(job.get_absolute_url()).content.decode())
-    assert f'href="{pool.get_absolute_url()}" class="result-link"' in page  # the result links to the pool
+    assert f'href="{pool.get_absolute_url()}" class="result-link">Open it</a>' in page  # the pool it made
     assert not Job.objects.filter(kind="pool-start").exists()  # not ticked: nothing started
     records = AuditRecord.objects.filter(action="pool.define")
     assert set(records.values_list("outcome", flat=True)) == {"started", "ok"}

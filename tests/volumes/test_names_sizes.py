@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from virtstorage.virt.units import MAX_SIZE, parse_size
+from virtstorage.virt.units import MAX_SIZE, parse_size, volume_size
 from volumes.names import MAX_NAME_BYTES, validate_volume_name
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,254}")
@@ -84,6 +84,7 @@ def test_accepted_names_are_never_path_tricks(text: str) -> None:
         ("100 bytes", 100),
         ("  7M ", 7 * 1024**2),
         ("0.1K", 103),  # 102.4 rounds up: never smaller than asked
+        ("2.0", 2),  # a whole number of bytes, written with a decimal point
         (".5k", 512),
         (4096, 4096),
     ],
@@ -111,6 +112,9 @@ def test_parses_sizes(text: str | int, expected: int) -> None:
         ("9" * 40, "too large"),
         ("8EiB", "too large"),
         ("1_000", "not a size"),
+        ("1.5", "A number of bytes is whole"),  # it had become 2 bytes
+        ("0.5 bytes", "A number of bytes is whole"),
+        ("10.25B", "A number of bytes is whole"),
     ],
 )
 def test_refuses_bad_sizes_with_a_clear_message(text: str | int, message: str) -> None:
@@ -148,3 +152,18 @@ def test_any_text_gives_bytes_or_a_clear_error(text: str) -> None:
         assert str(exc)
     else:
         assert isinstance(size, int) and 0 <= size <= MAX_SIZE
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [(1024**2, 1024**2), (1024**2 + 1, 1024**2 + 1024), (1181116007, 1181116416), (10 * 1024**3, 10 * 1024**3)],
+)
+def test_a_volume_size_is_rounded_up_to_a_whole_kib_as_libvirt_makes_a_qcow2(size: int, expected: int) -> None:
+    assert volume_size(size) == expected  # 1181116007 bytes ("1.1G"): libvirt made a qcow2 of 1181116416
+
+
+@pytest.mark.parametrize(("size", "message"), [(1, "at least 1 MiB"), (1024**2 - 1, "at least 1 MiB"),
+                                               (MAX_SIZE, "too large")])
+def test_a_volume_size_below_1_mib_or_beyond_the_largest_is_refused(size: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        volume_size(size)

@@ -62,6 +62,8 @@ def test_create_refuses_bad_names(member_client, synced, name, message):
         ("10 parsecs", "Unknown unit"),
         ("", "This field is required"),
         ("99999999999999999999999999999999999", "too large"),
+        ("1.5", "A number of bytes is whole"),
+        ("1000K", "at least 1 MiB"),
     ],
 )
 def test_create_refuses_bad_sizes(member_client, synced, capacity, message):

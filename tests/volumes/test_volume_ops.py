@@ -249,7 +249,9 @@ def test_delete_needs_the_exact_name(member_client, celery_worker, synced):
     assert job.state == Job.State.SUCCEEDED, job.error
     assert "raw-thin.img" not in vol_names(scratch.name)
     assert not Volume.objects.filter(pk=vol.pk).exists()
-    assert job.params["result_url"] == pool.get_absolute_url()  # "Open it": where the volume was
+    assert job.params["result_url"] == pool.get_absolute_url()  # where the volume was, said as such
+    page = member_client.get(job.get_absolute_url()).content.decode()
+    assert f'<a href="{pool.get_absolute_url()}" class="result-link">Open the pool</a>' in page
 
 
 def test_wipe_zero_overwrites_the_data(member_client, celery_worker, synced):

@@ -1,8 +1,9 @@
 """Sizes, in one place: the unit table libvirt reads, parsing what people type, and formatting.
 
 Single letters and IEC names are binary (K = KiB = 1024), as in qemu-img and virsh; the SI spellings
-KB, MB, GB... mean powers of 1000, as libvirt reads them. A plain number is bytes. Decimals are allowed;
-a parsed size is rounded up to a whole byte so a volume is never smaller than asked. Shown sizes are
+KB, MB, GB... mean powers of 1000, as libvirt reads them. A plain number is a whole number of bytes. Decimals
+are allowed with a unit; a parsed size is rounded up to a whole byte so a volume is never smaller than asked, and a
+volume's virtual size to a whole KiB (volume_size). Shown sizes are
 binary (1.5 GiB). The same table serves libvirt's scaled integers (<capacity unit='KiB'>).
 """
 
@@ -62,10 +63,30 @@ def parse_size(text: str | int) -> int:
                          % {"text": cleaned[:40], "units": UNITS_HELP}) from exc
     if number.adjusted() > 30:  # far beyond MAX_SIZE; spare Decimal a huge computation
         raise ValueError(_("That size is too large."))
+    if _FACTORS[unit] == 1 and number != number.to_integral_value():
+        raise ValueError(_("A number of bytes is whole: '%(text)s' is not; give a unit for a fraction (1.5K).")
+                         % {"text": cleaned[:40]})
     size = math.ceil(number * _FACTORS[unit])
     if size > MAX_SIZE:
         raise ValueError(_("That size is too large."))
     return size
+
+
+# A volume's virtual size: libvirt hands qemu-img a qcow2 volume's size in whole KiB, rounded up, so every volume
+# size the app asks for is rounded the same way first (the size asked is the size made, in whole 512-byte sectors),
+# and is at least 1 MiB (below it a qcow2's own metadata outweighs its data).
+VOLUME_SIZE_STEP = 1024
+MIN_VOLUME_SIZE = 1024**2
+
+
+def volume_size(size: int) -> int:
+    """size rounded up to a whole KiB; ValueError below MIN_VOLUME_SIZE or beyond MAX_SIZE."""
+    if size < MIN_VOLUME_SIZE:
+        raise ValueError(_("A volume's virtual size is at least 1 MiB."))
+    rounded = -(-size // VOLUME_SIZE_STEP) * VOLUME_SIZE_STEP
+    if rounded > MAX_SIZE:
+        raise ValueError(_("That size is too large."))
+    return rounded
 
 
 _SHOWN_UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
