@@ -194,10 +194,11 @@ class PoolDefineForm(_HostPoolsMixin, forms.Form):
 
     def clean_source_device(self) -> str:
         path = self.cleaned_data["source_device"].strip()
-        return _checked(vpools.validate_device_path, path) if path else path
+        return _checked(vpools.check_pool_device, path, settings.POOL_DEVICES) if path else path
 
     def clean_source_devices(self) -> list[str]:
-        return [_checked(vpools.validate_device_path, p) for p in _lines(self.cleaned_data["source_devices"])]
+        return [_checked(vpools.check_pool_device, p, settings.POOL_DEVICES)
+                for p in _lines(self.cleaned_data["source_devices"])]
 
     def clean_source_host(self) -> str:
         text = self.cleaned_data["source_host"].strip()
@@ -216,6 +217,8 @@ class PoolDefineForm(_HostPoolsMixin, forms.Form):
     def clean_source_name(self) -> str:
         text = self.cleaned_data["source_name"].strip()
         label = self.fields["source_name"].label.lower()
+        if text and self.pool_type in vpools.GROUP_TYPES:  # a volume group or zpool, not a Ceph pool
+            _checked(vpools.check_pool_group, _checked(vpools.validate_source_name, text, label), settings.POOL_GROUPS)
         return _checked(vpools.validate_source_name, text, label) if text else text
 
     def clean_target_iqn(self) -> str:
@@ -267,9 +270,6 @@ class PoolDefineForm(_HostPoolsMixin, forms.Form):
 
 
 # Pool types whose <source><device path> is a block device (iSCSI uses it for an IQN).
-_DEVICE_SOURCES = {"fs", "logical", "disk", "zfs"}
-
-
 class RawPoolXmlForm(_HostPoolsMixin, forms.Form):
     """Pasted pool XML: the app checks name, type and paths; libvirt validates the rest on define."""
 
@@ -311,12 +311,7 @@ class RawPoolXmlForm(_HostPoolsMixin, forms.Form):
                 _checked(vpools.validate_device_dir, summary.target_path)
         except ValidationError as exc:
             errors.extend(exc.messages)
-        if summary.type in _DEVICE_SOURCES:
-            for path in summary.device_paths:
-                try:
-                    _checked(vpools.validate_device_path, path)
-                except ValidationError as exc:
-                    errors.extend(exc.messages)
+        errors.extend(vpools.source_refusals(summary, settings.POOL_DEVICES, settings.POOL_GROUPS))
         if errors:
             raise ValidationError(errors)
         self.summary = summary

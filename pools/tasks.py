@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -36,11 +37,18 @@ def _operate(ctx: JobContext, operation: Callable[[LibvirtHost, str], str]) -> s
         resync(ctx.host, pool_names=[name])
 
 
+def _check_sources(ctx: JobContext, lv: LibvirtHost, name: str) -> None:
+    """A build formats and a start mounts: only devices and groups set aside for pools, as libvirt has the pool
+    now (whoever defined it)."""
+    vpools.check_defined_sources(lv, name, settings.POOL_DEVICES, settings.POOL_GROUPS)
+
+
 @job_task("pool-build", name="pools.tasks.build_pool_job")
 def build_pool_job(ctx: JobContext) -> str:
     overwrite = bool(ctx.params.get("overwrite"))
 
     def build(lv: LibvirtHost, name: str) -> str:
+        _check_sources(ctx, lv, name)
         if overwrite:
             ctx.step(_("Building %(pool)s with overwrite (libvirt reports no progress)") % {"pool": name})
         else:
@@ -56,6 +64,7 @@ def build_pool_job(ctx: JobContext) -> str:
 @job_task("pool-start", name="pools.tasks.start_pool_job")
 def start_pool_job(ctx: JobContext) -> str:
     def start(lv: LibvirtHost, name: str) -> str:
+        _check_sources(ctx, lv, name)
         if ctx.params.get("build"):
             ctx.step(_("Building %(pool)s (creating its storage if missing, never overwriting)") % {"pool": name})
             vpools.build_pool(lv, name, overwrite=False)

@@ -12,3 +12,9 @@ from virtstorage.settings import PASSWORD_HASHERS as APP_PASSWORD_HASHERS
 # tests check of logins (pacing, throttling, sessions) does not depend on how long one hash takes; the
 # throttle's pacing test sleeps inside its hash, and tests/test_settings.py checks production's hasher.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *APP_PASSWORD_HASHERS]
+
+# The block devices and groups that the pool tests' fs, disk, logical and zfs pools name (defined and previewed,
+# never built or started): set aside for pools, as an admin would set POOL_DEVICES and POOL_GROUPS.
+# tests/pools/test_pool_devices.py checks what the app refuses without them.
+POOL_DEVICES = ["/dev/vdb1", "/dev/vdc", "/dev/vdd", "/dev/vde", "/dev/vdf"]
+POOL_GROUPS = ["vstestvg", "tank"]

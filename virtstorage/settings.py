@@ -329,6 +329,12 @@ LOGGING = {
 # paths separated by os.pathsep (:) or commas; by default libvirt's images directory and var/pools.
 DEFAULT_POOL_ROOTS = ["/var/lib/libvirt/images", os.path.abspath(VAR_DIR / "pools")]
 POOL_ROOTS = absolute_paths("POOL_ROOTS", os.environ.get("POOL_ROOTS", ""), DEFAULT_POOL_ROOTS)
+# Block devices, and LVM volume groups or zpools, that fs, disk, logical and zfs pools may use: shell-style
+# patterns separated by commas or spaces (by-path names hold colons), e.g. "/dev/sdb /dev/disk/by-id/wwn-*" and
+# "vmdata-*". Empty (the default): no such pool can be defined, built or started by the app; the host's own disks
+# are not the app's to format, mount or split.
+POOL_DEVICES = os.environ.get("POOL_DEVICES", "").replace(",", " ").split()
+POOL_GROUPS = os.environ.get("POOL_GROUPS", "").replace(",", " ").split()
 # Import roots: the only directories an admin's "Import an image file" reads host files from (symlinks followed,
 # system and hidden directories refused whatever this says). Empty (the default): the pool roots, nothing else.
 IMPORT_ROOTS = absolute_paths("IMPORT_ROOTS", os.environ.get("IMPORT_ROOTS", ""), [])

@@ -12,6 +12,7 @@ libvirt words vs ours: "destroy" stops a pool (data intact, start undoes it);
 from __future__ import annotations
 
 import errno
+import fnmatch
 import ipaddress
 import os
 import posixpath
@@ -301,6 +302,66 @@ def validate_device_path(text: str) -> str:
     return path
 
 
+# Pools whose storage is the host's own block devices: the app formats (build), mounts (fs start) and splits them
+# (volumes are partitions or logical volumes, which wipe overwrites). The host's system disk, its root volume group
+# or zpool must never be one: only devices and groups set aside for storage (settings.POOL_DEVICES, POOL_GROUPS).
+LOCAL_DEVICE_TYPES = frozenset({"fs", "disk", "logical", "zfs"})
+GROUP_TYPES = frozenset({"logical", "zfs"})  # source_name: an LVM volume group, a zpool
+
+
+def check_pool_device(path: str, allowed: list[str] | tuple[str, ...]) -> str:
+    """A block device an fs, disk, logical or zfs pool may use: plainly written and matching one of the allowed
+    patterns (shell-style, such as /dev/sdb or /dev/disk/by-id/wwn-*); ValueError saying which setting decides."""
+    path = validate_device_path(path)
+    if not allowed:
+        raise ValueError(_("No block device is set aside for pools on this server: POOL_DEVICES lists those an fs, "
+                           "disk, logical or zfs pool may use (the host's own disks are not the app's to format)."))
+    if not any(fnmatch.fnmatchcase(path, pattern) for pattern in allowed):
+        raise ValueError(_("%(path)s is not a block device set aside for pools (POOL_DEVICES: %(allowed)s).")
+                         % {"path": path, "allowed": ", ".join(allowed)})
+    return path
+
+
+def check_pool_group(name: str, allowed: list[str] | tuple[str, ...]) -> str:
+    """An LVM volume group or zpool a logical or zfs pool may use (settings.POOL_GROUPS, shell-style patterns)."""
+    if not allowed:
+        raise ValueError(_("No volume group or zpool is set aside for pools on this server: POOL_GROUPS lists "
+                           "those a logical or zfs pool may use (the host's own are not the app's to split)."))
+    if not any(fnmatch.fnmatchcase(name, pattern) for pattern in allowed):
+        raise ValueError(_("%(name)s is not a volume group or zpool set aside for pools (POOL_GROUPS: "
+                           "%(allowed)s).") % {"name": name, "allowed": ", ".join(allowed)})
+    return name
+
+
+def source_refusals(summary: PoolXmlSummary, devices: list[str] | tuple[str, ...],
+                    groups: list[str] | tuple[str, ...]) -> list[str]:
+    """Why a pool of this XML may not use its source (empty: it may): each device and group checked."""
+    if summary.type not in LOCAL_DEVICE_TYPES:
+        return []
+    refusals = []
+    for path in summary.device_paths:
+        try:
+            check_pool_device(path, devices)
+        except ValueError as exc:
+            refusals.append(str(exc))
+    if summary.type in GROUP_TYPES and summary.source_name:
+        try:
+            check_pool_group(summary.source_name, groups)
+        except ValueError as exc:
+            refusals.append(str(exc))
+    return refusals
+
+
+def check_defined_sources(host: LibvirtHost, name: str, devices: list[str] | tuple[str, ...],
+                          groups: list[str] | tuple[str, ...]) -> None:
+    """Before a build or start: the pool as libvirt defines it now (defined here or by anyone) uses only devices
+    and groups set aside for pools; InvalidRequest otherwise."""
+    with translated():
+        xml = host.raw_pool(name).XMLDesc(0)
+    if refusals := source_refusals(summarize_pool_xml(xml), devices, groups):
+        raise InvalidRequest(" ".join(refusals))
+
+
 def validate_source_name(text: str, what: str) -> str:
     """A volume group, zpool or Ceph pool name."""
     if not text:
@@ -512,6 +573,7 @@ class PoolXmlSummary:
     type: str
     target_path: str
     device_paths: tuple[str, ...]
+    source_name: str = ""
 
 
 def summarize_pool_xml(xml: str) -> PoolXmlSummary:
@@ -532,6 +594,7 @@ def summarize_pool_xml(xml: str) -> PoolXmlSummary:
         type=root.get("type", ""),
         target_path=root.findtext("target/path") or "",
         device_paths=tuple(d.get("path", "") for d in root.findall("source/device")),
+        source_name=root.findtext("source/name") or "",
     )
 
 
