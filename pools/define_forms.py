@@ -125,10 +125,18 @@ class _HostPoolsMixin:
         return name
 
     def _unique_target(self, path: str) -> str:
-        other = StoragePool.objects.filter(host=self.host, target_path=path).first()
-        if path and other is not None:
-            raise ValidationError(gettext("Pool %(pool)s already uses %(path)s; two pools on one path would "
-                                          "see each other's volumes.") % {"pool": other.name, "path": path})
+        """No other pool of the host on this path, nor inside it, nor around it: nested pools would see (and
+        delete, wipe, overwrite) each other's files."""
+        if not path:
+            return path
+        for other in StoragePool.objects.filter(host=self.host).exclude(target_path="").only("name", "target_path"):
+            if other.target_path == path:
+                raise ValidationError(gettext("Pool %(pool)s already uses %(path)s; two pools on one path would "
+                                              "see each other's volumes.") % {"pool": other.name, "path": path})
+            if vpools.is_inside(other.target_path, path) or vpools.is_inside(path, other.target_path):
+                raise ValidationError(gettext("Pool %(pool)s uses %(other)s: a pool on %(path)s would hold it or "
+                                              "lie inside it, and nested pools see each other's files.")
+                                      % {"pool": other.name, "other": other.target_path, "path": path})
         return path
 
 

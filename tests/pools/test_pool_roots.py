@@ -388,3 +388,21 @@ def test_pool_names_with_leading_or_trailing_space_are_refused(admin_client, loc
     body = _body(response)
     assert response.status_code == 200 and "may not start or end with a space" in body, body[:3000]
     assert _own_pools() == before and not StoragePool.objects.filter(host=local_host).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pool_may_not_hold_or_lie_inside_another(admin_client, local_host, roots):
+    """Nested pools see each other's files (one's delete or wipe reaches the other's): refused both ways, by form
+    and by pasted XML; a sibling whose name merely starts the same is fine."""
+    StoragePool.objects.create(host=local_host, name="vms", target_path=f"{roots['root']}/vms", state="active")
+    url = f"/pools/define/on/{local_host.pk}/"
+    for path in (str(roots["root"]), f"{roots['root']}/vms/inner"):
+        form = admin_client.post(f"{url}?type=dir", {"type": "dir", "name": f"{POOL_PREFIX}n", "target_path": path,
+                                                     "action": "preview"})
+        assert "nested pools see each other's files" in _body(form) and b"pool-xml-preview" not in form.content
+        pasted = admin_client.post(f"{url}?type=xml", {"type": "xml", "xml": _pool_xml("dir", f"{POOL_PREFIX}n", path),
+                                                       "action": "preview"})
+        assert "nested pools see each other's files" in _body(pasted), path
+    sibling = admin_client.post(f"{url}?type=dir", {"type": "dir", "name": f"{POOL_PREFIX}n",
+                                                    "target_path": f"{roots['root']}/vms2", "action": "preview"})
+    assert b"pool-xml-preview" in sibling.content, _body(sibling)[:3000]

@@ -122,7 +122,8 @@ def _validate_absolute(text: str, what: str) -> str:
     return text
 
 
-def _inside(path: str, tree: str) -> bool:
+def is_inside(path: str, tree: str) -> bool:
+    """Whether path is tree or lies below it, by their text (both written plainly)."""
     return path == tree or path.startswith(tree.rstrip("/") + "/")
 
 
@@ -135,7 +136,7 @@ def validate_directory_path(text: str, what: str = "") -> str:
         raise ValueError(_("%(path)s is a system directory; use a directory of its own, such as "
                            "/var/lib/libvirt/images/<pool>.") % {"path": path})
     for tree in SYSTEM_TREES:
-        if _inside(path, tree):
+        if is_inside(path, tree):
             raise ValueError(_("The %(what)s %(path)s is inside the system directory %(tree)s; pick another place.")
                              % {"what": what, "path": path, "tree": tree})
     return path
@@ -211,7 +212,7 @@ def _system_tree_of(path: str) -> str | None:
     """The system tree path is in, or the system directory it is (a parent of a system tree is one too)."""
     trees = set(SYSTEM_TREES) | {os.path.realpath(tree) for tree in SYSTEM_TREES}
     for tree in sorted(trees):
-        if _inside(path, tree):
+        if is_inside(path, tree):
             return tree
     dirs = set(SYSTEM_DIRS) | {os.path.realpath(d) for d in SYSTEM_DIRS}
     dirs.update(parent for tree in trees for parent in _ancestors(tree))
@@ -267,7 +268,7 @@ def check_pool_target(path: str, roots: list[str] | tuple[str, ...], *, importin
                          _("No pool roots are configured: set POOL_ROOTS to the directories pools may use."))
     for root in usable:
         real_root = os.path.realpath(root)
-        if _inside(resolved, real_root):
+        if is_inside(resolved, real_root):
             hidden = [part for part in resolved[len(real_root):].split("/") if part.startswith(".")]
             if hidden:
                 values["hidden"] = hidden[0]
@@ -288,7 +289,7 @@ def check_pool_target(path: str, roots: list[str] | tuple[str, ...], *, importin
 def validate_device_dir(text: str) -> str:
     """A pool's device directory (logical, disk, iscsi targets): /dev or under it, also after symlinks."""
     path = _validate_absolute(text, _("device directory"))
-    if not _inside(path, "/dev") or not _inside(os.path.realpath(path), "/dev"):
+    if not is_inside(path, "/dev") or not is_inside(os.path.realpath(path), "/dev"):
         raise ValueError(_("%(path)s is not a device directory: this pool type's target is /dev or a directory "
                            "under /dev.") % {"path": path})
     return path
