@@ -13,9 +13,9 @@ CHROMIUM_ARGS = [
 
 
 @contextmanager
-def browser_page(base_url: str, locale: str = "en-US") -> Iterator:
-    """A fresh page in headless chromium whose Accept-Language is `locale`; fails (never skips) when chromium
-    is missing."""
+def browser_page(base_url: str, locale: str = "en-US", viewport: tuple[int, int] = (1280, 900)) -> Iterator:
+    """A fresh page in headless chromium whose Accept-Language is `locale`, in a window of `viewport` (width,
+    height); fails (never skips) when chromium is missing."""
     from pathlib import Path
 
     from playwright.sync_api import sync_playwright
@@ -24,7 +24,8 @@ def browser_page(base_url: str, locale: str = "en-US") -> Iterator:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900}, locale=locale)
+            context = browser.new_context(base_url=base_url, viewport={"width": viewport[0], "height": viewport[1]},
+                                          locale=locale)
             page = context.new_page()
             page.set_default_timeout(15_000)
             yield page
