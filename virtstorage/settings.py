@@ -249,6 +249,9 @@ WORKER_DB_CONN_MAX_AGE = int(os.environ.get("WORKER_DB_CONN_MAX_AGE", "300"))
 # this many tasks, and WORKER_DB_CONN_MAX_AGE decides in between (a job's start drops an old or broken one).
 CELERY_DB_REUSE_MAX = 1000 if WORKER_DB_CONN_MAX_AGE else None
 JOB_STALE_SECONDS = int(os.environ.get("JOB_STALE_SECONDS", "30"))
+# A job queued this long on a queue that no worker listens to (a host's queue name mistyped, the worker beside a
+# host down), or whose host was removed, is failed with the reason instead of waiting for ever.
+JOB_UNSERVED_SECONDS = int(os.environ.get("JOB_UNSERVED_SECONDS", "120"))
 # A streaming upload's job gives up (and removes its new volume) after this long without a chunk.
 UPLOAD_IDLE_SECONDS = int(os.environ.get("UPLOAD_IDLE_SECONDS", "600"))
 # A user's uploads that hold a transfer worker while their chunks arrive; more are written at complete.
@@ -284,6 +287,7 @@ VM_DETACH_TIMEOUT_SECONDS = float(os.environ.get("VM_DETACH_TIMEOUT_SECONDS", "3
 CELERY_BEAT_SCHEDULE = {
     "sync-all-hosts": {"task": "virtstorage.hosts.tasks.sync_all_hosts", "schedule": INVENTORY_SYNC_SECONDS},
     "reap-stale-jobs": {"task": "virtstorage.jobs.tasks.reap_stale_jobs", "schedule": 15.0},
+    "fail-unserved-jobs": {"task": "virtstorage.jobs.tasks.fail_unserved_jobs", "schedule": 60.0},
     "expire-uploads": {"task": "volumes.transfer_tasks.expire_uploads", "schedule": 3600.0},
     "history-downsample": {"task": "history.tasks.downsample", "schedule": 600.0},
 }

@@ -10,13 +10,17 @@ import signal
 import socket
 import subprocess
 import time
+from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
+from hosts.models import Host
 from inventory.sync import sync_host
 from jobs.models import Job
-from jobs.tasks import reap_stale_jobs
+from jobs.tasks import fail_unserved_jobs, reap_stale_jobs
 from tests.conftest import virsh, wait_for, wait_for_job
 from tests.volumes.test_volume_ops import job_from, run_op, vol_names, vol_sizes, volume_row
 
@@ -117,3 +121,24 @@ def test_with_redis_unreachable_pages_render_and_operations_say_why(member_clien
     assert response.status_code == 400 and "not reachable" in response.content.decode()
     assert not Job.objects.exists()
     assert "never.img" not in vol_names(scratch.name) and "raw-thin.img" in vol_names(scratch.name)
+
+
+def test_a_job_that_no_worker_will_take_fails_with_the_reason(celery_worker, local_host, admin_user):
+    """Queued on a queue no worker listens to (a host's queue name mistyped), or for a host removed meanwhile: after
+    JOB_UNSERVED_SECONDS the job fails saying why, instead of showing "queued" for ever. A job on a queue a worker
+    listens to waits as long as it must."""
+    removed = Host.objects.create(name="gone", uri="qemu+ssh://root@gone.example/system")
+    typo = Host.objects.create(name="far", uri="qemu+ssh://root@far.example/system", queue="no-such-queue")
+    long_ago = timezone.now() - timedelta(seconds=settings.JOB_UNSERVED_SECONDS + 5)
+    jobs = {name: Job.objects.create(kind="sync", host=host, created_by=admin_user, state=Job.State.QUEUED)
+            for name, host in (("typo", typo), ("served", local_host), ("removed", removed))}
+    just_now = Job.objects.create(kind="sync", host=typo, created_by=admin_user, state=Job.State.QUEUED)
+    Job.objects.filter(pk__in=[job.pk for job in jobs.values()]).update(created_at=long_ago)
+    removed.delete()
+    assert fail_unserved_jobs() == 2
+    for job in (*jobs.values(), just_now):
+        job.refresh_from_db()
+    assert jobs["typo"].state == Job.State.FAILED and jobs["typo"].finished_at is not None
+    assert "No worker listens to queue no-such-queue" in jobs["typo"].error
+    assert jobs["removed"].state == Job.State.FAILED and "Its host was removed" in jobs["removed"].error
+    assert jobs["served"].state == just_now.state == Job.State.QUEUED  # a worker takes it; too young to judge
