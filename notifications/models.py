@@ -23,12 +23,16 @@ class Notification(models.Model):
     url = models.CharField(max_length=500, blank=True, help_text=_("A path in this site, e.g. /jobs/12/."))
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     read_at = models.DateTimeField(null=True, blank=True)
+    # What the message asks of its reader, when it asks something that can stop needing them ("request-7-review":
+    # an approval that someone else gave): notifications.send.settle marks every unread one of a topic read.
+    topic = models.CharField(max_length=100, blank=True, default="")
 
     objects = NotificationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["user", "read_at"], name="notification_user_read")]
+        indexes = [models.Index(fields=["user", "read_at"], name="notification_user_read"),
+                   models.Index(fields=["topic"], name="notification_topic", condition=models.Q(read_at__isnull=True))]
 
     def __str__(self) -> str:
         return f"{self.user} · {self.text[:60]}"

@@ -25,13 +25,14 @@ Text = str | Callable[[], str]
 
 
 def notify(users: AbstractBaseUser | Iterable[AbstractBaseUser], text: Text, url: str = "",
-           subject: Text | None = None) -> list[Notification]:
+           subject: Text | None = None, topic: str = "") -> list[Notification]:
     """Notify each active user once (duplicates and inactive accounts are skipped); returns the new rows.
 
     text: the message, or a function that writes it (``lambda: _("…") % {…}``): it is then called for each
     recipient in the language they chose (without a choice: the language active now).
     url: a path in this site ("/jobs/12/"), or "" for none; anything else raises ValueError.
-    subject: the e-mail's subject (text or function, as text); by default the text's first line."""
+    subject: the e-mail's subject (text or function, as text); by default the text's first line.
+    topic: what the message asks of its readers, for settle() once that no longer needs them."""
     if url and not is_local(url):
         raise ValueError(f"A notification links only to a path in this site, not {url!r}.")
     if isinstance(users, AbstractBaseUser):
@@ -46,10 +47,16 @@ def notify(users: AbstractBaseUser | Iterable[AbstractBaseUser], text: Text, url
         raise ValueError("A notification needs a text.")
     with transaction.atomic():
         rows = Notification.objects.bulk_create(
-            [Notification(user=user, text=written[user.pk][0], url=url) for user in recipients])
+            [Notification(user=user, text=written[user.pk][0], url=url, topic=topic) for user in recipients])
         subjects = {str(row.pk): written[row.user_id][1] for row in rows if written[row.user_id][1] is not None}
         transaction.on_commit(lambda: _queue_emails([row.pk for row in rows], subjects))
     return rows
+
+
+def settle(topic: str) -> int:
+    """Mark read every unread notification of this topic: what it asked of its readers is done (a request that
+    waited for an approver was decided or withdrawn), so the bell stops counting it. Returns how many."""
+    return Notification.objects.filter(topic=topic).mark_read() if topic else 0
 
 
 def _written(text: Text, subject: Text | None, language: str | None) -> tuple[str, str | None]:

@@ -10,7 +10,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from audit.log import record
-from notifications.send import notify
+from notifications.send import notify, settle
 from virtstorage.virt.units import binary_size
 
 from . import rules
@@ -23,6 +23,9 @@ AUDITED = {Kind.SUBMITTED: "submitted", Kind.EDITED: "edited", Kind.WITHDRAWN: "
            Kind.APPROVED: "approved", Kind.AUTO_APPROVED: "approved", Kind.REJECTED: "rejected",
            Kind.RETRIED: "retried"}
 
+# Steps after which the request no longer waits for an approver.
+SETTLING = {Kind.APPROVED, Kind.AUTO_APPROVED, Kind.REJECTED, Kind.WITHDRAWN}
+
 
 def what(req: ProvisioningRequest) -> str:
     return (_("%(name)s (%(size)s %(format)s, %(provisioning)s) in pool %(pool)s")
@@ -34,6 +37,8 @@ def step(req: ProvisioningRequest, kind: str, actor=None, comment: str = "", *, 
          detail: dict | None = None) -> RequestEvent:
     """The timeline entry and, for the steps people take, the audit record."""
     event = RequestEvent.objects.create(request=req, actor=actor, kind=kind, comment=comment)
+    if kind in SETTLING:
+        settle(review_topic(req))  # no approver is needed any more: their bells stop counting it
     if kind in AUDITED:
         info = {"request": req.pk, "pool": req.pool.name, "name": req.name, "capacity": req.capacity,
                 "format": req.format, "preallocation": req.preallocation, "state": req.state, **(detail or {})}
@@ -64,4 +69,9 @@ def tell_approvers(req: ProvisioningRequest) -> None:
                 % {"who": who, "what": what(req), "team": req.team.name})
 
     notify(rules.approvers(req), text, url=req.get_absolute_url(),
-           subject=lambda: _("Request #%(pk)s waits for approval") % {"pk": req.pk})
+           subject=lambda: _("Request #%(pk)s waits for approval") % {"pk": req.pk}, topic=review_topic(req))
+
+
+def review_topic(req: ProvisioningRequest) -> str:
+    """The approvers' notifications of a pending request, settled once it is decided or withdrawn."""
+    return f"request-{req.pk}-review"

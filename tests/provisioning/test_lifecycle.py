@@ -50,7 +50,7 @@ def test_submit_approve_watch_ready(world, celery_worker, fmt, provisioning, cap
         f"Request #{req.pk} filed. It waits for an approver of team {world.team.name}."]
     assert name not in virsh("vol-list", world.scratch.name)  # nothing happens before approval
     # the approvers (the team's operator and the admin) are told; the rival team's operator and rita are not
-    told = set(Notification.objects.filter(text__contains=name).values_list("user__username", flat=True))
+    told = set(Notification.objects.unread().filter(text__contains=name).values_list("user__username", flat=True))
     assert told == {"otto", "ada"}
 
     page = otto.get(reverse("requests:queue"))
@@ -83,6 +83,7 @@ def test_submit_approve_watch_ready(world, celery_worker, fmt, provisioning, cap
     assert kinds == ["submitted", "approved", "provisioning", "ready"]
     texts = list(Notification.objects.filter(user=world.rita).values_list("text", flat=True))
     assert any("approved" in t for t in texts) and any("ready" in t for t in texts), texts
+    assert not Notification.objects.unread().filter(user__in=[world.otto, world.ada]).exists()  # approved: settled
     actions = set(AuditRecord.objects.filter(target_type="request", target_id=str(req.pk))
                   .values_list("action", "username"))
     assert {("request.submitted", "rita"), ("request.approved", "otto")} <= actions
@@ -105,6 +106,10 @@ def test_reject_with_a_comment(world):
     assert (req.reviewer, req.review_comment) == (world.otto, "use the shared scratch volume")
     assert req.events.last().kind == "rejected"
     assert Notification.objects.filter(user=world.rita, text__contains="use the shared scratch volume").exists()
+    # decided: the approvers' "it waits for your approval" no longer counts under their bells; rita's news does
+    assert not Notification.objects.unread().filter(user__in=[world.otto, world.ada]).exists()
+    assert Notification.objects.filter(user__in=[world.otto, world.ada], text__contains="not-needed.img").count() == 2
+    assert Notification.objects.unread().filter(user=world.rita).exists()
     assert "use the shared scratch volume" in rita.get(req.get_absolute_url()).content.decode()
     assert req.job is None and "not-needed.img" not in virsh("vol-list", world.scratch.name)
 
