@@ -114,3 +114,10 @@ document.addEventListener("change", function (e) {
     if (box && e.detail.successful && e.detail.elt === failed) box.hidden = true;
   });
 })();
+
+// A plain form whose action takes something away (a password, an account's access, a grant, a token) asks first:
+// data-confirm holds the question (htmx forms use hx-confirm).
+document.addEventListener("submit", function (e) {
+  var question = e.target.dataset ? e.target.dataset.confirm : "";
+  if (question && !window.confirm(question)) e.preventDefault();
+});
