@@ -4,6 +4,7 @@ from django.db import models
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts import access
@@ -71,7 +72,8 @@ class StoragePool(models.Model):
         constraints = [models.UniqueConstraint(fields=["host", "name"], name="unique_pool_name_per_host")]
 
     def __str__(self) -> str:
-        return f"{self.name} on {self.host}" if self.host_id else self.name
+        # In the reader's language: form choices show it (the clone's target pool, the request's pool).
+        return gettext("%(pool)s on %(host)s") % {"pool": self.name, "host": self.host} if self.host_id else self.name
 
     def get_absolute_url(self) -> str:
         return reverse("pools:detail", args=[self.pk])

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
+from django_htmx.http import push_url
 
 from accounts.roles import admin_required, is_admin, member_required
 from audit.log import changes, record
@@ -113,9 +114,13 @@ def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @member_required
 def pool_volumes(request: HttpRequest, pk: int) -> HttpResponse:
-    """The volume table alone: htmx swaps it on search, sort and page."""
+    """The volume table alone: htmx swaps it on search, sort and page. A search puts itself in the address bar
+    (sorts and pages do by their links), so a reload or a shared link shows the same rows."""
     pool = _visible_pool(request, pk)
-    return render(request, "pools/_volume_table.html", _volume_page(request, pool))
+    response = render(request, "pools/_volume_table.html", context := _volume_page(request, pool))
+    if request.headers.get("HX-Trigger") == "volume-search":
+        push_url(response, f"{pool.get_absolute_url()}?{context['base_query']}")
+    return response
 
 
 # -- lifecycle -------------------------------------------------------------------

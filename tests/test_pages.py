@@ -157,6 +157,10 @@ def test_volume_table_searches_sorts_and_paginates(member_client, local_host):
     assert "vol-00050" in second and "vol-00049" not in second
     found = member_client.get(url, {"q": "vol-0011"}).content.decode()
     assert found.count('href="/volumes/') == 10
+    typed = member_client.get(url, {"q": "vol-0011", "sort": "-capacity"}, HTTP_HX_REQUEST="true",
+                              HTTP_HX_TRIGGER="volume-search")  # the search box: into the address bar
+    assert typed["HX-Push-Url"] == f"{pool.get_absolute_url()}?q=vol-0011&sort=-capacity"
+    assert "HX-Push-Url" not in member_client.get(url, {"page": 2}, HTTP_HX_REQUEST="true")  # a link pushes its own
     biggest = member_client.get(url, {"sort": "-capacity"}).content.decode()
     assert biggest.index("vol-00119") < biggest.index("vol-00118")
     bogus = member_client.get(url, {"sort": "password"})

@@ -132,3 +132,12 @@ def test_the_accounts_are_searched_by_name_or_team_a_page_at_a_time():
         f"user{i:03d}" for i in range(ACCOUNTS_PER_PAGE, ACCOUNTS_PER_PAGE + 9)]
     assert 'href="?q=user0&amp;page=1">‹ Previous' in admin.get(reverse("people"), {"q": "user0", "page": 2}
                                                                 ).content.decode()  # the search kept
+
+
+def test_the_header_names_the_readers_role_an_operator_too():
+    team = Team.objects.create(name="blue")
+    roles = {"rita": make_user("rita", team), "otto": make_user("otto", team, "operator"),
+             "ada": make_user("ada", admin=True)}
+    shown = {name: re.search(r'<span class="role">([^<]+)</span>', _client(user).get(reverse("jobs:list"))
+                             .content.decode()).group(1) for name, user in roles.items()}
+    assert shown == {"rita": "member", "otto": "operator", "ada": "admin"}  # otto had read "member"
