@@ -76,7 +76,7 @@ def test_a_path_outside_every_root_is_refused_with_the_roots_named(tree):
 
 def test_a_symlink_inside_a_root_that_points_to_etc_is_refused(tree):
     root = str(tree["root"])
-    message = refused(f"{root}/to-etc", [root], "is the system directory /etc")
+    message = refused(f"{root}/to-etc", [root], "(through a symbolic link), which is the system directory /etc")
     assert "leads to /etc" in message and "(POOL_ROOTS)" in message
     refused(f"{root}/to-etc/cron.d", [root], "inside the system directory /etc")
 

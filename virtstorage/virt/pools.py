@@ -256,10 +256,10 @@ def check_pool_target(path: str, roots: list[str] | tuple[str, ...], *, importin
                 message = (_("%(path)s is the system directory %(tree)s: %(why)s %(hint)s") if candidate == tree
                            else _("%(path)s is inside the system directory %(tree)s: %(why)s %(hint)s"))
             else:
-                message = (_("%(path)s leads to %(real)s (through a symbolic link) is the system directory %(tree)s: "
-                             "%(why)s %(hint)s") if candidate == tree else
-                           _("%(path)s leads to %(real)s (through a symbolic link) is inside the system directory "
-                             "%(tree)s: %(why)s %(hint)s"))
+                message = (_("%(path)s leads to %(real)s (through a symbolic link), which is the system directory "
+                             "%(tree)s: %(why)s %(hint)s") if candidate == tree else
+                           _("%(path)s leads to %(real)s (through a symbolic link), which is inside the system "
+                             "directory %(tree)s: %(why)s %(hint)s"))
             raise ValueError(message % values)
     usable = [r for r in roots if r and r.startswith("/") and not _has_control_chars(r)]
     if not usable:
@@ -275,14 +275,15 @@ def check_pool_target(path: str, roots: list[str] | tuple[str, ...], *, importin
                 values["why"] = (_("nothing is imported from hidden directories such as .ssh or .config.")
                                  if importing else
                                  _("pool directories may not be hidden ones such as .ssh or .config."))
-                raise ValueError((_("%(path)s leads to %(real)s (through a symbolic link) goes into the hidden "
+                raise ValueError((_("%(path)s leads to %(real)s (through a symbolic link), which goes into the hidden "
                                     "directory %(hidden)s: %(why)s %(hint)s") if linked else
                                   _("%(path)s goes into the hidden directory %(hidden)s: %(why)s %(hint)s")) % values)
             return resolved
     if importing:
-        raise ValueError((_("%(path)s leads to %(real)s (through a symbolic link) is outside the import roots. "
+        raise ValueError((_("%(path)s leads to %(real)s (through a symbolic link), which is outside the import roots. "
                             "%(hint)s") if linked else _("%(path)s is outside the import roots. %(hint)s")) % values)
-    raise ValueError((_("%(path)s leads to %(real)s (through a symbolic link) is outside the pool roots. %(hint)s")
+    raise ValueError((_("%(path)s leads to %(real)s (through a symbolic link), which is outside the pool roots. "
+                        "%(hint)s")
                       if linked else _("%(path)s is outside the pool roots. %(hint)s")) % values)
 
 
