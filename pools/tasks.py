@@ -69,7 +69,14 @@ def start_pool_job(ctx: JobContext) -> str:
             ctx.step(_("Building %(pool)s (creating its storage if missing, never overwriting)") % {"pool": name})
             vpools.build_pool(lv, name, overwrite=False)
         ctx.step(_("Starting %(pool)s") % {"pool": name})
-        lv.start_pool(name)
+        try:
+            lv.start_pool(name)
+        except VirtError as exc:
+            if "No such file or directory" not in str(exc):
+                raise
+            # A pool defined without "start now" was never built: say what to do, after libvirt's words.
+            raise type(exc)(_("%(error)s. If the pool was never built, Build creates its storage first.")
+                            % {"error": str(exc).rstrip(".")}, exc.code) from exc
         return _("Started pool %(pool)s: its volumes can be used") % {"pool": name}
 
     return _operate(ctx, start)

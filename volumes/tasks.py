@@ -166,4 +166,5 @@ def wipe_volume_job(ctx: JobContext) -> str:
         info = ops.wipe_volume(host, ctx.pool.name, name, algorithm)
         safety.record_format(ctx.host, ctx.pool.name, name, info.format)  # a wiped qcow2 is a raw file
     return _("Wiped %(name)s with %(pattern)s; it is now a %(format)s volume of %(size)s") % {
-        "name": name, "pattern": algorithm, "format": info.format or "raw", "size": binary_size(info.capacity)}
+        "name": name, "pattern": ops.WIPE_BY_NAME[algorithm].label, "format": info.format or "raw",
+        "size": binary_size(info.capacity)}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from inventory.sync import sync_host
 from jobs.models import Job
 from pools.models import StoragePool
 from tests.conftest import LIBVIRT_URI, TEST_POOL_PREFIX, virsh, wait_for_job
@@ -270,3 +271,15 @@ def test_policy_form_saves_sizes_and_refuses_bad_input(admin_client, synced):
     assert "below 0.1" in response.content.decode()
     pool.refresh_from_db()
     assert pool.reserve_bytes == 10 * 1024**2  # bad input changed nothing
+
+
+def test_starting_a_pool_never_built_says_to_build_it(admin_client, local_host, celery_worker, pool_dir):
+    """libvirt's own words ("cannot open directory …: No such file or directory"), then what to do about them."""
+    name, path = pool_dir
+    virsh("pool-define-as", name, "dir", "--target", str(path))  # defined, never built: no directory
+    sync_host(local_host, pool_names=[name])
+    pool = StoragePool.objects.get(host=local_host, name=name)
+    admin_client.post(f"/pools/{pool.pk}/do/start/", **HTMX)
+    job = wait_for_job(_last_job(name, "pool-start").pk, timeout=60)
+    assert job.state == Job.State.FAILED and "No such file or directory" in job.error
+    assert job.error.endswith("If the pool was never built, Build creates its storage first."), job.error

@@ -58,6 +58,8 @@ def test_the_report_finds_a_disk_outside_the_pools_and_stray_files(admin_client,
         assert str(outside) in page and "8.0 MiB" in page and "escape</code> → <code>/etc/shadow" in page
         assert f"?path={outside}&vm={row.pk}&target=vda" in page  # Adopt… of the disk's file
         assert "raw-thin.img</code>" not in page  # listed by libvirt: not in the report
+        detach = admin_client.get(reverse("vms:detach", args=[row.pk, "vda"])).content.decode()
+        assert "The file or device and its data stay" in detach and "The volume and its" not in detach
         assert member_client.get(reverse("vms:unmanaged", args=[local_host.pk])).status_code == 403
         for url in (reverse("hosts:detail", args=[local_host.pk]), reverse("vms:list", args=[local_host.pk])):
             assert reverse("vms:unmanaged", args=[local_host.pk]) in admin_client.get(url).content.decode()

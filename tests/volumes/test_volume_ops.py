@@ -262,6 +262,7 @@ def test_wipe_zero_overwrites_the_data(member_client, celery_worker, synced):
                  {"algorithm": "zero", "confirm": "raw-prealloc.img"})
     assert job.state == Job.State.SUCCEEDED, job.error
     assert job.cancellable is False
+    assert job.result.startswith("Wiped raw-prealloc.img with Zeros (1 pass);")  # as the form names it, not "zero"
     assert open(vol.path, "rb").read() == b"\0" * 16 * MiB
 
 
