@@ -57,8 +57,9 @@ def check_volume_fits(pool: StoragePool, *, capacity: int, allocation: int, repl
             message = _("A volume of %(size)s is more than pool %(pool)s can ever hold: at most %(limit)s (its "
                         "overcommit limit %(overcommit)s× its capacity of %(capacity)s).")
         else:
-            message = _("A volume of %(size)s is more than pool %(pool)s can ever hold: at most %(limit)s "
-                        "(%(factor)s× for a thin volume without an overcommit limit its capacity of %(capacity)s).")
+            message = _("A volume of %(size)s is more than pool %(pool)s can ever hold: at most %(limit)s, "
+                        "%(factor)s× its capacity of %(capacity)s (the largest thin volume a pool without an "
+                        "overcommit limit takes).")
         raise PolicyViolation(message % values)
     extra_allocation = max(0, allocation - replacing_allocation)
     usable = pool.available - pool.reserve_bytes

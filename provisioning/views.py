@@ -19,7 +19,7 @@ from accounts import access
 from accounts.roles import member_required
 from jobs import progress
 from jobs.models import Job
-from pools.models import StoragePool
+from pools.models import PoolGrant, StoragePool
 
 from . import rules, services
 from .forms import RequestForm
@@ -80,7 +80,7 @@ def request_new(request: HttpRequest, pool_pk: int) -> HttpResponse:
             messages.warning(request, warning)
         messages.success(request, _("Request #%(pk)s filed. %(note)s") % {"pk": req.pk, "note": note})
         return redirect(req)
-    return render(request, "provisioning/request_form.html", {"form": form, "pool": pool},
+    return render(request, "provisioning/request_form.html", {"form": form, "pool": pool, "grants": _grants(form)},
                   status=400 if form.errors else 200)
 
 
@@ -98,6 +98,12 @@ def request_state(request: HttpRequest, pk: int) -> HttpResponse:
     """The live part of the request page alone: htmx reloads it when the job's stream ends, or polls it."""
     req = _visible(request, pk)
     return render(request, "provisioning/_request_state.html", _state_context(request, req))
+
+
+def _grants(form: RequestForm) -> list[PoolGrant]:
+    """The grants of the pool to the teams the form offers: each team's quota there, shown before one asks."""
+    return list(PoolGrant.objects.filter(pool=form.pool, team__in=form.fields["team"].queryset)
+                .select_related("team").order_by("team__name"))
 
 
 def _own_pending(request: HttpRequest, pk: int) -> ProvisioningRequest:
@@ -123,7 +129,8 @@ def request_edit(request: HttpRequest, pk: int) -> HttpResponse:
         except services.Refused as exc:
             messages.error(request, str(exc))
         return redirect(req)
-    return render(request, "provisioning/request_form.html", {"form": form, "pool": req.pool, "req": req},
+    return render(request, "provisioning/request_form.html", {"form": form, "pool": req.pool, "req": req,
+                                                              "grants": _grants(form)},
                   status=400 if form.errors else 200)
 
 

@@ -3,6 +3,7 @@ its ready requests' volumes as the inventory has them plus its approved requests
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from html import unescape
 
@@ -31,6 +32,11 @@ def refused(client, pool, data) -> str:
     return response.content.decode()
 
 
+def _text(response) -> str:
+    """A page's words, tags gone and spaces folded."""
+    return " ".join(re.sub(r"<[^>]+>", "", unescape(response.content.decode())).split())
+
+
 def test_quota_in_bytes_counts_ready_volumes_and_reservations(world):
     from volumes.models import Volume
 
@@ -47,6 +53,9 @@ def test_quota_in_bytes_counts_ready_volumes_and_reservations(world):
                 f"{binary_size(64 * MiB)} and has {binary_size(16 * MiB)} reserved by approved requests; "
                 f"this request needs {binary_size(32 * MiB)}.")
     assert expected in unescape(page), page[-3000:]
+    form = _text(rita.get(reverse("requests:new", args=[world.pool.pk])))
+    assert (f"Team blue's quota here: {binary_size(80 * MiB)} of {binary_size(100 * MiB)} of virtual size, 2 volumes "
+            "(no limit)") in form  # shown before one asks: the volume made and the one reserved
     assert file_request(rita, world.pool, **request_data("fits.img", "20M", team=world.team)).state == "pending"
 
     made.delete()  # the volume is gone from the inventory: it no longer counts
@@ -63,6 +72,7 @@ def test_quota_in_volumes(world):
     page = refused(world.client(world.rita), world.pool, request_data("third.img", team=world.team))
     assert (f"Team blue may have 2 volumes in pool {world.pool.name}; it has 1 and 1 reserved by approved "
             "requests; this request needs one more.") in page
+    assert "2 of 2 volumes" in _text(world.client(world.rita).get(reverse("requests:new", args=[world.pool.pk])))
 
 
 def test_policy_overcommit_counts_approved_requests(world):
