@@ -9,6 +9,7 @@ going unrecorded.
 from __future__ import annotations
 
 import ipaddress
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import models
@@ -90,3 +91,31 @@ def changes(form) -> dict[str, dict[str, Any]]:
     return {name: {"from": _plain(form.get_initial_for_field(form.fields[name], name)),
                    "to": _plain(form.cleaned_data.get(name))}
             for name in form.changed_data}
+
+
+# The request being answered, for refusals recorded deep in a form's checks, where no request is at hand
+# (RequestMiddleware sets it; jobs and commands have none).
+_request: ContextVar[HttpRequest | None] = ContextVar("audited_request", default=None)
+
+
+class RequestMiddleware:
+    """Keeps the request at hand for refused() while it is answered. Synchronous, beside the other innermost
+    synchronous middleware (settings.MIDDLEWARE), so it costs no thread hop."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        token = _request.set(request)
+        try:
+            return self.get_response(request)
+        finally:
+            _request.reset(token)
+
+
+def refused(action: str, reason: str, *, target: str = "", target_type: str = "") -> AuditRecord:
+    """Record an attempt that a confinement rule refused (a host URI, a pool's directory or device, a host file
+    to import, outside what the app may touch), with who tried and from where: a form answers with the reason,
+    and the audit log keeps it (outcome "refused")."""
+    return record(action, request=_request.get(), target=target, target_type=target_type,
+                  outcome=AuditRecord.Outcome.REFUSED, detail={"reason": reason})

@@ -6,6 +6,7 @@ from django import forms
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from audit.log import refused
 from virtstorage.virt import InvalidRequest, uris
 
 from .models import Host
@@ -31,9 +32,11 @@ class HostForm(forms.ModelForm):
 
     def clean_uri(self) -> str:
         """The URI in its normal form, if the allow-list takes it (see virtstorage.virt.uris)."""
+        uri = self.cleaned_data["uri"].strip()
         try:
-            return uris.check_uri(self.cleaned_data["uri"].strip(), key_dir=uris.configured_key_dir())
+            return uris.check_uri(uri, key_dir=uris.configured_key_dir())
         except InvalidRequest as exc:
+            refused("host.edit" if self.instance.pk else "host.create", str(exc), target=uri, target_type="host")
             raise forms.ValidationError(str(exc)) from None
 
     def save(self, commit: bool = True) -> Host:

@@ -9,12 +9,15 @@ is read on every check, so a changed setting applies at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from audit.log import refused
 from virtstorage.virt import pools as vpools
 
 from .models import StoragePool
@@ -109,8 +112,18 @@ def _pool_directory(path: str) -> str:
     except ValueError as exc:
         message = str(exc)
         hint = vpools.roots_hint(roots)
+        refused("pool.define", message, target=path, target_type="pool")
         raise ValidationError(message if hint in message else f"{message} {hint}") from None
     return path
+
+
+def _confined(check: Callable[..., str], value: str, allowed: list[str]) -> str:
+    """value, when check (a device or group rule) allows it; otherwise the refusal is audited and a form error."""
+    try:
+        return check(value, allowed)
+    except ValueError as exc:
+        refused("pool.define", str(exc), target=value, target_type="pool")
+        raise ValidationError(str(exc)) from None
 
 
 class _HostPoolsMixin:
@@ -202,10 +215,10 @@ class PoolDefineForm(_HostPoolsMixin, forms.Form):
 
     def clean_source_device(self) -> str:
         path = self.cleaned_data["source_device"].strip()
-        return _checked(vpools.check_pool_device, path, settings.POOL_DEVICES) if path else path
+        return _confined(vpools.check_pool_device, path, settings.POOL_DEVICES) if path else path
 
     def clean_source_devices(self) -> list[str]:
-        return [_checked(vpools.check_pool_device, p, settings.POOL_DEVICES)
+        return [_confined(vpools.check_pool_device, p, settings.POOL_DEVICES)
                 for p in _lines(self.cleaned_data["source_devices"])]
 
     def clean_source_host(self) -> str:
@@ -226,7 +239,7 @@ class PoolDefineForm(_HostPoolsMixin, forms.Form):
         text = self.cleaned_data["source_name"].strip()
         label = self.fields["source_name"].label.lower()
         if text and self.pool_type in vpools.GROUP_TYPES:  # a volume group or zpool, not a Ceph pool
-            _checked(vpools.check_pool_group, _checked(vpools.validate_source_name, text, label), settings.POOL_GROUPS)
+            _confined(vpools.check_pool_group, _checked(vpools.validate_source_name, text, label), settings.POOL_GROUPS)
         return _checked(vpools.validate_source_name, text, label) if text else text
 
     def clean_target_iqn(self) -> str:
@@ -319,7 +332,9 @@ class RawPoolXmlForm(_HostPoolsMixin, forms.Form):
                 _checked(vpools.validate_device_dir, summary.target_path)
         except ValidationError as exc:
             errors.extend(exc.messages)
-        errors.extend(vpools.source_refusals(summary, settings.POOL_DEVICES, settings.POOL_GROUPS))
+        for refusal in vpools.source_refusals(summary, settings.POOL_DEVICES, settings.POOL_GROUPS):
+            refused("pool.define", refusal, target=summary.name, target_type="pool")
+            errors.append(refusal)
         if errors:
             raise ValidationError(errors)
         self.summary = summary

@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from audit.log import refused
 from hosts.models import Domain, Host
 from jobs.models import Job
 from jobs.runner import launch
@@ -29,6 +30,8 @@ ADOPT_KIND, SWITCH_KIND = "vm-adopt", "vm-switch"
 
 class AdoptForm(ImportForm):
     """The import form with the pool to adopt into, and optionally the VM disk the file is."""
+
+    audit_action = "vm.adopt"
 
     target_pool = forms.ModelChoiceField(queryset=StoragePool.objects.none(), label=gettext_lazy("Into pool"),
                                          help_text=gettext_lazy("A started pool of this host."))
@@ -47,8 +50,10 @@ class AdoptForm(ImportForm):
     def clean_path(self) -> str:
         text = self.cleaned_data["path"]
         if (link := hostfiles.file_facts(text)) is not None and link.kind == "symlink":  # the job checks again
-            raise forms.ValidationError(_("%(path)s is a symbolic link (to %(target)s): adopt the file itself.")
-                                        % {"path": text, "target": link.link_target})
+            message = (_("%(path)s is a symbolic link (to %(target)s): adopt the file itself.")
+                       % {"path": text, "target": link.link_target})
+            refused(self.audit_action, message, target=text, target_type="volume")
+            raise forms.ValidationError(message)
         return super().clean_path()
 
     def clean(self) -> dict:

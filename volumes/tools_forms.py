@@ -6,6 +6,7 @@ from django import forms
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from audit.log import refused
 from hosts.models import Host
 from pools.models import StoragePool
 from pools.policy import PolicyViolation, check_volume_fits
@@ -96,6 +97,8 @@ class ConvertForm(_NewVolumeForm):
 class ImportForm(_NewVolumeForm):
     """An admin imports a file of the app's machine, from the import roots, into a new volume of the pool."""
 
+    audit_action = "volume.import"  # a refused path or image is audited as this
+
     path = forms.CharField(label=_("File on the app's machine"), max_length=4096, strip=False,
                            help_text=_("Its absolute path. Its format is read from its content, never from its name."))
     field_order = ["path", "name", "format", "provisioning", "compress"]
@@ -113,11 +116,13 @@ class ImportForm(_NewVolumeForm):
         try:
             source = image_files.open_import_file(text)
         except ValueError as exc:
+            refused(self.audit_action, str(exc), target=text, target_type="volume")
             raise forms.ValidationError(str(exc)) from exc
         try:  # the job checks the content again, and the backing chain against libvirt
             self.facts = source.inspect(lambda path: image_files.safe_volume_at(self.pool.host, path) is not None)
             self.virtual_size, self.disk_size = source.virtual_size(self.facts), source.size
         except UnsafeImage as exc:
+            refused(self.audit_action, str(exc), target=text, target_type="volume")
             raise forms.ValidationError(gettext("Refused: %(reason)s") % {"reason": exc}) from exc
         finally:
             source.close()
