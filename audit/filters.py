@@ -54,7 +54,8 @@ class AuditFilter(django_filters.FilterSet):
 # Offered as suggestions in the form (any text is accepted: the teams work and later apps add their own).
 KNOWN_ACTIONS = [
     "login", "login.failed", "logout", "password.change", "account.create", "account.password_reset",
-    "account.deactivate", "account.reactivate", "host.create", "host.edit", "host.delete", "host.test", "host.sync",
+    "account.deactivate", "account.reactivate", "account.admin_change",
+    "host.create", "host.edit", "host.delete", "host.test", "host.sync",
     "pool.define", "pool.policy", "pool.start", "pool.stop", "pool.refresh", "pool.autostart", "pool.build",
     "pool.delete", "pool.undefine", "volume.create", "volume.clone", "volume.resize", "volume.delete",
     "volume.wipe", "volume.import", "vm.adopt", "upload.create", "upload.abandon", "upload", "download", "team.grant",

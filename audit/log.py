@@ -113,9 +113,14 @@ class RequestMiddleware:
             _request.reset(token)
 
 
+def current_request() -> HttpRequest | None:
+    """The request being answered (RequestMiddleware), or None in a job, a command or a test's direct call."""
+    return _request.get()
+
+
 def refused(action: str, reason: str, *, target: str = "", target_type: str = "") -> AuditRecord:
     """Record an attempt that a confinement rule refused (a host URI, a pool's directory or device, a host file
     to import, outside what the app may touch), with who tried and from where: a form answers with the reason,
     and the audit log keeps it (outcome "refused")."""
-    return record(action, request=_request.get(), target=target, target_type=target_type,
+    return record(action, request=current_request(), target=target, target_type=target_type,
                   outcome=AuditRecord.Outcome.REFUSED, detail={"reason": reason})

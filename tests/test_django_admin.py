@@ -110,3 +110,27 @@ def test_every_page_of_the_django_admin_renders(root_client, synced):
                                       "password2": "a-new-long-passphrase"})
     assert response.status_code == 302, response.content.decode()[-2000:]
     assert Client().login(username="rita", password="a-new-long-passphrase")
+
+
+def test_who_may_do_what_changed_in_the_django_admin_is_audited(root_client):
+    """An account's groups and its superuser, staff and active flags, changed in Django's own admin (not through the
+    app's pages, which audit themselves), are recorded with the admin who did it; a login's save is not."""
+    from accounts.roles import MEMBER, grant
+
+    nina = get_user_model().objects.create_user("nina", password=PASSWORD)
+    grant(nina, MEMBER)  # not through the Django admin: not recorded here
+    admins = Group.objects.get_or_create(name="admin")[0]
+    url = reverse("admin:auth_user_change", args=[nina.pk])
+    form = root_client.get(url).context["adminform"].form
+    data = {**{k: v for k, v in form.initial.items() if v is not None and not isinstance(v, list | tuple)},
+            "username": "nina", "is_active": "on", "is_staff": "on", "is_superuser": "on",
+            "groups": [admins.pk, *nina.groups.values_list("pk", flat=True)], "date_joined_0": "2026-12-05",
+            "date_joined_1": "10:00:00", "initial-date_joined_0": "2026-12-05", "initial-date_joined_1": "10:00:00"}
+    data.pop("password", None)
+    data.pop("last_login", None)
+    response = root_client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    assert Client().login(username="nina", password=PASSWORD)  # a login saves the account: nothing recorded
+    records = list(AuditRecord.objects.filter(action="account.admin_change").order_by("id").values_list(
+        "username", "detail"))
+    assert records == [("root", {"is_staff": True, "is_superuser": True}), ("root", {"groups_added": ["admin"]})]
