@@ -80,6 +80,17 @@ def _visible_pool(request: HttpRequest, pk: int) -> StoragePool:
     return get_object_or_404(StoragePool.objects.visible_to(request.user).select_related("host"), pk=pk)
 
 
+def _visible_part(request: HttpRequest, pk: int) -> StoragePool | None:
+    """The pool for a part of its page; None (answer 204, "nothing to change") when htmx asks for it again after a
+    delete or undefine ended (the card then sends the page to the host), rather than an error the page would show
+    for a moment. The same for any pool the user may not see, so the answer tells nothing of other teams' pools;
+    a plain request gets the 404."""
+    pool = StoragePool.objects.visible_to(request.user).select_related("host").filter(pk=pk).first()
+    if pool is None and not request.htmx:
+        raise Http404("No StoragePool matches the given query.")
+    return pool
+
+
 def _volume_page(request: HttpRequest, pool: StoragePool) -> dict:
     query = request.GET.get("q", "").strip()
     sort = request.GET.get("sort", "name")
@@ -116,7 +127,8 @@ def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def pool_volumes(request: HttpRequest, pk: int) -> HttpResponse:
     """The volume table alone: htmx swaps it on search, sort and page. A search puts itself in the address bar
     (sorts and pages do by their links), so a reload or a shared link shows the same rows."""
-    pool = _visible_pool(request, pk)
+    if (pool := _visible_part(request, pk)) is None:
+        return HttpResponse(status=204)
     response = render(request, "pools/_volume_table.html", context := _volume_page(request, pool))
     if request.headers.get("HX-Trigger") == "volume-search":
         push_url(response, f"{pool.get_absolute_url()}?{context['base_query']}")
@@ -177,7 +189,8 @@ def pool_live(request: HttpRequest, pk: int) -> HttpResponse:
 
     "Refresh from libvirt" starts the pool's refresh job (it rescans, then syncs the pool).
     """
-    pool = _visible_pool(request, pk)
+    if (pool := _visible_part(request, pk)) is None:
+        return HttpResponse(status=204)
     live = None
     if pool.synced_at is not None:
         live = vpools.PoolLiveView(

@@ -226,3 +226,15 @@ def test_sync_never_redirects_off_site(member_client, settings):
     assert response["Location"] == host.get_absolute_url()
     response = member_client.post(reverse("hosts:sync", args=[host.pk]), {"next": "/jobs/"})
     assert response["Location"] == "/jobs/"
+
+
+def test_parts_of_a_pool_page_asked_for_after_the_pool_left_answer_nothing_to_change(member_client, local_host):
+    """After a delete or undefine ends, the open page's table and libvirt view reload once more (the card sends the
+    page to the host): 204 for htmx, as for a pool the user may not see, so the page shows no error; a plain
+    request still gets its 404."""
+    pool = StoragePool.objects.create(host=local_host, name="leaving", state="active", capacity=10**9)
+    urls = [reverse("pools:volumes", args=[pool.pk]), reverse("pools:live", args=[pool.pk])]
+    assert [member_client.get(url, HTTP_HX_REQUEST="true").status_code for url in urls] == [200, 200]
+    pool.delete()
+    assert [member_client.get(url, HTTP_HX_REQUEST="true").status_code for url in urls] == [204, 204]
+    assert [member_client.get(url).status_code for url in urls] == [404, 404]
