@@ -56,6 +56,8 @@ class Host(models.Model):
     last_synced_at = models.DateTimeField(null=True, blank=True)
     # Facts from the last successful check
     hostname = models.CharField(max_length=255, blank=True)
+    libvirt_uuid = models.CharField(_("libvirt host UUID"), max_length=36, blank=True,
+                                    help_text=_("As the daemon reports it: two hosts with one UUID are one libvirt."))
     libvirt_version = models.CharField(max_length=32, blank=True)
     hypervisor = models.CharField(max_length=64, blank=True)
     hypervisor_version = models.CharField(max_length=32, blank=True)
@@ -78,6 +80,13 @@ class Host(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("hosts:detail", args=[self.pk])
+
+    def same_libvirt(self) -> models.QuerySet[Host]:
+        """Other hosts registered for the libvirt daemon this one reaches (another URI of it): its pools show
+        twice, and a team granted a pool under both has two quotas on one pool."""
+        if not self.libvirt_uuid:
+            return Host.objects.none()
+        return Host.objects.filter(libvirt_uuid=self.libvirt_uuid).exclude(pk=self.pk).order_by("name")
 
     def hold(self) -> None:
         """Keep this host in the app until the transaction ends, so that the rows written under it (pools, VMs,

@@ -49,6 +49,8 @@ def record_reachable(host: Host, facts=None, pool_types: dict[str, vpools.PoolTy
                      "cpus", "memory_bytes"):
             setattr(host, name, getattr(facts, name))
             fields.append(name)
+        host.libvirt_uuid = facts.host_uuid
+        fields.append("libvirt_uuid")
     if pool_types is not None:
         host.pool_types = Host.pool_types_json(pool_types)
         host.pool_types_at = now

@@ -7,7 +7,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts.roles import admin_required, member_required
+from accounts.roles import admin_required, is_admin, member_required
 from jobs.runner import JobError
 
 from . import operations
@@ -20,6 +20,8 @@ def host_detail(request: HttpRequest, pk: int) -> HttpResponse:
     host = get_object_or_404(Host.objects.visible_to(request.user), pk=pk)
     context = _status_context(host, None)
     context["pools"] = host.pools.visible_to(request.user).order_by("name")
+    if is_admin(request.user):  # who registered what is admins' business
+        context["same_libvirt"] = [other.name for other in host.same_libvirt()]
     return render(request, "hosts/host_detail.html", context)
 
 

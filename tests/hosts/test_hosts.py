@@ -10,7 +10,7 @@ from hosts.models import Host
 from hosts.status import check_host
 from jobs.models import Job
 from pools.models import StoragePool
-from tests.conftest import LIBVIRT_URI, wait_for, wait_for_job
+from tests.conftest import LIBVIRT_URI, virsh, wait_for, wait_for_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -106,3 +106,19 @@ def test_addhost_and_sync_commands(transactional_db, filled_pool, capsys):
     assert StoragePool.objects.get(host__name="cli-host", name=filled_pool.name).volumes.count() == 5
     with pytest.raises(Exception, match="libvirt URI"):
         call_command("addhost", "bad", "nonsense")
+
+
+def test_a_second_host_for_the_same_libvirt_is_pointed_out(admin_client, member_client, local_host):
+    """A check records the daemon's host UUID (its capabilities); two hosts with one UUID are one libvirt under two
+    URIs (qemu:///session as root, a qemu+tcp URI to the same machine): their pages say so, to admins."""
+    assert check_host(local_host)
+    local_host.refresh_from_db()
+    assert local_host.libvirt_uuid and local_host.libvirt_uuid in virsh("capabilities")
+    twin = Host.objects.create(name="same-daemon", uri="qemu+tcp://127.0.0.1/system",
+                               libvirt_uuid=local_host.libvirt_uuid)  # as a check of it would record
+    page = admin_client.get(local_host.get_absolute_url()).content.decode()
+    assert 'id="host-same-libvirt"' in page and "host same-daemon reaches too" in page
+    assert "host local reaches too" in admin_client.get(twin.get_absolute_url()).content.decode()
+    assert 'id="host-same-libvirt"' not in member_client.get(local_host.get_absolute_url()).content.decode()
+    Host.objects.filter(pk=twin.pk).update(libvirt_uuid="00000000-0000-0000-0000-000000000001")
+    assert 'id="host-same-libvirt"' not in admin_client.get(local_host.get_absolute_url()).content.decode()

@@ -181,7 +181,14 @@ class LibvirtHost:
                 cpu_model=model,
                 cpus=cpus,
                 memory_bytes=memory_mib * 1024 * 1024,
+                host_uuid=self._host_uuid(),
             )
+
+    def _host_uuid(self) -> str:
+        try:
+            return xmlio.capabilities_host_uuid(self._conn.getCapabilities())
+        except libvirt.libvirtError:  # a driver without capabilities: no UUID to compare
+            return ""
 
     # -- pools ---------------------------------------------------------------
     def raw_pool(self, name: str) -> libvirt.virStoragePool:

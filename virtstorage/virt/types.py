@@ -14,6 +14,7 @@ class HostFacts:
     cpu_model: str
     cpus: int
     memory_bytes: int
+    host_uuid: str = ""  # the daemon's host UUID (capabilities): one libvirt registered twice shows the same
 
 
 @dataclass(frozen=True)
