@@ -149,12 +149,28 @@ class BackingVolumeSelect(forms.Select):
         return format_html("{}{}", search, super().render(name, value, attrs, renderer))
 
 
+class FormatBoundRadios(forms.RadioSelect):
+    """Radio buttons of which some exist for some formats only (qcow2's metadata preallocation): each such button
+    says which (data-formats), and static/js/app.js turns it off while the form's format is another. The form's
+    clean() still refuses the pair, for the API and a browser without scripts."""
+
+    def __init__(self, formats_of: dict[str, str]) -> None:
+        super().__init__()
+        self.formats_of = formats_of
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None) -> dict:
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        if value in self.formats_of:
+            option["attrs"]["data-formats"] = self.formats_of[value]
+        return option
+
+
 class VolumeCreateForm(_PolicyMixin, forms.Form):
     name = VolumeNameField(label=_("Name"))
     capacity = SizeField(label=_("Virtual size"))
     format = forms.ChoiceField(choices=FORMAT_CHOICES, initial="qcow2", label=_("Format"))
-    provisioning = forms.ChoiceField(choices=PROVISIONING_CHOICES, initial="off", widget=forms.RadioSelect,
-                                     label=_("Provisioning"))
+    provisioning = forms.ChoiceField(choices=PROVISIONING_CHOICES, initial="off",
+                                     widget=FormatBoundRadios({"metadata": "qcow2"}), label=_("Provisioning"))
     backing = forms.ModelChoiceField(
         queryset=Volume.objects.none(), required=False, label=_("Backing volume (qcow2 overlay)"),
         help_text=_("The new volume starts as a copy-on-write overlay of this one; it stays thin."),

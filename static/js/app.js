@@ -121,3 +121,25 @@ document.addEventListener("submit", function (e) {
   var question = e.target.dataset ? e.target.dataset.confirm : "";
   if (question && !window.confirm(question)) e.preventDefault();
 });
+
+// A choice that exists for some formats only (data-formats, volumes/forms.FormatBoundRadios) is off while the
+// form's format is another; one that was chosen falls back to the first choice.
+(function () {
+  function follow(form) {
+    var format = form.querySelector("select[name=format]");
+    if (!format) return;
+    form.querySelectorAll("input[data-formats]").forEach(function (input) {
+      input.disabled = input.dataset.formats.split(" ").indexOf(format.value) < 0;
+      if (input.disabled && input.checked) {
+        var first = form.querySelector("input[name='" + input.name + "']");
+        if (first) first.checked = true;
+      }
+    });
+  }
+  document.addEventListener("change", function (e) {
+    if (e.target.name === "format" && e.target.form) follow(e.target.form);
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form").forEach(follow);
+  });
+})();

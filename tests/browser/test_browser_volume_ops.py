@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
+from django.urls import reverse
 
 from inventory.sync import sync_volumes
 from jobs.models import Job
@@ -48,6 +49,22 @@ def test_create_then_delete_a_volume_from_the_browser(asgi_server, celery_worker
         page.wait_for_url("**/jobs/*/")
         page.wait_for_selector(".progress[data-state=succeeded]", timeout=60_000)
     assert "from-browser.qcow2" not in virsh("vol-list", scratch.name)
+
+
+def test_metadata_preallocation_is_offered_for_qcow2_only(asgi_server, synced, member):
+    """qcow2's "metadata only" is off while raw is chosen, and a choice of it falls back to thin; the form still
+    refuses the pair for a browser without scripts (tests/volumes/test_ops_validation.py)."""
+    pool, _scratch = synced
+    with browser_page(asgi_server.url) as page:
+        log_in(page, member.username, "correct-horse-battery")
+        page.goto(reverse("volumes:create", args=[pool.pk]))
+        metadata, thin = "input[name=provisioning][value=metadata]", "input[name=provisioning][value=off]"
+        assert page.is_enabled(metadata)  # qcow2 first
+        page.check(metadata)
+        page.select_option("#id_format", "raw")
+        assert page.is_disabled(metadata) and page.is_checked(thin)
+        page.select_option("#id_format", "qcow2")
+        assert page.is_enabled(metadata) and page.is_checked(thin)
 
 
 def test_pick_a_backing_volume_by_searching_for_it(asgi_server, celery_worker, synced, member):
