@@ -237,10 +237,10 @@ class PoolDefineForm(_HostPoolsMixin, forms.Form):
 
     def clean_source_name(self) -> str:
         text = self.cleaned_data["source_name"].strip()
-        label = self.fields["source_name"].label.lower()
-        if text and self.pool_type in vpools.GROUP_TYPES:  # a volume group or zpool, not a Ceph pool
-            _confined(vpools.check_pool_group, _checked(vpools.validate_source_name, text, label), settings.POOL_GROUPS)
-        return _checked(vpools.validate_source_name, text, label) if text else text
+        name = _checked(vpools.validate_source_name, text, self.fields["source_name"].label.lower()) if text else text
+        if name and self.pool_type in vpools.GROUP_TYPES:  # a volume group or zpool, not a Ceph pool
+            _confined(vpools.check_pool_group, name, settings.POOL_GROUPS)
+        return name
 
     def clean_target_iqn(self) -> str:
         text = self.cleaned_data["target_iqn"].strip()
@@ -290,7 +290,6 @@ class PoolDefineForm(_HostPoolsMixin, forms.Form):
         return vpools.pool_xml(self.spec())
 
 
-# Pool types whose <source><device path> is a block device (iSCSI uses it for an IQN).
 class RawPoolXmlForm(_HostPoolsMixin, forms.Form):
     """Pasted pool XML: the app checks name, type and paths; libvirt validates the rest on define."""
 

@@ -37,7 +37,7 @@ def _operate(ctx: JobContext, operation: Callable[[LibvirtHost, str], str]) -> s
         resync(ctx.host, pool_names=[name])
 
 
-def _check_sources(ctx: JobContext, lv: LibvirtHost, name: str) -> None:
+def _check_sources(lv: LibvirtHost, name: str) -> None:
     """A build formats and a start mounts: only devices and groups set aside for pools, as libvirt has the pool
     now (whoever defined it)."""
     vpools.check_defined_sources(lv, name, settings.POOL_DEVICES, settings.POOL_GROUPS)
@@ -48,7 +48,7 @@ def build_pool_job(ctx: JobContext) -> str:
     overwrite = bool(ctx.params.get("overwrite"))
 
     def build(lv: LibvirtHost, name: str) -> str:
-        _check_sources(ctx, lv, name)
+        _check_sources(lv, name)
         if overwrite:
             ctx.step(_("Building %(pool)s with overwrite (libvirt reports no progress)") % {"pool": name})
         else:
@@ -64,7 +64,7 @@ def build_pool_job(ctx: JobContext) -> str:
 @job_task("pool-start", name="pools.tasks.start_pool_job")
 def start_pool_job(ctx: JobContext) -> str:
     def start(lv: LibvirtHost, name: str) -> str:
-        _check_sources(ctx, lv, name)
+        _check_sources(lv, name)
         if ctx.params.get("build"):
             ctx.step(_("Building %(pool)s (creating its storage if missing, never overwriting)") % {"pool": name})
             vpools.build_pool(lv, name, overwrite=False)

@@ -314,25 +314,28 @@ GROUP_TYPES = frozenset({"logical", "zfs"})  # source_name: an LVM volume group,
 def check_pool_device(path: str, allowed: list[str] | tuple[str, ...]) -> str:
     """A block device an fs, disk, logical or zfs pool may use: plainly written and matching one of the allowed
     patterns (shell-style, such as /dev/sdb or /dev/disk/by-id/wwn-*); ValueError saying which setting decides."""
-    path = validate_device_path(path)
-    if not allowed:
-        raise ValueError(_("No block device is set aside for pools on this server: POOL_DEVICES lists those an fs, "
-                           "disk, logical or zfs pool may use (the host's own disks are not the app's to format)."))
-    if not any(fnmatch.fnmatchcase(path, pattern) for pattern in allowed):
-        raise ValueError(_("%(path)s is not a block device set aside for pools (POOL_DEVICES: %(allowed)s).")
-                         % {"path": path, "allowed": ", ".join(allowed)})
-    return path
+    return _set_aside(validate_device_path(path), allowed, none=_(
+        "No block device is set aside for pools on this server: POOL_DEVICES lists those an fs, disk, logical or zfs "
+        "pool may use (the host's own disks are not the app's to format)."), other=_(
+        "%(value)s is not a block device set aside for pools (POOL_DEVICES: %(allowed)s)."))
 
 
 def check_pool_group(name: str, allowed: list[str] | tuple[str, ...]) -> str:
     """An LVM volume group or zpool a logical or zfs pool may use (settings.POOL_GROUPS, shell-style patterns)."""
+    return _set_aside(name, allowed, none=_(
+        "No volume group or zpool is set aside for pools on this server: POOL_GROUPS lists those a logical or zfs "
+        "pool may use (the host's own are not the app's to split)."), other=_(
+        "%(value)s is not a volume group or zpool set aside for pools (POOL_GROUPS: %(allowed)s)."))
+
+
+def _set_aside(value: str, allowed: list[str] | tuple[str, ...], *, none: str, other: str) -> str:
+    """value, when one of the allowed patterns matches it; ValueError with `none` when nothing is allowed, with
+    `other` (%(value)s, %(allowed)s) when no pattern matches."""
     if not allowed:
-        raise ValueError(_("No volume group or zpool is set aside for pools on this server: POOL_GROUPS lists "
-                           "those a logical or zfs pool may use (the host's own are not the app's to split)."))
-    if not any(fnmatch.fnmatchcase(name, pattern) for pattern in allowed):
-        raise ValueError(_("%(name)s is not a volume group or zpool set aside for pools (POOL_GROUPS: "
-                           "%(allowed)s).") % {"name": name, "allowed": ", ".join(allowed)})
-    return name
+        raise ValueError(none)
+    if not any(fnmatch.fnmatchcase(value, pattern) for pattern in allowed):
+        raise ValueError(other % {"value": value, "allowed": ", ".join(allowed)})
+    return value
 
 
 def source_refusals(summary: PoolXmlSummary, devices: list[str] | tuple[str, ...],
@@ -340,15 +343,13 @@ def source_refusals(summary: PoolXmlSummary, devices: list[str] | tuple[str, ...
     """Why a pool of this XML may not use its source (empty: it may): each device and group checked."""
     if summary.type not in LOCAL_DEVICE_TYPES:
         return []
-    refusals = []
-    for path in summary.device_paths:
-        try:
-            check_pool_device(path, devices)
-        except ValueError as exc:
-            refusals.append(str(exc))
+    checks = [(check_pool_device, path, devices) for path in summary.device_paths]
     if summary.type in GROUP_TYPES and summary.source_name:
+        checks.append((check_pool_group, summary.source_name, groups))
+    refusals = []
+    for check, value, allowed in checks:
         try:
-            check_pool_group(summary.source_name, groups)
+            check(value, allowed)
         except ValueError as exc:
             refusals.append(str(exc))
     return refusals
