@@ -85,10 +85,12 @@ def _visible_part(request: HttpRequest, pk: int) -> StoragePool | None:
     delete or undefine ended (the card then sends the page to the host), rather than an error the page would show
     for a moment. The same for any pool the user may not see, so the answer tells nothing of other teams' pools;
     a plain request gets the 404."""
-    pool = StoragePool.objects.visible_to(request.user).select_related("host").filter(pk=pk).first()
-    if pool is None and not request.htmx:
-        raise Http404("No StoragePool matches the given query.")
-    return pool
+    try:
+        return _visible_pool(request, pk)
+    except Http404:
+        if request.htmx:
+            return None
+        raise
 
 
 def _volume_page(request: HttpRequest, pool: StoragePool) -> dict:
