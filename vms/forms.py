@@ -93,7 +93,8 @@ class AttachVolumeForm(DiskOptionsForm):
         empty_label=gettext_lazy("the one that holds the volume"),
         help_text=gettext_lazy("Started pools of this host where you may create volumes. Left to the volume's name, "
                                "it is the one pool of these that has a volume of that name."))
-    volume = forms.CharField(label=gettext_lazy("Volume name"), max_length=255, strip=False)
+    volume = forms.CharField(label=gettext_lazy("Volume name"), max_length=255, strip=False,
+                             widget=VolumeNameInput(list_id="attach-volume-names", pool_field="pool"))
     field_order = ["pool", "volume", "bus", "target", "readonly", "shareable", "cache"]
 
     def __init__(self, *args, vm: Domain, user, **kwargs) -> None:
@@ -104,13 +105,10 @@ class AttachVolumeForm(DiskOptionsForm):
         self.fields["pool"].queryset = pools.filter(pk__in=allowed)
         if len(allowed) == 1:
             self.fields["pool"].initial = allowed[0]  # the only choice, made
-        # The name's suggestions, on the page (the API's schema reads the class's fields, without them).
-        name = self.fields["volume"]
-        name.help_text = _("Volumes are suggested as you type, with their pool when none is chosen (as of the last "
-                           "sync).")
-        name.widget = VolumeNameInput(list_id="attach-volume-names", pool_field="pool", host_id=vm.host_id)
-        name.widget.is_required = name.required
-        name.widget.attrs.update(name.widget_attrs(name.widget))  # maxlength, as the field gave its first widget
+        # Said on the page only (the API's schema reads the class's fields, without it).
+        self.fields["volume"].help_text = _("Volumes are suggested as you type, with their pool when none is chosen "
+                                            "(as of the last sync).")
+        self.fields["volume"].widget.for_host(vm.host_id)
 
     def clean(self) -> dict:
         data = super().clean()
