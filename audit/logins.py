@@ -8,6 +8,7 @@ throttle (axes' lockout) says so in its detail.
 from __future__ import annotations
 
 from django.http import HttpRequest
+from django.urls import reverse
 
 from .log import current_request, record
 from .models import AuditRecord
@@ -40,7 +41,7 @@ WATCHED_FLAGS = ("is_superuser", "is_staff", "is_active")
 
 def _in_django_admin() -> HttpRequest | None:
     request = current_request()
-    return request if request is not None and request.path.startswith("/admin/") else None
+    return request if request is not None and request.path.startswith(reverse("admin:index")) else None
 
 
 def flags_before(sender, instance, update_fields=None, **kwargs) -> None:
