@@ -24,7 +24,7 @@ from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
 
-from .models import Membership
+from .models import Membership, Team
 from .roles import is_admin
 
 MEMBER = Membership.Role.MEMBER.value
@@ -108,6 +108,17 @@ def require(user: User, action: str, pool: Any) -> None:
 
 def teams_of(user: User) -> QuerySet:
     return Membership.objects.filter(user=user).select_related("team")
+
+
+def charge_teams(user: User, pool: Any = None) -> QuerySet:
+    """The teams whose quota a volume the user makes in pool may count against: the user's teams that may use
+    the pool (an admin: every team that may). pool None: the user's teams (an admin: every team)."""
+    teams = Team.objects.all()
+    if pool is not None:
+        teams = teams.filter(Q(all_pools=True) | Q(grants__pool_id=pool.pk))
+    if not is_admin(user):
+        teams = teams.filter(memberships__user=user) if user.is_authenticated else teams.none()
+    return teams.distinct().order_by("name")
 
 
 class OwnedQuerySet(models.QuerySet):

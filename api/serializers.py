@@ -42,7 +42,7 @@ class VolumeSerializer(serializers.ModelSerializer):
     class Meta:
         model = Volume
         fields = ["id", "pool", "name", "path", "type", "format", "capacity", "allocation", "physical",
-                  "backing_path", "backing_format", "unsafe_reason", "in_use", "synced_at", "download_url"]
+                  "backing_path", "backing_format", "unsafe_reason", "team", "in_use", "synced_at", "download_url"]
 
     def get_download_url(self, volume: Volume) -> str:
         return reverse("volumes:download", args=[volume.pk])

@@ -73,7 +73,7 @@ def fill_queue(pending: int, *, teams: int = 8, pools: int = 12, seed: int = 7) 
     for i, (t, p) in enumerate(pairs):
         for k in range(3):
             volume = Volume.objects.create(pool=pool_rows[p], name=f"made-{i}-{k}.qcow2", format="qcow2",
-                                           capacity=(k + 1) * 8 * GiB, allocation=GiB)
+                                           capacity=(k + 1) * 8 * GiB, allocation=GiB, team=team_rows[t])
             made.append(Request(team=team_rows[t], pool=pool_rows[p], requested_by=requesters[t], name=volume.name,
                                 capacity=volume.capacity, volume=volume, state="ready"))
         made.append(Request(team=team_rows[t], pool=pool_rows[p], requested_by=requesters[t], name=f"coming-{i}.img",

@@ -79,11 +79,11 @@ def transfer_queue(host: Any = None) -> str:
 
 def launch(task: Any, *, kind: str, user, host, pool=None, volume_name: str = "", params: dict | None = None,
            cancellable: bool = False, pool_name: str = "", target_pool=None, target_volume_name: str = "",
-           request=None) -> Job:
+           request=None, hold: Callable[[], None] | None = None) -> Job:
     """Create a job and queue it. Raises QueueUnavailable or JobConflict with a clear message.
-
     target_pool/target_volume_name: a second place the job writes (a clone into another pool).
-    request: the one asking, whose address the audit log keeps with the launch (or the refusal)."""
+    request: the one asking, whose address the audit log keeps with the launch (or the refusal). hold: called in
+    the transaction before the job row (volumes/quota.py's lock and check); its JobError refuses the launch."""
     job = None
     try:
         if not progress.broker_available():
@@ -92,6 +92,8 @@ def launch(task: Any, *, kind: str, user, host, pool=None, volume_name: str = ""
                   "Ask an admin to start Redis and the Celery worker, then try again.")
             )
         with transaction.atomic():
+            if hold is not None:
+                hold()
             job = _create_job(kind=kind, user=user, host=host, pool=pool, volume_name=volume_name, params=params,
                               cancellable=cancellable, pool_name=pool_name, target_pool=target_pool,
                               target_volume_name=target_volume_name)

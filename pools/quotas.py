@@ -1,8 +1,8 @@
 """Teams' pool grants and their quotas.
 
-What counts against a quota is provisioning's rule (provisioning/quota.py: the volumes a team's requests made
-plus what its approved requests reserve), the one place the request form, the approvals and the team pages
-read it from.
+What counts against a quota is volumes/quota.py's rule (a team's volumes plus what is on its way: approved
+requests, charged jobs, uploads under way), the one place the volume forms, the request form, the approvals and
+the team pages read it from.
 """
 
 from __future__ import annotations

@@ -37,6 +37,14 @@ class RequestForm(VolumeCreateForm):
         if instance is None and len(teams[:2]) == 1:
             self.fields["team"].initial = teams[0].pk
 
+    def add_team_field(self, user, pool: StoragePool | None = None) -> None:
+        """The request's own team field (above) stands."""
+        self.user = user
+
+    def charge_to(self, pool: StoragePool, **sizes: int) -> None:
+        """Nothing is charged at once: an approved request reserves its size (the quota is checked in clean() as
+        a request's, and again at the approval), and its job records the volume as the team's."""
+
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]
         clash = quota.name_clash(self.pool, name, exclude=self.instance)

@@ -1,18 +1,16 @@
 """What a request would do to its pool and its team's quota, with the numbers.
 
-A team's usage in a pool counts two things against its grant (pools.PoolGrant: max_volumes,
-max_virtual_bytes; empty means no limit):
+What counts against a team's grant is volumes/quota.py's rule: the team's volumes in the pool, and what is on
+its way there. This app adds its own reservations to that rule (``reserved_by_requests``, connected to
+volumes.quota.reserving in apps.py): approved requests whose volume is not in the inventory yet (approved,
+provisioning). A reservation ends when the request becomes ready (its create job records the volume as the
+team's) or failed.
 
-- the volumes its ready requests made there, as the inventory has them now (a volume deleted since no longer
-  counts; one grown counts at its new size);
-- its reservations: approved requests whose volume is not in the inventory yet (approved, provisioning).
-  A reservation ends when the request becomes ready (the volume counts instead) or failed.
-
-This is the one rule: the request form, the approval (under its locks), the approval queue and the team pages
-(through provisioning_tags) all read it from a ``Ledger``. The pool's capacity policy (pools.policy) is checked
-with every team's reservations added to the pool's numbers, so two approvals cannot both take the last free space
-before the sync sees either volume. Callers that decide (approval, retry) hold the pool and grant rows locked
-while they read the ledger.
+The request form, the approval (under its locks), the approval queue and the team pages (through
+provisioning_tags) all read it from a ``Ledger``. The pool's capacity policy (pools.policy) is checked with every
+team's reservations added to the pool's numbers, so two approvals cannot both take the last free space before
+the sync sees either volume. Callers that decide (approval, retry) hold the pool and grant rows locked while they
+read the ledger.
 """
 
 from __future__ import annotations
@@ -24,56 +22,37 @@ from dataclasses import dataclass
 from django.db.models import Case, Count, IntegerField, Sum, When
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from jobs.rows import for_update
 from pools.models import PoolGrant, StoragePool
 from pools.policy import PolicyViolation, check_volume_fits
 from virtstorage.virt.units import binary_size
+from volumes import quota as volume_quota
 from volumes.models import Volume
+from volumes.quota import QuotaExceeded, Reserved, Usage
 
 from .models import ProvisioningRequest
 
 Request = ProvisioningRequest
 Pair = tuple[int, int]  # (team id, pool id)
 
-
-class QuotaExceeded(Exception):
-    """The team's quota in the pool does not leave room; the message gives the numbers."""
-
-
-@dataclass(frozen=True)
-class Reserved:
-    count: int = 0
-    capacity: int = 0
-    allocation: int = 0
-
-    def __add__(self, other: Reserved) -> Reserved:
-        return Reserved(self.count + other.count, self.capacity + other.capacity, self.allocation + other.allocation)
-
-
-@dataclass(frozen=True)
-class Usage:
-    count: int  # volumes of ready requests in the inventory
-    capacity: int  # their virtual sizes
-    reserved: Reserved
-
-    @property
-    def total_count(self) -> int:
-        return self.count + self.reserved.count
-
-    @property
-    def total_capacity(self) -> int:
-        return self.capacity + self.reserved.capacity
+def reserved_by_requests(sender, *, pools: set[int], exclude: set[int], **kwargs) -> dict[Pair, Reserved]:
+    """volumes.quota.reserving's receiver: every team's approved requests not made yet in these pools."""
+    rows = (Request.objects.filter(pool_id__in=pools).exclude(pk__in=exclude).reserving()
+            .values("team_id", "pool_id").annotate(
+                n=Count("pk"), virtual=Coalesce(Sum("capacity"), 0),
+                disk=Coalesce(Sum(Case(When(preallocation="full", then="capacity"), default=0,
+                                       output_field=IntegerField())), 0)))
+    return {(row["team_id"], row["pool_id"]): Reserved(row["n"], row["virtual"], row["disk"]) for row in rows}
 
 
 @dataclass
 class Ledger:
-    """Reservations, usage, grants and taken names for a set of (team, pool) pairs, read in five queries
-    whatever their number: the approval queue reads one for its whole page."""
+    """Reservations, usage, grants and taken names for a set of (team, pool) pairs, read in a fixed number of
+    queries whatever their number: the approval queue reads one for its whole page."""
 
     held: dict[Pair, Reserved]  # every team's reservations in the pools of the pairs
-    made: dict[Pair, tuple[int, int]]  # (volumes, virtual bytes) made by ready requests
+    made: dict[Pair, tuple[int, int]]  # (volumes, virtual bytes) of the teams' volumes
     grants: dict[Pair, PoolGrant]
     volume_names: set[tuple[int, str]]  # (pool id, name) of volumes in the inventory
     reserving_names: dict[tuple[int, str], Request]  # (pool id, name) of approved requests not made yet
@@ -85,15 +64,8 @@ class Ledger:
         pairs, names, exclude = set(pairs), set(names), set(exclude)
         teams, pools = {t for t, _ in pairs}, {p for _, p in pairs} | {p for p, _ in names}
         requests = Request.objects.filter(pool_id__in=pools).exclude(pk__in=exclude)
-        held = {(row["team_id"], row["pool_id"]): Reserved(row["n"], row["virtual"], row["disk"])
-                for row in requests.reserving().values("team_id", "pool_id").annotate(
-                    n=Count("pk"), virtual=Coalesce(Sum("capacity"), 0),
-                    disk=Coalesce(Sum(Case(When(preallocation="full", then="capacity"), default=0,
-                                           output_field=IntegerField())), 0))}
-        made = {(row["team_id"], row["pool_id"]): (row["n"], row["virtual"] or 0)
-                for row in requests.filter(team_id__in=teams, state=Request.State.READY, volume__isnull=False)
-                .values("team_id", "pool_id").annotate(n=Count("volume", distinct=True),
-                                                       virtual=Sum("volume__capacity"))}
+        held = volume_quota.reservations(pools, exclude_requests=exclude)
+        made = volume_quota.volumes_of(teams, pools)
         grant_rows = PoolGrant.objects.filter(team_id__in=teams, pool_id__in=pools)
         grants = {(g.team_id, g.pool_id): g for g in (for_update(grant_rows) if lock_grants else grant_rows)
                   if (g.team_id, g.pool_id) in pairs}
@@ -126,24 +98,8 @@ def ledger_for(req: Request, *, lock_grants: bool = False) -> Ledger:
 
 def check_quota(team, pool: StoragePool, capacity: int, ledger: Ledger) -> Usage:
     """Raise QuotaExceeded unless one more volume of this capacity fits the team's grant in the pool."""
-    usage, grant = ledger.usage(team.pk, pool.pk), ledger.grant(team.pk, pool.pk)
-    if grant is None:
-        return usage
-    held = usage.reserved
-    if grant.max_volumes is not None and usage.total_count + 1 > grant.max_volumes:
-        raise QuotaExceeded(
-            ngettext("Team %(team)s may have %(max)s volume in pool %(pool)s; it has %(count)s and %(held)s reserved "
-                     "by approved requests; this request needs one more.",
-                     "Team %(team)s may have %(max)s volumes in pool %(pool)s; it has %(count)s and %(held)s reserved "
-                     "by approved requests; this request needs one more.", grant.max_volumes)
-            % {"team": team.name, "max": grant.max_volumes, "pool": pool.name, "count": usage.count,
-               "held": held.count})
-    if grant.max_virtual_bytes is not None and usage.total_capacity + capacity > grant.max_virtual_bytes:
-        raise QuotaExceeded(
-            _("Team %(team)s may use %(max)s in pool %(pool)s; it uses %(used)s and has %(held)s reserved by approved "
-              "requests; this request needs %(size)s.")
-            % {"team": team.name, "max": binary_size(grant.max_virtual_bytes), "pool": pool.name,
-               "used": binary_size(usage.capacity), "held": binary_size(held.capacity), "size": binary_size(capacity)})
+    usage = ledger.usage(team.pk, pool.pk)
+    volume_quota.check(team, pool, ledger.grant(team.pk, pool.pk), usage, count=1, capacity=capacity, request=True)
     return usage
 
 
@@ -164,14 +120,12 @@ def check_policy(pool: StoragePool, ledger: Ledger, *, capacity: int, allocation
         return check_volume_fits(with_reservations(pool, held), capacity=capacity, allocation=allocation,
                                  **extra).warnings
     except PolicyViolation as exc:
-        if not held.count:
+        if not (held.count or held.capacity):
             raise
         raise PolicyViolation(
-            ngettext("%(reason)s That counts %(count)s approved request not in the inventory yet (%(virtual)s of "
-                     "virtual size, %(preallocated)s preallocated).",
-                     "%(reason)s That counts %(count)s approved requests not in the inventory yet (%(virtual)s of "
-                     "virtual size, %(preallocated)s preallocated).", held.count)
-            % {"reason": exc, "count": held.count, "virtual": binary_size(held.capacity),
+            _("%(reason)s That counts what is on its way and not in the inventory yet (approved requests, jobs and "
+              "uploads under way): %(virtual)s of virtual size, %(preallocated)s preallocated.")
+            % {"reason": exc, "virtual": binary_size(held.capacity),
                "preallocated": binary_size(held.allocation)}) from exc
 
 

@@ -191,7 +191,8 @@ def _start(req: Request) -> Job:
     The job is the requester's, so they watch it live (and may cancel it)."""
     backing = req.backing
     params = {"name": req.name, "capacity": req.capacity, "format": req.format, "preallocation": req.preallocation,
-              "backing_path": backing.path if backing else "", "backing_format": backing.format if backing else ""}
+              "backing_path": backing.path if backing else "", "backing_format": backing.format if backing else "",
+              "team": req.team_id}  # the volume is the team's (volumes/quota.py); the request reserves until then
     job = launch(create_volume_job, kind="create", user=req.requested_by, host=req.pool.host, pool=req.pool,
                  volume_name=req.name, params=params, cancellable=True)
     req.start(job)

@@ -18,6 +18,7 @@ from virtstorage.virt.volumes import WipeChoice
 
 from .models import Volume, in_use_refusal
 from .names import validate_volume_name
+from .quota import Charge, ChargedForm, charge_form
 from .safety import refuse_unsafe
 
 FORMAT_CHOICES = [("raw", "raw"), ("qcow2", "qcow2")]
@@ -165,7 +166,7 @@ class FormatBoundRadios(forms.RadioSelect):
         return option
 
 
-class VolumeCreateForm(_PolicyMixin, forms.Form):
+class VolumeCreateForm(_PolicyMixin, ChargedForm):
     name = VolumeNameField(label=_("Name"))
     capacity = SizeField(label=_("Virtual size"))
     format = forms.ChoiceField(choices=FORMAT_CHOICES, initial="qcow2", label=_("Format"))
@@ -180,6 +181,7 @@ class VolumeCreateForm(_PolicyMixin, forms.Form):
         super().__init__(*args, **kwargs)
         self.pool = pool
         self.warnings = []
+        self.add_team_field(user, pool)
         field = self.fields["backing"]
         field.queryset = backing_candidates(pool, user)  # what validation accepts: any the user may see
         # What the page lists: a host may hold 10,000 volumes, so the first few and the one chosen;
@@ -218,6 +220,7 @@ class VolumeCreateForm(_PolicyMixin, forms.Form):
         if capacity is not None and not self.errors:
             allocation = capacity if provisioning == "full" else 0
             self._check_policy(self.pool, capacity=capacity, allocation=allocation)
+            self.charge_to(self.pool, count=1, capacity=capacity, allocation=allocation)
         return data
 
 
@@ -229,7 +232,7 @@ def offer_copy_pools(field: forms.ModelChoiceField, volume: Volume, user) -> Non
     field.initial = volume.pool.pk
 
 
-class VolumeCloneForm(_PolicyMixin, forms.Form):
+class VolumeCloneForm(_PolicyMixin, ChargedForm):
     name = VolumeNameField(label=_("New name"))
     target_pool = forms.ModelChoiceField(queryset=StoragePool.objects.none(), label=_("Into pool"))
     format = forms.ChoiceField(choices=[("", _("Keep the format")), *FORMAT_CHOICES], required=False,
@@ -240,6 +243,7 @@ class VolumeCloneForm(_PolicyMixin, forms.Form):
         self.volume = volume
         self.warnings = []
         offer_copy_pools(self.fields["target_pool"], volume, user)
+        self.add_team_field(user)
 
     def clean(self) -> dict:
         data = super().clean()
@@ -252,6 +256,7 @@ class VolumeCloneForm(_PolicyMixin, forms.Form):
             else:
                 # a copy is sparse at most as large as the source's disk size
                 self._check_policy(pool, capacity=self.volume.capacity, allocation=self.volume.allocation)
+                self.charge_to(pool, count=1, capacity=self.volume.capacity, allocation=self.volume.allocation)
         return data
 
 
@@ -268,6 +273,7 @@ class VolumeResizeForm(_PolicyMixin, forms.Form):
         self.volume = volume
         self.warnings = []
         self.shrinking = False
+        self.charge = None
         if volume.format != "raw":  # offered off, and why; a request that asks anyway is refused in clean()
             self.fields["allocate"].widget.attrs["disabled"] = True
             self.fields["allocate"].help_text = _("This volume is %(format)s: its new space is allocated as the "
@@ -305,6 +311,9 @@ class VolumeResizeForm(_PolicyMixin, forms.Form):
         allocation = max(capacity, volume.allocation) if data.get("allocate") else min(volume.allocation, capacity)
         self._check_policy(volume.pool, capacity=capacity, allocation=allocation,
                            replacing=volume.capacity, replacing_allocation=volume.allocation)
+        if not self.shrinking:  # the growth counts against the quota of the team the volume belongs to
+            charge_form(self, Charge(volume.team, volume.pool, 0, capacity - volume.capacity,
+                                     max(0, allocation - volume.allocation)))
         return data
 
 

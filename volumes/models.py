@@ -84,6 +84,10 @@ class Volume(models.Model):
                                 "a changed format...); every operation but an admin's delete is refused while set."))
     inspected = models.CharField(
         max_length=100, blank=True, help_text=_("format:ctime:size of the file when its header was last checked."))
+    team = models.ForeignKey(
+        "accounts.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="volumes",
+        help_text=_("The team it was made for: it counts against that team's quota in the pool (volumes/quota.py). "
+                    "Empty: an admin's, or found by a sync."))
 
     objects = VolumeQuerySet.as_manager()
 
@@ -224,6 +228,10 @@ class Upload(models.Model):
                                    "staging file on the web server."))
     error = models.TextField(blank=True)
     job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    team = models.ForeignKey(
+        "accounts.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text=_("The team a new volume is made for: its capacity is reserved in that team's quota while the "
+                    "upload is under way."))
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -2,8 +2,9 @@
 bound the same way wherever the data comes from, and the job a valid form launches.
 
 ``bind(op, data, ...)`` gives the operation's form; ``launch(op, form, ...)`` turns its cleaned data into the
-job's parameters and calls jobs.runner.launch (which records the audit entry and refuses a busy volume or a
-queue that is down with JobError). No libvirt call happens here: the job does the work.
+job's parameters and calls jobs.runner.launch (which records the audit entry and refuses a busy volume, a
+queue that is down or, under the grant's lock, a team's quota that no longer has room, with JobError).
+No libvirt call happens here: the job does the work.
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ def launch(op: str, form: forms.Form, *, user, request=None, volume: Volume | No
         volume_name = form.cleaned_data["name"]
     else:
         pool, volume_name = volume.pool, volume.name
+    charge = getattr(form, "charge", None)  # what it adds to a team's quota: held at the launch
+    params = {**operation.params(form), **(charge.job_params() if charge else {})}
     return launch_job(operation.task, kind=op, user=user, request=request, host=pool.host, pool=pool,
-                      volume_name=volume_name, params=operation.params(form), cancellable=operation.cancellable,
-                      target_pool=target_pool, target_volume_name=target_volume_name)
+                      volume_name=volume_name, params=params, cancellable=operation.cancellable,
+                      target_pool=target_pool, target_volume_name=target_volume_name,
+                      hold=charge.hold if charge else None)

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.db.models import Subquery
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from accounts.models import Team
 from hosts.signals import resync
 from jobs.runner import JobContext, job_task
 from virtstorage.virt import LibvirtHost, open_host
@@ -20,7 +22,7 @@ from virtstorage.virt import volumes as ops
 from virtstorage.virt.units import binary_size
 
 from . import safety
-from .models import in_use_refusal
+from .models import Volume, in_use_refusal
 
 
 class VolumeInUse(Exception):
@@ -48,9 +50,16 @@ def job_connection(ctx: JobContext, *volumes: tuple[str, str], vms: bool = False
 
 
 def lead_to_volume(ctx: JobContext, pool_pk: int | None, name: str) -> None:
-    """The job made (or wrote) volume name of the pool: its page links that volume once it succeeded."""
-    if pool_pk is not None:
-        ctx.leads_to(reverse("volumes:by_name", args=[pool_pk, name]))
+    """The job made (or wrote) volume name of the pool: its page links that volume once it succeeded. A job
+    that made it for a team (params["team"]) records the volume as that team's: it counts against the team's
+    quota from now on (volumes/quota.py)."""
+    if pool_pk is None:
+        return
+    ctx.leads_to(reverse("volumes:by_name", args=[pool_pk, name]))
+    if team := ctx.params.get("team"):
+        # the team's id if it still exists (a subquery: NULL when it was removed meanwhile)
+        Volume.objects.filter(pool_id=pool_pk, name=name).update(team_id=Subquery(Team.objects.filter(pk=team)
+                                                                                  .values("pk")))
 
 
 def sync_step(volumes: tuple[tuple[str, str], ...] | list[tuple[str, str]], *, vms: bool = False) -> str:

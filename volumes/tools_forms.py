@@ -17,6 +17,7 @@ from virtstorage.virt.volumes import FORMATS, format_family
 from . import image_files
 from .forms import FORMAT_CHOICES, PROVISIONING_CHOICES, VolumeNameField, offer_copy_pools
 from .models import Volume
+from .quota import ChargedForm
 from .safety import refuse_unsafe
 
 
@@ -65,7 +66,7 @@ class _NewVolumeForm(forms.Form):
                 "compress": bool(data.get("compress"))}
 
 
-class ConvertForm(_NewVolumeForm):
+class ConvertForm(_NewVolumeForm, ChargedForm):
     """Convert a volume into a new volume of a pool the user may use on the same host."""
 
     target_pool = forms.ModelChoiceField(queryset=StoragePool.objects.none(), label=_("Into pool"))
@@ -77,6 +78,7 @@ class ConvertForm(_NewVolumeForm):
         self.warnings = []
         offer_copy_pools(self.fields["target_pool"], volume, user)
         self.fields["format"].initial = "raw" if volume.recorded_format == "qcow2" else "qcow2"
+        self.add_team_field(user)
 
     def clean(self) -> dict:
         data = super().clean()
@@ -88,10 +90,15 @@ class ConvertForm(_NewVolumeForm):
                 % {"name": self.volume.name, "format": self.volume.format})
         self._check_target(data, data.get("format"), data.get("target_pool"), self.volume.pool.host,
                            self.volume.capacity, self.volume.allocation)
+        if not self.errors:
+            full = data["provisioning"] == "full"
+            self.charge_to(data["target_pool"], count=1, capacity=self.volume.capacity,
+                           allocation=self.volume.capacity if full else self.volume.allocation)
         return data
 
     def job_params(self) -> dict:
-        return {**super().job_params(), "target_pool": self.cleaned_data["target_pool"].name}
+        return {**super().job_params(), "target_pool": self.cleaned_data["target_pool"].name,
+                **self.charge.job_params()}
 
 
 class ImportForm(_NewVolumeForm):

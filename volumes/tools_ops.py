@@ -47,7 +47,8 @@ def convert_job(volume: Volume, form: ConvertForm) -> dict:
     """Convert the volume into the new volume a valid ConvertForm names (held busy while the job writes it)."""
     return {"task": tools_tasks.convert_volume_job, "kind": "convert", "host": volume.pool.host,
             "pool": volume.pool, "volume_name": volume.name, "params": form.job_params(), "cancellable": True,
-            "target_pool": form.cleaned_data["target_pool"], "target_volume_name": form.cleaned_data["name"]}
+            "target_pool": form.cleaned_data["target_pool"], "target_volume_name": form.cleaned_data["name"],
+            "hold": form.charge.hold}
 
 
 def import_job(pool: StoragePool, form: ImportForm) -> dict:

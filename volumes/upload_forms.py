@@ -14,6 +14,7 @@ from virtstorage.virt.units import binary_size, parse_size
 
 from .forms import FORMAT_CHOICES, VolumeNameField
 from .models import Upload, Volume, in_use_refusal
+from .quota import ChargedForm
 from .safety import refuse_unsafe
 
 
@@ -30,7 +31,7 @@ class UploadPageQuery(forms.Form):
         return data
 
 
-class UploadForm(forms.Form):
+class UploadForm(ChargedForm):
     pool = forms.IntegerField(min_value=1)
     volume = VolumeNameField()
     mode = forms.ChoiceField(choices=Upload.Mode.choices, initial=Upload.Mode.NEW)
@@ -43,9 +44,10 @@ class UploadForm(forms.Form):
     force = forms.BooleanField(required=False, help_text=_("Replace even if a virtual machine uses it (admins only)."))
     filename = forms.CharField(required=False, max_length=255)
 
-    def __init__(self, *args, user, **kwargs) -> None:
+    def __init__(self, *args, user, pool: StoragePool | None = None, **kwargs) -> None:
+        """pool: the upload page's, to offer its teams; a posted upload names its pool in its data."""
         super().__init__(*args, **kwargs)
-        self.user = user
+        self.add_team_field(user, pool)
 
     def clean_size(self) -> int:
         try:
@@ -131,4 +133,6 @@ class UploadForm(forms.Form):
             check_volume_fits(pool, capacity=capacity, allocation=0)
         except PolicyViolation as exc:
             self.add_error("capacity" if data.get("capacity") else "size", str(exc))
+            return
         data["capacity"] = capacity
+        self.charge_to(pool, count=1, capacity=capacity)

@@ -103,8 +103,8 @@ def upload_volume(ctx: JobContext) -> str:
     upload.staging_path.unlink(missing_ok=True)
     if receiver is not None:
         receiver.close(keep=False)
-    Upload.objects.filter(pk=upload.pk).update(state=Upload.State.DONE, error="")
-    lead_to_volume(ctx, upload.pool_id, name)
+    lead_to_volume(ctx, upload.pool_id, name)  # first: the volume counts as its team's before the upload stops
+    Upload.objects.filter(pk=upload.pk).update(state=Upload.State.DONE, error="")  # reserving it (volumes/quota.py)
     return result
 
 

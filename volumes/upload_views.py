@@ -106,8 +106,8 @@ def upload_page(request: HttpRequest) -> HttpResponse:
         pool = get_object_or_404(StoragePool.objects.visible_to(request.user).select_related("host"),
                                  pk=query.cleaned_data["pool"])
     access.require(request.user, "replace" if volume else "upload", pool)
-    return render(request, "volumes/upload.html", {"pool": pool, "volume": volume,
-                                                   "chunk_bytes": 8 * 1024 * 1024})
+    return render(request, "volumes/upload.html", {"pool": pool, "volume": volume, "chunk_bytes": 8 * 1024 * 1024,
+                                                   "team": UploadForm(user=request.user, pool=pool)["team"]})
 
 
 @accepts_token
@@ -141,7 +141,9 @@ def start_upload(request: HttpRequest, form: UploadForm) -> tuple[Upload, Job | 
     try:
         with transaction.atomic():
             data["pool"].hold()  # gone since the form was checked: refused as a launch on it would be
-            upload = Upload.objects.create(
+            if form.charge is not None:
+                form.charge.hold()  # the quota again, under its grant's lock: the upload row reserves from now
+            upload = Upload.objects.create(team=form.charge.team if form.charge else None,
                 created_by=request.user, pool=data["pool"], volume_name=data["volume"], mode=data["mode"],
                 filename=data.get("filename") or "", size=data["size"], capacity=data["capacity"],
                 stated_format=data.get("format") or "", force=data["force"], relayed=relay.relayed(data["pool"]),
@@ -184,7 +186,8 @@ def launch_upload_job(request: HttpRequest, upload: Upload) -> Job:
     pool = upload.pool
     job = runner.launch(upload_volume, kind="upload", user=request.user, request=request, host=pool.host, pool=pool,
                         volume_name=upload.volume_name, cancellable=True,
-                        params={"upload": str(upload.pk), "size": upload.size, "force": upload.force})
+                        params={"upload": str(upload.pk), "size": upload.size, "force": upload.force,
+                                **({"team": upload.team_id} if upload.team_id else {})})
     Upload.objects.filter(pk=upload.pk).update(job=job)
     upload.job = job
     return job

@@ -33,6 +33,7 @@ def test_a_real_sync_records_the_pool_and_its_teams(synced, settings):
     team = Team.objects.create(name="blue")
     PoolGrant.objects.create(team=team, pool=pool, max_virtual_bytes=10 * 1024**3)
     made = Volume.objects.get(pool=pool, name="raw-thin.img")
+    Volume.objects.filter(pk=made.pk).update(team=team)  # as its request's create job records it
     for name, state, volume, capacity in (("raw-thin.img", "ready", made, made.capacity),
                                           ("coming.img", "approved", None, 5 * 1024**2)):
         ProvisioningRequest.objects.create(team=team, pool=pool, name=name, capacity=capacity, format="raw",

@@ -255,15 +255,18 @@ def test_an_admin_grants_a_pool_with_a_quota_and_sees_the_usage(client, admin_us
     grant = PoolGrant.objects.get(team=team, pool=pool)
     assert (grant.max_virtual_bytes, grant.max_volumes) == (2 * 1024**3, 3)
     assert _last("team.grant").detail["pool_id"] == pool.pk
-    # Usage by provisioning's rule: the volumes the team's ready requests made (not every volume of the pool)
-    # plus the approved requests not made yet; against 2 GiB and 3 volumes.
+    # Usage by the quota rule: the team's volumes (not every volume of the pool) plus the approved requests not
+    # made yet; against 2 GiB and 3 volumes.
     assert 'aria-label="0% of the quota used"' in client.get(detail).content.decode()
     volumes = list(Volume.objects.filter(pool=pool).order_by("name"))
     made, other = volumes[:3], volumes[3]
-    for volume in made:
+    for volume in made:  # their create jobs recorded them as the team's
         ProvisioningRequest.objects.create(team=team, pool=pool, name=volume.name, capacity=1, volume=volume,
                                            state="ready")
-    ProvisioningRequest.objects.create(team=Team.objects.create(name="else"), pool=pool, name=other.name,
+    Volume.objects.filter(pk__in=[v.pk for v in made]).update(team=team)
+    other.team = Team.objects.create(name="else")
+    other.save(update_fields=["team"])
+    ProvisioningRequest.objects.create(team=other.team, pool=pool, name=other.name,
                                        capacity=1, volume=other, state="ready")  # another team's: not ours
     ProvisioningRequest.objects.create(team=team, pool=pool, name="coming.img", capacity=300 * MiB,
                                        state="approved")
@@ -273,7 +276,7 @@ def test_an_admin_grants_a_pool_with_a_quota_and_sees_the_usage(client, admin_us
     page = client.get(detail).content.decode()
     share = int((made_bytes + 300 * MiB) * 100 / (2 * 1024**3))
     assert f'aria-label="{share}% of the quota used"' in page and "4 of 3" in page, page
-    assert "300 MiB</span> of it reserved by 1 approved request" in page, page
+    assert "300 MiB</span> of it on the way (approved requests, jobs and uploads under way)" in page, page
     assert f">local / {pool.name}<" not in page  # granted: no longer offered as a new grant
     client.post(url, {"pool": pool.pk, "max_size": "1G", "max_volumes": ""})
     grant.refresh_from_db()

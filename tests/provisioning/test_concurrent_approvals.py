@@ -76,7 +76,8 @@ def test_two_approvals_that_fit_one_at_a_time(world, celery_worker, monkeypatch,
     winner, loser = (first, second) if outcomes[first.pk].ok else (second, first)
     said = outcomes[loser.pk].message
     assert said.startswith(f"Request #{loser.pk} stays pending: "), said
-    assert ("reserved by approved requests" in said) if limit == "quota" else ("1 approved request not in" in said)
+    expected = "on the way (approved requests" if limit == "quota" else "on its way and not in the inventory"
+    assert expected in said, said
     loser.refresh_from_db()
     assert loser.state == ProvisioningRequest.State.PENDING and loser.job is None
     winner.refresh_from_db()

@@ -65,7 +65,7 @@ def test_each_rows_impact_is_what_deciding_that_request_alone_would_check(queue)
     assert batched == alone
     # the fill has reservations, quotas and policies that bite: the page shows refusals and fits alike
     assert any(i.refusal for i in batched) and any(not i.refusal for i in batched)
-    assert any("reserved by approved requests" in i.refusal for i in batched), {i.refusal for i in batched}
+    assert any("on the way (approved requests" in i.refusal for i in batched), {i.refusal for i in batched}
 
 
 def test_a_rows_sentences_in_english_and_spanish_with_names_escaped(client, queue) -> None:

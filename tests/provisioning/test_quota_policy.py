@@ -20,7 +20,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def row(world, name: str, capacity: int, state: str, *, volume=None, preallocation: str = "off", team=None):
     """A request as it stands after its steps (no job): reservations and usage without running anything."""
     from provisioning.models import ProvisioningRequest
+    from volumes.models import Volume
 
+    if volume is not None:  # its create job would have recorded the volume as the team's
+        Volume.objects.filter(pk=volume.pk).update(team=team or world.team)
     return ProvisioningRequest.objects.create(team=team or world.team, pool=world.pool, name=name, capacity=capacity,
                                               format="raw", preallocation=preallocation, purpose="test",
                                               requested_by=world.rita, state=state, volume=volume)
@@ -50,8 +53,8 @@ def test_quota_in_bytes_counts_ready_volumes_and_reservations(world):
     rita = world.client(world.rita)
     page = refused(rita, world.pool, request_data("big.img", "32M", team=world.team))
     expected = (f"Team blue may use {binary_size(100 * MiB)} in pool {world.pool.name}; it uses "
-                f"{binary_size(64 * MiB)} and has {binary_size(16 * MiB)} reserved by approved requests; "
-                f"this request needs {binary_size(32 * MiB)}.")
+                f"{binary_size(64 * MiB)} and has {binary_size(16 * MiB)} on the way (approved requests, jobs and "
+                f"uploads under way); this request needs {binary_size(32 * MiB)}.")
     assert expected in unescape(page), page[-3000:]
     form = _text(rita.get(reverse("requests:new", args=[world.pool.pk])))
     assert (f"Team blue's quota here: {binary_size(80 * MiB)} of {binary_size(100 * MiB)} of virtual size, 2 volumes "
@@ -70,8 +73,8 @@ def test_quota_in_volumes(world):
     row(world, "raw-thin.img", 1, "ready", volume=Volume.objects.get(pool=world.pool, name="raw-thin.img"))
     row(world, "coming.img", MiB, "approved")
     page = refused(world.client(world.rita), world.pool, request_data("third.img", team=world.team))
-    assert (f"Team blue may have 2 volumes in pool {world.pool.name}; it has 1 and 1 reserved by approved "
-            "requests; this request needs one more.") in page
+    assert (f"Team blue may have 2 volumes in pool {world.pool.name}; it has 1 and 1 on the way (approved "
+            "requests, jobs and uploads under way); this request needs one more.") in page
     assert "2 of 2 volumes" in _text(world.client(world.rita).get(reverse("requests:new", args=[world.pool.pk])))
 
 
@@ -89,8 +92,8 @@ def test_policy_overcommit_counts_approved_requests(world):
     total = pool.volume_capacity_total + room - 32 * MiB + 64 * MiB
     assert (f"(volumes' virtual sizes {binary_size(total)} over capacity {binary_size(pool.capacity)}); "
             "its limit is 1.00×.") in unescape(page)
-    assert (f"That counts 1 approved request not in the inventory yet ({binary_size(room - 32 * MiB)} of virtual "
-            f"size, {binary_size(0)} preallocated).") in page
+    assert ("That counts what is on its way and not in the inventory yet (approved requests, jobs and uploads under "
+            f"way): {binary_size(room - 32 * MiB)} of virtual size, {binary_size(0)} preallocated.") in page
     assert file_request(rita, pool, **request_data("tiny.img", "16M", "raw", team=world.team)).state == "pending"
 
 
@@ -103,7 +106,7 @@ def test_policy_reserve_counts_preallocated_requests(world):
     assert f"Needs {binary_size(64 * MiB)} of disk, but pool {pool.name} has {binary_size(50 * MiB)} available" in page
     row(world, "prealloc.img", 40 * MiB, "approved", preallocation="full")
     page = refused(rita, pool, request_data("medium.img", "20M", "raw", "full", team=world.team))
-    assert f"has {binary_size(10 * MiB)} available" in page and "1 approved request not in the inventory" in page
+    assert f"has {binary_size(10 * MiB)} available" in page and "on its way and not in the inventory yet" in page
     assert file_request(rita, pool, **request_data("thin.img", "20M", "raw", "off", team=world.team)).state == "pending"
 
 
@@ -119,7 +122,7 @@ def test_approval_checks_again_and_says_why(world):
     response = decide(otto, req)
     said = " ".join(messages_of(response))
     assert f"Request #{req.pk} stays pending: Team blue may use {binary_size(100 * MiB)}" in said
-    assert f"has {binary_size(60 * MiB)} reserved by approved requests" in said
+    assert f"has {binary_size(60 * MiB)} on the way (approved requests" in said
     req.refresh_from_db()
     assert req.state == "pending" and req.job is None
 
