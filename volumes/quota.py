@@ -188,13 +188,19 @@ class ChargedForm(forms.Form):
             empty_label=(gettext_lazy("— no team: it counts against no quota —") if admin
                          else gettext_lazy("— choose —")),
             help_text=gettext_lazy("Whose quota the new volume counts against; it belongs to that team."))
-        if not admin and len(only := list(teams[:2])) == 1:
-            field.widget, field.initial = forms.HiddenInput(), only[0].pk
+        # Someone in one team (that may use the pool, when it is known) is not asked. As they may use the pool the
+        # volume goes into (the form's own checks), that team may: charge_to needs no query to know it.
+        self.sole_team = only[0] if not admin and len(only := list(teams[:2])) == 1 else None
+        if self.sole_team is not None:
+            field.widget, field.initial = forms.HiddenInput(), self.sole_team.pk
         self.fields["team"] = field
 
     def charge_to(self, pool: StoragePool, *, count: int, capacity: int, allocation: int = 0) -> None:
         """Whose the new volume is (the team field, or the user's one team that may use pool) and whether it
         fits that team's quota; form errors otherwise."""
+        if self.sole_team is not None:  # the field offered it alone, and validated what was posted
+            charge_form(self, Charge(self.sole_team, pool, count, capacity, allocation))
+            return
         team, candidates = self.cleaned_data.get("team"), access.charge_teams(self.user, pool)
         if team is not None and not candidates.filter(pk=team.pk).exists():
             self.add_error("team", _("Team %(team)s may not use pool %(pool)s.") % {"team": team.name,
