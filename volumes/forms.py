@@ -278,7 +278,11 @@ class VolumeResizeForm(_PolicyMixin, forms.Form):
             self.fields["allocate"].widget.attrs["disabled"] = True
             self.fields["allocate"].help_text = _("This volume is %(format)s: its new space is allocated as the "
                                                   "guest writes.") % {"format": volume.format or _("not raw")}
-        if can_force:
+        if volume.allocation >= volume.capacity:  # libvirt never shrinks below the disk size: it can only grow
+            del self.fields["confirm_shrink"]
+            self.fields["capacity"].help_text = _("%(units)s This volume is preallocated (its disk size is its "
+                                                  "virtual size): it can only grow.") % {"units": _UNITS_HELP}
+        elif can_force:
             self.fields["force"] = forms.BooleanField(
                 required=False, label=_("Shrink even if a virtual machine uses it (admins only)"))
 

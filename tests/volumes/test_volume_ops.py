@@ -233,6 +233,11 @@ def test_shrink_below_the_allocated_size_is_a_form_error(member_client, synced):
     assert response.status_code == 400
     assert "below its disk size" in response.content.decode()
     assert not Job.objects.exists() and vol_sizes(scratch.name, "raw-prealloc.img")[0] == 16 * MiB
+    # and the form does not offer what it would refuse: no name to type to shrink, and it says why
+    page = member_client.get(reverse("volumes:resize", args=[vol.pk])).content.decode()
+    assert 'name="confirm_shrink"' not in page and "it can only grow" in page
+    thin = member_client.get(reverse("volumes:resize", args=[volume_row(pool, "raw-thin.img").pk])).content.decode()
+    assert 'name="confirm_shrink"' in thin and "it can only grow" not in thin
 
 
 # -- delete and wipe ------------------------------------------------------
