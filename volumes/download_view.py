@@ -284,11 +284,21 @@ def _response(content: AsyncIterator[bytes], ctx: runner.JobContext, reader: dow
     else:
         response = StreamingHttpResponse(content, content_type="application/octet-stream")
         response["Content-Length"] = str(reader.length)
-    response["Content-Disposition"] = content_disposition_header(True, volume.name)
+    response["Content-Disposition"] = content_disposition_header(True, download_name(volume, framed))
     response["X-Volume-Size"] = str(reader.length)
     response["X-Job-Id"] = str(ctx.job.pk)
     response["X-Accel-Buffering"] = "no"
     return response
+
+
+def download_name(volume: Volume, framed: bool) -> str:
+    """The file name a browser saves the download as: the volume's name, with ".qcow2" added to a qcow2 volume's
+    name that lacks it (a tool that opens the file by its name then knows what it is). A framed stream is no image:
+    its name stays the volume's."""
+    fmt = volume.recorded_format or volume.format
+    if not framed and fmt == "qcow2" and not volume.name.lower().endswith((".qcow2", ".qcow")):
+        return f"{volume.name}.qcow2"
+    return volume.name
 
 
 def _end_download(ctx: runner.JobContext, pump: _DownloadPump, outcome: tuple[str, str]) -> None:

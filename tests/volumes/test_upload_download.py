@@ -76,6 +76,17 @@ def download_sha256(api: Api, volume_pk: int, sparse: bool = False) -> tuple[str
     return digest.hexdigest(), count, headers
 
 
+def test_a_qcow2_download_is_named_as_one(api, synced):
+    from inventory.sync import sync_host
+
+    pool, scratch = synced
+    scratch.create_volume("disk", "1M", "qcow2")  # a qcow2 named without its extension
+    assert sync_host(pool.host, pool_names=[scratch.name]) is not None
+    for name, saved in (("disk", "disk.qcow2"), ("base.qcow2", "base.qcow2"), ("raw-thin.img", "raw-thin.img")):
+        _digest, _count, headers = download_sha256(api, Volume.objects.get(pool=pool, name=name).pk)
+        assert headers["content-disposition"] == f'attachment; filename="{saved}"', (name, headers)
+
+
 def test_sparse_upload_into_new_volume_reads_back_and_stays_thin(api, synced, celery_worker, tmp_path, io_path):
     pool, scratch = synced
     size = 96 * MiB
