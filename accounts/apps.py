@@ -9,11 +9,11 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
-        from django.utils.translation import gettext
+        from django.utils.translation import gettext, ngettext
 
         from virtstorage.virt.text import use_translator
 
         from .language import remember_on_login
 
         user_logged_in.connect(remember_on_login, dispatch_uid="accounts.remember_language")
-        use_translator(gettext)  # the libvirt layer's messages in the active language (virt/text.py)
+        use_translator(gettext, ngettext)  # the libvirt layer's messages in the active language (virt/text.py)

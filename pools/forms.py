@@ -41,11 +41,10 @@ class DeletePoolForm(PoolConfirmForm):
         data = super().clean()
         self.require_name()
         if self.pool.volume_count and not data.get("delete_volumes"):
-            # Both English forms say "volume(s)", as before; the plural lets a translation agree with the count.
             count = self.pool.volume_count
             self.add_error("delete_volumes", ngettext(
-                "Pool %(pool)s holds %(count)s volume(s): tick this to delete them too, or delete them first.",
-                "Pool %(pool)s holds %(count)s volume(s): tick this to delete them too, or delete them first.",
+                "Pool %(pool)s holds %(count)s volume: tick this to delete it too, or delete it first.",
+                "Pool %(pool)s holds %(count)s volumes: tick this to delete them too, or delete them first.",
                 count) % {"pool": self.pool.name, "count": count})
         return data
 

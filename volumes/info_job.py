@@ -54,7 +54,9 @@ def image_info_job(ctx: JobContext) -> str:
         "info": _facts(top), "live": {"capacity": live.capacity, "allocation": live.allocation},
         "chain": [{"pool_name": link.pool_name, "name": link.name, "info": _facts(info)}
                   for link, info in zip(chain.links[1:], infos[1:], strict=True)]})
-    summary = (_("%(name)s: %(format)s, virtual size %(virtual)s, disk size %(disk)s, backed by %(count)s file(s)")
+    summary = (ngettext("%(name)s: %(format)s, virtual size %(virtual)s, disk size %(disk)s, backed by %(count)s "
+                        "file", "%(name)s: %(format)s, virtual size %(virtual)s, disk size %(disk)s, backed by "
+                        "%(count)s files", len(infos) - 1)
                if len(infos) > 1 else _("%(name)s: %(format)s, virtual size %(virtual)s, disk size %(disk)s"))
     return summary % {"name": name, "format": top.format, "virtual": binary_size(top.virtual_size),
                       "disk": binary_size(top.disk_size), "count": len(infos) - 1}

@@ -92,7 +92,7 @@ def test_check_finds_what_qemu_img_finds_and_refuses_a_raw_volume(synced, celery
         job = succeeded(api, post(api, f"/api/volumes/{volume.pk}/check/"))
         assert (job["kind"], job["volume_name"]) == ("check", name)
         reports[name] = job["result"]
-    assert "the image is corrupted (1 leaked cluster(s), 1 corruption(s))" in reports["damaged.qcow2"]
+    assert "the image is corrupted (leaked clusters: 1, corruptions: 1)" in reports["damaged.qcow2"]
     assert "no errors were found" in reports["qcow2-thin.qcow2"]
     raw = Volume.objects.get(pool=pool, name="raw-thin.img")
     refused = post(api, f"/api/volumes/{raw.pk}/check/")

@@ -141,7 +141,7 @@ def test_dir_pool_lifecycle_end_to_end(admin_client, local_host, celery_worker, 
     page = admin_client.post(f"/pools/{pool.pk}/delete/", {"confirm_name": "nope", "delete_volumes": "on"})
     assert page.status_code == 200 and f"Type {name} exactly" in page.content.decode()
     page = admin_client.post(f"/pools/{pool.pk}/delete/", {"confirm_name": name})
-    assert page.status_code == 200 and "holds 2 volume(s)" in page.content.decode()
+    assert page.status_code == 200 and "holds 2 volumes: tick this" in page.content.decode()
     assert not Job.objects.filter(pool_name=name, kind="pool-delete").exists()
     assert path.is_dir() and _defined(name)
     with open_host(LIBVIRT_URI) as lv, pytest.raises(vpools.PoolNotEmpty, match="2 volume"):

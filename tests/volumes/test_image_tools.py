@@ -285,9 +285,9 @@ def test_check_reports_a_damaged_qcow2(member_client, celery_worker, local_host,
         assert job.state == Job.State.SUCCEEDED and job.kind == "check" and job.volume_name == name, job.error
         outcomes[name] = job
     both = outcomes["both.qcow2"]
-    assert "the image is corrupted (1 leaked cluster(s), 1 corruption(s))" in both.result
+    assert "the image is corrupted (leaked clusters: 1, corruptions: 1)" in both.result
     assert "-r all` can repair" in both.result and "ERROR cluster 0 refcount=0 reference=1" in both.log
-    assert "leaked clusters, but no corruption (1 leaked cluster(s), 0 corruption(s))" in outcomes["leaky.qcow2"].result
+    assert "leaked clusters, but no corruption (leaked clusters: 1, corruptions: 0)" in outcomes["leaky.qcow2"].result
     assert "-r leaks" in outcomes["leaky.qcow2"].result
     assert "no errors were found" in outcomes["qcow2-thin.qcow2"].result
     assert {"started", "ok"} <= audited("volume.check")

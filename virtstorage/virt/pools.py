@@ -27,7 +27,7 @@ import libvirt
 from . import xmlio
 from .connection import LibvirtHost
 from .errors import InvalidRequest, translated
-from .text import _, gettext_noop
+from .text import _, gettext_noop, ngettext
 from .types import PoolInfo
 
 # The types the app offers a form for, in the order the form lists them.
@@ -666,8 +666,11 @@ def delete_pool(host: LibvirtHost, name: str, *, delete_volumes: bool,
         names = sorted(pool.listVolumes())
         if names and not delete_volumes:
             shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
-            raise PoolNotEmpty(_("Pool %(pool)s still holds %(count)s volume(s) (%(names)s); confirm deleting them "
-                                 "too, or delete them first.") % {"pool": name, "count": len(names), "names": shown})
+            raise PoolNotEmpty(ngettext("Pool %(pool)s still holds %(count)s volume (%(names)s); confirm deleting it "
+                                        "too, or delete it first.",
+                                        "Pool %(pool)s still holds %(count)s volumes (%(names)s); confirm deleting "
+                                        "them too, or delete them first.", len(names))
+                               % {"pool": name, "count": len(names), "names": shown})
         for index, vol_name in enumerate(names, 1):
             say(_("Deleting volume %(name)s (%(index)s of %(count)s)")
                 % {"name": vol_name, "index": index, "count": len(names)})

@@ -179,9 +179,9 @@ class CheckReport:
         values = {"leaks": self.leaks, "corruptions": self.corruptions, "errors": self.check_errors,
                   "outcome": self.outcome, "fixable": self.fixable}
         if self.check_errors:
-            return _("qemu-img check: %(outcome)s (%(leaks)s leaked cluster(s), %(corruptions)s corruption(s), "
-                     "%(errors)s check error(s)). %(fixable)s") % values
-        return _("qemu-img check: %(outcome)s (%(leaks)s leaked cluster(s), %(corruptions)s corruption(s)). "
+            return _("qemu-img check: %(outcome)s (leaked clusters: %(leaks)s, corruptions: %(corruptions)s, "
+                     "check errors: %(errors)s). %(fixable)s") % values
+        return _("qemu-img check: %(outcome)s (leaked clusters: %(leaks)s, corruptions: %(corruptions)s). "
                  "%(fixable)s") % values
 
 
