@@ -15,7 +15,7 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from virtstorage.virt.units import binary_size
+from virtstorage.templatetags.sizes import size_text
 
 WIDTH, HEIGHT = 720, 240
 LEFT, RIGHT, TOP, BOTTOM = 78, 12, 12, 26
@@ -107,7 +107,7 @@ def place(frame: Frame) -> Frame:
         line.points = _polyline(frame, line.values, line.area_below)
     for rule in frame.rules:
         rule.y = frame.y(rule.value)
-    frame.y_ticks = [(frame.y(frame.top * i / Y_TICKS), binary_size(int(frame.top * i / Y_TICKS)))
+    frame.y_ticks = [(frame.y(frame.top * i / Y_TICKS), size_text(int(frame.top * i / Y_TICKS)))  # reader's decimals
                      for i in range(Y_TICKS + 1)]
     with_time = (frame.end - frame.start).days < 3
     frame.x_ticks = [(frame.x(at), _label(at, with_time))

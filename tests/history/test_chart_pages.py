@@ -129,3 +129,16 @@ def test_a_single_sample_is_drawn_as_a_short_mark_not_as_nothing(db_pool):
     host = client.get(db_pool.host.get_absolute_url()).content.decode()
     band = coordinates(host, f"pool-{other.pk}")  # a stacked band: its top forward, the band below's back
     assert len(band) == 4 and band[1][0] - band[0][0] == SINGLE_MARK and band[0][1] < band[3][1]
+
+
+def test_the_y_axis_writes_sizes_with_the_readers_decimal_separator():
+    from django.utils import timezone, translation
+
+    from history.svg import Frame, Line, place
+
+    now = timezone.now()
+    frame = Frame(now - timedelta(hours=1), now, [Line("allocation", "allocation", "c0", [(now, 21 * GiB)])])
+    with translation.override("es"):
+        assert [label for _, label in place(frame).y_ticks] == ["0 bytes", "6,0 GiB", "12,0 GiB", "18,0 GiB", "24,0 GiB"]
+    with translation.override("en"):
+        assert place(frame).y_ticks[1][1] == "6.0 GiB"
