@@ -31,3 +31,22 @@ def test_under_a_minute_in_spanish():
     now = timezone.now()
     assert ago(now, "es") == "sincronizado hace menos de un minuto"
     assert ago(now - timedelta(minutes=3), "es") == "sincronizado hace 3\xa0minutos"
+
+
+def test_a_jobs_times_are_the_readers_short_date_and_time_with_the_exact_moment_on_hover():
+    """One way to write a moment on the pages (the audit log, a log, keeps its sortable seconds): the locale's
+    short date and time, the exact moment (ISO 8601) on hover."""
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    from django.template.loader import render_to_string
+
+    at = timezone.make_aware(datetime(2026, 3, 4, 17, 5, 9))
+    job = SimpleNamespace(created_at=at, started_at=at, finished_at=None, host=None, pool=None, pool_name="",
+                          volume_name="", created_by=None, worker="", log="")
+    with translation.override("es"):
+        html = render_to_string("jobs/_job_facts.html", {"job": job})
+    assert f'title="{at.isoformat()}">04/03/2026 17:05</dd>' in html, html
+    assert "<dd>—</dd>" in html  # not finished
+    with translation.override("en"):
+        assert "03/04/2026 5:05 p.m." in render_to_string("jobs/_job_facts.html", {"job": job})
