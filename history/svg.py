@@ -15,8 +15,6 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from virtstorage.templatetags.sizes import size_text
-
 WIDTH, HEIGHT = 720, 240
 LEFT, RIGHT, TOP, BOTTOM = 78, 12, 12, 26
 Y_TICKS = 4
@@ -53,7 +51,7 @@ class Frame:
     lines: list[Line]
     rules: list[Rule] = field(default_factory=list)
     top: int = 0
-    y_ticks: list[tuple[float, str]] = field(default_factory=list)
+    y_ticks: list[tuple[float, int]] = field(default_factory=list)
     x_ticks: list[tuple[float, str]] = field(default_factory=list)
     width: int = WIDTH
     height: int = HEIGHT
@@ -107,8 +105,8 @@ def place(frame: Frame) -> Frame:
         line.points = _polyline(frame, line.values, line.area_below)
     for rule in frame.rules:
         rule.y = frame.y(rule.value)
-    frame.y_ticks = [(frame.y(frame.top * i / Y_TICKS), size_text(int(frame.top * i / Y_TICKS)))  # reader's decimals
-                     for i in range(Y_TICKS + 1)]
+    # (y, size): the template writes the size (|size_text), in the reader's language
+    frame.y_ticks = [(frame.y(frame.top * i / Y_TICKS), int(frame.top * i / Y_TICKS)) for i in range(Y_TICKS + 1)]
     with_time = (frame.end - frame.start).days < 3
     frame.x_ticks = [(frame.x(at), _label(at, with_time))
                      for at in (frame.start, frame.start + (frame.end - frame.start) / 2, frame.end)]
