@@ -24,6 +24,7 @@ from jobs import runner
 from jobs.models import Job
 from virtstorage.virt import VirtError, downloads, open_host, sparse_format
 from virtstorage.virt.imagecheck import UnsafeImage
+from virtstorage.virt.types import VolumeInfo
 from virtstorage.virt.units import binary_size
 
 from . import download_relay, safety
@@ -55,13 +56,47 @@ def _downloadable(user, pk: int) -> Volume:
     return volume
 
 
-def _verify(volume: Volume) -> None:
-    """The image check every operation makes (volumes/safety.py), in a thread of its own."""
+def _verify(volume: Volume) -> VolumeInfo:
+    """The image check every operation makes (volumes/safety.py), in a thread of its own: libvirt's view."""
     try:
         with open_host(volume.pool.host.uri) as lv:
-            safety.verify(volume.pool.host, lv, volume.pool.name, volume.name)
+            return safety.verify(volume.pool.host, lv, volume.pool.name, volume.name)
     finally:
         db_connection.close()  # this thread's own connection
+
+
+class Unsatisfiable(Exception):
+    """The Range asked for lies past the volume's end (416)."""
+
+
+def byte_range(header: str, length: int) -> tuple[int, int] | None:
+    """[start, stop) of a single-range ``Range: bytes=…`` header (RFC 9110 14.2: first-last, first-, -suffix),
+    within length bytes; None to send the whole volume (no header, another unit, several ranges, or a header
+    this cannot read, which a server may ignore). Unsatisfiable when the range starts past the end."""
+    unit, _eq, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash or not (first or last) or not all(part.isdigit() for part in (first, last) if part):
+        return None
+    if not first:  # the last N bytes
+        if int(last) == 0:
+            raise Unsatisfiable
+        return max(0, length - int(last)), length
+    start = int(first)
+    if last and int(last) < start:
+        return None
+    if start >= length:
+        raise Unsatisfiable
+    return start, min(length, int(last) + 1) if last else length
+
+
+def validator(info: VolumeInfo) -> str:
+    """The volume's strong ETag, from its file's status-change time (to the nanosecond: it moves with every
+    write) and its size: an If-Range with it resumes a download only of the same bytes. "" when libvirt reports
+    no such time."""
+    length = info.physical or info.capacity
+    return f'"{info.ctime_ns:x}-{length:x}"' if info.ctime_ns else ""
 
 
 def _cancel_requested(job: Job) -> bool:
@@ -150,7 +185,7 @@ class _DownloadPump:
                     now = time.monotonic()
                     if block and now - last_report >= DOWNLOAD_REPORT_SECONDS:
                         last_report = now
-                        self.ctx.report(self.reader.done, self.reader.length)
+                        self.ctx.report(self.reader.done, self.reader.size)
                     if block and now - last_check >= DOWNLOAD_CHECK_SECONDS:
                         last_check = now
                         runner.touch(self.ctx.job)
@@ -192,7 +227,8 @@ def _how(request: HttpRequest, volume: Volume) -> tuple[bool, bool] | HttpRespon
 async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
     """The volume's bytes, streamed from libvirt in constant memory; recorded as a download job.
 
-    Plain (for browsers): the bytes with Content-Length and the volume's name as the filename.
+    Plain (for browsers): the bytes with Content-Length and the volume's name as the filename, an ETag, and a
+    single Range honoured (206) when its If-Range, if any, is that ETag: an interrupted download resumes.
     ?sparse=1 reads with libvirt's sparse stream: holes are not read or sent by the host, and
     become zeros only here (an HTTP body has no holes), so a thin volume downloads faster.
     ?format=sparse (for scripts such as scripts/vstransfer.py): the framed format of
@@ -213,41 +249,70 @@ async def volume_download(request: HttpRequest, pk: int) -> HttpResponse:
         ctx = await sync_to_async(_start_download)(request, user, volume, sparse, framed)
     except runner.JobConflict as exc:
         return _text(str(exc), 409)
-    reader = await _open_reader(ctx, volume, sparse, user.get_username())
-    if isinstance(reader, HttpResponse):
-        return reader
+    opened = await _open_reader(ctx, volume, request, user.get_username(), sparse, framed)
+    if isinstance(opened, HttpResponse):
+        return opened
+    reader, etag = opened
     pump = _DownloadPump(ctx, reader, downloads.SparseEncoder(reader) if framed else reader)
     pump.start()  # reads ahead while the headers go out; ends the download if the body never starts
-    return _response(_body(ctx, pump, volume, framed), ctx, reader, volume, framed)
+    return _response(_body(ctx, pump, volume, framed), ctx, reader, volume, framed, etag)
 
 
-async def _open_reader(ctx: runner.JobContext, volume: Volume, sparse: bool,
-                       username: str) -> downloads.Reader | HttpResponse:
-    """The volume's reader, after the image check, with the job's log saying how it reads; else the refusal."""
+async def _open_reader(ctx: runner.JobContext, volume: Volume, request: HttpRequest, username: str, sparse: bool,
+                       framed: bool) -> tuple[downloads.Reader, str] | HttpResponse:
+    """The volume's reader (of the range the request asks for, if any) and its ETag, after the image check, with
+    the job's log saying how it reads; else the refusal."""
+    etag = ""
     try:
-        if download_relay.relayed(volume.pool):  # the host's own worker checks and reads it
+        if download_relay.relayed(volume.pool):  # the host's own worker checks and reads it (no ranges)
             reader = await asyncio.to_thread(download_relay.open_reader, volume, sparse=sparse,
                                              language=translation.get_language())
         else:
             # Dedicated connections (one per stream): the streams are this request's alone, and end with it.
             connect = functools.partial(open_host, volume.pool.host.uri, shared=False)
-            await asyncio.to_thread(_verify, volume)
+            info = await asyncio.to_thread(_verify, volume)
+            etag = "" if framed else validator(info)
+            part = _wanted_range(request, info, etag)
             reader = await asyncio.to_thread(downloads.open_reader, connect, volume.pool.name, volume.name,
-                                             sparse=sparse, direct=volume.pool.host.direct_io)
-    except (UnsafeImage, VirtError) as exc:
-        await sync_to_async(runner.finish_inline)(ctx, Job.State.FAILED, error=str(exc))
+                                             sparse=sparse, direct=volume.pool.host.direct_io,
+                                             **({"offset": part[0], "stop": part[1]} if part else {}))
+    except (UnsafeImage, VirtError, Unsatisfiable) as exc:
+        await sync_to_async(runner.finish_inline)(ctx, Job.State.FAILED, error=str(exc) or _(
+            "The range asked for starts past the volume's end."))
+        if isinstance(exc, Unsatisfiable):
+            length = info.physical or info.capacity
+            return HttpResponse(status=416, headers={"Content-Range": f"bytes */{length}"})
         if isinstance(exc, UnsafeImage):
             return _text(_("Refused: %(reason)s") % {"reason": exc}, 409)
         return _text(_("Cannot read volume %(name)s: %(error)s") % {"name": volume.name, "error": exc}, 502)
-    sending = (_("Sending %(size)s (holes read as holes) to %(user)s, read %(how)s") if sparse
-               else _("Sending %(size)s to %(user)s, read %(how)s"))
     try:
-        await sync_to_async(ctx.step)(sending % {"size": binary_size(reader.length), "user": username,
-                                                 "how": reader.how})
+        await sync_to_async(ctx.step)(_sending(reader, sparse, username))
     except BaseException:
         await asyncio.to_thread(reader.close)
         raise
-    return reader
+    return reader, etag
+
+
+def _sending(reader: downloads.Reader, sparse: bool, username: str) -> str:
+    """The download job's step: what is sent (the range, if one), to whom, read how."""
+    if reader.size != reader.length:
+        sending = _("Sending bytes %(first)s to %(last)s (%(size)s) of %(length)s to %(user)s, read %(how)s")
+    elif sparse:
+        sending = _("Sending %(size)s (holes read as holes) to %(user)s, read %(how)s")
+    else:
+        sending = _("Sending %(size)s to %(user)s, read %(how)s")
+    return sending % {"size": binary_size(reader.size), "user": username, "how": reader.how,
+                      "first": reader.offset, "last": reader.stop - 1, "length": binary_size(reader.length)}
+
+
+def _wanted_range(request: HttpRequest, info: VolumeInfo, etag: str) -> tuple[int, int] | None:
+    """The Range to send, or None for the whole volume: none is asked, or an If-Range names other bytes (the
+    volume changed since the first part: resuming would splice two versions), or the framed format is asked
+    (no ETag then: its frames are not the volume's bytes)."""
+    header = request.headers.get("Range")
+    if not header or not etag or request.headers.get("If-Range", etag) != etag:
+        return None
+    return byte_range(header, info.physical or info.capacity)
 
 
 async def _body(ctx: runner.JobContext, pump: _DownloadPump, volume: Volume, framed: bool) -> AsyncIterator[bytes]:
@@ -277,13 +342,19 @@ async def _body(ctx: runner.JobContext, pump: _DownloadPump, volume: Volume, fra
 
 
 def _response(content: AsyncIterator[bytes], ctx: runner.JobContext, reader: downloads.Reader, volume: Volume,
-              framed: bool) -> StreamingHttpResponse:
+              framed: bool, etag: str) -> StreamingHttpResponse:
     if framed:
         # No Content-Length (the size depends on the holes): the end record tells a whole stream.
         response = StreamingHttpResponse(content, content_type=sparse_format.MIME_TYPE)
     else:
-        response = StreamingHttpResponse(content, content_type="application/octet-stream")
-        response["Content-Length"] = str(reader.length)
+        partial = reader.size != reader.length
+        response = StreamingHttpResponse(content, content_type="application/octet-stream", status=206 if partial
+                                         else 200)
+        response["Content-Length"] = str(reader.size)
+        if partial:
+            response["Content-Range"] = f"bytes {reader.offset}-{reader.stop - 1}/{reader.length}"
+        if etag:  # what a resumed download sends back in If-Range
+            response["ETag"], response["Accept-Ranges"] = etag, "bytes"
     response["Content-Disposition"] = content_disposition_header(True, download_name(volume, framed))
     response["X-Volume-Size"] = str(reader.length)
     response["X-Job-Id"] = str(ctx.job.pk)

@@ -181,9 +181,26 @@ class _RecordReader:
     """What both readers share: records in volume order (``_next``, of the subclass) handed out with
     the bytes counted, and ``read`` (holes as zeros) on top of them."""
 
-    length: int
+    length: int  # the volume's bytes
     sparse: bool
     how: str  # how the bytes are read, for the job's log
+    offset = 0  # where the reading starts: a range of the volume (an HTTP Range) is [offset, stop)
+    _range_stop: int | None = None
+
+    @property
+    def stop(self) -> int:
+        return self.length if self._range_stop is None else self._range_stop
+
+    @property
+    def size(self) -> int:
+        """The bytes this reader hands out: the volume's, or its range's."""
+        return self.stop - self.offset
+
+    def _set_range(self, offset: int, stop: int | None) -> None:
+        if not 0 <= offset <= (self.length if stop is None else stop) <= self.length:
+            raise InvalidRequest(_("the range %(offset)s-%(stop)s is not within the volume's %(length)s bytes")
+                                 % {"offset": offset, "stop": stop, "length": self.length})
+        self.offset, self._range_stop = offset, stop
 
     def __init__(self) -> None:
         self.done = 0  # bytes of the volume handed out, holes included
@@ -260,7 +277,7 @@ class VolumeReader(_RecordReader):
     """
 
     def __init__(self, connect: Connect, pool_name: str, name: str, *, sparse: bool = False,
-                 streams: int = STREAMS, window: int = WINDOW_BYTES) -> None:
+                 streams: int = STREAMS, window: int = WINDOW_BYTES, offset: int = 0, stop: int | None = None) -> None:
         super().__init__()
         self.pool_name, self.name, self.sparse = pool_name, name, sparse
         self.flags = libvirt.VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM if sparse else 0
@@ -277,20 +294,21 @@ class VolumeReader(_RecordReader):
                                      % {"name": name, "type": self.info.type})
             # The file's size, not the virtual size: a qcow2 downloads as the qcow2 file it is.
             self.length = self.info.physical or self.info.capacity
-            self.streams = max(1, min(streams, -(-self.length // window)))
+            self._set_range(offset, stop)
+            self.streams = max(1, min(streams, -(-self.size // window)))
             hosts = [first] + [self._connections.enter_context(connect()) for _ in range(self.streams - 1)]
         except BaseException:
             self._connections.close()
             raise
         self._ranges_lock = threading.Lock()
-        self._cursor = 0  # where the next range starts
+        self._cursor = self.offset  # where the next range starts
         self._ranges_taken = 0  # ranges handed to workers, numbered in volume order
         self._posted = threading.Condition()
         self._parts: dict[int, _Part] = {}  # by range number: at most one part of a range waits
         self._error: BaseException | None = None
         self._workers = [_Worker(self, lv, index) for index, lv in enumerate(hosts)]
         self._seq = 0  # the range next_record hands out
-        self._position = 0  # where the records handed out reach
+        self._position = self.offset  # where the records handed out reach
         self._current: list[Record] = []
         self._current_at = 0
         self._current_worker: _Worker | None = None  # whose part _current is
@@ -301,10 +319,10 @@ class VolumeReader(_RecordReader):
     def take_range(self, span: int) -> tuple[int, int, int] | None:
         """(number, start, end) of the next range to read, at most span long; None at the end."""
         with self._ranges_lock:
-            if self._cursor >= self.length:
+            if self._cursor >= self.stop:
                 return None
             start = self._cursor
-            self._cursor = min(self.length, start + span)
+            self._cursor = min(self.stop, start + span)
             self._ranges_taken += 1
             return self._ranges_taken - 1, start, self._cursor
 
@@ -325,7 +343,7 @@ class VolumeReader(_RecordReader):
             if self._current_worker is not None:  # its part is used up: it may read more
                 self._current_worker.credit.release()
                 self._current_worker = None
-            if self._position >= self.length:
+            if self._position >= self.stop:
                 return None
             with self._posted:
                 while (part := self._parts.pop(self._seq, None)) is None:
@@ -371,16 +389,18 @@ class LocalVolumeReader(_RecordReader):
     def how(self) -> str:
         return _("straight from %(file)s") % {"file": _(localfile.VOLUME_FILE)}
 
-    def __init__(self, target: localfile.VolumeFile, *, sparse: bool = False) -> None:
+    def __init__(self, target: localfile.VolumeFile, *, sparse: bool = False, offset: int = 0,
+                 stop: int | None = None) -> None:
         super().__init__()
         self.target, self.info, self.sparse = target, target.info, sparse
         self.length = target.size
-        self._segments = streams.segments(target.fd, self.length)
+        self._set_range(offset, stop)
+        self._segments = streams.segments(target.fd, self.stop, self.offset)
         self._segment: streams.Segment | None = None
-        self._position = 0
+        self._position = self.offset
 
     def _next(self) -> Record | None:
-        if self._position >= self.length:
+        if self._position >= self.stop:
             return None
         if self._segment is None or self._position >= self._segment.end:
             self._segment = next(self._segments)
@@ -425,15 +445,19 @@ Reader = VolumeReader | LocalVolumeReader | FedReader
 
 
 def open_reader(connect: Connect, pool_name: str, name: str, *, sparse: bool = False,
-                direct: bool = False) -> Reader:
-    """A reader of the volume: its own file when direct I/O is allowed and possible (localfile),
-    else libvirt's streams. close() it on every path."""
+                direct: bool = False, offset: int = 0, stop: int | None = None) -> Reader:
+    """A reader of the volume (of its bytes [offset, stop) when given): its own file when direct I/O is
+    allowed and possible (localfile), else libvirt's streams. close() it on every path."""
     if direct:
         with connect() as lv:
             target = localfile.open_volume_file(lv, pool_name, name)
         if target is not None:
-            return LocalVolumeReader(target, sparse=sparse)
-    return VolumeReader(connect, pool_name, name, sparse=sparse)
+            try:
+                return LocalVolumeReader(target, sparse=sparse, offset=offset, stop=stop)
+            except BaseException:
+                target.close()
+                raise
+    return VolumeReader(connect, pool_name, name, sparse=sparse, offset=offset, stop=stop)
 
 
 class SparseEncoder:
