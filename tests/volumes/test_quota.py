@@ -96,9 +96,12 @@ def test_a_members_clone_and_convert_count_and_are_refused_past_the_count(world,
     assert "a new volume would be one more" in page
     assert {"copy2.img", "conv.qcow2"}.isdisjoint(vol_names(world.scratch.name))
 
-    # the volume's page says whose it is
+    # the volume's page says whose it is, and so does the pool's table
     copy = Volume.objects.get(pool=world.pool, name="copy.img")
     assert "Team</dt><dd>blue" in rita.get(copy.get_absolute_url()).content.decode()
+    table = unescape(rita.get(world.pool.get_absolute_url()).content.decode())
+    assert ('title="Team blue\'s: it counts against that team\'s quota here">blue</span>' in table
+            and table.count("counts against that team's quota here") == 1), table[-3000:]
 
 
 def test_a_resize_counts_its_growth_against_the_volumes_team(world, celery_worker):
