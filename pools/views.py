@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 from django_htmx.http import push_url
 
+from accounts.models import Team
 from accounts.roles import admin_required, is_admin, member_required
 from audit.log import changes, record
 from hosts import status
@@ -110,8 +111,12 @@ def _volume_page(request: HttpRequest, pool: StoragePool) -> dict:
     page = paginator.get_page(request.GET.get("page"))
     page.object_list = list(ordered.filter(pk__in=page.object_list) if keys_first else page.object_list)
     users = vm_names_by_volume(pool.host_id, pool.name, page.object_list)
+    # The teams of the page's rows alone: a join in the table's query made SQLite join every row it skips to
+    # reach a deep page (the last page sorted by disk size, 10,000 volumes: 36 ms, with the join 50).
+    team_ids = {volume.team_id for volume in page.object_list if volume.team_id}
+    teams = dict(Team.objects.filter(pk__in=team_ids).values_list("pk", "name")) if team_ids else {}
     for volume in page.object_list:
-        volume.vm_names = users[volume.pk]
+        volume.vm_names, volume.team_name = users[volume.pk], teams.get(volume.team_id, "")
     return {"pool": pool, "page": page, "q": query, "sort": sort, "columns": _columns(query, sort),
             "base_query": urlencode({"q": query, "sort": sort})}
 

@@ -56,8 +56,8 @@ class VolumeQuerySet(models.QuerySet):
         """What a volume table shows of each volume. Which VMs use the page's volumes is one query more
         (hosts.models.vm_names_by_volume), not an EXISTS per row here: a sorted page of a large pool had
         SQLite evaluate it for every row of the pool before the sort (30 ms at 10,000 volumes)."""
-        return self.select_related("team").only("id", "pool_id", "name", "format", "type", "capacity", "allocation",
-                                                "path", "unsafe_reason", "team__name")
+        return self.only("id", "pool_id", "name", "format", "type", "capacity", "allocation", "path",
+                         "unsafe_reason", "team_id")
 
 
 class Volume(models.Model):
