@@ -58,6 +58,7 @@ KNOWN_ACTIONS = [
     "host.create", "host.edit", "host.delete", "host.test", "host.sync",
     "pool.define", "pool.policy", "pool.start", "pool.stop", "pool.refresh", "pool.autostart", "pool.build",
     "pool.delete", "pool.undefine", "volume.create", "volume.clone", "volume.resize", "volume.delete",
-    "volume.wipe", "volume.import", "vm.adopt", "upload.create", "upload.abandon", "upload", "download", "team.grant",
+    "volume.wipe", "volume.import", "volume.team", "vm.adopt", "upload.create", "upload.abandon", "upload", "download",
+    "team.grant",
 ]
 KNOWN_TARGET_TYPES = ["host", "pool", "volume", "upload", "job", "user", "team"]

@@ -74,6 +74,7 @@ RULES: dict[str, tuple] = {
     "pools:policy": (lambda o: {"pk": o["pool"].pk}, POST_ONLY, _refused(ADMIN_ONLY)),
     "pools:define": (lambda o: {"host_pk": o["host"].pk}, ADMIN_ONLY, _refused(ADMIN_ONLY)),
     "volumes:detail": (lambda o: {"pk": o["volume"].pk}, TEAM_MEMBER, None),
+    "volumes:team": (lambda o: {"pk": o["volume"].pk}, POST_ONLY, _refused(ADMIN_ONLY)),
     "volumes:by_name": (lambda o: {"pool_pk": o["volume"].pool_id, "name": o["volume"].name},
                         _with(TEAM_MEMBER, member=302, operator=302, admin=302), None),  # to the volume's page
     "volumes:create": (lambda o: {"pool_pk": o["pool"].pk}, TEAM_OPERATOR, _refused(TEAM_OPERATOR)),

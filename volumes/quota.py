@@ -222,3 +222,15 @@ def charge_form(form: forms.Form, charge: Charge) -> None:
         charge.check()
     except QuotaExceeded as exc:
         form.add_error(None, str(exc))
+
+
+class VolumeTeamForm(forms.Form):
+    """An admin says whose a volume is (a volume made before quotas held for every volume, or one whose job's
+    sync missed it): a team that may use its pool, or none. Admins are trusted with storage: no quota check."""
+
+    team = forms.ModelChoiceField(queryset=None, required=False, label=gettext_lazy("Team"),
+                                  empty_label=gettext_lazy("— no team: it counts against no quota —"))
+
+    def __init__(self, *args, volume: Volume, user, **kwargs) -> None:
+        super().__init__(*args, initial={"team": volume.team_id}, **kwargs)
+        self.fields["team"].queryset = access.charge_teams(user, volume.pool)

@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
-from accounts.roles import member_required
+from accounts.roles import admin_required, is_admin, member_required
+from audit.log import record
 from jobs.models import Job
 from pools.models import StoragePool
 
 from .models import Volume
+from .quota import VolumeTeamForm
 
 MAX_CHAIN = 16  # qemu refuses deeper chains long before this; it also stops loops
 NAME_OPTIONS = 20  # suggestions under a volume name field; typing more narrows them
@@ -68,5 +71,25 @@ def volume_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "chain": backing_chain(volume),
         "users": list(volume.users()),
         "active_jobs": Job.objects.active().filter(pool=volume.pool, volume_name=volume.name),
+        "team_form": VolumeTeamForm(volume=volume, user=request.user) if is_admin(request.user) else None,
     }
     return render(request, "volumes/volume_detail.html", context)
+
+
+@require_POST
+@admin_required
+def volume_team(request: HttpRequest, pk: int) -> HttpResponse:
+    """An admin sets whose the volume is (the quota it counts against); audited with the team before and after."""
+    volume = get_object_or_404(Volume.objects.select_related("pool", "team"), pk=pk)
+    form = VolumeTeamForm(request.POST, volume=volume, user=request.user)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["team"]))
+        return redirect(volume)
+    before, after = volume.team, form.cleaned_data["team"]
+    Volume.objects.filter(pk=volume.pk).update(team=after)
+    record("volume.team", request=request, target=volume,
+           detail={"from": before.name if before else None, "to": after.name if after else None})
+    messages.success(request, _("%(volume)s now counts against team %(team)s's quota.")
+                     % {"volume": volume.name, "team": after.name} if after else
+                     _("%(volume)s now counts against no team's quota.") % {"volume": volume.name})
+    return redirect(volume)

@@ -210,3 +210,26 @@ def test_choosing_the_team(world, celery_worker):
     lone = make_user("lone", world.team, "operator")  # in one team: not asked
     assert 'type="hidden" name="team"' in client_for(lone).get(create).content.decode()
     virsh("vol-list", world.scratch.name)  # the pool is still there for the fixture's cleanup
+
+
+def test_an_admin_says_whose_a_volume_is_and_it_is_audited(world):
+    from audit.models import AuditRecord
+    from volumes.models import Volume
+
+    volume = Volume.objects.get(pool=world.pool, name="raw-thin.img")  # made before: no team's
+    url = reverse("volumes:team", args=[volume.pk])
+    ada = client_for(world.ada)
+    page = ada.get(volume.get_absolute_url()).content.decode()
+    assert f'action="{url}"' in page and ">blue<" in page and ">red<" not in page  # red may not use the pool
+    assert client_for(world.otto).post(url, {"team": world.team.pk}).status_code == 403  # admins only
+    assert 'action="' + url not in client_for(world.otto).get(volume.get_absolute_url()).content.decode()
+
+    assert ada.post(url, {"team": world.team.pk}).status_code == 302
+    assert Volume.objects.get(pk=volume.pk).team_id == world.team.pk and usage(world) == (1, 64 * MiB)
+    entry = AuditRecord.objects.filter(action="volume.team").latest("pk")
+    assert entry.detail == {"from": None, "to": "blue"} and entry.username == "ada"
+    red = world.rival.memberships.get().team
+    assert ada.post(url, {"team": red.pk}).status_code == 302  # refused: a team that may not use the pool
+    assert Volume.objects.get(pk=volume.pk).team_id == world.team.pk
+    assert ada.post(url, {"team": ""}).status_code == 302
+    assert Volume.objects.get(pk=volume.pk).team_id is None and usage(world) == (0, 0)
