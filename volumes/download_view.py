@@ -95,8 +95,7 @@ def validator(info: VolumeInfo) -> str:
     """The volume's strong ETag, from its file's status-change time (to the nanosecond: it moves with every
     write) and its size: an If-Range with it resumes a download only of the same bytes. "" when libvirt reports
     no such time."""
-    length = info.physical or info.capacity
-    return f'"{info.ctime_ns:x}-{length:x}"' if info.ctime_ns else ""
+    return f'"{info.ctime_ns:x}-{info.file_bytes:x}"' if info.ctime_ns else ""
 
 
 def _cancel_requested(job: Job) -> bool:
@@ -280,8 +279,7 @@ async def _open_reader(ctx: runner.JobContext, volume: Volume, request: HttpRequ
         await sync_to_async(runner.finish_inline)(ctx, Job.State.FAILED, error=str(exc) or _(
             "The range asked for starts past the volume's end."))
         if isinstance(exc, Unsatisfiable):
-            length = info.physical or info.capacity
-            return HttpResponse(status=416, headers={"Content-Range": f"bytes */{length}"})
+            return HttpResponse(status=416, headers={"Content-Range": f"bytes */{info.file_bytes}"})
         if isinstance(exc, UnsafeImage):
             return _text(_("Refused: %(reason)s") % {"reason": exc}, 409)
         return _text(_("Cannot read volume %(name)s: %(error)s") % {"name": volume.name, "error": exc}, 502)
@@ -312,7 +310,7 @@ def _wanted_range(request: HttpRequest, info: VolumeInfo, etag: str) -> tuple[in
     header = request.headers.get("Range")
     if not header or not etag or request.headers.get("If-Range", etag) != etag:
         return None
-    return byte_range(header, info.physical or info.capacity)
+    return byte_range(header, info.file_bytes)
 
 
 async def _body(ctx: runner.JobContext, pump: _DownloadPump, volume: Volume, framed: bool) -> AsyncIterator[bytes]:

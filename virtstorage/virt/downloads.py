@@ -292,8 +292,7 @@ class VolumeReader(_RecordReader):
             if self.info.type not in ("file", "block"):
                 raise InvalidRequest(_("volume %(name)s is a %(type)s: only file and block volumes download")
                                      % {"name": name, "type": self.info.type})
-            # The file's size, not the virtual size: a qcow2 downloads as the qcow2 file it is.
-            self.length = self.info.physical or self.info.capacity
+            self.length = self.info.file_bytes
             self._set_range(offset, stop)
             self.streams = max(1, min(streams, -(-self.size // window)))
             hosts = [first] + [self._connections.enter_context(connect()) for _ in range(self.streams - 1)]

@@ -46,3 +46,9 @@ class VolumeInfo:
     backing_format: str = ""
     ctime_ns: int = 0  # the file's status-change time as libvirt saw it (0: not reported)
     xml: str = field(default="", repr=False)
+
+    @property
+    def file_bytes(self) -> int:
+        """What a download sends: the file or device's size, not the virtual size (a qcow2 downloads as the
+        qcow2 file it is); the virtual size when libvirt reports no physical size."""
+        return self.physical or self.capacity
