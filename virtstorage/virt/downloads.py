@@ -184,23 +184,21 @@ class _RecordReader:
     length: int  # the volume's bytes
     sparse: bool
     how: str  # how the bytes are read, for the job's log
-    offset = 0  # where the reading starts: a range of the volume (an HTTP Range) is [offset, stop)
-    _range_stop: int | None = None
-
-    @property
-    def stop(self) -> int:
-        return self.length if self._range_stop is None else self._range_stop
+    offset: int  # the bytes handed out are [offset, stop): the whole volume, or a range (an HTTP Range)
+    stop: int
 
     @property
     def size(self) -> int:
         """The bytes this reader hands out: the volume's, or its range's."""
         return self.stop - self.offset
 
-    def _set_range(self, offset: int, stop: int | None) -> None:
-        if not 0 <= offset <= (self.length if stop is None else stop) <= self.length:
+    def _set_range(self, offset: int = 0, stop: int | None = None) -> None:
+        """Once length is known: [offset, stop) of it (stop None: to the end)."""
+        stop = self.length if stop is None else stop
+        if not 0 <= offset <= stop <= self.length:
             raise InvalidRequest(_("the range %(offset)s-%(stop)s is not within the volume's %(length)s bytes")
                                  % {"offset": offset, "stop": stop, "length": self.length})
-        self.offset, self._range_stop = offset, stop
+        self.offset, self.stop = offset, stop
 
     def __init__(self) -> None:
         self.done = 0  # bytes of the volume handed out, holes included
@@ -429,6 +427,7 @@ class FedReader(_RecordReader):
                  *, sparse: bool = False) -> None:
         super().__init__()
         self.length, self.how, self.sparse = length, how, sparse
+        self._set_range()
         self._next_from, self._stop = next_from, stop
 
     def _next(self) -> Record | None:
