@@ -23,6 +23,7 @@ from virtstorage.virt.volumes import wipe_algorithms
 from . import tasks
 from .forms import VolumeCloneForm, VolumeCreateForm, VolumeDeleteForm, VolumeResizeForm, VolumeWipeForm
 from .models import Volume
+from .quota import launch_fields
 
 # What each operation needs of the user (accounts.access.NEEDS names it the same).
 ACTIONS = {"create": "create", "clone": "clone", "resize": "resize", "delete": "delete", "wipe": "wipe"}
@@ -94,9 +95,7 @@ def launch(op: str, form: forms.Form, *, user, request=None, volume: Volume | No
         volume_name = form.cleaned_data["name"]
     else:
         pool, volume_name = volume.pool, volume.name
-    charge = getattr(form, "charge", None)  # what it adds to a team's quota: held at the launch
-    params = {**operation.params(form), **(charge.job_params() if charge else {})}
+    charged = launch_fields(operation.params(form), getattr(form, "charge", None))  # a team's quota, held
     return launch_job(operation.task, kind=op, user=user, request=request, host=pool.host, pool=pool,
-                      volume_name=volume_name, params=params, cancellable=operation.cancellable,
-                      target_pool=target_pool, target_volume_name=target_volume_name,
-                      hold=charge.hold if charge else None)
+                      volume_name=volume_name, cancellable=operation.cancellable,
+                      target_pool=target_pool, target_volume_name=target_volume_name, **charged)

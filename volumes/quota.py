@@ -170,6 +170,14 @@ class Charge:
                                                   "capacity": self.capacity, "allocation": self.allocation}}
 
 
+def launch_fields(params: dict, charge: Charge | None) -> dict:
+    """jobs.runner.launch's params and hold for a job that makes or grows a volume: what the charge adds to the
+    params (its team, its reservation), and its check under the grant's lock. No charge: the params alone."""
+    if charge is None:
+        return {"params": params}
+    return {"params": {**params, **charge.job_params()}, "hold": charge.hold}
+
+
 class ChargedForm(forms.Form):
     """A form that makes a volume for a team: its "team" field and, once clean, its Charge (``self.charge``).
 

@@ -97,8 +97,7 @@ class ConvertForm(_NewVolumeForm, ChargedForm):
         return data
 
     def job_params(self) -> dict:
-        return {**super().job_params(), "target_pool": self.cleaned_data["target_pool"].name,
-                **self.charge.job_params()}
+        return {**super().job_params(), "target_pool": self.cleaned_data["target_pool"].name}
 
 
 class ImportForm(_NewVolumeForm):

@@ -13,6 +13,7 @@ from pools.models import StoragePool
 
 from . import image_files, tools_tasks
 from .models import Volume
+from .quota import launch_fields
 from .tools_forms import ConvertForm, ImportForm
 
 
@@ -46,9 +47,9 @@ def check_job(volume: Volume) -> dict:
 def convert_job(volume: Volume, form: ConvertForm) -> dict:
     """Convert the volume into the new volume a valid ConvertForm names (held busy while the job writes it)."""
     return {"task": tools_tasks.convert_volume_job, "kind": "convert", "host": volume.pool.host,
-            "pool": volume.pool, "volume_name": volume.name, "params": form.job_params(), "cancellable": True,
+            "pool": volume.pool, "volume_name": volume.name, "cancellable": True,
             "target_pool": form.cleaned_data["target_pool"], "target_volume_name": form.cleaned_data["name"],
-            "hold": form.charge.hold}
+            **launch_fields(form.job_params(), form.charge)}
 
 
 def import_job(pool: StoragePool, form: ImportForm) -> dict:
