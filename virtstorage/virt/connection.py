@@ -202,8 +202,17 @@ class LibvirtHost:
             return self.raw_pool(pool_name).storageVolLookupByName(name)
 
     def pools(self) -> list[PoolInfo]:
+        """Every pool on the host, less those gone between the listing and the lookup (another client's
+        undefine, a transient pool stopped): one vanished pool must not fail the whole host's listing."""
         with translated():
-            return [self._pool_info(p) for p in self._conn.listAllStoragePools()]
+            listed = self._conn.listAllStoragePools()
+        found = []
+        for pool in listed:
+            try:
+                found.append(self._pool_info(pool))
+            except ObjectNotFound:
+                continue
+        return found
 
     def pool(self, name: str) -> PoolInfo:
         return self._pool_info(self.raw_pool(name))
