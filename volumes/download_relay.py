@@ -2,12 +2,12 @@
 
 A worker beside a remote host reads the volume's file in place (LIBVIRT_HOSTS_HERE, direct file I/O), where a web
 server would pull every byte through libvirt's remote protocol. For such a host (settings.DOWNLOAD_RELAY, as
-UPLOAD_RELAY: hosts that name a queue) the download view, once it has checked the user and started the download
-job, sends ``relay_download`` to the host's transfers queue and reads what the task answers: first a head on a
-Redis list (the volume's length and how it is read, or why it cannot be: the image check and the libvirt errors the
-view would have met itself), then the volume's records in order on a Redis stream (data, holes, then an end or an
-error). The task checks and reads as the view would (safety.verify, downloads.open_reader); the view turns the
-records into the same response (downloads.FedReader), so plain, sparse and framed downloads all work.
+UPLOAD_RELAY: hosts that name a queue) the download view, once it has checked the user and started the download job,
+sends ``relay_download`` to the host's transfers queue and reads what the task answers: first a head on a Redis list
+(the volume's length and how it is read, or why it cannot be: the image check and the libvirt errors the view would
+have met itself), then the volume's records in order on a Redis stream (data, holes, then an end or an error). The
+task checks and reads as the view would (download_reader.open_checked, the range asked for included); the view turns
+the records into the same response (downloads.FedReader), so plain, sparse and framed downloads all work.
 
 Memory stays bounded: at most DOWNLOAD_RELAY_BUFFER_BYTES of a download wait in Redis, the task waiting for the
 web to take some. The task stops when the web says so (a stop key: the client left, the job ended) or when nothing
@@ -18,7 +18,6 @@ DOWNLOAD_IDLE_SECONDS (the worker died), and the download job fails with that re
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import socket
 import time
@@ -36,10 +35,11 @@ from django.utils.translation import gettext as _
 from hosts.models import Host
 from jobs import progress
 from jobs.runner import transfer_queue
-from virtstorage.virt import OperationFailed, VirtError, downloads, open_host
+from virtstorage.virt import OperationFailed, VirtError, downloads
 from virtstorage.virt.imagecheck import UnsafeImage
 
-from . import relay, safety
+from . import relay
+from .download_reader import Unsatisfiable, open_checked
 
 HOLE_COST = 16  # what a hole record counts against the buffer: its bytes are not sent
 TAKE_ENTRIES = 8  # entries the web takes per read of the stream
@@ -60,16 +60,19 @@ class _Keys:
 
 # -- The web's end ---------------------------------------------------------------------------
 
-def open_reader(volume: Any, *, sparse: bool, language: str) -> downloads.FedReader:
-    """A reader of the volume's records as the host's worker reads and sends them. Raises UnsafeImage or VirtError
-    as reading here would (the worker's image check, libvirt's errors), or OperationFailed when no worker of the
-    host's queue answers within DOWNLOAD_RELAY_WAIT_SECONDS."""
+def open_reader(volume: Any, *, sparse: bool, framed: bool, language: str, range_header: str | None = None,
+                if_range: str | None = None) -> tuple[downloads.FedReader, str]:
+    """A reader of the volume's records (of the range asked for, if any) as the host's worker reads and sends
+    them, and the ETag (download_reader.open_checked, there). Raises UnsafeImage, VirtError or Unsatisfiable as
+    reading here would, or OperationFailed when no worker of the host's queue answers within
+    DOWNLOAD_RELAY_WAIT_SECONDS."""
     host, relay_id = volume.pool.host, uuid.uuid4().hex
     keys, client = _Keys(relay_id), progress.client()
     wait = settings.DOWNLOAD_RELAY_WAIT_SECONDS
+    how = {"framed": framed, "range_header": range_header, "if_range": if_range}
     try:
         relay_download.apply_async(args=[relay_id, host.pk, volume.pool.name, volume.name, sparse, language],
-                                   queue=transfer_queue(host), expires=wait, retry=False)
+                                   kwargs=how, queue=transfer_queue(host), expires=wait, retry=False)
         answer = client.blpop([keys.head], timeout=wait)
     except (redis.RedisError, OSError) as exc:
         raise OperationFailed(_("Redis, which carries downloads from the host's worker, is not answering "
@@ -80,10 +83,14 @@ def open_reader(volume: Any, *, sparse: bool, language: str) -> downloads.FedRea
                                 "beside the host (see the README), or empty the host's queue name.")
                               % {"host": host.name, "queue": transfer_queue(host), "seconds": wait})
     head = json.loads(answer[1])
+    if "unsatisfiable" in head:
+        raise Unsatisfiable(head["unsatisfiable"])
     if "error" in head:
         raise (UnsafeImage if head.get("unsafe") else OperationFailed)(head["error"])
     taker = _Taker(keys, client)
-    return downloads.FedReader(head["length"], head["how"], taker.next_record, taker.stop, sparse=sparse)
+    reader = downloads.FedReader(head["length"], head["how"], taker.next_record, taker.stop, sparse=sparse,
+                                 offset=head["offset"], end=head["stop"])
+    return reader, head["etag"]
 
 
 class _Taker:
@@ -195,28 +202,31 @@ class _Sender:
 
 
 @shared_task(name="volumes.download_relay.relay_download", ignore_result=True, acks_late=False)
-def relay_download(relay_id: str, host_id: int, pool_name: str, name: str, sparse: bool, language: str) -> None:
-    """Read the volume here (checked first, as every operation is) and send its records to the web's download."""
+def relay_download(relay_id: str, host_id: int, pool_name: str, name: str, sparse: bool, language: str,
+                   **how: Any) -> None:
+    """Read the volume here (checked first, as every operation is) and send its records to the web's download;
+    how: download_reader.open_checked's framed, range_header and if_range (a web from before ranges sends none:
+    the whole volume)."""
     sender = _Sender(relay_id)
     try:
         with translation.override(language):
-            _relay(sender, host_id, pool_name, name, sparse)
+            _relay(sender, host_id, pool_name, name, {"sparse": sparse, **how})
     finally:
         db_connection.close()
 
 
-def _relay(sender: _Sender, host_id: int, pool_name: str, name: str, sparse: bool) -> None:
+def _relay(sender: _Sender, host_id: int, pool_name: str, name: str, how: dict[str, Any]) -> None:
     host = Host.objects.get(pk=host_id)
-    connect = functools.partial(open_host, host.uri, shared=False)
     try:
-        with connect() as lv:
-            safety.verify(host, lv, pool_name, name)
-        reader = downloads.open_reader(connect, pool_name, name, sparse=sparse, direct=host.direct_io)
+        reader, etag = open_checked(host, pool_name, name, **how)
+    except Unsatisfiable as exc:
+        sender.head({"unsatisfiable": exc.length})
+        return
     except (UnsafeImage, VirtError) as exc:
         sender.head({"error": str(exc), "unsafe": isinstance(exc, UnsafeImage)})
         return
     try:
-        sender.head({"length": reader.length,
+        sender.head({"length": reader.length, "offset": reader.offset, "stop": reader.stop, "etag": etag,
                      "how": _("%(how)s, by the host's worker on %(machine)s through the relay")
                      % {"how": reader.how, "machine": socket.gethostname()}})
         sender.send(reader)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -22,12 +21,12 @@ from accounts.roles import is_member
 from accounts.tokens import accepts_token
 from jobs import runner
 from jobs.models import Job
-from virtstorage.virt import VirtError, downloads, open_host, sparse_format
+from virtstorage.virt import VirtError, downloads, sparse_format
 from virtstorage.virt.imagecheck import UnsafeImage
-from virtstorage.virt.types import VolumeInfo
 from virtstorage.virt.units import binary_size
 
-from . import download_relay, safety
+from . import download_relay
+from .download_reader import Unsatisfiable, open_checked
 from .models import Volume
 
 DOWNLOAD_REPORT_SECONDS = 0.2
@@ -56,46 +55,12 @@ def _downloadable(user, pk: int) -> Volume:
     return volume
 
 
-def _verify(volume: Volume) -> VolumeInfo:
-    """The image check every operation makes (volumes/safety.py), in a thread of its own: libvirt's view."""
+def _open_here(volume: Volume, **how) -> tuple[downloads.Reader, str]:
+    """download_reader.open_checked in a thread of its own, whose database connection it closes."""
     try:
-        with open_host(volume.pool.host.uri) as lv:
-            return safety.verify(volume.pool.host, lv, volume.pool.name, volume.name)
+        return open_checked(volume.pool.host, volume.pool.name, volume.name, **how)
     finally:
-        db_connection.close()  # this thread's own connection
-
-
-class Unsatisfiable(Exception):
-    """The Range asked for lies past the volume's end (416)."""
-
-
-def byte_range(header: str, length: int) -> tuple[int, int] | None:
-    """[start, stop) of a single-range ``Range: bytes=…`` header (RFC 9110 14.2: first-last, first-, -suffix),
-    within length bytes; None to send the whole volume (no header, another unit, several ranges, or a header
-    this cannot read, which a server may ignore). Unsatisfiable when the range starts past the end."""
-    unit, _eq, spec = header.strip().partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash or not (first or last) or not all(part.isdigit() for part in (first, last) if part):
-        return None
-    if not first:  # the last N bytes
-        if int(last) == 0:
-            raise Unsatisfiable
-        return max(0, length - int(last)), length
-    start = int(first)
-    if last and int(last) < start:
-        return None
-    if start >= length:
-        raise Unsatisfiable
-    return start, min(length, int(last) + 1) if last else length
-
-
-def validator(info: VolumeInfo) -> str:
-    """The volume's strong ETag, from its file's status-change time (to the nanosecond: it moves with every
-    write) and its size: an If-Range with it resumes a download only of the same bytes. "" when libvirt reports
-    no such time."""
-    return f'"{info.ctime_ns:x}-{info.file_bytes:x}"' if info.ctime_ns else ""
+        db_connection.close()
 
 
 def _cancel_requested(job: Job) -> bool:
@@ -261,25 +226,20 @@ async def _open_reader(ctx: runner.JobContext, volume: Volume, request: HttpRequ
                        framed: bool) -> tuple[downloads.Reader, str] | HttpResponse:
     """The volume's reader (of the range the request asks for, if any) and its ETag, after the image check, with
     the job's log saying how it reads; else the refusal."""
-    etag = ""
+    how = {"sparse": sparse, "framed": framed, "range_header": request.headers.get("Range"),
+           "if_range": request.headers.get("If-Range")}
     try:
-        if download_relay.relayed(volume.pool):  # the host's own worker checks and reads it (no ranges)
-            reader = await asyncio.to_thread(download_relay.open_reader, volume, sparse=sparse,
-                                             language=translation.get_language())
+        if download_relay.relayed(volume.pool):  # the host's own worker checks and reads it
+            reader, etag = await asyncio.to_thread(download_relay.open_reader, volume,
+                                                   language=translation.get_language(), **how)
         else:
-            # Dedicated connections (one per stream): the streams are this request's alone, and end with it.
-            connect = functools.partial(open_host, volume.pool.host.uri, shared=False)
-            info = await asyncio.to_thread(_verify, volume)
-            etag = "" if framed else validator(info)
-            part = _wanted_range(request, info, etag)
-            reader = await asyncio.to_thread(downloads.open_reader, connect, volume.pool.name, volume.name,
-                                             sparse=sparse, direct=volume.pool.host.direct_io,
-                                             **({"offset": part[0], "stop": part[1]} if part else {}))
+            reader, etag = await asyncio.to_thread(_open_here, volume, **how)
     except (UnsafeImage, VirtError, Unsatisfiable) as exc:
-        await sync_to_async(runner.finish_inline)(ctx, Job.State.FAILED, error=str(exc) or _(
-            "The range asked for starts past the volume's end."))
-        if isinstance(exc, Unsatisfiable):
-            return HttpResponse(status=416, headers={"Content-Range": f"bytes */{info.file_bytes}"})
+        unsatisfiable = isinstance(exc, Unsatisfiable)
+        await sync_to_async(runner.finish_inline)(ctx, Job.State.FAILED, error=_(
+            "The range asked for starts past the volume's end.") if unsatisfiable else str(exc))
+        if unsatisfiable:
+            return HttpResponse(status=416, headers={"Content-Range": f"bytes */{exc.length}"})
         if isinstance(exc, UnsafeImage):
             return _text(_("Refused: %(reason)s") % {"reason": exc}, 409)
         return _text(_("Cannot read volume %(name)s: %(error)s") % {"name": volume.name, "error": exc}, 502)
@@ -301,16 +261,6 @@ def _sending(reader: downloads.Reader, sparse: bool, username: str) -> str:
         sending = _("Sending %(size)s to %(user)s, read %(how)s")
     return sending % {"size": binary_size(reader.size), "user": username, "how": reader.how,
                       "first": reader.offset, "last": reader.stop - 1, "length": binary_size(reader.length)}
-
-
-def _wanted_range(request: HttpRequest, info: VolumeInfo, etag: str) -> tuple[int, int] | None:
-    """The Range to send, or None for the whole volume: none is asked, or an If-Range names other bytes (the
-    volume changed since the first part: resuming would splice two versions), or the framed format is asked
-    (no ETag then: its frames are not the volume's bytes)."""
-    header = request.headers.get("Range")
-    if not header or not etag or request.headers.get("If-Range", etag) != etag:
-        return None
-    return byte_range(header, info.file_bytes)
 
 
 async def _body(ctx: runner.JobContext, pump: _DownloadPump, volume: Volume, framed: bool) -> AsyncIterator[bytes]:

@@ -5,11 +5,13 @@ the end is a 416. Real libvirtd, the ASGI server over HTTP."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import virsh, wait_for_job
-from volumes.download_view import Unsatisfiable, byte_range
+from tests.conftest import assert_moved_by, virsh, wait_for_job
+from volumes.download_reader import Unsatisfiable, byte_range
 from volumes.models import Volume
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,49 +32,59 @@ def test_the_range_header_is_read_as_rfc_9110_says():
             byte_range(past, 1000)
 
 
-def _file_bytes(scratch, name: str, start: int, stop: int) -> bytes:
-    with open(scratch.path / name, "rb") as f:
-        f.seek(start)
-        return f.read(stop - start)
-
-
-def test_a_download_resumes_from_where_it_stopped(api, synced, io_path):
-    from jobs.models import Job
-
-    pool, scratch = synced
-    name = "ranged.img"
+def write_ranged_volume(scratch, name: str) -> Path:
+    """An 8 MiB raw volume of data, a hole, then data, in the scratch pool; its file."""
     scratch.create_volume(name, "8M", "raw")
-    with open(scratch.path / name, "r+b") as f:  # data, a hole, data
+    path = scratch.path / name
+    with open(path, "r+b") as f:
         f.write(hashlib.sha256(b"a").digest() * 40000)
         f.seek(6 * MiB)
         f.write(b"\x7f" * MiB)
-    from inventory.sync import sync_host
+    virsh("pool-refresh", scratch.name)
+    return path
 
-    assert sync_host(pool.host, pool_names=[scratch.name]) is not None
-    volume = Volume.objects.get(pool=pool, name=name)
-    url = f"/volumes/{volume.pk}/download"
-    whole = api.http.get(url)
+
+def assert_a_download_resumes(http, url: str, path: Path, change: Callable[[], None]):
+    """The download at url of the volume whose file is path: whole with an ETag, then resumed in its hole, a middle
+    range (the job's log names it), a range past the end (416), and after change() rewrites the volume (zeros) a
+    resume with the old ETag gets the whole new volume. Returns the middle range's job."""
+    from jobs.models import Job
+
+    whole = http.get(url)
     assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes", whole.headers
     etag = whole.headers["etag"]
-    assert whole.content == _file_bytes(scratch, name, 0, 8 * MiB)
+    assert whole.content == path.read_bytes()
 
     start = 3 * MiB + 12345  # resumed in the hole, up to data
-    part = api.http.get(url, headers={"Range": f"bytes={start}-", "If-Range": etag})
+    part = http.get(url, headers={"Range": f"bytes={start}-", "If-Range": etag})
     assert part.status_code == 206, part.text[:300]
     assert part.headers["content-range"] == f"bytes {start}-{8 * MiB - 1}/{8 * MiB}"
     assert int(part.headers["content-length"]) == 8 * MiB - start
     assert whole.content[:start] + part.content == whole.content
-    middle = api.http.get(url, headers={"Range": "bytes=1000-1999"})
+    middle = http.get(url, headers={"Range": "bytes=1000-1999"})
     assert middle.status_code == 206 and middle.content == whole.content[1000:2000]
-    job = wait_for_job(Job.objects.filter(kind="download").order_by("-pk").first().pk, timeout=30)
-    assert job.state == "succeeded" and "Sending bytes 1000 to 1999" in job.log, job.log
+    job = wait_for_job(int(middle.headers["x-job-id"]), timeout=30)
+    assert job.state == Job.State.SUCCEEDED and "Sending bytes 1000 to 1999" in job.log, job.log
 
-    assert api.http.get(url, headers={"Range": f"bytes={8 * MiB}-"}).status_code == 416
-    # The volume changes: its ETag does, and a resume with the old one gets the whole new volume
-    virsh("vol-wipe", "--pool", scratch.name, name)
-    changed = api.http.get(url, headers={"Range": "bytes=0-9", "If-Range": etag})
+    past = http.get(url, headers={"Range": f"bytes={8 * MiB}-"})
+    assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{8 * MiB}", past.headers
+    change()
+    changed = http.get(url, headers={"Range": "bytes=0-9", "If-Range": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag
     assert changed.content == bytes(8 * MiB)
+    return job
+
+
+def test_a_download_resumes_from_where_it_stopped(api, synced, io_path):
+    from inventory.sync import sync_host
+
+    pool, scratch = synced
+    path = write_ranged_volume(scratch, "ranged.img")
+    assert sync_host(pool.host, pool_names=[scratch.name]) is not None
+    volume = Volume.objects.get(pool=pool, name="ranged.img")
+    job = assert_a_download_resumes(api.http, f"/volumes/{volume.pk}/download", path,
+                                    lambda: virsh("vol-wipe", "--pool", scratch.name, "ranged.img"))
+    assert_moved_by(job, io_path)
 
 
 def test_the_framed_format_sends_the_whole_volume_and_offers_no_ranges(api, synced):

@@ -21,11 +21,13 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
+from inventory.sync import sync_host
 from jobs import progress
 from jobs.models import Job
 from jobs.progress import client as redis_client
 from tests.conftest import TEST_QUEUE, AsgiServer, CeleryWorker, _free_port, virsh, wait_for, wait_for_job
 from tests.volumes.conftest import Api
+from tests.volumes.test_download_ranges import assert_a_download_resumes, write_ranged_volume
 from tests.volumes.test_upload_download import disk_usage_bytes, make_sparse_file, sha256_file
 from volumes import relay
 from volumes.models import Upload
@@ -397,6 +399,22 @@ def test_a_download_from_a_host_with_its_worker_beside_it_is_read_there(relay_ap
     data = sum(f.length for f in frames if f.kind == sparse_format.DATA)
     assert 3 * MiB <= data <= 4 * MiB + 64 * 1024  # only the data crossed, holes as hole frames
     assert libvirt_over_tcp.connections == before, "nothing went through the host's remote URI"
+    assert wait_for(lambda: not _relay_keys(), timeout=10, message=f"the relay's keys to go: {_relay_keys()}")
+
+
+def test_a_relayed_download_resumes_too(relay_api, remote_pool, beside):
+    """The host's worker takes the Range and If-Range with its task: 206 from where the client stopped, 416 past
+    the end, the whole new volume once the old ETag no longer holds."""
+    from volumes.models import Volume
+
+    pool, scratch = remote_pool
+    _own_queue(pool, BESIDE_QUEUE)
+    path = write_ranged_volume(scratch, "ranged.img")
+    assert sync_host(pool.host, pool_names=[scratch.name]) is not None
+    volume = Volume.objects.get(pool=pool, name="ranged.img")
+    job = assert_a_download_resumes(relay_api.http, f"/volumes/{volume.pk}/download", path,
+                                    lambda: virsh("vol-wipe", "--pool", scratch.name, "ranged.img"))
+    assert "through the relay" in job.log, job.log
     assert wait_for(lambda: not _relay_keys(), timeout=10, message=f"the relay's keys to go: {_relay_keys()}")
 
 

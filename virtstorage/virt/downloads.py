@@ -424,10 +424,11 @@ class FedReader(_RecordReader):
     once, by the first close()."""
 
     def __init__(self, length: int, how: str, next_from: Callable[[], Record | None], stop: Callable[[], None],
-                 *, sparse: bool = False) -> None:
+                 *, sparse: bool = False, offset: int = 0, end: int | None = None) -> None:
+        """offset and end: the range [offset, end) of the volume's length bytes that next_from gives."""
         super().__init__()
         self.length, self.how, self.sparse = length, how, sparse
-        self._set_range()
+        self._set_range(offset, end)
         self._next_from, self._stop = next_from, stop
 
     def _next(self) -> Record | None:
