@@ -6,6 +6,9 @@ No libvirt call happens here: the job does the work and refreshes the inventory.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -16,7 +19,7 @@ from django.views.decorators.http import require_GET
 from accounts import access
 from accounts.roles import member_required
 from jobs.models import Job
-from jobs.runner import JobError, launch
+from jobs.runner import JobError
 from pools.models import StoragePool
 
 from . import operations
@@ -37,10 +40,11 @@ def _pool(request: HttpRequest, pk: int, action: str) -> StoragePool:
     return pool
 
 
-def _start(request: HttpRequest, form: forms.Form, task, **job) -> Job | None:
-    """Launch the job; a refusal (queue down, volume busy) becomes a form error and nothing is lost."""
+def _start(request: HttpRequest, form: forms.Form, launcher: Callable[..., Job]) -> Job | None:
+    """The job launcher(user=, request=) makes (operations.launch or tools_ops.start, its arguments bound); a
+    refusal (queue down, volume busy, a team's quota now full) becomes a form error and nothing is lost."""
     try:
-        started = launch(task, user=request.user, request=request, **job)
+        started = launcher(user=request.user, request=request)
     except JobError as exc:
         form.add_error(None, str(exc))
         return None
@@ -71,24 +75,13 @@ def backing_options(request: HttpRequest, pool_pk: int) -> HttpResponse:
                   {"options": options[:BACKING_OPTIONS], "query": query, "more": len(options) > BACKING_OPTIONS})
 
 
-def _launched(request: HttpRequest, op: str, form: forms.Form, **where) -> Job | None:
-    """The operation's job (operations.launch); a refusal (queue down, volume busy) becomes a form error."""
-    try:
-        job = operations.launch(op, form, user=request.user, request=request, **where)
-    except JobError as exc:
-        form.add_error(None, str(exc))
-        return None
-    for warning in getattr(form, "warnings", []):
-        messages.warning(request, warning)
-    return job
-
-
 @member_required
 def volume_create(request: HttpRequest, pool_pk: int) -> HttpResponse:
     pool = _pool(request, pool_pk, "create")
     form = operations.bind("create", request.POST or None, user=request.user, pool=pool)
-    if request.method == "POST" and form.is_valid() and (job := _launched(request, "create", form, pool=pool)):
-        return redirect(job)
+    if request.method == "POST" and form.is_valid():
+        if job := _start(request, form, functools.partial(operations.launch, "create", form, pool=pool)):
+            return redirect(job)
     return _page(request, "create", form, pool)
 
 
@@ -97,8 +90,9 @@ def _volume_op(request: HttpRequest, op: str, pk: int) -> HttpResponse:
     volume = _volume(request, pk, operations.ACTIONS[op])
     choices = operations.wipe_choices(volume) if op == "wipe" else None
     form = operations.bind(op, request.POST or None, user=request.user, volume=volume, choices=choices)
-    if request.method == "POST" and form.is_valid() and (job := _launched(request, op, form, volume=volume)):
-        return redirect(job)
+    if request.method == "POST" and form.is_valid():
+        if job := _start(request, form, functools.partial(operations.launch, op, form, volume=volume)):
+            return redirect(job)
     return _page(request, op, form, volume.pool, volume, **({"choices": choices} if op == "wipe" else {}))
 
 

@@ -7,6 +7,8 @@ runs qemu-img or asks libvirt itself. Info, check, convert and import are jobs (
 
 from __future__ import annotations
 
+import functools
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -106,7 +108,7 @@ def image_convert(request: HttpRequest, pk: int) -> HttpResponse:
     volume = _volume(request, pk, "clone")
     form = ConvertForm(request.POST or None, volume=volume, user=request.user)
     if request.method == "POST" and form.is_valid():
-        job = _start(request, form, **tools_ops.convert_job(volume, form))
+        job = _start(request, form, functools.partial(tools_ops.start, tools_ops.convert_job(volume, form)))
         if job:
             return redirect(job)
     return render(request, "volumes/image_tool.html", {"op": "convert", "form": form, "volume": volume,
@@ -119,7 +121,7 @@ def image_import(request: HttpRequest, pool_pk: int) -> HttpResponse:
     pool = _pool(request, pool_pk, "manage")
     form = ImportForm(request.POST or None, pool=pool)
     if request.method == "POST" and form.is_valid():
-        job = _start(request, form, **tools_ops.import_job(pool, form))
+        job = _start(request, form, functools.partial(tools_ops.start, tools_ops.import_job(pool, form)))
         if job:
             return redirect(job)
     return render(request, "volumes/image_tool.html", {"op": "import", "form": form, "pool": pool,
