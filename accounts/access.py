@@ -61,7 +61,11 @@ def pool_ids(user: User) -> QuerySet | None:
     if not user.is_authenticated:
         return Membership.objects.none().values("team_id")
     teams = Membership.objects.filter(user=user)
-    if teams.filter(team__all_pools=True).exists():
+    # Asked once per user object (a request's): a page often filters several querysets (the volume, the pool
+    # choices), as role() remembers its answers.
+    if "_virtstorage_all_pools" not in user.__dict__:
+        user.__dict__["_virtstorage_all_pools"] = teams.filter(team__all_pools=True).exists()
+    if user.__dict__["_virtstorage_all_pools"]:
         return None
     return teams.filter(team__grants__isnull=False).values("team__grants__pool_id")
 
