@@ -7,6 +7,7 @@ connection it runs on) and refreshes the inventory of the volumes it may have ch
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,12 +18,15 @@ from django.utils.translation import gettext as _
 from accounts.models import Team
 from hosts.signals import resync
 from jobs.runner import JobContext, job_task
+from pools.models import StoragePool
 from virtstorage.virt import LibvirtHost, open_host
 from virtstorage.virt import volumes as ops
 from virtstorage.virt.units import binary_size
 
 from . import safety
 from .models import Volume, in_use_refusal
+
+log = logging.getLogger(__name__)
 
 
 class VolumeInUse(Exception):
@@ -56,10 +60,25 @@ def lead_to_volume(ctx: JobContext, pool_pk: int | None, name: str) -> None:
     if pool_pk is None:
         return
     ctx.leads_to(reverse("volumes:by_name", args=[pool_pk, name]))
-    if team := ctx.params.get("team"):
-        # the team's id if it still exists (a subquery: NULL when it was removed meanwhile)
-        Volume.objects.filter(pool_id=pool_pk, name=name).update(team_id=Subquery(Team.objects.filter(pk=team)
-                                                                                  .values("pk")))
+    if not (team := ctx.params.get("team")) or _set_team(pool_pk, name, team):
+        return
+    # The job's sync missed the volume (libvirt or the database failed it for a moment): once more, or the volume
+    # would count against no quota.
+    pool = StoragePool.objects.select_related("host").get(pk=pool_pk)
+    try:
+        resync(pool.host, volumes=[(pool.name, name)])
+    except Exception:  # noqa: BLE001 - the volume is made: the job says what is left to do instead of failing
+        log.exception("sync of %s/%s for its team", pool.name, name)
+    if not _set_team(pool_pk, name, team):
+        ctx.log_line(_("The inventory does not list %(pool)s/%(name)s yet: once a sync finds it, an admin says "
+                       "on its page which team it belongs to.") % {"pool": pool.name, "name": name})
+
+
+def _set_team(pool_pk: int, name: str, team: int) -> bool:
+    """The volume's row records the team's id if the team still exists (a subquery: NULL when it was removed
+    meanwhile); False when there is no row."""
+    return bool(Volume.objects.filter(pool_id=pool_pk, name=name).update(
+        team_id=Subquery(Team.objects.filter(pk=team).values("pk"))))
 
 
 def sync_step(volumes: tuple[tuple[str, str], ...] | list[tuple[str, str]], *, vms: bool = False) -> str:
