@@ -89,7 +89,7 @@ def open_reader(volume: Any, *, sparse: bool, framed: bool, language: str, range
         raise (UnsafeImage if head.get("unsafe") else OperationFailed)(head["error"])
     taker = _Taker(keys, client)
     reader = downloads.FedReader(head["length"], head["how"], taker.next_record, taker.stop, sparse=sparse,
-                                 offset=head["offset"], end=head["stop"])
+                                 offset=head["offset"], stop=head["stop"])
     return reader, head["etag"]
 
 

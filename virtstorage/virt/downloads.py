@@ -420,16 +420,15 @@ class LocalVolumeReader(_RecordReader):
 class FedReader(_RecordReader):
     """Records read somewhere else and handed in here: a worker beside a remote host reads the volume
     (volumes/download_relay.py) and this process sends it. next_from() gives the next Data or Hole
-    record in volume order, None at the end (or raises what stopped the reading); stop() is called
-    once, by the first close()."""
+    record of [offset, stop) in volume order, None at the end (or raises what stopped the reading);
+    on_close() is called once, by the first close()."""
 
-    def __init__(self, length: int, how: str, next_from: Callable[[], Record | None], stop: Callable[[], None],
-                 *, sparse: bool = False, offset: int = 0, end: int | None = None) -> None:
-        """offset and end: the range [offset, end) of the volume's length bytes that next_from gives."""
+    def __init__(self, length: int, how: str, next_from: Callable[[], Record | None], on_close: Callable[[], None],
+                 *, sparse: bool = False, offset: int = 0, stop: int | None = None) -> None:
         super().__init__()
         self.length, self.how, self.sparse = length, how, sparse
-        self._set_range(offset, end)
-        self._next_from, self._stop = next_from, stop
+        self._set_range(offset, stop)
+        self._next_from, self._on_close = next_from, on_close
 
     def _next(self) -> Record | None:
         return self._next_from()
@@ -437,7 +436,7 @@ class FedReader(_RecordReader):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._stop()
+            self._on_close()
 
 
 Reader = VolumeReader | LocalVolumeReader | FedReader
