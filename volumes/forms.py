@@ -273,7 +273,6 @@ class VolumeResizeForm(_PolicyMixin, forms.Form):
         self.volume = volume
         self.warnings = []
         self.shrinking = False
-        self.charge = None
         if volume.format != "raw":  # offered off, and why; a request that asks anyway is refused in clean()
             self.fields["allocate"].widget.attrs["disabled"] = True
             self.fields["allocate"].help_text = _("This volume is %(format)s: its new space is allocated as the "
