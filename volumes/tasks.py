@@ -64,14 +64,14 @@ def lead_to_volume(ctx: JobContext, pool_pk: int | None, name: str) -> None:
         return
     # The job's sync missed the volume (libvirt or the database failed it for a moment): once more, or the volume
     # would count against no quota.
-    pool = StoragePool.objects.select_related("host").get(pk=pool_pk)
+    pool_name = StoragePool.objects.values_list("name", flat=True).get(pk=pool_pk)  # a pool of the job's host
     try:
-        resync(pool.host, volumes=[(pool.name, name)])
+        resync(ctx.host, volumes=[(pool_name, name)])
     except Exception:  # noqa: BLE001 - the volume is made: the job says what is left to do instead of failing
-        log.exception("sync of %s/%s for its team", pool.name, name)
+        log.exception("sync of %s/%s for its team", pool_name, name)
     if not _set_team(pool_pk, name, team):
         ctx.log_line(_("The inventory does not list %(pool)s/%(name)s yet: once a sync finds it, an admin says "
-                       "on its page which team it belongs to.") % {"pool": pool.name, "name": name})
+                       "on its page which team it belongs to.") % {"pool": pool_name, "name": name})
 
 
 def _set_team(pool_pk: int, name: str, team: int) -> bool:
